@@ -1,0 +1,131 @@
+/**
+ * The lab's configuration after loading and validation (see load.ts): YAML keys in the seed's
+ * snake_case vocabulary become camelCase here, relative paths are absolute, secrets are Secret,
+ * referenced files (inventory, vpn, hypervisor networks/domains, installer configs) are loaded.
+ */
+import type { Secret } from "../secret";
+
+export interface PowerConfig {
+  /** How the host is rebooted so that it network-boots. Only "ssh" (run `reboot`) for now. */
+  type: "ssh";
+  user: string;
+  port: number;
+  /** Private key for the SSH login. */
+  key: Secret;
+  /**
+   * Expected host key, as OpenSSH prints it (`SHA256:…` fingerprint). When absent the key seen
+   * first is recorded on the host and required afterwards (see docs/configuration.md).
+   */
+  hostKey: string | null;
+  /** Seconds to wait for the SSH login and the command. */
+  timeoutSeconds: number;
+}
+
+export interface InventoryHost {
+  /** Dashboard resource id (string form of the YAML key). */
+  resourceId: string;
+  /** FOG host name. */
+  name: string;
+  /** Static address of the host; overrides what FOG knows. */
+  address: string | null;
+  /** Per-host power settings; merged over the lab default in pharos.yaml. */
+  power: Partial<PowerConfig> | null;
+}
+
+export interface Inventory {
+  file: string;
+  hosts: InventoryHost[];
+}
+
+export interface FogConfig {
+  /** Web root of the FOG server, always ending with "/" (e.g. http://fog.example.org/fog/). */
+  server: string;
+  apiKey: Secret;
+  userKey: Secret;
+  imageId: number;
+  /** Seconds between two looks at task/current while imaging (default 15). */
+  pollSeconds: number;
+  /** Imaging deadline in seconds, from task creation (default 3600). */
+  imagingTimeoutSeconds: number;
+  /** Per-request timeout in seconds (default 30). */
+  requestTimeoutSeconds: number;
+}
+
+export interface NetworkDefinition {
+  name: string;
+  brName: string;
+  brAddr: string;
+  cidr: string;
+  netmask: string;
+  dhcp: { used: boolean; rangeStart: string | null; rangeEnd: string | null };
+  forward: { used: boolean; type: string | null };
+}
+
+export interface NetworkFile {
+  file: string;
+  /** The seed's `jinja-template`: template used to render each network's libvirt XML. */
+  template: string;
+  networks: NetworkDefinition[];
+}
+
+export interface DomainDefinition {
+  name: string;
+  disk: string;
+  /** KiB, as the seed says. */
+  memory: number;
+  vcpus: number;
+  interfaces: { name: string; type: "bridge" | "network" }[];
+  iso: { used: boolean; url: string | null; location: string | null };
+}
+
+export interface DomainFile {
+  file: string;
+  template: string;
+  domains: DomainDefinition[];
+}
+
+export interface VpnConfig {
+  file: string;
+  server: string;
+  authentication: { user: string; pass: Secret };
+  directory: { root: string; user: string };
+  user: { objects: string[] };
+  database: string;
+  permanentUsers: string[];
+}
+
+export interface InstallerConfig {
+  file: string;
+  /** Installer name as the dashboard spells it, or null for "no installer". */
+  installer: string | null;
+  database: string;
+  dhcpLog: string;
+  dhcpServer: string | null;
+  fog: FogConfig;
+  loggingDir: string;
+  scenario: string | null;
+  hypervisor: { networks: NetworkFile; vms: DomainFile };
+  inventory: Inventory;
+  vpn: VpnConfig;
+}
+
+export interface PharosConfig {
+  file: string;
+  dashboard: string;
+  token: Secret;
+  /** Directory of the embedded store (dynalite, persisted). */
+  database: string;
+  /**
+   * Installer configs by the name the dashboard uses; the key `null` (YAML `null` or `none`)
+   * is used when the booking asks for no installer. Lookup is case-insensitive.
+   */
+  defaultConfigs: Map<string | null, InstallerConfig>;
+  /** Config whose image is written at release ("clean" image): default_configs' `null` entry. */
+  cleanConfig: InstallerConfig;
+  inventory: Inventory;
+  loggingDir: string;
+  /** The seed's meaning: how many times a second the dashboard is polled (0.1 → every 10 s). */
+  polling: number;
+  /** Lab-wide power defaults, merged under each inventory host's own. */
+  power: PowerConfig | null;
+}

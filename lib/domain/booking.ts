@@ -1,0 +1,74 @@
+/**
+ * A booking as LaaS keeps it. It starts as a copy of the dashboard's booking and then moves
+ * through its lifecycle; every move is a conditional write (see ports/store.ts).
+ *
+ *   scheduled → provisioning → ready → releasing → released
+ *        ↘ cancelled (vanished before it started)      any step that gives up → failed
+ */
+export const BOOKING_STATES = [
+  "scheduled",
+  "provisioning",
+  "ready",
+  "releasing",
+  "released",
+  "cancelled",
+  "failed",
+] as const;
+export type BookingState = (typeof BOOKING_STATES)[number];
+
+export type Phase = "provision" | "release";
+
+/** What the dashboard says about a booking, normalised (see ports/dashboard.ts). */
+export interface DashboardBooking {
+  /** Dashboard booking id, kept as a string: it is only ever compared and printed. */
+  id: string;
+  resourceId: string;
+  /** FOG host name, from the inventory. */
+  hostName: string;
+  start: Date;
+  end: Date;
+  /** As the dashboard spells it (e.g. "Fuel"), or null when none was chosen. */
+  installer: string | null;
+  scenario: string | null;
+  purpose: string;
+}
+
+export interface Booking {
+  id: string;
+  resourceId: string;
+  hostName: string;
+  /** ISO-8601 UTC. */
+  start: string;
+  end: string;
+  installer: string | null;
+  scenario: string | null;
+  purpose: string;
+  state: BookingState;
+  /**
+   * Which run of each phase is current. Execution names carry it, so a phase is started at most
+   * once per generation; it only grows when a stopped local listener hands its work over.
+   */
+  provisionGeneration: number;
+  releaseGeneration: number;
+  /** Set when the booking vanished from the dashboard. */
+  vanished: boolean;
+  /** Why the booking failed, for the operator and the user (never holds secrets). */
+  failure: string | null;
+  /** Short human-readable note on what is happening now ("imaging 45%"). */
+  progress: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Optimistic-locking counter: every write checks and bumps it. */
+  version: number;
+}
+
+export function executionName(bookingId: string, phase: Phase, generation: number): string {
+  // Step Functions names: 1–80 chars of [A-Za-z0-9-_]. Dashboard ids are integers, but keep the
+  // name valid whatever they are.
+  const safeId = bookingId.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 60);
+  return `booking-${safeId}-${phase}-${generation}`;
+}
+
+export function isActive(state: BookingState): boolean {
+  return state === "provisioning" || state === "ready" || state === "releasing";
+}

@@ -1,0 +1,21 @@
+/**
+ * A lab host (a FOG host name). free → claimed → in-use → cleaning → free; a host whose
+ * provisioning or release gave up after touching it is quarantined until an operator resets it.
+ */
+export const HOST_STATES = ["free", "claimed", "in-use", "cleaning", "quarantined"] as const;
+export type HostState = (typeof HOST_STATES)[number];
+
+export interface Host {
+  name: string;
+  /** FOG's host id (string, as FOG returns it). */
+  fogId: string | null;
+  /** Primary MAC from FOG. */
+  mac: string | null;
+  state: HostState;
+  /** Booking that holds the host, when claimed, in use or cleaning. */
+  bookingId: string | null;
+  /** Why the host is quarantined. */
+  reason: string | null;
+  updatedAt: string;
+  version: number;
+}

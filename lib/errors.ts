@@ -1,0 +1,51 @@
+/**
+ * Errors that cross a workflow step boundary. Step Functions matches Retry and Catch on the
+ * error's name, so each class sets a stable `name` that the ASL files refer to.
+ */
+export class LaasError extends Error {
+  override name = "LaasError";
+}
+
+/** A configuration file is missing, unreadable or has a wrong or missing field. */
+export class ConfigError extends LaasError {
+  override name = "ConfigError";
+}
+
+/** A remote service refused our credentials (FOG 401/403, dashboard 401/403). Never retried. */
+export class AuthError extends LaasError {
+  override name = "AuthError";
+}
+
+/** Something that may succeed if tried again: network errors, 5xx, throttling. Retried. */
+export class TransientError extends LaasError {
+  override name = "TransientError";
+}
+
+/** A thing the lab was asked about does not exist (FOG host, image, inventory entry). */
+export class NotFoundError extends LaasError {
+  override name = "NotFoundError";
+}
+
+/** The host a booking needs is held by another booking; the caller may try later. */
+export class HostBusyError extends LaasError {
+  override name = "HostBusy";
+}
+
+/** A conditional write lost: the item was not in the state the caller expected. */
+export class ConflictError extends LaasError {
+  override name = "Conflict";
+}
+
+/** Imaging was cancelled, failed or ran past its deadline. */
+export class ImagingError extends LaasError {
+  override name = "ImagingFailed";
+}
+
+/** A remote API answered something this client does not understand. */
+export class ProtocolError extends LaasError {
+  override name = "ProtocolError";
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,40 @@
+/** A host as the imaging server knows it. */
+export interface ImagerHost {
+  id: string;
+  name: string;
+  /** Primary MAC, lower case, or null when FOG has none. */
+  mac: string | null;
+  /** Address FOG last saw, or null. */
+  ip: string | null;
+  /** When FOG last finished a deploy to this host (its `deployed` field), or null if never. */
+  deployed: string | null;
+}
+
+/** An imaging task still in the server's active list. */
+export interface ImagingProgress {
+  taskId: string;
+  /** 1 Queued, 2 Checked In, 3 In-Progress (FOG's task states). */
+  stateId: number;
+  stateName: string;
+  /** 0–100; may restart from 0 for each partition. */
+  percent: number;
+}
+
+/**
+ * The imaging server (FOG). Every call can throw AuthError (credentials refused),
+ * NotFoundError, TransientError (network, 5xx) or ProtocolError (an answer it cannot read).
+ */
+export interface Imager {
+  listHosts(): Promise<ImagerHost[]>;
+  /** Finds the host by its exact name. */
+  findHost(name: string): Promise<ImagerHost>;
+  /**
+   * Sets the host's image and creates a deploy task. When the host is already in an active task,
+   * cancels that task and creates the deploy again, once.
+   */
+  deploy(hostId: string, imageId: number, taskName: string): Promise<void>;
+  /** The host's task while it is in the active list; null once it has left it. */
+  progress(hostId: string): Promise<ImagingProgress | null>;
+  /** Cancels the host's active task, if any. */
+  cancel(hostId: string): Promise<void>;
+}

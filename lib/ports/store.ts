@@ -1,0 +1,38 @@
+import type { Booking } from "../domain/booking";
+import type { Host } from "../domain/host";
+
+/**
+ * Result of a compare-and-set update: `changed` is false when the change function declined
+ * (returned null) — the item is then returned as it is in the store.
+ */
+export interface Updated<T> {
+  changed: boolean;
+  item: T;
+}
+
+/**
+ * Hosts and bookings. Every write is conditional: creates only create, and updates are
+ * compare-and-set on the item's `version`, re-read and re-applied when another writer got there
+ * first. So two pollers racing, or a step retried after a timeout, can never lose an update or
+ * apply a transition twice: the change function sees the latest item and decides again.
+ */
+export interface Store {
+  getHost(name: string): Promise<Host | null>;
+  listHosts(): Promise<Host[]>;
+  /** Creates the host; false if one by that name exists already. */
+  createHost(host: Host): Promise<boolean>;
+  deleteHost(name: string): Promise<void>;
+  /** Throws NotFoundError when there is no such host. */
+  updateHost(name: string, change: (current: Host) => Host | null): Promise<Updated<Host>>;
+
+  getBooking(id: string): Promise<Booking | null>;
+  listBookings(): Promise<Booking[]>;
+  /** Creates the booking; false if one with that id exists already. */
+  createBooking(booking: Booking): Promise<boolean>;
+  deleteBooking(id: string): Promise<void>;
+  /** Throws NotFoundError when there is no such booking. */
+  updateBooking(
+    id: string,
+    change: (current: Booking) => Booking | null,
+  ): Promise<Updated<Booking>>;
+}
