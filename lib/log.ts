@@ -7,17 +7,20 @@ export type { Logger };
  * child loggers. Secrets are Secret objects and print as "[secret]"; the redact list is a second
  * net for fields that must never carry a value.
  */
-export function createLogger(options: { level?: string; destination?: string } = {}): Logger {
+export function createLogger(
+  options: { level?: string; destination?: string; alsoStdout?: boolean } = {},
+): Logger {
   const level = options.level ?? process.env.LAAS_LOG_LEVEL ?? "info";
   const redact = {
     paths: ["*.password", "*.token", "*.apiKey", "*.userKey", "*.pass", "headers.*"],
     censor: "[redacted]",
   };
   if (options.destination) {
-    return pino(
-      { level, redact, base: { service: "laas" } },
-      pino.destination({ dest: options.destination, mkdir: true, sync: true }),
-    );
+    const file = pino.destination({ dest: options.destination, mkdir: true, sync: true });
+    const streams = options.alsoStdout
+      ? pino.multistream([{ stream: process.stdout }, { stream: file }])
+      : file;
+    return pino({ level, redact, base: { service: "laas" } }, streams);
   }
   return pino({ level, redact, base: { service: "laas" } });
 }

@@ -69,6 +69,24 @@ export function executionName(bookingId: string, phase: Phase, generation: numbe
   return `booking-${safeId}-${phase}-${generation}`;
 }
 
+/**
+ * Bookings made by `laas deploy` rather than the dashboard carry this prefix; poll leaves them
+ * alone (they are not the dashboard's to cancel or end).
+ */
+export const MANUAL_PREFIX = "manual-";
+
+export function manualBookingId(hostName: string, at: Date): string {
+  return `${MANUAL_PREFIX}${hostName}-${at.getTime()}`;
+}
+
+export function isManual(bookingId: string): boolean {
+  return bookingId.startsWith(MANUAL_PREFIX);
+}
+
+export function phaseOfExecution(name: string): Phase {
+  return /-release-\d+$/.test(name) ? "release" : "provision";
+}
+
 export function isActive(state: BookingState): boolean {
   return state === "provisioning" || state === "ready" || state === "releasing";
 }

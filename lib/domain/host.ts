@@ -14,6 +14,11 @@ export interface Host {
   state: HostState;
   /** Booking that holds the host, when claimed, in use or cleaning. */
   bookingId: string | null;
+  /**
+   * SSH host key (SHA256 fingerprint) first seen after the host's last imaging; required on later
+   * logins until the host is imaged again. Null until seen.
+   */
+  hostKey: string | null;
   /** Why the host is quarantined. */
   reason: string | null;
   updatedAt: string;

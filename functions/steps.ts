@@ -1,0 +1,37 @@
+/**
+ * The workflow steps, one Lambda function each (see serverless.yml). The local engine binds the
+ * Task states of the same state machine files to these same exports.
+ */
+import { runtime } from "../lib/app/runtime";
+import { type CheckImagingInput, checkImaging, startImaging } from "../lib/lifecycle/imaging";
+import {
+  markReady,
+  markReleased,
+  type RecordFailureInput,
+  recordFailure,
+} from "../lib/lifecycle/outcomes";
+import type { PhaseInput } from "../lib/ports/engine";
+import { installCloudRuntime } from "./cloud-runtime";
+
+installCloudRuntime();
+
+export const startImagingHandler = async (event: PhaseInput) => startImaging(await runtime(), event);
+
+export const checkImagingHandler = async (event: CheckImagingInput) =>
+  checkImaging(await runtime(), event);
+
+export const markReadyHandler = async (event: PhaseInput) => markReady(await runtime(), event);
+
+export const markReleasedHandler = async (event: PhaseInput) => markReleased(await runtime(), event);
+
+export const recordFailureHandler = async (event: RecordFailureInput) =>
+  recordFailure(await runtime(), event);
+
+/** Function name in serverless.yml (what the ASL's Fn::GetAtt names) → handler. */
+export const stepHandlers = {
+  startImaging: startImagingHandler,
+  checkImaging: checkImagingHandler,
+  markReady: markReadyHandler,
+  markReleased: markReleasedHandler,
+  recordFailure: recordFailureHandler,
+} as Record<string, (event: unknown) => Promise<unknown>>;

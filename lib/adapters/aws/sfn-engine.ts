@@ -1,0 +1,91 @@
+/**
+ * AWS Step Functions as the workflow engine. Step Functions itself refuses a second execution of
+ * a name within a state machine (ExecutionAlreadyExists), which is what makes poll's starts
+ * idempotent in the cloud.
+ */
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
+  SFNClient,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import { type Phase, phaseOfExecution } from "../../domain/booking";
+import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../../ports/engine";
+
+export interface StateMachineArns {
+  provision: string;
+  release: string;
+}
+
+export function stateMachineArnsFromEnv(env: NodeJS.ProcessEnv): StateMachineArns {
+  const provision = env.LAAS_PROVISION_STATE_MACHINE;
+  const release = env.LAAS_RELEASE_STATE_MACHINE;
+  if (!provision || !release) {
+    throw new Error(
+      "LAAS_PROVISION_STATE_MACHINE and LAAS_RELEASE_STATE_MACHINE must hold the state machine ARNs",
+    );
+  }
+  return { provision, release };
+}
+
+export class StepFunctionsEngine implements WorkflowEngine {
+  readonly #client: SFNClient;
+  readonly #arns: StateMachineArns;
+
+  /** Client from the SDK's usual resolution (AWS_ENDPOINT_URL for LocalStack), ARNs from the env. */
+  static fromEnv(env: NodeJS.ProcessEnv): StepFunctionsEngine {
+    return new StepFunctionsEngine(new SFNClient({}), stateMachineArnsFromEnv(env));
+  }
+
+  constructor(client: SFNClient, arns: StateMachineArns) {
+    this.#client = client;
+    this.#arns = arns;
+  }
+
+  async start(phase: Phase, name: string, input: PhaseInput): Promise<{ started: boolean }> {
+    try {
+      await this.#client.send(
+        new StartExecutionCommand({
+          stateMachineArn: this.#arns[phase],
+          name,
+          input: JSON.stringify(input),
+        }),
+      );
+      return { started: true };
+    } catch (error) {
+      if (error instanceof ExecutionAlreadyExists) return { started: false };
+      throw error;
+    }
+  }
+
+  async stop(name: string, cause: string): Promise<void> {
+    try {
+      await this.#client.send(
+        new StopExecutionCommand({ executionArn: this.#executionArn(name), cause }),
+      );
+    } catch (error) {
+      if (!(error instanceof ExecutionDoesNotExist)) throw error;
+    }
+  }
+
+  async status(name: string): Promise<ExecutionStatus | null> {
+    try {
+      const answer = await this.#client.send(
+        new DescribeExecutionCommand({ executionArn: this.#executionArn(name) }),
+      );
+      if (answer.status === "PENDING_REDRIVE") return "RUNNING";
+      return (answer.status as ExecutionStatus | undefined) ?? null;
+    } catch (error) {
+      if (error instanceof ExecutionDoesNotExist) return null;
+      throw error;
+    }
+  }
+
+  /** An execution's ARN is its state machine's with `execution` for `stateMachine`, plus the name. */
+  #executionArn(name: string): string {
+    const phase = phaseOfExecution(name);
+    return `${this.#arns[phase].replace(":stateMachine:", ":execution:")}:${name}`;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Assembles a Runtime from the lab's config and a store and engine. The adapters for the lab's
+ * own services (dashboard, FOG, power) are the same in the cloud and on one machine.
+ */
+import type { FogConfig, PharosConfig } from "../config/types";
+import type { Logger } from "../log";
+import { PharosDashboard } from "../adapters/pharos/dashboard-client";
+import { FogClient } from "../adapters/fog/fog-client";
+import { SshPowerControl } from "../adapters/ssh/ssh-power";
+import type { Dashboard } from "../ports/dashboard";
+import type { WorkflowEngine } from "../ports/engine";
+import type { Imager } from "../ports/imager";
+import type { Store } from "../ports/store";
+import type { Runtime } from "./runtime";
+
+export interface RuntimeParts {
+  config: PharosConfig;
+  store: Store;
+  engine: WorkflowEngine;
+  logger: Logger;
+  dashboard?: Dashboard;
+  now?: () => Date;
+}
+
+export function buildRuntime(parts: RuntimeParts): Runtime {
+  const { config, logger } = parts;
+  const imagers = new Map<string, Imager>();
+  return {
+    config,
+    store: parts.store,
+    engine: parts.engine,
+    logger,
+    now: parts.now ?? (() => new Date()),
+    dashboard:
+      parts.dashboard ??
+      new PharosDashboard({ url: config.dashboard, token: config.token, inventory: config.inventory }, logger),
+    // One client per FOG server and credentials (installer configs may name different servers).
+    imagerFor(fog: FogConfig): Imager {
+      const key = [fog.server, fog.apiKey.reveal(), fog.userKey.reveal()].join("\u0000");
+      let imager = imagers.get(key);
+      if (!imager) {
+        imager = new FogClient(fog, logger);
+        imagers.set(key, imager);
+      }
+      return imager;
+    },
+    power: new SshPowerControl({ logger }),
+  };
+}

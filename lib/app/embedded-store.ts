@@ -1,0 +1,95 @@
+/**
+ * The embedded default's store: the same DynamoDB adapter the cloud uses, against dynalite running
+ * in-process and persisted under the configured `database` directory.
+ *
+ * LevelDB admits one process per directory. The listener owns it and publishes its endpoint (and
+ * pid, for `laas stop`) in `listener.json`; other commands (`laas status`, `reset-db`, `deploy`)
+ * talk to that endpoint while a listener runs, and open the directory themselves otherwise.
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DynamoDbStore } from "../adapters/aws/dynamodb-store";
+import { createDynamoClient } from "../adapters/aws/dynamodb-tables";
+import { startEmbeddedDynamo } from "../adapters/local/embedded-dynamodb";
+import type { Store } from "../ports/store";
+
+export interface ListenerRecord {
+  pid: number;
+  endpoint: string;
+  startedAt: string;
+}
+
+export interface StoreHandle {
+  store: Store;
+  endpoint: string;
+  /** True when this process runs the dynalite (and must keep running for others to use it). */
+  owner: boolean;
+  close(): Promise<void>;
+}
+
+export function listenerRecordPath(database: string): string {
+  return join(database, "listener.json");
+}
+
+/** The running listener's record, or null if none runs (a stale record is ignored). */
+export async function runningListener(database: string): Promise<ListenerRecord | null> {
+  let record: ListenerRecord;
+  try {
+    record = JSON.parse(await readFile(listenerRecordPath(database), "utf8")) as ListenerRecord;
+  } catch {
+    return null;
+  }
+  return isAlive(record.pid) ? record : null;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Opens the store under `database`. With `listen`, this process becomes the owner and publishes
+ * its endpoint; it refuses if another listener already runs.
+ */
+export async function openEmbeddedStore(
+  database: string,
+  options: { listen: boolean },
+): Promise<StoreHandle> {
+  await mkdir(database, { recursive: true });
+  const running = await runningListener(database);
+  if (running && running.pid !== process.pid) {
+    if (options.listen) {
+      throw new Error(
+        `a listener already runs on ${database} (pid ${running.pid}); stop it with \`laas stop\``,
+      );
+    }
+    const client = createDynamoClient({ endpoint: running.endpoint });
+    const store = await DynamoDbStore.open(client);
+    return { store, endpoint: running.endpoint, owner: false, close: async () => client.destroy() };
+  }
+  const dynamo = await startEmbeddedDynamo({ path: join(database, "dynamodb") });
+  const client = createDynamoClient({ endpoint: dynamo.endpoint });
+  const store = await DynamoDbStore.open(client);
+  if (options.listen) {
+    const record: ListenerRecord = {
+      pid: process.pid,
+      endpoint: dynamo.endpoint,
+      startedAt: new Date().toISOString(),
+    };
+    await writeFile(listenerRecordPath(database), `${JSON.stringify(record)}\n`);
+  }
+  return {
+    store,
+    endpoint: dynamo.endpoint,
+    owner: true,
+    close: async () => {
+      client.destroy();
+      await dynamo.close();
+      if (options.listen) await rm(listenerRecordPath(database), { force: true });
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Commands take either the listener's config (pharos.yaml) or, as the original deploy.py and
+ * resetDatabase.py did, an installer config (fuel.yaml…). An installer config alone becomes a lab
+ * whose only installer — and clean image — is its own.
+ */
+import { readFile } from "node:fs/promises";
+import { parse } from "yaml";
+import { loadInstallerConfig, loadPharosConfig } from "../config/load";
+import type { InstallerConfig, PharosConfig } from "../config/types";
+import { ConfigError } from "../errors";
+import { Secret } from "../secret";
+
+export interface LoadedConfig {
+  lab: PharosConfig;
+  /** The installer config the command was given, or null when it was given pharos.yaml. */
+  installer: InstallerConfig | null;
+}
+
+export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
+  let raw: unknown;
+  try {
+    raw = parse(await readFile(path, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`${path}: ${(error as Error).message}`);
+  }
+  if (raw && typeof raw === "object" && "dashboard" in raw) {
+    return { lab: await loadPharosConfig(path), installer: null };
+  }
+  const installer = await loadInstallerConfig(path);
+  return { lab: labOfOneInstaller(installer), installer };
+}
+
+export function labOfOneInstaller(installer: InstallerConfig): PharosConfig {
+  return {
+    file: installer.file,
+    dashboard: "http://127.0.0.1:9/",
+    token: new Secret("", "none"),
+    database: installer.database,
+    defaultConfigs: new Map([
+      [installer.installer, installer],
+      [null, installer],
+    ]),
+    cleanConfig: installer,
+    inventory: installer.inventory,
+    loggingDir: installer.loggingDir,
+    polling: 0.1,
+    power: null,
+  };
+}

@@ -1,0 +1,11 @@
+/**
+ * Exit codes of `laas`: 0 done; 1 the operation failed (imaging failed, FOG refused…);
+ * 2 bad usage or configuration; 3 refused to act (data would be lost without --force, nothing to
+ * stop…).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
+
+/** An expected refusal, reported without a stack trace. */
+export class Refusal extends Error {
+  override name = "Refusal";
+}

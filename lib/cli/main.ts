@@ -1,0 +1,120 @@
+/**
+ * The `laas` command: the embedded default's front door (listen, deploy, stop, reset-db, status).
+ * Exit codes: see exit.ts.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { ConfigError, errorMessage } from "../errors";
+import type { StepHandler } from "../adapters/local/local-engine";
+import { deployCommand } from "./deploy";
+import { EXIT, Refusal } from "./exit";
+import { listenCommand } from "./listen";
+import { resetDbCommand } from "./reset-db";
+import { statusCommand } from "./status";
+import { stopCommand } from "./stop";
+
+export interface CliDeps {
+  handlers: Record<string, StepHandler>;
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+export async function main(argv: string[], deps: CliDeps): Promise<number> {
+  const out = deps.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const err = deps.err ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let code: number = EXIT.ok;
+  const configOption = () =>
+    new Option("-c, --config <file>", "lab config (pharos.yaml) or an installer config").default(
+      "conf/pharos.yaml",
+    );
+
+  const program = new Command("laas")
+    .description("Lab as a Service: bookings on the dashboard become imaged hosts, and back.")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) })
+    .showHelpAfterError();
+
+  program
+    .command("listen")
+    .description("poll the dashboard and run bookings' workflows, in the foreground")
+    .addOption(configOption())
+    .option("--drain <seconds>", "on SIGINT/SIGTERM, let workflows finish this long", "30")
+    .option("--once", "poll once, wait for the workflows it started, and exit")
+    .action(async (opts) => {
+      code = await listenCommand(
+        { config: opts.config, drainSeconds: Number(opts.drain), once: Boolean(opts.once) },
+        deps.handlers,
+        out,
+      );
+    });
+
+  program
+    .command("deploy")
+    .description("image one host now with an installer's image (as deploy.py)")
+    .addOption(configOption())
+    .requiredOption("--host <name>", "FOG host name")
+    .option("--reset", "reimage the host with the config's image and return it to the free pool")
+    .action(async (opts) => {
+      code = await deployCommand(
+        { config: opts.config, host: opts.host, reset: Boolean(opts.reset) },
+        deps.handlers,
+        out,
+      );
+    });
+
+  program
+    .command("stop")
+    .description("stop the running listener cleanly, letting its work drain or hand over (as stop.sh)")
+    .addOption(configOption())
+    .option("--timeout <seconds>", "how long to wait for the listener to exit", "60")
+    .action(async (opts) => {
+      code = await stopCommand({ config: opts.config, timeoutSeconds: Number(opts.timeout) }, out);
+    });
+
+  program
+    .command("reset-db")
+    .description("fill the host table from FOG and/or empty the booking table (as resetDatabase.py)")
+    .addOption(configOption())
+    .option("--host", "refill the host table from FOG")
+    .option("--booking", "empty the booking table")
+    .option("--both", "both of the above")
+    .option("--force", "replace existing data")
+    .action(async (opts) => {
+      const hosts = Boolean(opts.host || opts.both);
+      const bookings = Boolean(opts.booking || opts.both);
+      if (!hosts && !bookings) {
+        throw new CommanderError(EXIT.usage, "laas.usage", "say what to reset: --host, --booking or --both");
+      }
+      code = await resetDbCommand({ config: opts.config, hosts, bookings, force: Boolean(opts.force) }, deps.handlers, out);
+    });
+
+  program
+    .command("status")
+    .description("hosts and bookings with their states")
+    .addOption(configOption())
+    .option("--json", "machine-readable output")
+    .action(async (opts) => {
+      code = await statusCommand({ config: opts.config, json: Boolean(opts.json) }, deps.handlers, out);
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT.ok;
+      if (error.code === "commander.help") return EXIT.ok;
+      if (error.code === "laas.usage") err(`laas: ${error.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof ConfigError) {
+      err(`laas: configuration error: ${error.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof Refusal) {
+      err(`laas: ${error.message}`);
+      return EXIT.refused;
+    }
+    err(`laas: ${errorMessage(error)}`);
+    return EXIT.failed;
+  }
+}

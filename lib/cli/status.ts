@@ -1,0 +1,59 @@
+/** `laas status`: hosts and bookings with their states, as a table or JSON. */
+import type { StepHandler } from "../adapters/local/local-engine";
+import { openEmbeddedRuntime } from "../app/embedded";
+import { runningListener } from "../app/embedded-store";
+import { silentLogger } from "../log";
+import { loadAnyConfig } from "./config";
+import { EXIT } from "./exit";
+
+export async function statusCommand(
+  options: { config: string; json: boolean },
+  handlers: Record<string, StepHandler>,
+  out: (line: string) => void,
+): Promise<number> {
+  const { lab } = await loadAnyConfig(options.config);
+  const listener = await runningListener(lab.database);
+  const embedded = await openEmbeddedRuntime(lab, { handlers, listen: false, logger: silentLogger });
+  try {
+    const { store } = embedded.runtime;
+    const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));
+    const bookings = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
+    if (options.json) {
+      out(JSON.stringify({ listener, hosts, bookings }, null, 2));
+      return EXIT.ok;
+    }
+    out(listener ? `listener: running (pid ${listener.pid})` : "listener: not running");
+    out("");
+    out(
+      table(
+        ["HOST", "STATE", "BOOKING", "NOTE"],
+        hosts.map((h) => [h.name, h.state, h.bookingId ?? "-", h.reason ?? ""]),
+      ),
+    );
+    out("");
+    out(
+      table(
+        ["BOOKING", "HOST", "STATE", "START", "END", "INSTALLER", "PROGRESS"],
+        bookings.map((b) => [
+          b.id,
+          b.hostName,
+          b.state,
+          b.start.slice(0, 19),
+          b.end.slice(0, 19),
+          b.installer ?? "-",
+          b.state === "failed" ? `failed: ${b.failure ?? ""}` : (b.progress ?? ""),
+        ]),
+      ),
+    );
+    return EXIT.ok;
+  } finally {
+    await embedded.close();
+  }
+}
+
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");
+  return [line(header), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,28 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { isAlive, runningListener } from "../app/embedded-store";
+import { loadAnyConfig } from "./config";
+import { EXIT } from "./exit";
+
+export async function stopCommand(
+  options: { config: string; timeoutSeconds: number },
+  out: (line: string) => void,
+): Promise<number> {
+  const { lab } = await loadAnyConfig(options.config);
+  const listener = await runningListener(lab.database);
+  if (!listener) {
+    out(`no listener is running on ${lab.database}`);
+    return EXIT.refused;
+  }
+  out(`stopping listener pid ${listener.pid} (it drains its workflows, then hands the rest over)`);
+  process.kill(listener.pid, "SIGTERM");
+  const deadline = Date.now() + options.timeoutSeconds * 1000;
+  while (isAlive(listener.pid)) {
+    if (Date.now() > deadline) {
+      out(`listener pid ${listener.pid} still runs after ${options.timeoutSeconds} s`);
+      return EXIT.failed;
+    }
+    await sleep(200);
+  }
+  out("listener stopped");
+  return EXIT.ok;
+}

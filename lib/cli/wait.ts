@@ -1,0 +1,28 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Booking } from "../domain/booking";
+import type { Store } from "../ports/store";
+
+/**
+ * Follows a booking in the store until `done` says so, printing each new state or progress note.
+ * This is the command line watching, not a workflow waiting: the workflow runs meanwhile.
+ */
+export async function followBooking(
+  store: Store,
+  bookingId: string,
+  done: (booking: Booking) => boolean,
+  out: (line: string) => void,
+  isRunning: () => boolean,
+): Promise<Booking> {
+  let last = "";
+  for (;;) {
+    const booking = await store.getBooking(bookingId);
+    if (!booking) throw new Error(`booking ${bookingId} disappeared from the store`);
+    const line = `${booking.state}${booking.progress ? `: ${booking.progress}` : ""}`;
+    if (line !== last) {
+      out(`[${new Date().toISOString()}] ${bookingId} ${line}`);
+      last = line;
+    }
+    if (done(booking) || !isRunning()) return booking;
+    await sleep(500);
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * One poll: reconcile the dashboard's bookings into the store, then start each phase that is due.
+ *
+ * Safe to run as often and as concurrently as anyone likes. A phase starts only for the poller
+ * whose conditional write moved the booking into it, under an execution name derived from the
+ * booking, the phase and its generation; the engine refuses a second start of a name.
+ */
+import type { Runtime } from "../app/runtime";
+import type { Booking, DashboardBooking, Phase } from "../domain/booking";
+import { executionName, isManual } from "../domain/booking";
+import { errorMessage, NotFoundError } from "../errors";
+import type { PhaseInput } from "../ports/engine";
+import {
+  beginProvisioning,
+  beginReleasing,
+  cancel,
+  claimHost,
+  failPhase,
+  freeHost,
+  holds,
+  hostCleaning,
+  isFinished,
+  markVanished,
+  newBooking,
+  quarantineHost,
+  refreshFromDashboard,
+} from "./transitions";
+
+export interface PollReport {
+  /** Bookings the dashboard listed (after inventory filtering and validation). */
+  seen: number;
+  created: string[];
+  updated: string[];
+  vanished: string[];
+  cancelled: string[];
+  /** Execution names started by this poll. */
+  started: string[];
+  /** Bookings that are due but wait for their host. */
+  waiting: string[];
+  /** Bookings whose workflow ended without recording an outcome, now marked failed. */
+  recovered: string[];
+  errors: string[];
+}
+
+type PollDeps = Pick<Runtime, "dashboard" | "store" | "engine" | "logger" | "now">;
+
+export async function poll(rt: PollDeps): Promise<PollReport> {
+  const report: PollReport = {
+    seen: 0,
+    created: [],
+    updated: [],
+    vanished: [],
+    cancelled: [],
+    started: [],
+    waiting: [],
+    recovered: [],
+    errors: [],
+  };
+  const listed = await rt.dashboard.listBookings();
+  report.seen = listed.length;
+  await reconcile(rt, listed, report);
+
+  const now = rt.now();
+  for (const booking of await rt.store.listBookings()) {
+    // `laas deploy` runs its own bookings' workflows in its own process.
+    if (isManual(booking.id)) continue;
+    try {
+      await advance(rt, booking, now, report);
+    } catch (error) {
+      // One booking's trouble must not stop the others; the next poll tries it again.
+      report.errors.push(`booking ${booking.id}: ${errorMessage(error)}`);
+      rt.logger.error({ bookingId: booking.id, err: errorMessage(error) }, "poll could not advance booking");
+    }
+  }
+  rt.logger.info(
+    {
+      seen: report.seen,
+      created: report.created.length,
+      started: report.started,
+      waiting: report.waiting,
+      errors: report.errors.length,
+    },
+    "poll done",
+  );
+  return report;
+}
+
+async function reconcile(rt: PollDeps, listed: DashboardBooking[], report: PollReport) {
+  const listedIds = new Set(listed.map((b) => b.id));
+  for (const fromDashboard of listed) {
+    if (await rt.store.createBooking(newBooking(fromDashboard, rt.now()))) {
+      report.created.push(fromDashboard.id);
+      continue;
+    }
+    const { changed } = await rt.store.updateBooking(
+      fromDashboard.id,
+      refreshFromDashboard(fromDashboard),
+    );
+    if (changed) report.updated.push(fromDashboard.id);
+  }
+  for (const stored of await rt.store.listBookings()) {
+    if (listedIds.has(stored.id) || stored.vanished || isFinished(stored.state)) continue;
+    if (isManual(stored.id)) continue;
+    const { changed } = await rt.store.updateBooking(stored.id, markVanished);
+    if (changed) report.vanished.push(stored.id);
+  }
+}
+
+async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollReport) {
+  const ended = booking.vanished || now.getTime() >= Date.parse(booking.end);
+  switch (booking.state) {
+    case "scheduled":
+      if (ended) {
+        await cancelUnstarted(rt, booking, report);
+      } else if (now.getTime() >= Date.parse(booking.start)) {
+        await startProvisioning(rt, booking, report);
+      }
+      return;
+    case "provisioning":
+    case "ready":
+      if (ended) {
+        await startReleasing(rt, booking, report);
+      } else if (booking.state === "provisioning") {
+        await ensureRunning(rt, booking, "provision", report);
+      }
+      return;
+    case "releasing":
+      await ensureRunning(rt, booking, "release", report);
+      return;
+    default:
+      return;
+  }
+}
+
+async function cancelUnstarted(rt: PollDeps, booking: Booking, report: PollReport) {
+  const reason = booking.vanished
+    ? "cancelled on the dashboard before it started"
+    : "ended before its host became free";
+  const { changed } = await rt.store.updateBooking(booking.id, cancel(reason));
+  if (!changed) return;
+  report.cancelled.push(booking.id);
+  await rt.store.updateHost(booking.hostName, freeHost(booking.id)).catch(ignoreMissingHost);
+}
+
+async function startProvisioning(rt: PollDeps, booking: Booking, report: PollReport) {
+  // Claim first: a claim by the same booking is a no-op, so racing pollers both pass here and
+  // then race on the booking's own transition, which only one wins.
+  const host = await rt.store.getHost(booking.hostName);
+  if (!host) {
+    throw new NotFoundError(
+      `host ${booking.hostName} is not in the store (run \`laas reset-db --host\` to fill it from FOG)`,
+    );
+  }
+  if (!holds(host, booking.id)) {
+    const { changed, item } = await rt.store.updateHost(host.name, claimHost(booking.id));
+    if (!changed && !holds(item, booking.id)) {
+      report.waiting.push(booking.id);
+      const holder = item.bookingId ? `booking ${item.bookingId}` : item.state;
+      await rt.store.updateBooking(booking.id, (b) => {
+        const progress = `waiting for host ${item.name} (${holder})`;
+        return b.state === "scheduled" && b.progress !== progress ? { ...b, progress } : null;
+      });
+      if (item.state === "quarantined") {
+        rt.logger.warn({ bookingId: booking.id, host: item.name }, "host is quarantined");
+      }
+      return;
+    }
+  }
+  const { changed, item } = await rt.store.updateBooking(booking.id, beginProvisioning);
+  if (!changed) return;
+  await startPhase(rt, item, "provision", report);
+}
+
+async function startReleasing(rt: PollDeps, booking: Booking, report: PollReport) {
+  const { changed, item } = await rt.store.updateBooking(booking.id, beginReleasing);
+  if (!changed) return;
+  if (booking.state === "provisioning") {
+    // The booking ended while it was being built: stop building before taking it back.
+    await rt.engine.stop(
+      executionName(booking.id, "provision", booking.provisionGeneration),
+      "booking ended during provisioning",
+    );
+  }
+  await rt.store.updateHost(item.hostName, hostCleaning(item.id)).catch(ignoreMissingHost);
+  await startPhase(rt, item, "release", report);
+}
+
+async function startPhase(rt: PollDeps, booking: Booking, phase: Phase, report: PollReport) {
+  const generation = phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  const name = executionName(booking.id, phase, generation);
+  const input: PhaseInput = { bookingId: booking.id, hostName: booking.hostName, phase, generation };
+  const { started } = await rt.engine.start(phase, name, input);
+  if (started) {
+    report.started.push(name);
+    rt.logger.info({ bookingId: booking.id, execution: name }, `${phase} started`);
+  }
+}
+
+/**
+ * A booking in a phase has an execution, unless the process that moved it there stopped before
+ * starting it (or a local listener was restarted). Start it again under the same name — the
+ * engine makes that a no-op if it is known — and fail bookings whose execution ended without
+ * recording an outcome (the failure step itself failed).
+ */
+async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, report: PollReport) {
+  const generation = phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  const name = executionName(booking.id, phase, generation);
+  const status = await rt.engine.status(name);
+  if (status === null) {
+    await startPhase(rt, booking, phase, report);
+    return;
+  }
+  if (status === "RUNNING" || status === "SUCCEEDED") return;
+  const reason = `${phase} workflow ${name} ended ${status} without recording an outcome`;
+  const { changed } = await rt.store.updateBooking(booking.id, failPhase(phase, generation, reason));
+  if (!changed) return;
+  report.recovered.push(booking.id);
+  await rt.store
+    .updateHost(booking.hostName, quarantineHost(booking.id, reason))
+    .catch(ignoreMissingHost);
+}
+
+function ignoreMissingHost(error: unknown): void {
+  if (error instanceof NotFoundError) return;
+  throw error;
+}
+

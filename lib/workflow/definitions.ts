@@ -1,0 +1,83 @@
+/**
+ * The state machine files in statemachines/ are the single source for both engines. On AWS,
+ * serverless-step-functions turns each Task's `Resource: {Fn::GetAtt: [fn, Arn]}` into the Lambda
+ * ARN. Locally, bindTasks() rewrites the same references to placeholder ARNs and reports which
+ * function each Task state calls, so the local engine can run the handler in-process.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import type { Phase } from "../domain/booking";
+
+export type JsonObject = { [key: string]: unknown };
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** statemachines/, found relative to this file (lib/workflow/) — or bundled beside it. */
+export function definitionPath(phase: Phase, root = join(here, "..", "..")): string {
+  return join(root, "statemachines", `${phase}.asl.yaml`);
+}
+
+export function loadDefinition(path: string): JsonObject {
+  const parsed: unknown = parse(readFileSync(path, "utf8"));
+  if (!isObject(parsed) || !isObject(parsed.States)) {
+    throw new Error(`${path}: not a state machine definition (no States)`);
+  }
+  return parsed;
+}
+
+export interface TaskBinding {
+  stateName: string;
+  functionName: string;
+}
+
+/** Every state of the machine, including those inside Parallel branches and Map iterators. */
+export function* allStates(definition: JsonObject): Generator<[string, JsonObject]> {
+  const states = definition.States;
+  if (!isObject(states)) return;
+  for (const [name, state] of Object.entries(states)) {
+    if (!isObject(state)) continue;
+    yield [name, state];
+    const branches = Array.isArray(state.Branches) ? state.Branches : [];
+    for (const branch of branches) {
+      if (isObject(branch)) yield* allStates(branch);
+    }
+    const iterator = state.ItemProcessor ?? state.Iterator;
+    if (isObject(iterator)) yield* allStates(iterator);
+  }
+}
+
+/** The function a Task's `Resource: {Fn::GetAtt: [fn, Arn]}` names, or null. */
+export function taskFunction(state: JsonObject): string | null {
+  const resource = state.Resource;
+  if (!isObject(resource)) return null;
+  const getAtt = resource["Fn::GetAtt"];
+  if (Array.isArray(getAtt) && typeof getAtt[0] === "string" && getAtt[1] === "Arn") {
+    return getAtt[0];
+  }
+  return null;
+}
+
+/** A copy of the definition whose Task resources are plain ARNs, and which Task calls what. */
+export function bindTasks(definition: JsonObject): {
+  definition: JsonObject;
+  bindings: TaskBinding[];
+} {
+  const copy = structuredClone(definition);
+  const bindings: TaskBinding[] = [];
+  for (const [stateName, state] of allStates(copy)) {
+    if (state.Type !== "Task") continue;
+    const functionName = taskFunction(state);
+    if (!functionName) {
+      throw new Error(`Task state ${stateName} does not name a function with Fn::GetAtt`);
+    }
+    state.Resource = `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`;
+    bindings.push({ stateName, functionName });
+  }
+  return { definition: copy, bindings };
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
