@@ -15,7 +15,10 @@ export function installCloudRuntime(): void {
     if (process.env.LAAS_MODE === "embedded") {
       const { openEmbeddedRuntime } = await import("../lib/app/embedded");
       const { stepHandlers } = await import("./steps");
-      const opened = await openEmbeddedRuntime(configPath, { handlers: stepHandlers, listen: false });
+      const opened = await openEmbeddedRuntime(configPath, {
+        handlers: stepHandlers,
+        listen: false,
+      });
       return opened.runtime;
     }
     const { openCloudRuntime } = await import("../lib/app/cloud");

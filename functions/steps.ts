@@ -15,14 +15,16 @@ import { installCloudRuntime } from "./cloud-runtime";
 
 installCloudRuntime();
 
-export const startImagingHandler = async (event: PhaseInput) => startImaging(await runtime(), event);
+export const startImagingHandler = async (event: PhaseInput) =>
+  startImaging(await runtime(), event);
 
 export const checkImagingHandler = async (event: CheckImagingInput) =>
   checkImaging(await runtime(), event);
 
 export const markReadyHandler = async (event: PhaseInput) => markReady(await runtime(), event);
 
-export const markReleasedHandler = async (event: PhaseInput) => markReleased(await runtime(), event);
+export const markReleasedHandler = async (event: PhaseInput) =>
+  markReleased(await runtime(), event);
 
 export const recordFailureHandler = async (event: RecordFailureInput) =>
   recordFailure(await runtime(), event);

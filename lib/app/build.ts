@@ -2,11 +2,12 @@
  * Assembles a Runtime from the lab's config and a store and engine. The adapters for the lab's
  * own services (dashboard, FOG, power) are the same in the cloud and on one machine.
  */
+
+import { FogClient } from "../adapters/fog/fog-client";
+import { PharosDashboard } from "../adapters/pharos/dashboard-client";
+import { SshPowerControl } from "../adapters/ssh/ssh-power";
 import type { FogConfig, PharosConfig } from "../config/types";
 import type { Logger } from "../log";
-import { PharosDashboard } from "../adapters/pharos/dashboard-client";
-import { FogClient } from "../adapters/fog/fog-client";
-import { SshPowerControl } from "../adapters/ssh/ssh-power";
 import type { Dashboard } from "../ports/dashboard";
 import type { WorkflowEngine } from "../ports/engine";
 import type { Imager } from "../ports/imager";
@@ -33,7 +34,10 @@ export function buildRuntime(parts: RuntimeParts): Runtime {
     now: parts.now ?? (() => new Date()),
     dashboard:
       parts.dashboard ??
-      new PharosDashboard({ url: config.dashboard, token: config.token, inventory: config.inventory }, logger),
+      new PharosDashboard(
+        { url: config.dashboard, token: config.token, inventory: config.inventory },
+        logger,
+      ),
     // One client per FOG server and credentials (installer configs may name different servers).
     imagerFor(fog: FogConfig): Imager {
       const key = [fog.server, fog.apiKey.reveal(), fog.userKey.reveal()].join("\u0000");

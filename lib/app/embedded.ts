@@ -2,10 +2,11 @@
  * The embedded default: one machine, no cloud account. The DynamoDB adapter against in-process
  * dynalite, and the local engine running statemachines/ with Tasks bound to the step handlers.
  */
+
+import { LocalEngine, type StepHandler } from "../adapters/local/local-engine";
 import { loadPharosConfig } from "../config/load";
 import type { PharosConfig } from "../config/types";
 import { createLogger, type Logger } from "../log";
-import { LocalEngine, type StepHandler } from "../adapters/local/local-engine";
 import type { Dashboard } from "../ports/dashboard";
 import { buildRuntime } from "./build";
 import { openEmbeddedStore, type StoreHandle } from "./embedded-store";

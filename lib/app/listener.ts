@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors";
-import { poll, type PollReport } from "../lifecycle/poll";
+import { type PollReport, poll } from "../lifecycle/poll";
 import type { EmbeddedRuntime } from "./embedded";
 
 export interface ListenerOptions {

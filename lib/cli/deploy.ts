@@ -3,18 +3,31 @@
  * provision (or, with --reset, release) workflow a booking would, for a booking of the operator's
  * own (id `manual-…`, which poll leaves alone), and follows it to its end.
  */
+
+import { join } from "node:path";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
-import { type Booking, executionName, isManual, manualBookingId, type Phase } from "../domain/booking";
-import type { Host } from "../domain/host";
-import { createLogger } from "../log";
-import { NotFoundError } from "../errors";
-import { beginProvisioning, beginReleasing, claimHost, holds, hostCleaning } from "../lifecycle/transitions";
 import type { Runtime } from "../app/runtime";
+import {
+  type Booking,
+  executionName,
+  isManual,
+  manualBookingId,
+  type Phase,
+} from "../domain/booking";
+import type { Host } from "../domain/host";
+import { NotFoundError } from "../errors";
+import {
+  beginProvisioning,
+  beginReleasing,
+  claimHost,
+  holds,
+  hostCleaning,
+} from "../lifecycle/transitions";
+import { createLogger } from "../log";
 import { loadAnyConfig } from "./config";
 import { EXIT, Refusal } from "./exit";
 import { followBooking } from "./wait";
-import { join } from "node:path";
 
 export interface DeployOptions {
   config: string;
@@ -37,9 +50,15 @@ export async function deployCommand(
       ? await prepareReset(runtime, options.host)
       : await prepareDeploy(runtime, options.host, installer?.installer ?? null);
     const phase: Phase = options.reset ? "release" : "provision";
-    const generation = phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+    const generation =
+      phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
     const name = executionName(booking.id, phase, generation);
-    await engine.start(phase, name, { bookingId: booking.id, hostName: options.host, phase, generation });
+    await engine.start(phase, name, {
+      bookingId: booking.id,
+      hostName: options.host,
+      phase,
+      generation,
+    });
     out(`${phase} of ${options.host} started as ${name}`);
     const final = await followBooking(
       runtime.store,
@@ -104,7 +123,11 @@ function manualBooking(rt: Runtime, hostName: string, installer: string | null):
   };
 }
 
-async function prepareDeploy(rt: Runtime, hostName: string, installer: string | null): Promise<Booking> {
+async function prepareDeploy(
+  rt: Runtime,
+  hostName: string,
+  installer: string | null,
+): Promise<Booking> {
   const booking = manualBooking(rt, hostName, installer);
   const { changed, item } = await rt.store.updateHost(hostName, claimHost(booking.id));
   if (!changed && !holds(item, booking.id)) {

@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { loadPharosConfig } from "../config/load";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { Listener } from "../app/listener";
+import { loadPharosConfig } from "../config/load";
 import { createLogger } from "../log";
 
 export interface ListenOptions {
@@ -17,7 +17,10 @@ export async function listenCommand(
   out: (line: string) => void,
 ): Promise<number> {
   const config = await loadPharosConfig(options.config);
-  const logger = createLogger({ destination: join(config.loggingDir, "laas.log"), alsoStdout: true });
+  const logger = createLogger({
+    destination: join(config.loggingDir, "laas.log"),
+    alsoStdout: true,
+  });
   const embedded = await openEmbeddedRuntime(config, { handlers, listen: true, logger });
   const listener = new Listener(embedded, { drainMs: options.drainSeconds * 1000 });
   const stop = (signal: string) => {

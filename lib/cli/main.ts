@@ -3,8 +3,8 @@
  * Exit codes: see exit.ts.
  */
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, errorMessage } from "../errors";
 import type { StepHandler } from "../adapters/local/local-engine";
+import { ConfigError, errorMessage } from "../errors";
 import { deployCommand } from "./deploy";
 import { EXIT, Refusal } from "./exit";
 import { listenCommand } from "./listen";
@@ -63,7 +63,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
 
   program
     .command("stop")
-    .description("stop the running listener cleanly, letting its work drain or hand over (as stop.sh)")
+    .description(
+      "stop the running listener cleanly, letting its work drain or hand over (as stop.sh)",
+    )
     .addOption(configOption())
     .option("--timeout <seconds>", "how long to wait for the listener to exit", "60")
     .action(async (opts) => {
@@ -72,7 +74,9 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
 
   program
     .command("reset-db")
-    .description("fill the host table from FOG and/or empty the booking table (as resetDatabase.py)")
+    .description(
+      "fill the host table from FOG and/or empty the booking table (as resetDatabase.py)",
+    )
     .addOption(configOption())
     .option("--host", "refill the host table from FOG")
     .option("--booking", "empty the booking table")
@@ -82,9 +86,17 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       const hosts = Boolean(opts.host || opts.both);
       const bookings = Boolean(opts.booking || opts.both);
       if (!hosts && !bookings) {
-        throw new CommanderError(EXIT.usage, "laas.usage", "say what to reset: --host, --booking or --both");
+        throw new CommanderError(
+          EXIT.usage,
+          "laas.usage",
+          "say what to reset: --host, --booking or --both",
+        );
       }
-      code = await resetDbCommand({ config: opts.config, hosts, bookings, force: Boolean(opts.force) }, deps.handlers, out);
+      code = await resetDbCommand(
+        { config: opts.config, hosts, bookings, force: Boolean(opts.force) },
+        deps.handlers,
+        out,
+      );
     });
 
   program
@@ -93,7 +105,11 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .addOption(configOption())
     .option("--json", "machine-readable output")
     .action(async (opts) => {
-      code = await statusCommand({ config: opts.config, json: Boolean(opts.json) }, deps.handlers, out);
+      code = await statusCommand(
+        { config: opts.config, json: Boolean(opts.json) },
+        deps.handlers,
+        out,
+      );
     });
 
   try {
@@ -101,7 +117,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     return code;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return EXIT.ok;
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version")
+        return EXIT.ok;
       if (error.code === "commander.help") return EXIT.ok;
       if (error.code === "laas.usage") err(`laas: ${error.message}`);
       return EXIT.usage;

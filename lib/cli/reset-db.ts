@@ -23,7 +23,11 @@ export async function resetDbCommand(
   out: (line: string) => void,
 ): Promise<number> {
   const { lab } = await loadAnyConfig(options.config);
-  const embedded = await openEmbeddedRuntime(lab, { handlers, listen: false, logger: silentLogger });
+  const embedded = await openEmbeddedRuntime(lab, {
+    handlers,
+    listen: false,
+    logger: silentLogger,
+  });
   const { store } = embedded.runtime;
   try {
     // Look before touching anything, so a refusal leaves both tables as they were.
@@ -63,8 +67,11 @@ export async function resetDbCommand(
         await store.createHost(host);
       }
       const missing = lab.inventory.hosts.filter((h) => !fogHosts.some((f) => f.name === h.name));
-      out(`hosts: ${lent.length} added from FOG (${fogHosts.length - lent.length} not in the inventory skipped)`);
-      for (const host of missing) out(`warning: inventory host ${host.name} is not registered in FOG`);
+      out(
+        `hosts: ${lent.length} added from FOG (${fogHosts.length - lent.length} not in the inventory skipped)`,
+      );
+      for (const host of missing)
+        out(`warning: inventory host ${host.name} is not registered in FOG`);
     }
     return EXIT.ok;
   } finally {

@@ -13,7 +13,11 @@ export async function statusCommand(
 ): Promise<number> {
   const { lab } = await loadAnyConfig(options.config);
   const listener = await runningListener(lab.database);
-  const embedded = await openEmbeddedRuntime(lab, { handlers, listen: false, logger: silentLogger });
+  const embedded = await openEmbeddedRuntime(lab, {
+    handlers,
+    listen: false,
+    logger: silentLogger,
+  });
   try {
     const { store } = embedded.runtime;
     const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));

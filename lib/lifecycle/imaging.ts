@@ -3,11 +3,12 @@
  * into it; CheckImaging looks once at FOG's active tasks and answers. The waiting between looks
  * is the state machine's (a Wait state), never a sleep here.
  */
+
+import type { Runtime } from "../app/runtime";
 import { installerConfigFor, inventoryHostByName, powerFor } from "../config/load";
 import type { InstallerConfig } from "../config/types";
 import type { Booking, Phase } from "../domain/booking";
 import { ConfigError, ImagingError, LaasError, NotFoundError } from "../errors";
-import type { Runtime } from "../app/runtime";
 import type { PhaseInput } from "../ports/engine";
 import {
   forgetHostKey,
@@ -67,7 +68,9 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   const imager = rt.imagerFor(config.fog);
   const fogHost = await imager.findHost(input.hostName);
   await rt.store.updateHost(input.hostName, (h) =>
-    h.fogId === fogHost.id && h.mac === fogHost.mac ? null : { ...h, fogId: fogHost.id, mac: fogHost.mac },
+    h.fogId === fogHost.id && h.mac === fogHost.mac
+      ? null
+      : { ...h, fogId: fogHost.id, mac: fogHost.mac },
   );
 
   await imager.deploy(fogHost.id, config.fog.imageId, `laas ${input.phase} booking ${booking.id}`);

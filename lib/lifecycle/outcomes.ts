@@ -3,9 +3,9 @@
  * reason and the host freed (never touched) or quarantined (touched, state unknown).
  */
 import type { Runtime } from "../app/runtime";
-import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
-import type { PhaseInput } from "../ports/engine";
 import { errorMessage } from "../errors";
+import type { PhaseInput } from "../ports/engine";
+import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
 import { failPhase, finishPhase, freeHost, quarantineHost } from "./transitions";
 
 export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state: string }> {
@@ -97,5 +97,7 @@ function describeCaught(error: CaughtError): string {
     // not JSON: the message as it is
   }
   if (error.Error === "States.Timeout") return "States.Timeout: the step ran past its timeout";
-  return cause ? `${error.Error}: ${cause.replace(new RegExp(`^${error.Error}: `), "")}` : error.Error;
+  return cause
+    ? `${error.Error}: ${cause.replace(new RegExp(`^${error.Error}: `), "")}`
+    : error.Error;
 }

@@ -69,7 +69,10 @@ export async function poll(rt: PollDeps): Promise<PollReport> {
     } catch (error) {
       // One booking's trouble must not stop the others; the next poll tries it again.
       report.errors.push(`booking ${booking.id}: ${errorMessage(error)}`);
-      rt.logger.error({ bookingId: booking.id, err: errorMessage(error) }, "poll could not advance booking");
+      rt.logger.error(
+        { bookingId: booking.id, err: errorMessage(error) },
+        "poll could not advance booking",
+      );
     }
   }
   rt.logger.info(
@@ -186,9 +189,15 @@ async function startReleasing(rt: PollDeps, booking: Booking, report: PollReport
 }
 
 async function startPhase(rt: PollDeps, booking: Booking, phase: Phase, report: PollReport) {
-  const generation = phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  const generation =
+    phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
   const name = executionName(booking.id, phase, generation);
-  const input: PhaseInput = { bookingId: booking.id, hostName: booking.hostName, phase, generation };
+  const input: PhaseInput = {
+    bookingId: booking.id,
+    hostName: booking.hostName,
+    phase,
+    generation,
+  };
   const { started } = await rt.engine.start(phase, name, input);
   if (started) {
     report.started.push(name);
@@ -203,7 +212,8 @@ async function startPhase(rt: PollDeps, booking: Booking, phase: Phase, report: 
  * recording an outcome (the failure step itself failed).
  */
 async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, report: PollReport) {
-  const generation = phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  const generation =
+    phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
   const name = executionName(booking.id, phase, generation);
   const status = await rt.engine.status(name);
   if (status === null) {
@@ -212,7 +222,10 @@ async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, repor
   }
   if (status === "RUNNING" || status === "SUCCEEDED") return;
   const reason = `${phase} workflow ${name} ended ${status} without recording an outcome`;
-  const { changed } = await rt.store.updateBooking(booking.id, failPhase(phase, generation, reason));
+  const { changed } = await rt.store.updateBooking(
+    booking.id,
+    failPhase(phase, generation, reason),
+  );
   if (!changed) return;
   report.recovered.push(booking.id);
   await rt.store
@@ -224,4 +237,3 @@ function ignoreMissingHost(error: unknown): void {
   if (error instanceof NotFoundError) return;
   throw error;
 }
-

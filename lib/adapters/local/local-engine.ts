@@ -16,7 +16,12 @@ import {
 import type { Phase } from "../../domain/booking";
 import type { Logger } from "../../log";
 import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../../ports/engine";
-import { bindTasks, definitionPath, type JsonObject, loadDefinition } from "../../workflow/definitions";
+import {
+  bindTasks,
+  definitionPath,
+  type JsonObject,
+  loadDefinition,
+} from "../../workflow/definitions";
 
 export type StepHandler = (input: unknown) => Promise<unknown>;
 
@@ -42,7 +47,10 @@ export interface LocalEngineOptions {
 }
 
 export class LocalEngine implements WorkflowEngine {
-  readonly #machines = new Map<Phase, { machine: StateMachine; overrides: Record<string, StepHandler> }>();
+  readonly #machines = new Map<
+    Phase,
+    { machine: StateMachine; overrides: Record<string, StepHandler> }
+  >();
   readonly #executions = new Map<string, Execution>();
   readonly #logger: Logger;
   readonly #waitOverridesMs: Record<string, number>;
@@ -51,12 +59,16 @@ export class LocalEngine implements WorkflowEngine {
     this.#logger = options.logger;
     this.#waitOverridesMs = options.waitOverridesMs ?? {};
     for (const phase of ["provision", "release"] as const) {
-      const { definition, bindings } = bindTasks(loadDefinition(definitionPath(phase, options.root)));
+      const { definition, bindings } = bindTasks(
+        loadDefinition(definitionPath(phase, options.root)),
+      );
       const overrides: Record<string, StepHandler> = {};
       for (const { stateName, functionName } of bindings) {
         const handler = options.handlers[functionName];
         if (!handler) {
-          throw new Error(`${phase}: Task ${stateName} calls ${functionName}, which has no handler`);
+          throw new Error(
+            `${phase}: Task ${stateName} calls ${functionName}, which has no handler`,
+          );
         }
         overrides[stateName] = handler;
       }
@@ -74,7 +86,10 @@ export class LocalEngine implements WorkflowEngine {
     const log = this.#logger.child({ execution: name, bookingId: input.bookingId });
     const run = entry.machine.run(input as unknown as JsonValue, {
       overrides: {
-        taskResourceLocalHandlers: entry.overrides as Record<string, (i: JsonValue) => Promise<JsonValue>>,
+        taskResourceLocalHandlers: entry.overrides as Record<
+          string,
+          (i: JsonValue) => Promise<JsonValue>
+        >,
         waitTimeOverrides: this.#waitOverridesMs,
       },
     });
@@ -88,23 +103,28 @@ export class LocalEngine implements WorkflowEngine {
       abort: run.abort,
       done: Promise.resolve(),
     };
-    execution.done = run.result.then(
-      () => {
-        execution.status = "SUCCEEDED";
-      },
-      (error: unknown) => {
-        execution.status =
-          error instanceof ExecutionAbortedError
-            ? "ABORTED"
-            : error instanceof ExecutionTimeoutError
-              ? "TIMED_OUT"
-              : "FAILED";
-        execution.error = error instanceof Error ? error.message : String(error);
-      },
-    ).finally(() => {
-      execution.stoppedAt = new Date();
-      log.info({ status: execution.status, error: execution.error ?? undefined }, "execution ended");
-    });
+    execution.done = run.result
+      .then(
+        () => {
+          execution.status = "SUCCEEDED";
+        },
+        (error: unknown) => {
+          execution.status =
+            error instanceof ExecutionAbortedError
+              ? "ABORTED"
+              : error instanceof ExecutionTimeoutError
+                ? "TIMED_OUT"
+                : "FAILED";
+          execution.error = error instanceof Error ? error.message : String(error);
+        },
+      )
+      .finally(() => {
+        execution.stoppedAt = new Date();
+        log.info(
+          { status: execution.status, error: execution.error ?? undefined },
+          "execution ended",
+        );
+      });
     this.#executions.set(name, execution);
     void this.#trace(run.eventLogs, log);
     log.info({ phase }, "execution started");
@@ -113,7 +133,7 @@ export class LocalEngine implements WorkflowEngine {
 
   async stop(name: string, cause: string): Promise<void> {
     const execution = this.#executions.get(name);
-    if (!execution || execution.status !== "RUNNING") return;
+    if (execution?.status !== "RUNNING") return;
     this.#logger.info({ execution: name, cause }, "stopping execution");
     execution.abort();
     await execution.done;

@@ -1,0 +1,146 @@
+import {
+  type AttributeDefinition,
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  type KeySchemaElement,
+  waitUntilTableExists,
+} from "@aws-sdk/client-dynamodb";
+
+/**
+ * The two tables LaaS keeps, defined once. In the cloud serverless.yml declares them and must
+ * mirror these key schemas exactly:
+ *   hosts table:    partition key `name` (S), no sort key, PAY_PER_REQUEST
+ *   bookings table: partition key `id`   (S), no sort key, PAY_PER_REQUEST
+ * No secondary indexes, no TTL and no streams: the embedded dynalite supports none of them.
+ */
+export interface TableNames {
+  hosts: string;
+  bookings: string;
+}
+
+export const defaultTableNames: TableNames = {
+  hosts: "laas-hosts",
+  bookings: "laas-bookings",
+};
+
+/** Partition key attribute of each table (the only key attribute). */
+export const tableKeys = {
+  hosts: "name",
+  bookings: "id",
+} as const satisfies Record<keyof TableNames, string>;
+
+interface TableDefinition {
+  keySchema: KeySchemaElement[];
+  attributeDefinitions: AttributeDefinition[];
+}
+
+function partitionKeyOnly(attribute: string): TableDefinition {
+  return {
+    keySchema: [{ AttributeName: attribute, KeyType: "HASH" }],
+    attributeDefinitions: [{ AttributeName: attribute, AttributeType: "S" }],
+  };
+}
+
+export const tableDefinitions: Record<keyof TableNames, TableDefinition> = {
+  hosts: partitionKeyOnly(tableKeys.hosts),
+  bookings: partitionKeyOnly(tableKeys.bookings),
+};
+
+export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
+  return {
+    hosts: env.LAAS_HOSTS_TABLE || defaultTableNames.hosts,
+    bookings: env.LAAS_BOOKINGS_TABLE || defaultTableNames.bookings,
+  };
+}
+
+function errorName(error: unknown): string | undefined {
+  return error instanceof Error ? error.name : undefined;
+}
+
+async function tableExists(client: DynamoDBClient, tableName: string): Promise<boolean> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: tableName }));
+    return true;
+  } catch (error) {
+    if (errorName(error) === "ResourceNotFoundException") return false;
+    throw error;
+  }
+}
+
+async function ensureTable(
+  client: DynamoDBClient,
+  tableName: string,
+  definition: TableDefinition,
+): Promise<void> {
+  if (!(await tableExists(client, tableName))) {
+    try {
+      await client.send(
+        new CreateTableCommand({
+          TableName: tableName,
+          KeySchema: definition.keySchema,
+          AttributeDefinitions: definition.attributeDefinitions,
+          BillingMode: "PAY_PER_REQUEST",
+        }),
+      );
+    } catch (error) {
+      // Another process created it between our describe and create: that is what we wanted.
+      if (errorName(error) !== "ResourceInUseException") throw error;
+    }
+  }
+  // A new table is CREATING for a while (dynalite: createTableMs; DynamoDB: seconds).
+  await waitUntilTableExists(
+    { client, minDelay: 0.05, maxDelay: 2, maxWaitTime: 120 },
+    { TableName: tableName },
+  );
+}
+
+/**
+ * Creates whichever of the two tables is missing and waits until both are ACTIVE. Used by the
+ * embedded default and the tests; in the cloud the tables come from serverless.yml.
+ */
+export async function ensureTables(client: DynamoDBClient, names: TableNames): Promise<void> {
+  await Promise.all([
+    ensureTable(client, names.hosts, tableDefinitions.hosts),
+    ensureTable(client, names.bookings, tableDefinitions.bookings),
+  ]);
+}
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+function isLoopbackEndpoint(endpoint: string): boolean {
+  try {
+    const host = new URL(endpoint).hostname;
+    return LOOPBACK_HOSTS.has(host) || host.startsWith("127.");
+  } catch {
+    return false;
+  }
+}
+
+export interface DynamoClientOptions {
+  /** Explicit endpoint, e.g. the embedded dynalite's http://127.0.0.1:PORT. */
+  endpoint?: string;
+  region?: string;
+}
+
+/**
+ * A DynamoDB client. Without an explicit endpoint the SDK itself honours AWS_ENDPOINT_URL_DYNAMODB
+ * and AWS_ENDPOINT_URL (LocalStack), so those are not re-read into the config here; they are only
+ * looked at to tell whether the endpoint is on this machine. A loopback endpoint (dynalite,
+ * LocalStack) gets dummy static credentials and a default region, so that no credential chain
+ * lookup (files, instance metadata) happens and none is needed.
+ */
+export function createDynamoClient(
+  options: DynamoClientOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): DynamoDBClient {
+  const endpoint = options.endpoint ?? env.AWS_ENDPOINT_URL_DYNAMODB ?? env.AWS_ENDPOINT_URL;
+  const local = endpoint !== undefined && isLoopbackEndpoint(endpoint);
+  const region = options.region ?? (local ? "us-east-1" : undefined);
+  return new DynamoDBClient({
+    // Left out rather than set to undefined, so the SDK's own env/config resolution still runs.
+    ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
+    ...(region !== undefined ? { region } : {}),
+    ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+  });
+}

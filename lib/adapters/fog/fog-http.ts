@@ -1,0 +1,157 @@
+/**
+ * One HTTP exchange with FOG's REST API, and the translation of FOG's answers into the project's
+ * error classes. FOG answers most errors with an empty body (even when the content type says
+ * JSON), so nothing here parses a body before checking that there is one.
+ */
+import type { z } from "zod";
+import { AuthError, NotFoundError, ProtocolError, TransientError } from "../../errors";
+import type { Logger } from "../../log";
+import type { Secret } from "../../secret";
+import { errorBodySchema } from "./fog-schema";
+
+export type FogMethod = "GET" | "PUT" | "POST" | "DELETE";
+
+export interface FogResponse {
+  method: FogMethod;
+  /** Route relative to the web root, as logged ("host/12/task"). */
+  route: string;
+  url: string;
+  status: number;
+  body: string;
+  /** The Location header of a redirect, if any. */
+  location: string | null;
+}
+
+export interface FogHttpConfig {
+  /** Web root, e.g. http://fog.example.org/fog/ (a missing final "/" is added). */
+  server: string;
+  apiKey: Secret;
+  userKey: Secret;
+  timeoutMs: number;
+  fetch: typeof fetch;
+}
+
+export class FogHttp {
+  readonly #config: FogHttpConfig;
+  readonly #base: URL;
+  readonly #logger: Logger;
+
+  constructor(config: FogHttpConfig, logger: Logger) {
+    this.#config = config;
+    this.#logger = logger;
+    // Routes are joined relative to the web root: without the final "/", new URL() would
+    // replace the root's last segment ("fog") instead of appending under it.
+    this.#base = new URL(config.server.endsWith("/") ? config.server : `${config.server}/`);
+  }
+
+  /**
+   * Sends one request and answers whatever status FOG gave. Throws TransientError only when no
+   * answer came (network error, timeout); statuses are judged by the caller (see failure()).
+   */
+  async send(method: FogMethod, route: string, body?: unknown): Promise<FogResponse> {
+    const url = new URL(route, this.#base).toString();
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      "fog-api-token": this.#config.apiKey.reveal(),
+      "fog-user-token": this.#config.userKey.reveal(),
+    };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const started = performance.now();
+    try {
+      const response = await this.#config.fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        // The tokens travel in headers: never replay them to wherever a redirect points.
+        redirect: "manual",
+        signal: AbortSignal.timeout(this.#config.timeoutMs),
+      });
+      const text = await response.text();
+      const durationMs = Math.round(performance.now() - started);
+      this.#logger.debug({ method, route, status: response.status, durationMs }, "fog request");
+      const location = response.headers.get("location");
+      return { method, route, url, status: response.status, body: text, location };
+    } catch (error) {
+      const durationMs = Math.round(performance.now() - started);
+      const reason = describeNetworkError(error, this.#config.timeoutMs);
+      this.#logger.debug({ method, route, durationMs, error: reason }, "fog request failed");
+      throw new TransientError(`FOG did not answer ${method} ${url}: ${reason}`);
+    }
+  }
+}
+
+function describeNetworkError(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error) {
+    if (error.name === "TimeoutError" || error.name === "AbortError") {
+      return `no answer within ${timeoutMs / 1000} s`;
+    }
+    // fetch reports "fetch failed" and keeps the reason (ECONNREFUSED, ENOTFOUND…) in cause.
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+    return `${error.message}${cause}`;
+  }
+  return String(error);
+}
+
+export function isSuccess(response: FogResponse): boolean {
+  return response.status >= 200 && response.status < 300;
+}
+
+/** FOG's `{"error": "…"}` message, when the body is one. */
+export function fogErrorMessage(response: FogResponse): string | null {
+  if (response.body.trim() === "") return null;
+  try {
+    const parsed = errorBodySchema.safeParse(JSON.parse(response.body));
+    return parsed.success ? parsed.data.error : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The error for a response that is not a success. Token values never appear in messages. */
+export function failure(response: FogResponse): Error {
+  const { status, method, url } = response;
+  const message = fogErrorMessage(response);
+  const detail = message ? `: ${message}` : "";
+  if (status === 403) return new AuthError(`FOG refused the API token (403) at ${url}`);
+  if (status === 401) return new AuthError(`FOG refused the user token (401) at ${url}`);
+  if (status === 404) return new NotFoundError(`FOG has no such object (404): ${method} ${url}`);
+  if (status === 501) {
+    // FOG answers 501 both for a route it does not have and for an invalid tasking type.
+    return new ProtocolError(`FOG does not support ${method} ${url} (501)${detail}`);
+  }
+  if (status >= 500)
+    return new TransientError(`FOG failed on ${method} ${url} (${status})${detail}`);
+  if (status >= 300 && status < 400) {
+    // FOG redirects API calls to its login page when the API is disabled in its settings.
+    const target = response.location ? ` to ${response.location}` : "";
+    return new ProtocolError(
+      `FOG redirected ${method} ${url}${target} (${status}); is the API enabled in FOG's settings?`,
+    );
+  }
+  return new ProtocolError(`FOG answered ${status} to ${method} ${url}${detail}`);
+}
+
+/** Parses a successful response's JSON body against a schema. */
+export function parseBody<T extends z.ZodType>(response: FogResponse, schema: T): z.output<T> {
+  const { method, url } = response;
+  const text = response.body.trim();
+  if (text === "") {
+    throw new ProtocolError(`FOG answered an empty body to ${method} ${url} (expected JSON)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    const hint = text.startsWith("<") ? " (an HTML page: is the server URL FOG's web root?)" : "";
+    throw new ProtocolError(`FOG answered non-JSON to ${method} ${url}${hint}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join(".")}` : "";
+    throw new ProtocolError(
+      `FOG answered an unexpected shape to ${method} ${url}${where}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,414 @@
+/**
+ * Loading the lab's configuration: pharos.yaml and everything it refers to (inventory, every
+ * installer config in default_configs, each with its networks, domains, inventory and VPN files)
+ * is read and validated at start, so that a mistake stops the lab before any booking rather
+ * than in the middle of one. Every problem is a ConfigError naming the file and field.
+ */
+import { dirname, resolve } from "node:path";
+import ssh2 from "ssh2";
+import { Secret } from "../secret";
+import { configError, describeValue, type Issue, parseWith, throwIfIssues } from "./issues";
+import { displayPath, resolveConfigPath } from "./paths";
+import {
+  applyAliases,
+  domainFileSchema,
+  installerSchema,
+  inventorySchema,
+  isNoInstaller,
+  networkFileSchema,
+  PHAROS_ALIASES,
+  pharosSchema,
+  type RawPower,
+  type RawPowerOverride,
+  VPN_ALIASES,
+  vpnSchema,
+} from "./schema";
+import { resolveSecret, type SecretSource } from "./secrets";
+import type {
+  DomainFile,
+  InstallerConfig,
+  Inventory,
+  InventoryHost,
+  NetworkFile,
+  PharosConfig,
+  PowerConfig,
+  VpnConfig,
+} from "./types";
+import { type Reference, readTextFile, readYamlFile } from "./yaml-file";
+
+export {
+  installerConfigFor,
+  inventoryHostByName,
+  inventoryHostByResource,
+  POWER_DEFAULTS,
+  powerFor,
+} from "./lookup";
+
+/** Loads pharos.yaml and every file it refers to. */
+export async function loadPharosConfig(path: string): Promise<PharosConfig> {
+  return new Loader().pharos(resolve(path));
+}
+
+/** Loads one installer config (`laas deploy --config conf/fuel.yaml`) and the files it names. */
+export async function loadInstallerConfig(path: string): Promise<InstallerConfig> {
+  return new Loader().installer(resolve(path), null);
+}
+
+/** Reads a secret field; a problem becomes an issue (the placeholder is never returned). */
+async function secretField(
+  source: SecretSource,
+  dir: string,
+  field: string,
+  issues: Issue[],
+): Promise<Secret> {
+  const result = await resolveSecret(source, dir);
+  if (result.ok) return result.secret;
+  issues.push({ path: field, message: result.problem });
+  return new Secret("", "invalid");
+}
+
+/**
+ * A power key must be a private key ssh2 can use without a passphrase. ssh2's own message is
+ * not repeated: it is fixed text today, but the check must never echo key material.
+ */
+function privateKeyProblem(secret: Secret): string | null {
+  const parsed = ssh2.utils.parseKey(secret.reveal());
+  const from = secret.source === "inline" ? "" : ` (${secret.source})`;
+  if (parsed instanceof Error) {
+    return /passphrase|encrypted/i.test(parsed.message)
+      ? `is an encrypted private key${from}; give one without a passphrase`
+      : `is not an OpenSSH or PEM private key${from}`;
+  }
+  if (!parsed.isPrivateKey()) return `is a public key${from}; give the private key`;
+  return null;
+}
+
+async function powerKey(
+  source: SecretSource,
+  dir: string,
+  field: string,
+  issues: Issue[],
+): Promise<Secret> {
+  const before = issues.length;
+  const key = await secretField(source, dir, field, issues);
+  if (issues.length === before) {
+    const problem = privateKeyProblem(key);
+    if (problem) issues.push({ path: field, message: problem });
+  }
+  return key;
+}
+
+async function labPower(
+  raw: RawPower,
+  dir: string,
+  field: string,
+  issues: Issue[],
+): Promise<PowerConfig> {
+  return {
+    type: raw.type,
+    user: raw.user,
+    port: raw.port,
+    key: await powerKey(raw.key, dir, `${field}.key`, issues),
+    hostKey: raw.host_key,
+    timeoutSeconds: raw.timeout,
+  };
+}
+
+/** Only the fields the entry gives, so that merging leaves the others to the lab default. */
+async function powerOverride(
+  raw: RawPowerOverride,
+  dir: string,
+  field: string,
+  issues: Issue[],
+): Promise<Partial<PowerConfig>> {
+  const out: Partial<PowerConfig> = {};
+  if (raw.type !== undefined) out.type = raw.type;
+  if (raw.user !== undefined) out.user = raw.user;
+  if (raw.port !== undefined) out.port = raw.port;
+  if (raw.key !== undefined) out.key = await powerKey(raw.key, dir, `${field}.key`, issues);
+  if (raw.host_key !== undefined) out.hostKey = raw.host_key;
+  if (raw.timeout !== undefined) out.timeoutSeconds = raw.timeout;
+  return out;
+}
+
+interface DefaultConfigEntry {
+  /** null for the no-installer config. */
+  key: string | null;
+  /** The key as it appears in the file, for messages. */
+  label: string;
+  path: string;
+}
+
+function defaultConfigEntries(raw: Record<string, string>, issues: Issue[]): DefaultConfigEntry[] {
+  const entries: DefaultConfigEntry[] = [];
+  const seen = new Map<string, string>();
+  for (const [written, path] of Object.entries(raw)) {
+    // YAML `null:` and `~:` arrive as the empty key.
+    const label = written === "" ? "null" : written;
+    const key = isNoInstaller(written) ? null : written.trim();
+    const folded = key === null ? "" : key.toLowerCase();
+    const other = seen.get(folded);
+    if (other !== undefined) {
+      issues.push({
+        path: `default_configs.${label}`,
+        message: `names the same installer as ${other}`,
+      });
+      continue;
+    }
+    seen.set(folded, label);
+    entries.push({ key, label, path });
+  }
+  if (!seen.has("")) {
+    issues.push({
+      path: "default_configs",
+      message:
+        "needs an entry for no installer (key null or none): its image is the clean image written at release",
+    });
+  }
+  return entries;
+}
+
+function sameInstaller(key: string | null, installer: string | null): boolean {
+  if (key === null || installer === null) return key === installer;
+  return key.toLowerCase() === installer.toLowerCase();
+}
+
+/** One load: files named by several configs are read once and shared. */
+class Loader {
+  readonly #cache = new Map<string, Promise<unknown>>();
+
+  #once<T>(kind: string, file: string, load: () => Promise<T>): Promise<T> {
+    const key = `${kind}:${file}`;
+    let pending = this.#cache.get(key) as Promise<T> | undefined;
+    if (!pending) {
+      pending = load();
+      this.#cache.set(key, pending);
+    }
+    return pending;
+  }
+
+  async pharos(file: string): Promise<PharosConfig> {
+    const aliased = applyAliases(await readYamlFile(file, null), PHAROS_ALIASES);
+    const raw = parseWith(pharosSchema, aliased.data, file, aliased.issues);
+    const dir = dirname(file);
+    const issues: Issue[] = [];
+    const token = await secretField(raw.token, dir, "token", issues);
+    const power = raw.power ? await labPower(raw.power, dir, "power", issues) : null;
+    const entries = defaultConfigEntries(raw.default_configs, issues);
+    throwIfIssues(file, issues);
+
+    const inventory = await this.inventory(resolveConfigPath(dir, raw.inventory), {
+      file,
+      field: "inventory",
+    });
+    const defaultConfigs = new Map<string | null, InstallerConfig>();
+    for (const entry of entries) {
+      const field = `default_configs.${entry.label}`;
+      const config = await this.installer(resolveConfigPath(dir, entry.path), { file, field });
+      if (!sameInstaller(entry.key, config.installer)) {
+        throw configError(file, [
+          {
+            path: field,
+            message: `${displayPath(config.file)} is the config of installer ${describeValue(config.installer)}`,
+          },
+        ]);
+      }
+      defaultConfigs.set(entry.key, config);
+    }
+    const cleanConfig = defaultConfigs.get(null);
+    if (!cleanConfig)
+      throw configError(file, [{ path: "default_configs", message: "no null entry" }]);
+    if (!power) {
+      requireOwnPowerKeys(file, [
+        inventory,
+        ...[...defaultConfigs.values()].map((c) => c.inventory),
+      ]);
+    }
+    return {
+      file,
+      dashboard: raw.dashboard,
+      token,
+      database: resolveConfigPath(dir, raw.database),
+      defaultConfigs,
+      cleanConfig,
+      inventory,
+      loggingDir: resolveConfigPath(dir, raw.logging_dir),
+      polling: raw.polling,
+      power,
+    };
+  }
+
+  installer(file: string, from: Reference | null): Promise<InstallerConfig> {
+    return this.#once("installer", file, async () => {
+      const raw = parseWith(installerSchema, await readYamlFile(file, from), file);
+      const dir = dirname(file);
+      const issues: Issue[] = [];
+      const apiKey = await secretField(raw.fog.api_key, dir, "fog.api_key", issues);
+      const userKey = await secretField(raw.fog.user_key, dir, "fog.user_key", issues);
+      throwIfIssues(file, issues);
+
+      const ref = (field: string): Reference => ({ file, field });
+      const networks = await this.networks(
+        resolveConfigPath(dir, raw.hypervisor_config.networks),
+        ref("hypervisor_config.networks"),
+      );
+      const vms = await this.domains(
+        resolveConfigPath(dir, raw.hypervisor_config.vms),
+        ref("hypervisor_config.vms"),
+      );
+      throwIfIssues(file, unknownNetworks(networks, vms));
+      const inventory = await this.inventory(
+        resolveConfigPath(dir, raw.inventory),
+        ref("inventory"),
+      );
+      const vpn = await this.vpn(resolveConfigPath(dir, raw.vpn_config), ref("vpn_config"));
+      return {
+        file,
+        installer: raw.installer,
+        database: resolveConfigPath(dir, raw.database),
+        dhcpLog: raw.dhcp_log,
+        dhcpServer: raw.dhcp_server,
+        fog: {
+          server: raw.fog.server.endsWith("/") ? raw.fog.server : `${raw.fog.server}/`,
+          apiKey,
+          userKey,
+          imageId: raw.fog.image_id,
+          pollSeconds: raw.fog.poll_interval,
+          imagingTimeoutSeconds: raw.fog.imaging_timeout,
+          requestTimeoutSeconds: raw.fog.request_timeout,
+        },
+        loggingDir: resolveConfigPath(dir, raw.logging_dir),
+        scenario: raw.scenario,
+        hypervisor: { networks, vms },
+        inventory,
+        vpn,
+      };
+    });
+  }
+
+  inventory(file: string, from: Reference): Promise<Inventory> {
+    return this.#once("inventory", file, async () => {
+      const raw = parseWith(inventorySchema, await readYamlFile(file, from), file);
+      const dir = dirname(file);
+      const issues: Issue[] = [];
+      const hosts: InventoryHost[] = [];
+      for (const [resourceId, entry] of Object.entries(raw)) {
+        hosts.push({
+          resourceId,
+          name: entry.name,
+          address: entry.address ?? null,
+          power: entry.power
+            ? await powerOverride(entry.power, dir, `${resourceId}.power`, issues)
+            : null,
+        });
+      }
+      throwIfIssues(file, issues);
+      return { file, hosts };
+    });
+  }
+
+  /** The template must be readable now; rendering it is the provisioning step's business. */
+  async #template(file: string, value: string): Promise<string> {
+    const template = resolveConfigPath(dirname(file), value);
+    await readTextFile(template, { file, field: "jinja-template" });
+    return template;
+  }
+
+  networks(file: string, from: Reference): Promise<NetworkFile> {
+    return this.#once("networks", file, async () => {
+      const raw = parseWith(networkFileSchema, await readYamlFile(file, from), file);
+      return {
+        file,
+        template: await this.#template(file, raw["jinja-template"]),
+        networks: raw.networks.map((net) => ({
+          name: net.name,
+          brName: net.brName,
+          brAddr: net.brAddr,
+          cidr: net.cidr,
+          netmask: net.netmask,
+          dhcp: {
+            used: net.dhcp.used,
+            rangeStart: net.dhcp.rangeStart ?? null,
+            rangeEnd: net.dhcp.rangeEnd ?? null,
+          },
+          forward: { used: net.forward.used, type: net.forward.type ?? null },
+        })),
+      };
+    });
+  }
+
+  domains(file: string, from: Reference): Promise<DomainFile> {
+    return this.#once("domains", file, async () => {
+      const raw = parseWith(domainFileSchema, await readYamlFile(file, from), file);
+      return {
+        file,
+        template: await this.#template(file, raw["jinja-template"]),
+        domains: raw.domains.map((domain) => ({
+          name: domain.name,
+          disk: domain.disk,
+          memory: domain.memory,
+          vcpus: domain.vcpus,
+          interfaces: domain.interfaces.map((i) => ({ name: i.name, type: i.type })),
+          iso: {
+            used: domain.iso.used,
+            url: domain.iso.URL ?? null,
+            location: domain.iso.location ?? null,
+          },
+        })),
+      };
+    });
+  }
+
+  vpn(file: string, from: Reference): Promise<VpnConfig> {
+    return this.#once("vpn", file, async () => {
+      const aliased = applyAliases(await readYamlFile(file, from), VPN_ALIASES);
+      const raw = parseWith(vpnSchema, aliased.data, file, aliased.issues);
+      const dir = dirname(file);
+      const issues: Issue[] = [];
+      const pass = await secretField(raw.authentication.pass, dir, "authentication.pass", issues);
+      throwIfIssues(file, issues);
+      return {
+        file,
+        server: raw.server,
+        authentication: { user: raw.authentication.user, pass },
+        directory: { root: raw.directory.root, user: raw.directory.user },
+        user: { objects: raw.user.objects },
+        database: resolveConfigPath(dir, raw.database),
+        permanentUsers: raw.permanent_users ?? [],
+      };
+    });
+  }
+}
+
+/** A domain interface of type network must name a network the installer defines. */
+function unknownNetworks(networks: NetworkFile, vms: DomainFile): Issue[] {
+  const defined = new Set(networks.networks.map((n) => n.name));
+  const issues: Issue[] = [];
+  vms.domains.forEach((domain, d) => {
+    domain.interfaces.forEach((iface, i) => {
+      if (iface.type === "network" && !defined.has(iface.name)) {
+        issues.push({
+          path: "hypervisor_config",
+          message: `${displayPath(vms.file)}: domains[${d}].interfaces[${i}]: network ${iface.name} is not defined in ${displayPath(networks.file)}`,
+        });
+      }
+    });
+  });
+  return issues;
+}
+
+/**
+ * Without a lab-wide power section, a host that has power settings must carry its own key
+ * (the other fields have defaults).
+ */
+function requireOwnPowerKeys(pharosFile: string, inventories: readonly Inventory[]): void {
+  for (const inventory of new Set(inventories)) {
+    const issues = inventory.hosts
+      .filter((host) => host.power && !host.power.key)
+      .map((host) => ({
+        path: `${host.resourceId}.power.key`,
+        message: `required: ${displayPath(pharosFile)} has no lab-wide power section`,
+      }));
+    throwIfIssues(inventory.file, issues);
+  }
+}

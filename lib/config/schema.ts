@@ -1,0 +1,395 @@
+/**
+ * Shapes of the YAML config files, in the seed's own vocabulary (snake_case, `jinja-template`,
+ * `brAddr`…). These schemas check shape and values only; load.ts resolves paths, reads secrets
+ * and referenced files, and builds the camelCase types of types.ts.
+ *
+ * Every schema that a user can get wrong carries an "expected …" message; issues.ts adds what
+ * was found (except for secrets) and the field path.
+ */
+import { z } from "zod";
+import { cidrContains, ipv4ToInt, maskToPrefix, parseCidr } from "./ipv4";
+import type { Issue } from "./issues";
+
+const expected = (what: string) => ({ error: `expected ${what}` });
+
+const text = (what = "a non-empty string") =>
+  z.string(expected(what)).trim().min(1, expected(what));
+
+/** A path on this machine; relative paths are resolved against the config file's directory. */
+const configPath = text("a path");
+
+/** A path on the pod host or DHCP server, used there as is: it must be absolute. */
+const remotePath = z
+  .string(expected("an absolute path"))
+  .regex(/^\/[^\0\n]*$/, expected("an absolute path"));
+
+const positiveInt = z.int(expected("a positive integer")).positive(expected("a positive integer"));
+
+const positiveNumber = z
+  .number(expected("a positive number"))
+  .positive(expected("a positive number"));
+
+const flag = z.boolean(expected("true or false"));
+
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" });
+
+const ipv4 = z.ipv4(expected("an IPv4 address"));
+
+const hostOrAddress = z.union([z.ipv6(), z.hostname()], expected("a host name or IP address"));
+
+/** Names that end up in libvirt XML, virsh argv and interface names: kept to a safe alphabet. */
+const libvirtName = z
+  .string(expected("a name"))
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/,
+    expected("a name of letters, digits, '.', '_', '+', '-'"),
+  );
+
+/** Linux limits interface names to 15 characters. */
+const bridgeName = z
+  .string(expected("a bridge name"))
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/,
+    expected("a bridge name (up to 15 letters, digits, '.', '_', '-')"),
+  );
+
+const fogHostName = z
+  .string(expected("a FOG host name"))
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    expected("a FOG host name (letters, digits, '.', '_', '-')"),
+  );
+
+/** A secret: the value, a path to a file holding it, or `{file: path}` (see secrets.ts). */
+export const secretSource = z.union(
+  [z.string(), z.strictObject({ file: configPath })],
+  expected("a string or {file: path}"),
+);
+
+const sshUser = z
+  .string(expected("a user name"))
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, expected("a user name"));
+
+const port = z
+  .int(expected("a port number (1-65535)"))
+  .min(1, expected("a port number (1-65535)"))
+  .max(65535, expected("a port number (1-65535)"));
+
+/** As `ssh-keygen -lf` prints it: SHA256 and 43 base64 characters. */
+const hostKeyFingerprint = z
+  .string(expected("an OpenSSH fingerprint (SHA256:…)"))
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, expected("an OpenSSH fingerprint (SHA256:…)"));
+
+const powerType = z.literal("ssh", expected('"ssh"'));
+
+/** Lab-wide power settings (pharos.yaml `power:`), an extension of the seed. */
+export const powerSchema = z.strictObject(
+  {
+    type: powerType.default("ssh"),
+    user: sshUser.default("root"),
+    port: port.default(22),
+    key: secretSource,
+    host_key: hostKeyFingerprint.nullable().default(null),
+    timeout: positiveInt.default(30),
+  },
+  expected("a mapping {type, user, port, key, host_key, timeout}"),
+);
+
+/** Per-host power settings in the inventory: any field, merged over the lab-wide ones. */
+export const powerOverrideSchema = z.strictObject(
+  {
+    type: powerType.optional(),
+    user: sshUser.optional(),
+    port: port.optional(),
+    key: secretSource.optional(),
+    host_key: hostKeyFingerprint.nullable().optional(),
+    timeout: positiveInt.optional(),
+  },
+  expected("a mapping {type, user, port, key, host_key, timeout}"),
+);
+
+const inventoryHostSchema = z.preprocess(
+  // The seed's form `50: fog-machine-4` is shorthand for `50: {name: fog-machine-4}`.
+  (value) => (typeof value === "string" ? { name: value } : value),
+  z.strictObject(
+    {
+      name: fogHostName,
+      address: hostOrAddress.nullable().optional(),
+      power: powerOverrideSchema.nullable().optional(),
+    },
+    expected("a FOG host name or a mapping {name, address, power}"),
+  ),
+);
+
+export const inventorySchema = z
+  .record(
+    z.string().min(1, "a resource id must not be empty"),
+    inventoryHostSchema,
+    expected("a mapping of dashboard resource id to FOG host name"),
+  )
+  .superRefine((hosts, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [id, host] of Object.entries(hosts)) {
+      const other = seen.get(host.name);
+      if (other !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [id, "name"],
+          message: `FOG host ${host.name} is already resource ${other}`,
+        });
+      }
+      seen.set(host.name, id);
+    }
+  });
+
+/** Forward modes libvirt knows (`<forward mode=…>`). */
+export const FORWARD_MODES = [
+  "nat",
+  "route",
+  "open",
+  "bridge",
+  "private",
+  "vepa",
+  "passthrough",
+  "hostdev",
+] as const;
+
+const networkSchema = z
+  .strictObject({
+    brAddr: ipv4,
+    brName: bridgeName,
+    cidr: z.cidrv4(expected("an IPv4 CIDR such as 10.20.0.0/24")),
+    dhcp: z.strictObject({
+      used: flag,
+      rangeStart: ipv4.nullable().optional(),
+      rangeEnd: ipv4.nullable().optional(),
+    }),
+    forward: z.strictObject({
+      used: flag,
+      type: z.enum(FORWARD_MODES).nullable().optional(),
+    }),
+    name: libvirtName,
+    netmask: ipv4,
+  })
+  .superRefine((net, ctx) => {
+    const cidr = parseCidr(net.cidr);
+    const prefix = maskToPrefix(net.netmask);
+    if (prefix !== cidr.prefix) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["netmask"],
+        message: `does not match cidr ${net.cidr}`,
+      });
+    }
+    if (!cidrContains(cidr, net.brAddr)) {
+      ctx.addIssue({ code: "custom", path: ["brAddr"], message: `is outside cidr ${net.cidr}` });
+    }
+    if (net.dhcp.used) {
+      for (const key of ["rangeStart", "rangeEnd"] as const) {
+        const address = net.dhcp[key];
+        if (!address) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", key],
+            message: "required when dhcp.used is true",
+          });
+        } else if (!cidrContains(cidr, address)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["dhcp", key],
+            message: `is outside cidr ${net.cidr}`,
+          });
+        }
+      }
+      const { rangeStart, rangeEnd } = net.dhcp;
+      if (rangeStart && rangeEnd && ipv4ToInt(rangeStart) > ipv4ToInt(rangeEnd)) {
+        ctx.addIssue({ code: "custom", path: ["dhcp"], message: "rangeStart is after rangeEnd" });
+      }
+    }
+    if (net.forward.used && !net.forward.type) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["forward", "type"],
+        message: "required when forward.used is true",
+      });
+    }
+  });
+
+function uniqueNames(kind: string, items: readonly { name: string }[], ctx: z.RefinementCtx) {
+  const seen = new Set<string>();
+  items.forEach((item, index) => {
+    if (seen.has(item.name)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [kind, index, "name"],
+        message: `${item.name} is defined twice`,
+      });
+    }
+    seen.add(item.name);
+  });
+}
+
+export const networkFileSchema = z
+  .strictObject(
+    {
+      "jinja-template": configPath,
+      networks: z.array(networkSchema, expected("a list of networks")),
+    },
+    expected("a mapping {jinja-template, networks}"),
+  )
+  .superRefine((file, ctx) => uniqueNames("networks", file.networks, ctx));
+
+const domainSchema = z.strictObject({
+  disk: remotePath,
+  interfaces: z
+    .array(
+      z.strictObject({
+        name: libvirtName,
+        type: z.enum(["bridge", "network"], expected('"bridge" or "network"')),
+      }),
+      expected("a list of interfaces"),
+    )
+    .min(1, expected("at least one interface")),
+  iso: z
+    .strictObject({
+      URL: httpUrl.nullable().optional(),
+      location: remotePath.nullable().optional(),
+      used: flag,
+    })
+    .superRefine((iso, ctx) => {
+      if (!iso.used) return;
+      for (const key of ["URL", "location"] as const) {
+        if (!iso[key]) {
+          ctx.addIssue({ code: "custom", path: [key], message: "required when iso.used is true" });
+        }
+      }
+    }),
+  memory: positiveInt,
+  name: libvirtName,
+  vcpus: positiveInt,
+});
+
+export const domainFileSchema = z
+  .strictObject(
+    {
+      "jinja-template": configPath,
+      domains: z.array(domainSchema, expected("a list of domains")),
+    },
+    expected("a mapping {jinja-template, domains}"),
+  )
+  .superRefine((file, ctx) => uniqueNames("domains", file.domains, ctx));
+
+export const vpnSchema = z.strictObject(
+  {
+    server: hostOrAddress,
+    authentication: z.strictObject({ pass: secretSource, user: text("an LDAP DN") }),
+    directory: z.strictObject({ root: text("an LDAP DN"), user: text("an LDAP RDN") }),
+    user: z.strictObject({
+      objects: z
+        .array(text("an object class"), expected("a list of object classes"))
+        .min(1, expected("at least one object class")),
+    }),
+    database: configPath,
+    permanent_users: z.array(text("a user name"), expected("a list of user names")).nullish(),
+  },
+  expected("a mapping {server, authentication, directory, user, database, permanent_users}"),
+);
+
+/** Dashboard installer names meaning "no installer" (the seed's `null` and `None`). */
+export function isNoInstaller(name: string | null | undefined): boolean {
+  if (name === null || name === undefined) return true;
+  const lower = name.trim().toLowerCase();
+  return lower === "" || lower === "none" || lower === "null";
+}
+
+export const installerSchema = z.strictObject(
+  {
+    database: configPath,
+    dhcp_log: remotePath,
+    dhcp_server: hostOrAddress.nullable(),
+    fog: z.strictObject(
+      {
+        api_key: secretSource,
+        server: httpUrl,
+        user_key: secretSource,
+        image_id: positiveInt,
+        poll_interval: positiveInt.default(15),
+        imaging_timeout: positiveInt.default(3600),
+        request_timeout: positiveInt.default(30),
+      },
+      expected("a mapping {api_key, server, user_key, image_id}"),
+    ),
+    installer: z
+      .string(expected("an installer name or null"))
+      .nullable()
+      .transform((name) => (isNoInstaller(name) ? null : (name?.trim() ?? null))),
+    logging_dir: configPath,
+    scenario: z
+      .string(expected("a scenario name or null"))
+      .nullish()
+      .transform((s) => (s?.trim() ? s.trim() : null)),
+    hypervisor_config: z.strictObject(
+      { networks: configPath, vms: configPath },
+      expected("a mapping {networks, vms}"),
+    ),
+    inventory: configPath,
+    vpn_config: configPath,
+  },
+  expected("a mapping (installer config)"),
+);
+
+export const pharosSchema = z.strictObject(
+  {
+    dashboard: httpUrl,
+    database: configPath,
+    default_configs: z.record(
+      z.string(),
+      configPath,
+      expected("a mapping of installer name to config file"),
+    ),
+    inventory: configPath,
+    logging_dir: configPath,
+    polling: positiveNumber,
+    token: secretSource,
+    power: powerSchema.nullish(),
+  },
+  expected("a mapping (pharos config)"),
+);
+
+export type RawPower = z.output<typeof powerSchema>;
+export type RawPowerOverride = z.output<typeof powerOverrideSchema>;
+export type RawInventory = z.output<typeof inventorySchema>;
+export type RawNetworkFile = z.output<typeof networkFileSchema>;
+export type RawDomainFile = z.output<typeof domainFileSchema>;
+export type RawVpn = z.output<typeof vpnSchema>;
+export type RawInstaller = z.output<typeof installerSchema>;
+export type RawPharos = z.output<typeof pharosSchema>;
+
+/** Misspellings in the seed that its users' files carry: alias → field. */
+export const PHAROS_ALIASES = { poling: "polling" } as const;
+export const VPN_ALIASES = { authenticaion: "authentication" } as const;
+
+/**
+ * Renames alias keys to their field before validation. Giving both is an issue rather than a
+ * silent choice.
+ */
+export function applyAliases(
+  data: unknown,
+  aliases: Readonly<Record<string, string>>,
+): { data: unknown; issues: Issue[] } {
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    return { data, issues: [] };
+  }
+  const out: Record<string, unknown> = { ...data };
+  const issues: Issue[] = [];
+  for (const [alias, field] of Object.entries(aliases)) {
+    if (!(alias in out)) continue;
+    if (field in out) {
+      issues.push({ path: alias, message: `give either ${field} or ${alias}, not both` });
+    } else {
+      out[field] = out[alias];
+    }
+    delete out[alias];
+  }
+  return { data: out, issues };
+}

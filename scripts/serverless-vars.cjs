@@ -1,0 +1,21 @@
+// Values serverless.yml derives from the lab's config, so the schedule follows conf/pharos.yaml.
+// `polling` means what it meant in the original tool: polls per second (0.1 = every 10 s).
+// EventBridge schedules cannot run more often than once a minute, so the cloud rate is clamped.
+const { readFileSync } = require("node:fs");
+const { resolve } = require("node:path");
+const { parse } = require("yaml");
+
+function pollingOf(configPath) {
+  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const polling = config.polling ?? config.poling;
+  if (typeof polling !== "number" || !(polling > 0)) {
+    throw new Error(`${configPath}: polling: expected a positive number of polls per second`);
+  }
+  return polling;
+}
+
+module.exports.pollRate = () => {
+  const configPath = resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
+  const minutes = Math.max(1, Math.round(1 / pollingOf(configPath) / 60));
+  return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
+};

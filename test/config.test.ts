@@ -1,0 +1,511 @@
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseDocument } from "yaml";
+import {
+  installerConfigFor,
+  inventoryHostByName,
+  inventoryHostByResource,
+  loadInstallerConfig,
+  loadPharosConfig,
+  powerFor,
+} from "../lib/config/load";
+import { ConfigError } from "../lib/errors";
+
+const REPO = resolve(import.meta.dirname, "..");
+const SHIPPED = join(REPO, "conf", "pharos.yaml");
+
+const secretFile = (name: string) =>
+  readFileSync(join(REPO, "conf", "secrets", name), "utf8").trimEnd();
+
+/** Every example secret value shipped in conf/secrets, none of which may appear in a message. */
+const SHIPPED_SECRETS = [
+  "dashboard-token",
+  "fog-api-key",
+  "fog-user-key",
+  "ldap-pass",
+  "power_id_ed25519",
+].map(secretFile);
+
+/** Awaits a load that must fail with a ConfigError; answers its message. */
+async function configErrorOf(load: Promise<unknown>): Promise<string> {
+  const error = await load.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConfigError);
+  const message = (error as ConfigError).message;
+  for (const secret of SHIPPED_SECRETS) expect(message).not.toContain(secret);
+  return message;
+}
+
+describe("the shipped configuration", () => {
+  it("loads completely: every installer, inventory, vpn, networks and domains", async () => {
+    const config = await loadPharosConfig(SHIPPED);
+    const conf = (name: string) => join(REPO, "conf", name);
+
+    expect(config.file).toBe(SHIPPED);
+    expect(config.dashboard).toBe("http://127.0.0.1:8000");
+    expect(config.token.reveal()).toBe(secretFile("dashboard-token"));
+    expect(config.database).toBe(join(REPO, "var", "laas"));
+    expect(config.loggingDir).toBe(join(REPO, "var", "log"));
+    expect(config.polling).toBe(0.1);
+    expect(config.power).toMatchObject({
+      type: "ssh",
+      user: "root",
+      port: 22,
+      hostKey: null,
+      timeoutSeconds: 30,
+    });
+    expect(config.power?.key.reveal()).toBe(secretFile("power_id_ed25519"));
+    expect(config.power?.key.reveal()).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----/);
+
+    expect([...config.defaultConfigs.keys()]).toEqual(["Fuel", "Joid", "Compass", null]);
+    const images = [...config.defaultConfigs].map(([name, c]) => [
+      name,
+      c.installer,
+      c.fog.imageId,
+    ]);
+    expect(images).toEqual([
+      ["Fuel", "Fuel", 2],
+      ["Joid", "Joid", 3],
+      ["Compass", "Compass", 4],
+      [null, null, 1],
+    ]);
+    expect(config.cleanConfig).toBe(config.defaultConfigs.get(null));
+    expect(config.cleanConfig.file).toBe(conf("none.yaml"));
+
+    const fuel = config.defaultConfigs.get("Fuel")!;
+    expect(fuel).toMatchObject({
+      file: conf("fuel.yaml"),
+      database: join(REPO, "var", "laas"),
+      dhcpLog: "/var/log/syslog",
+      dhcpServer: null,
+      loggingDir: join(REPO, "var", "log"),
+      scenario: "os-nosdn-nofeature-ha",
+    });
+    expect(fuel.fog).toMatchObject({
+      server: "http://127.0.0.1:8080/fog/",
+      imageId: 2,
+      pollSeconds: 15,
+      imagingTimeoutSeconds: 3600,
+      requestTimeoutSeconds: 30,
+    });
+    expect(fuel.fog.apiKey.reveal()).toBe(secretFile("fog-api-key"));
+    expect(fuel.fog.userKey.reveal()).toBe(secretFile("fog-user-key"));
+
+    const { networks, vms } = fuel.hypervisor;
+    expect(networks.file).toBe(conf("network.yaml"));
+    expect(networks.template).toBe(join(REPO, "templates", "libvirt", "network.xml.njk"));
+    expect(networks.networks.map((n) => n.name)).toEqual(["admin", "public", "management"]);
+    expect(networks.networks[1]).toEqual({
+      name: "public",
+      brName: "br-public",
+      brAddr: "172.30.9.1",
+      cidr: "172.30.9.0/24",
+      netmask: "255.255.255.0",
+      dhcp: { used: true, rangeStart: "172.30.9.100", rangeEnd: "172.30.9.200" },
+      forward: { used: true, type: "nat" },
+    });
+    expect(networks.networks[2]?.forward).toEqual({ used: false, type: null });
+    expect(vms.template).toBe(join(REPO, "templates", "libvirt", "domain.xml.njk"));
+    expect(vms.domains.map((d) => d.name)).toEqual(["jumphost", "node1"]);
+    expect(vms.domains[0]).toEqual({
+      name: "jumphost",
+      disk: "/var/lib/libvirt/images/jumphost.qcow2",
+      memory: 8388608,
+      vcpus: 4,
+      interfaces: [
+        { name: "admin", type: "network" },
+        { name: "public", type: "network" },
+      ],
+      iso: {
+        used: true,
+        url: "http://127.0.0.1:8080/iso/opnfv.iso",
+        location: "/var/lib/libvirt/images/opnfv.iso",
+      },
+    });
+    expect(vms.domains[1]?.iso).toEqual({ used: false, url: null, location: null });
+
+    expect(fuel.vpn).toMatchObject({
+      file: conf("vpn.yaml"),
+      server: "127.0.0.1",
+      authentication: { user: "cn=admin,dc=example,dc=org" },
+      directory: { root: "dc=example,dc=org", user: "ou=People" },
+      user: { objects: ["top", "inetOrgPerson"] },
+      database: join(REPO, "var", "laas"),
+      permanentUsers: ["admin"],
+    });
+    expect(fuel.vpn.authentication.pass.reveal()).toBe(secretFile("ldap-pass"));
+
+    // Files named by several configs are loaded once and shared.
+    expect(fuel.inventory).toBe(config.inventory);
+    expect(config.defaultConfigs.get("Joid")?.vpn).toBe(fuel.vpn);
+  });
+
+  it("never shows a secret when printed", async () => {
+    const config = await loadPharosConfig(SHIPPED);
+    const printed = JSON.stringify(config, (_k, v: unknown) =>
+      v instanceof Map ? Object.fromEntries(v) : v,
+    );
+    expect(printed).toContain("[secret]");
+    for (const secret of SHIPPED_SECRETS) expect(printed).not.toContain(secret);
+  });
+
+  it("holds the inventory in both forms", async () => {
+    const { inventory } = await loadPharosConfig(SHIPPED);
+    expect(inventory.file).toBe(join(REPO, "conf", "inventory.yaml"));
+    expect(inventory.hosts).toEqual([
+      { resourceId: "50", name: "fog-machine-4", address: null, power: null },
+      { resourceId: "51", name: "fog-machine-5", address: null, power: null },
+      {
+        resourceId: "52",
+        name: "fog-pod-52",
+        address: "127.0.0.1",
+        power: { port: 2222, hostKey: null },
+      },
+    ]);
+    expect(inventoryHostByResource(inventory, "51")?.name).toBe("fog-machine-5");
+    expect(inventoryHostByResource(inventory, 52)?.name).toBe("fog-pod-52");
+    expect(inventoryHostByResource(inventory, "99")).toBeNull();
+    expect(inventoryHostByName(inventory, "fog-machine-4")?.resourceId).toBe("50");
+    expect(inventoryHostByName(inventory, "FOG-MACHINE-4")?.resourceId).toBe("50");
+    expect(inventoryHostByName(inventory, "nope")).toBeNull();
+  });
+
+  it("merges per-host power over the lab default", async () => {
+    const config = await loadPharosConfig(SHIPPED);
+    const plain = powerFor(config, inventoryHostByResource(config.inventory, "50")!);
+    expect(plain).toMatchObject({ user: "root", port: 22, timeoutSeconds: 30, hostKey: null });
+    expect(plain?.key).toBe(config.power?.key);
+    const own = powerFor(config, inventoryHostByResource(config.inventory, "52")!);
+    expect(own).toMatchObject({ user: "root", port: 2222, timeoutSeconds: 30 });
+    expect(own?.key).toBe(config.power?.key);
+  });
+
+  it("finds installer configs without regard to case, and the no-installer config", async () => {
+    const config = await loadPharosConfig(SHIPPED);
+    const fuel = config.defaultConfigs.get("Fuel");
+    for (const name of ["Fuel", "fuel", "FUEL", " fuel "]) {
+      expect(installerConfigFor(config, name)).toBe(fuel);
+    }
+    for (const name of [null, "", "None", "none", "NONE"]) {
+      expect(installerConfigFor(config, name)).toBe(config.cleanConfig);
+    }
+  });
+
+  it("names the installer and the known ones when an installer is unknown", async () => {
+    const config = await loadPharosConfig(SHIPPED);
+    expect(() => installerConfigFor(config, "Apex")).toThrow(ConfigError);
+    expect(() => installerConfigFor(config, "Apex")).toThrow(
+      /conf\/pharos\.yaml: default_configs: no config for installer "Apex"; known: Fuel, Joid, Compass, null/,
+    );
+  });
+
+  it("loads one installer config on its own", async () => {
+    const fuel = await loadInstallerConfig(join(REPO, "conf", "fuel.yaml"));
+    expect(fuel.installer).toBe("Fuel");
+    expect(fuel.fog.imageId).toBe(2);
+    expect(fuel.inventory.hosts).toHaveLength(3);
+    const none = await loadInstallerConfig(join(REPO, "conf", "none.yaml"));
+    expect(none.installer).toBeNull();
+    expect(none.scenario).toBeNull();
+  });
+});
+
+describe("a broken configuration", () => {
+  let root: string;
+  let conf: string;
+  let pharos: string;
+  const cwd = process.cwd();
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), "laas-config-"));
+    conf = join(root, "conf");
+    pharos = join(conf, "pharos.yaml");
+    cpSync(join(REPO, "conf"), conf, { recursive: true });
+    cpSync(join(REPO, "templates"), join(root, "templates"), { recursive: true });
+  });
+
+  afterEach(() => {
+    process.chdir(cwd);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const file = (name: string) => join(conf, name);
+
+  /** Edits one YAML file of the copy through yaml's Document API (comments survive). */
+  function edit(name: string, change: (doc: ReturnType<typeof parseDocument>) => void): void {
+    const doc = parseDocument(readFileSync(file(name), "utf8"));
+    change(doc);
+    writeFileSync(file(name), String(doc));
+  }
+
+  function replaceText(name: string, from: string, to: string): void {
+    const text = readFileSync(file(name), "utf8");
+    expect(text).toContain(from);
+    writeFileSync(file(name), text.replace(from, to));
+  }
+
+  it("names file and field of a missing field", async () => {
+    edit("fuel.yaml", (doc) => doc.deleteIn(["fog", "image_id"]));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(`${file("fuel.yaml")}: fog.image_id: required`);
+  });
+
+  it("names file, field and what was expected of a wrong type", async () => {
+    edit("fuel.yaml", (doc) => doc.setIn(["fog", "image_id"], "five"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(
+      `${file("fuel.yaml")}: fog.image_id: expected a positive integer, got "five"`,
+    );
+  });
+
+  it("says which file a required pharos field is missing from", async () => {
+    edit("pharos.yaml", (doc) => doc.delete("token"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(`${file("pharos.yaml")}: token: required`);
+  });
+
+  it("lists several issues of one file in one error", async () => {
+    edit("network.yaml", (doc) => {
+      doc.setIn(["networks", 0, "netmask"], "255.255.0.0");
+      doc.setIn(["networks", 1, "dhcp", "rangeEnd"], "172.30.10.250");
+      doc.setIn(["networks", 2, "brName"], "a-bridge-name-far-too-long");
+    });
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    const n = file("network.yaml");
+    expect(message.split("\n")).toEqual([
+      `${n}: networks[0].netmask: does not match cidr 10.20.0.0/24`,
+      `${n}: networks[1].dhcp.rangeEnd: is outside cidr 172.30.9.0/24`,
+      `${n}: networks[2].brName: expected a bridge name (up to 15 letters, digits, '.', '_', '-'), got "a-bridge-name-far-too-long"`,
+    ]);
+  });
+
+  it("refuses unknown fields, naming them", async () => {
+    edit("fuel.yaml", (doc) => doc.setIn(["fog", "imageid"], 2));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(`${file("fuel.yaml")}: fog: unknown field "imageid"`);
+  });
+
+  it("names the file and line of a YAML syntax error, without quoting the line", async () => {
+    const lines = readFileSync(file("fuel.yaml"), "utf8").split("\n");
+    const line = lines.findIndex((l) => l.startsWith("installer:")) + 1;
+    replaceText("fuel.yaml", "installer: Fuel", "installer: Fuel: broken");
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toMatch(
+      new RegExp(`^${file("fuel.yaml")}: line ${line}, column \\d+: invalid YAML: `),
+    );
+    expect(message).not.toContain("broken");
+  });
+
+  it("names the referring file and field when a referenced file cannot be read", async () => {
+    edit("fuel.yaml", (doc) => doc.setIn(["hypervisor_config", "networks"], "nets/missing.yaml"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(
+      `${file("fuel.yaml")}: hypervisor_config.networks: cannot read ${join(conf, "nets", "missing.yaml")} (ENOENT)`,
+    );
+  });
+
+  it("names the template of a networks file that cannot be read", async () => {
+    edit("network.yaml", (doc) => doc.set("jinja-template", "../templates/missing.njk"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(
+      `${file("network.yaml")}: jinja-template: cannot read ${join(root, "templates", "missing.njk")} (ENOENT)`,
+    );
+  });
+
+  it("requires the no-installer entry in default_configs", async () => {
+    edit("pharos.yaml", (doc) => doc.deleteIn(["default_configs", null]));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toMatch(/pharos\.yaml: default_configs: needs an entry for no installer/);
+  });
+
+  it("accepts `none` as the no-installer key", async () => {
+    replaceText("pharos.yaml", "null: none.yaml", "None: none.yaml");
+    const config = await loadPharosConfig(pharos);
+    expect(config.cleanConfig.file).toBe(file("none.yaml"));
+    expect(config.defaultConfigs.has(null)).toBe(true);
+  });
+
+  it("refuses an installer config filed under another installer's name", async () => {
+    edit("pharos.yaml", (doc) => doc.setIn(["default_configs", "Joid"], "compass.yaml"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(
+      `${file("pharos.yaml")}: default_configs.Joid: ${file("compass.yaml")} is the config of installer "Compass"`,
+    );
+  });
+
+  it("refuses a domain interface on a network the installer does not define", async () => {
+    edit("domain.yaml", (doc) => doc.setIn(["domains", 0, "interfaces", 1, "name"], "publik"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toContain(`${file("fuel.yaml")}: hypervisor_config: `);
+    expect(message).toContain("domains[0].interfaces[1]: network publik is not defined");
+  });
+
+  describe("secrets", () => {
+    it("names field and path of a missing secret file, without the secret", async () => {
+      edit("pharos.yaml", (doc) => doc.set("token", "./secrets/missing-token"));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toBe(
+        `${file("pharos.yaml")}: token: cannot read secret file ${join(conf, "secrets", "missing-token")} (ENOENT)`,
+      );
+    });
+
+    it("names field and path of a secret path that is a directory", async () => {
+      mkdirSync(join(conf, "secrets", "a-directory"));
+      edit("vpn.yaml", (doc) => doc.setIn(["authentication", "pass"], "./secrets/a-directory"));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toBe(
+        `${file("vpn.yaml")}: authentication.pass: cannot read secret file ${join(conf, "secrets", "a-directory")} (EISDIR)`,
+      );
+    });
+
+    it("names the field of a missing {file: path} secret", async () => {
+      edit("fuel.yaml", (doc) => doc.setIn(["fog", "user_key"], doc.createNode({ file: "gone" })));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toBe(
+        `${file("fuel.yaml")}: fog.user_key: cannot read secret file ${join(conf, "gone")} (ENOENT)`,
+      );
+    });
+
+    it("never echoes an inline secret of the wrong type", async () => {
+      edit("pharos.yaml", (doc) => doc.set("token", 987654321));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toBe(`${file("pharos.yaml")}: token: expected a string or {file: path}`);
+      expect(message).not.toContain("987654321");
+    });
+
+    it("never echoes a power key that is not a private key", async () => {
+      edit("pharos.yaml", (doc) => doc.setIn(["power", "key"], "not-a-key-but-a-secret"));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toBe(
+        `${file("pharos.yaml")}: power.key: is not an OpenSSH or PEM private key`,
+      );
+      expect(message).not.toContain("not-a-key-but-a-secret");
+    });
+
+    it("refuses a public key as the power key", async () => {
+      edit("pharos.yaml", (doc) => doc.setIn(["power", "key"], "./secrets/power_id_ed25519.pub"));
+      const message = await configErrorOf(loadPharosConfig(pharos));
+      expect(message).toMatch(/pharos\.yaml: power\.key: is a public key/);
+    });
+
+    it("takes inline values, paths, bare file names and {file: path}", async () => {
+      writeFileSync(join(conf, "secrets", "spaced"), "value-with-trailing-space \n\n");
+      edit("pharos.yaml", (doc) => doc.set("token", "inline-token-value"));
+      edit("fuel.yaml", (doc) => {
+        doc.setIn(["fog", "api_key"], "secrets/spaced");
+        doc.setIn(["fog", "user_key"], doc.createNode({ file: "secrets/fog-user-key" }));
+      });
+      edit("joid.yaml", (doc) => {
+        doc.setIn(["fog", "api_key"], "file:secrets/fog-api-key");
+        doc.setIn(["fog", "user_key"], "secrets/no-such-file");
+      });
+      edit("vpn.yaml", (doc) =>
+        doc.setIn(["authentication", "pass"], join(conf, "secrets", "ldap-pass")),
+      );
+
+      const config = await loadPharosConfig(pharos);
+      expect(config.token.reveal()).toBe("inline-token-value");
+      expect(config.token.source).toBe("inline");
+      const fuel = installerConfigFor(config, "fuel");
+      expect(fuel.fog.apiKey.reveal()).toBe("value-with-trailing-space");
+      expect(fuel.fog.apiKey.source).toBe(join(conf, "secrets", "spaced"));
+      expect(fuel.fog.userKey.reveal()).toBe(secretFile("fog-user-key"));
+      const joid = installerConfigFor(config, "joid");
+      expect(joid.fog.apiKey.reveal()).toBe(secretFile("fog-api-key"));
+      // A bare value that names no file is the value itself.
+      expect(joid.fog.userKey.reveal()).toBe("secrets/no-such-file");
+      expect(fuel.vpn.authentication.pass.reveal()).toBe(secretFile("ldap-pass"));
+    });
+
+    it("takes the power key inline", async () => {
+      edit("pharos.yaml", (doc) =>
+        doc.setIn(["power", "key"], `${secretFile("power_id_ed25519")}\n`),
+      );
+      const config = await loadPharosConfig(pharos);
+      expect(config.power?.key.source).toBe("inline");
+      expect(config.power?.key.reveal()).toContain("BEGIN OPENSSH PRIVATE KEY");
+    });
+  });
+
+  it("resolves relative paths against the config file's directory, whatever the cwd", async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), "laas-cwd-"));
+    try {
+      process.chdir(elsewhere);
+      const config = await loadPharosConfig(pharos);
+      expect(config.database).toBe(join(root, "var", "laas"));
+      expect(config.inventory.file).toBe(file("inventory.yaml"));
+      expect(config.cleanConfig.hypervisor.networks.template).toBe(
+        join(root, "templates", "libvirt", "network.xml.njk"),
+      );
+      expect(config.token.source).toBe(join(conf, "secrets", "dashboard-token"));
+
+      process.chdir(root);
+      const relative = await loadPharosConfig("conf/pharos.yaml");
+      expect(relative.file).toBe(pharos);
+      expect(relative.loggingDir).toBe(join(root, "var", "log"));
+    } finally {
+      process.chdir(cwd);
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it("names the file relative to the working directory when below it", async () => {
+    process.chdir(root);
+    edit("fuel.yaml", (doc) => doc.setIn(["fog", "image_id"], 0));
+    const message = await configErrorOf(loadPharosConfig("conf/pharos.yaml"));
+    expect(message).toBe("conf/fuel.yaml: fog.image_id: expected a positive integer, got 0");
+  });
+
+  it("accepts the seed's spelling `poling`, but not both spellings", async () => {
+    replaceText("pharos.yaml", "polling: 0.1", "poling: 0.5");
+    expect((await loadPharosConfig(pharos)).polling).toBe(0.5);
+    replaceText("pharos.yaml", "poling: 0.5", "poling: 0.5\npolling: 0.2");
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(`${file("pharos.yaml")}: poling: give either polling or poling, not both`);
+  });
+
+  it("refuses a polling rate that is not positive", async () => {
+    edit("pharos.yaml", (doc) => doc.set("polling", 0));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(`${file("pharos.yaml")}: polling: expected a positive number, got 0`);
+  });
+
+  it("accepts the seed's spelling `authenticaion`", async () => {
+    replaceText("vpn.yaml", "authentication:", "authenticaion:");
+    const config = await loadPharosConfig(pharos);
+    expect(config.cleanConfig.vpn.authentication.user).toBe("cn=admin,dc=example,dc=org");
+  });
+
+  it("requires a power key on hosts with power settings when there is no lab default", async () => {
+    edit("pharos.yaml", (doc) => doc.delete("power"));
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toMatch(/inventory\.yaml: 52\.power\.key: required: .*has no lab-wide power/);
+
+    edit("inventory.yaml", (doc) => doc.setIn([52, "power", "key"], "./secrets/power_id_ed25519"));
+    const config = await loadPharosConfig(pharos);
+    expect(config.power).toBeNull();
+    expect(powerFor(config, inventoryHostByResource(config.inventory, "50")!)).toBeNull();
+    const own = powerFor(config, inventoryHostByResource(config.inventory, "52")!);
+    expect(own).toMatchObject({ type: "ssh", user: "root", port: 2222, timeoutSeconds: 30 });
+    expect(own?.key.reveal()).toBe(secretFile("power_id_ed25519"));
+  });
+
+  it("refuses an inventory entry of the wrong shape, and a FOG host named twice", async () => {
+    edit("inventory.yaml", (doc) => {
+      doc.set(51, doc.createNode(["fog-machine-5"]));
+      doc.set(53, "fog-machine-4");
+    });
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    const inv = file("inventory.yaml");
+    expect(message.split("\n")).toEqual([
+      `${inv}: 51: expected a FOG host name or a mapping {name, address, power}, got a list`,
+    ]);
+    edit("inventory.yaml", (doc) => doc.set(51, "fog-machine-5"));
+    const twice = await configErrorOf(loadPharosConfig(pharos));
+    expect(twice).toBe(`${inv}: 53.name: FOG host fog-machine-4 is already resource 50`);
+  });
+});

@@ -1,0 +1,581 @@
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { PharosDashboard } from "../lib/adapters/pharos/dashboard-client";
+import { AuthError, ConfigError, ProtocolError, TransientError } from "../lib/errors";
+import { type Logger, silentLogger } from "../lib/log";
+import { Secret } from "../lib/secret";
+import {
+  bookingAt,
+  type DashboardSim,
+  type DashboardSimOptions,
+  drfDateTime,
+  startDashboardSim,
+} from "./sim/dashboard-sim";
+
+const TOKEN = "lab-token-7f3a9c";
+const inventory = {
+  file: "inventory.yaml",
+  hosts: [
+    { resourceId: "1", name: "pod1", address: null, power: null },
+    { resourceId: "2", name: "pod2", address: null, power: null },
+  ],
+};
+
+const t0 = new Date("2017-06-01T14:00:00Z");
+const hours = (n: number): Date => new Date(t0.getTime() + n * 3_600_000);
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+async function sim(options: DashboardSimOptions = {}): Promise<DashboardSim> {
+  const started = await startDashboardSim({ token: TOKEN, ...options });
+  cleanups.push(() => started.close());
+  return started;
+}
+
+type LogLine = { level: number; msg: string; bookingId?: string | null; reason?: string } & Record<
+  string,
+  unknown
+>;
+
+function captureLogs(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: "debug" },
+    { write: (line: string) => lines.push(JSON.parse(line)) },
+  );
+  return { logger, lines };
+}
+
+const WARN = 40;
+const DEBUG = 20;
+
+function client(
+  url: string,
+  options: {
+    token?: string;
+    timeout?: number;
+    maxPages?: number;
+    logger?: Logger;
+  } = {},
+): PharosDashboard {
+  return new PharosDashboard(
+    {
+      url,
+      token: new Secret(options.token ?? TOKEN),
+      inventory,
+      requestTimeoutSeconds: options.timeout,
+      maxPages: options.maxPages,
+    },
+    options.logger ?? silentLogger,
+  );
+}
+
+/** A bare HTTP server for answers the simulator would never give. */
+async function rawServer(
+  handler: (req: IncomingMessage, res: ServerResponse, base: string) => void,
+): Promise<string> {
+  let base = "";
+  const server = createServer((req, res) => handler(req, res, base));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return base;
+}
+
+function sendJson(res: ServerResponse, body: unknown): void {
+  res.setHeader("Content-Type", "application/json");
+  res.end(JSON.stringify(body));
+}
+
+describe("PharosDashboard.listBookings", () => {
+  it("reads a plain list and maps it through the inventory, always sending the token", async () => {
+    const dashboard = await sim({
+      bookings: [
+        bookingAt({
+          id: 10,
+          resource_id: 1,
+          start: t0,
+          end: hours(4),
+          installer_name: "Fuel",
+          scenario_name: "os-nosdn-nofeature-noha",
+          purpose: "testing Fuel",
+        }),
+        bookingAt({ id: 11, resource_id: 2, start: hours(1), end: hours(2) }),
+      ],
+    });
+
+    const bookings = await client(dashboard.url).listBookings();
+
+    expect(bookings).toEqual([
+      {
+        id: "10",
+        resourceId: "1",
+        hostName: "pod1",
+        start: t0,
+        end: hours(4),
+        installer: "Fuel",
+        scenario: "os-nosdn-nofeature-noha",
+        purpose: "testing Fuel",
+      },
+      {
+        id: "11",
+        resourceId: "2",
+        hostName: "pod2",
+        start: hours(1),
+        end: hours(2),
+        installer: null,
+        scenario: null,
+        purpose: "",
+      },
+    ]);
+    expect(dashboard.requests).toEqual([
+      {
+        method: "GET",
+        path: "/api/bookings/",
+        authorization: true,
+        authenticated: true,
+        status: 200,
+      },
+    ]);
+  });
+
+  it.each(["", "/"])("joins the bookings path onto a dashboard URL ending in %j", async (end) => {
+    const dashboard = await sim();
+    await client(`${dashboard.url}${end}`).listBookings();
+    expect(dashboard.requests.map((r) => r.path)).toEqual(["/api/bookings/"]);
+  });
+
+  it("sends the token even where the dashboard lets anonymous users read", async () => {
+    const dashboard = await sim({ anonymousRead: true });
+    await client(dashboard.url).listBookings();
+    expect(dashboard.requests[0]).toMatchObject({ authorization: true, authenticated: true });
+  });
+
+  it("follows DRF pagination across several pages", async () => {
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [1, 2, 3, 4, 5].map((id) =>
+        bookingAt({ id, resource_id: (id % 2) + 1, start: hours(id), end: hours(id + 1) }),
+      ),
+    });
+
+    const bookings = await client(dashboard.url).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3", "4", "5"]);
+    expect(dashboard.requests.map((r) => r.path)).toEqual([
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+      "/api/bookings/?page=3",
+    ]);
+    expect(dashboard.requests.every((r) => r.authenticated)).toBe(true);
+  });
+
+  it("parses Z, +00:00, -05:00 and fractional-second times to the right instants", async () => {
+    const raw = (id: number, start: string, end: string) => ({
+      id,
+      resource_id: 1,
+      start,
+      end,
+      installer_name: null,
+      scenario_name: null,
+      purpose: "",
+    });
+    const dashboard = await sim({
+      bookings: [
+        raw(1, "2017-06-01T14:00:00Z", "2017-06-01T15:00:00Z"),
+        raw(2, "2017-06-01T14:00:00+00:00", "2017-06-01T15:00:00+00:00"),
+        raw(3, "2017-06-01T09:00:00-05:00", "2017-06-01T10:00:00-05:00"),
+        raw(4, "2017-06-01T14:00:00.250000Z", "2017-06-01T16:30:00.5+02:00"),
+      ],
+    });
+
+    const bookings = await client(dashboard.url).listBookings();
+
+    expect(bookings.map((b) => [b.start.toISOString(), b.end.toISOString()])).toEqual([
+      ["2017-06-01T14:00:00.000Z", "2017-06-01T15:00:00.000Z"],
+      ["2017-06-01T14:00:00.000Z", "2017-06-01T15:00:00.000Z"],
+      ["2017-06-01T14:00:00.000Z", "2017-06-01T15:00:00.000Z"],
+      ["2017-06-01T14:00:00.250Z", "2017-06-01T14:30:00.500Z"],
+    ]);
+  });
+
+  it("treats null, missing and empty installer and scenario as none, and missing purpose as empty", async () => {
+    const times = { start: "2017-06-01T14:00:00Z", end: "2017-06-01T15:00:00Z" };
+    const dashboard = await sim({
+      bookings: [
+        {
+          id: 1,
+          resource_id: 1,
+          ...times,
+          installer_name: null,
+          scenario_name: null,
+          purpose: null,
+        },
+        { id: 2, resource_id: 1, ...times },
+        { id: 3, resource_id: 2, ...times, installer_name: "", scenario_name: "  ", purpose: "x" },
+        { id: 4, resource_id: "2", ...times, installer_name: "Joid", scenario_name: "k8s" },
+      ],
+    });
+
+    const bookings = await client(dashboard.url).listBookings();
+
+    expect(bookings.map((b) => [b.id, b.resourceId, b.installer, b.scenario, b.purpose])).toEqual([
+      ["1", "1", null, null, ""],
+      ["2", "1", null, null, ""],
+      ["3", "2", null, null, "x"],
+      ["4", "2", "Joid", "k8s", ""],
+    ]);
+  });
+
+  it("ignores bookings of resources not in the inventory, without warning about them", async () => {
+    const { logger, lines } = captureLogs();
+    const dashboard = await sim({
+      bookings: [
+        bookingAt({ id: 1, resource_id: 1, start: t0, end: hours(1) }),
+        bookingAt({ id: 2, resource_id: 99, start: t0, end: hours(1) }),
+        // Another lab's broken booking is that lab's business.
+        { id: 3, resource_id: 98, start: "tomorrow", end: null },
+      ],
+    });
+
+    const bookings = await client(dashboard.url, { logger }).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1"]);
+    expect(lines.filter((l) => l.level === WARN)).toEqual([]);
+    expect(
+      lines.filter((l) => l.level === DEBUG && l.msg.includes("not in the inventory")),
+    ).toHaveLength(2);
+  });
+
+  it("skips and logs each malformed booking while the good ones still come through", async () => {
+    const { logger, lines } = captureLogs();
+    const good = (id: number) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) });
+    const dashboard = await sim({
+      bookings: [
+        good(1),
+        { ...good(20), start: "tomorrow" },
+        { id: 21, start: "2017-06-01T14:00:00Z", end: "2017-06-01T15:00:00Z", purpose: "" },
+        { ...good(0), id: "abc" },
+        { ...good(23), start: drfDateTime(hours(2)), end: drfDateTime(hours(1)) },
+        { ...good(24), end: "2017-06-01T15:00:00" },
+        "not a booking",
+        null,
+        good(2),
+      ],
+    });
+
+    const bookings = await client(dashboard.url, { logger }).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2"]);
+    const warnings = lines.filter((l) => l.level === WARN);
+    expect(warnings.map((w) => w.bookingId)).toEqual(["20", "21", "abc", "23", "24", null, null]);
+    expect(warnings.every((w) => w.msg === "skipping malformed dashboard booking")).toBe(true);
+    const reasons = warnings.map((w) => w.reason ?? "");
+    expect(reasons[0]).toMatch(/^start: /);
+    expect(reasons[1]).toMatch(/^resource_id: /);
+    expect(reasons[2]).toMatch(/^id: /);
+    expect(reasons[3]).toBe("end: end is not after start");
+    expect(reasons[4]).toMatch(/^end: .*time zone/);
+    expect(reasons[5]).toMatch(/object/);
+  });
+
+  it("keeps the first of two entries with the same id", async () => {
+    const { logger, lines } = captureLogs();
+    const dashboard = await sim({
+      bookings: [
+        bookingAt({ id: 5, resource_id: 1, start: t0, end: hours(1), purpose: "first" }),
+        bookingAt({ id: 5, resource_id: 2, start: t0, end: hours(1), purpose: "second" }),
+      ],
+    });
+    const bookings = await client(dashboard.url, { logger }).listBookings();
+    expect(bookings.map((b) => b.purpose)).toEqual(["first"]);
+    expect(lines.some((l) => l.level === WARN && l.bookingId === "5")).toBe(true);
+  });
+
+  it.each([403, 401] as const)(
+    "raises AuthError on a %i for a bad token, without the token in the message",
+    async (status) => {
+      const dashboard = await sim({ authFailureStatus: status });
+      const wrong = "wrong-token-4b1d2e";
+      const error = await client(dashboard.url, { token: wrong })
+        .listBookings()
+        .catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(AuthError);
+      const message = (error as Error).message;
+      expect(message).toContain(`dashboard refused the token (${status}) at ${dashboard.url}/`);
+      expect(message).toContain("Invalid token.");
+      expect(message).not.toContain(wrong);
+      expect(message).not.toContain(TOKEN);
+      expect(dashboard.requests[0]).toMatchObject({ authorization: true, status });
+    },
+  );
+
+  it("raises AuthError on an empty-bodied 403", async () => {
+    const dashboard = await sim();
+    dashboard.failNext(1, 403);
+    await expect(client(dashboard.url).listBookings()).rejects.toThrow(
+      new AuthError(`dashboard refused the token (403) at ${dashboard.url}/api/bookings/`),
+    );
+  });
+
+  it.each([500, 502, 404])("raises TransientError on %i", async (status) => {
+    const dashboard = await sim();
+    dashboard.failNext(1, status);
+    const error = await client(dashboard.url)
+      .listBookings()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
+    expect((error as Error).message).toBe(
+      `dashboard answered ${status} at ${dashboard.url}/api/bookings/`,
+    );
+  });
+
+  it("raises TransientError when the dashboard is down or does not answer in time", async () => {
+    const dashboard = await sim();
+    dashboard.hangNext(1);
+    await expect(client(dashboard.url, { timeout: 0.2 }).listBookings()).rejects.toThrow(
+      /no answer within 0.2 s/,
+    );
+    const url = dashboard.url;
+    await dashboard.close();
+    const error = await client(url)
+      .listBookings()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
+    expect((error as Error).message).toMatch(/unreachable .*ECONNREFUSED/);
+  });
+
+  it("raises ProtocolError on an HTML page or a JSON value of the wrong shape", async () => {
+    const dashboard = await sim();
+    dashboard.failNext(1, 200, {
+      contentType: "text/html; charset=utf-8",
+      body: "<html><body>Scheduled maintenance</body></html>",
+    });
+    dashboard.failNext(1, 200, { contentType: "application/json", body: '{"bookings": []}' });
+    dashboard.failNext(1, 200, {
+      contentType: "application/json",
+      body: '{"count": 1, "next": null, "results": "nope"}',
+    });
+    const dashboardClient = client(dashboard.url);
+
+    await expect(dashboardClient.listBookings()).rejects.toThrow(
+      new ProtocolError(
+        `dashboard answered non-JSON (text/html; charset=utf-8) at ${dashboard.url}/api/bookings/`,
+      ),
+    );
+    await expect(dashboardClient.listBookings()).rejects.toBeInstanceOf(ProtocolError);
+    await expect(dashboardClient.listBookings()).rejects.toBeInstanceOf(ProtocolError);
+  });
+
+  it("stops after maxPages pages", async () => {
+    const dashboard = await sim({
+      pageSize: 1,
+      bookings: [1, 2, 3].map((id) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) })),
+    });
+    await expect(client(dashboard.url, { maxPages: 2 }).listBookings()).rejects.toThrow(
+      /more than 2 pages/,
+    );
+    expect(dashboard.requests).toHaveLength(2);
+  });
+
+  it("refuses a next link that loops back", async () => {
+    const base = await rawServer((req, res, root) =>
+      sendJson(res, {
+        count: 2,
+        next: `${root}${req.url === "/api/bookings/" ? "/api/bookings/?page=2" : "/api/bookings/"}`,
+        previous: null,
+        results: [],
+      }),
+    );
+    await expect(client(base).listBookings()).rejects.toThrow(
+      new ProtocolError(`dashboard pagination loops back to ${base}/api/bookings/`),
+    );
+  });
+
+  it("follows next links on the configured dashboard only, whatever host they name", async () => {
+    const seen: Array<{ path?: string; auth?: string }> = [];
+    const base = await rawServer((req, res) => {
+      seen.push({ path: req.url, auth: req.headers.authorization });
+      const first = req.url === "/api/bookings/";
+      sendJson(res, {
+        count: 2,
+        // What DRF builds behind a proxy that does not pass the Host on.
+        next: first ? "http://internal.example:8000/api/bookings/?page=2" : null,
+        previous: null,
+        results: [bookingAt({ id: first ? 1 : 2, resource_id: 1, start: t0, end: hours(1) })],
+      });
+    });
+
+    const bookings = await client(base).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2"]);
+    expect(seen).toEqual([
+      { path: "/api/bookings/", auth: `Token ${TOKEN}` },
+      { path: "/api/bookings/?page=2", auth: `Token ${TOKEN}` },
+    ]);
+  });
+
+  it("refuses a listing whose pages shifted under it, then reads it whole next time", async () => {
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [1, 2, 3, 4, 5].map((id) =>
+        bookingAt({ id, resource_id: 1, start: t0, end: hours(1) }),
+      ),
+    });
+    let cancelled = false;
+    dashboard.onRequest(({ path }) => {
+      if (path.endsWith("page=2") && !cancelled) {
+        cancelled = true;
+        dashboard.removeBooking(1); // booking 3 moves to page 1 and would be missed
+      }
+    });
+    const dashboardClient = client(dashboard.url);
+
+    await expect(dashboardClient.listBookings()).rejects.toThrow(
+      new TransientError("dashboard bookings changed while their pages were read; try again"),
+    );
+    const bookings = await dashboardClient.listBookings();
+    expect(bookings.map((b) => b.id)).toEqual(["2", "3", "4", "5"]);
+  });
+
+  it("rejects a dashboard URL it cannot use", () => {
+    expect(() => client("labs.opnfv.org")).toThrow(ConfigError);
+    expect(() => client("ftp://labs.opnfv.org/")).toThrow(ConfigError);
+    expect(() => client("https://user:pw@labs.opnfv.org/")).toThrow(ConfigError);
+  });
+});
+
+describe("dashboard simulator", () => {
+  const auth = { Authorization: `Token ${TOKEN}` };
+  const bookings = [
+    bookingAt({ id: 1, resource_id: 1, start: t0, end: hours(1) }),
+    bookingAt({ id: 2, resource_id: 2, start: t0, end: hours(1) }),
+    bookingAt({ id: 3, resource_id: 1, start: t0, end: hours(1) }),
+  ];
+  const ids = async (response: Response) =>
+    ((await response.json()) as Array<{ id: number }>).map((b) => b.id);
+
+  it("renders bookings as the dashboard does", () => {
+    expect(
+      bookingAt({ id: 7, resource_id: 3, start: t0, end: new Date("2017-06-01T18:00:00.250Z") }),
+    ).toEqual({
+      id: 7,
+      resource_id: 3,
+      start: "2017-06-01T14:00:00Z",
+      end: "2017-06-01T18:00:00.250000Z",
+      installer_name: null,
+      scenario_name: null,
+      purpose: "",
+    });
+  });
+
+  it("silently ignores ?resource_id= and honours ?resource= and ?id=", async () => {
+    const dashboard = await sim({ bookings });
+    const get = (query: string) =>
+      fetch(`${dashboard.url}/api/bookings/${query}`, { headers: auth });
+
+    expect(await ids(await get("?resource_id=2"))).toEqual([1, 2, 3]);
+    expect(await ids(await get("?resource=1"))).toEqual([1, 3]);
+    expect(await ids(await get("?id=2"))).toEqual([2]);
+    const invalid = await get("?resource=abc");
+    expect(invalid.status).toBe(400);
+    expect(await invalid.json()).toEqual({
+      resource: ["Select a valid choice. That choice is not one of the available choices."],
+    });
+  });
+
+  it("answers 403 with DRF's detail for a missing or wrong token, 401 when so configured", async () => {
+    const strict = await sim({ bookings });
+    const missing = await fetch(`${strict.url}/api/bookings/`);
+    expect(missing.status).toBe(403);
+    expect(missing.headers.get("www-authenticate")).toBeNull();
+    expect(await missing.json()).toEqual({
+      detail: "Authentication credentials were not provided.",
+    });
+
+    const tokenFirst = await sim({ bookings, authFailureStatus: 401 });
+    const wrong = await fetch(`${tokenFirst.url}/api/bookings/`, {
+      headers: { Authorization: "Token nope" },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get("www-authenticate")).toBe("Token");
+    expect(await wrong.json()).toEqual({ detail: "Invalid token." });
+    expect(tokenFirst.requests[0]).toMatchObject({ authorization: true, authenticated: false });
+  });
+
+  it("paginates like DRF with absolute next and previous links", async () => {
+    const dashboard = await sim({ bookings, pageSize: 2 });
+    const page2 = await fetch(`${dashboard.url}/api/bookings/?page=2`, { headers: auth });
+    expect(await page2.json()).toEqual({
+      count: 3,
+      next: null,
+      previous: `${dashboard.url}/api/bookings/`,
+      results: [bookings[2]],
+    });
+    const beyond = await fetch(`${dashboard.url}/api/bookings/?page=3`, { headers: auth });
+    expect(beyond.status).toBe(404);
+    expect(await beyond.json()).toEqual({ detail: "Invalid page." });
+  });
+
+  it("makes a cancelled booking vanish", async () => {
+    const dashboard = await sim({ bookings });
+    expect(dashboard.removeBooking(2)).toBe(true);
+    expect(dashboard.removeBooking(2)).toBe(false);
+    const list = await fetch(`${dashboard.url}/api/bookings/`, { headers: auth });
+    expect(await ids(list)).toEqual([1, 3]);
+  });
+
+  it("stores resource status notes posted with the token", async () => {
+    const dashboard = await sim({ bookings, resources: [{ id: 5, name: "pod5" }] });
+    const post = (body: unknown, headers: Record<string, string> = auth) =>
+      fetch(`${dashboard.url}/api/resource_status/`, {
+        method: "POST",
+        headers: { ...headers, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const note = { resource: 5, type: "info", title: "Imaging", content: "pod5 is being imaged" };
+
+    expect((await post(note, {})).status).toBe(403);
+    const created = await post(note);
+    expect(created.status).toBe(201);
+    const unknown = await post({ ...note, resource: 42 });
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toEqual({
+      resource: ['Invalid pk "42" - object does not exist.'],
+    });
+    expect(dashboard.statusNotes).toEqual([{ id: 1, ...note, timestamp: expect.any(String) }]);
+
+    const resources = await fetch(`${dashboard.url}/api/resources/`, { headers: auth });
+    expect(await ids(resources)).toEqual([5, 1, 2]);
+  });
+
+  it("answers unknown routes, wrong methods and missing slashes as Django does", async () => {
+    const dashboard = await sim({ bookings });
+    const missing = await fetch(`${dashboard.url}/api/nothing/`, { headers: auth });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ detail: "Not found." });
+
+    const post = await fetch(`${dashboard.url}/api/bookings/`, { method: "POST", headers: auth });
+    expect(post.status).toBe(405);
+    expect(await post.json()).toEqual({ detail: 'Method "POST" not allowed.' });
+
+    const noSlash = await fetch(`${dashboard.url}/api/bookings?id=1`, {
+      headers: auth,
+      redirect: "manual",
+    });
+    expect(noSlash.status).toBe(301);
+    expect(noSlash.headers.get("location")).toBe("/api/bookings/?id=1");
+  });
+});

@@ -1,0 +1,187 @@
+/**
+ * Provision and release end to end on the embedded default: the real ASL files on the local
+ * engine, the DynamoDB adapter on dynalite, against the simulated lab (dashboard, FOG, SSH hosts).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stepHandlers } from "../functions/steps";
+import { type EmbeddedRuntime, openEmbeddedRuntime } from "../lib/app/embedded";
+import { Listener } from "../lib/app/listener";
+import { main } from "../lib/cli/main";
+import type { Booking } from "../lib/domain/booking";
+import { capturingLogger } from "./helpers/logs";
+import { waitFor } from "./helpers/wait";
+import { bookingAt } from "./sim/dashboard-sim";
+import { type SimulatedLab, startSimulatedLab } from "./sim/lab";
+
+interface Harness {
+  lab: SimulatedLab;
+  embedded: EmbeddedRuntime;
+  listener: Listener;
+  lines: string[];
+  workDir: string;
+  close(): Promise<void>;
+}
+
+async function harness(options: { imagingTimeout?: number } = {}): Promise<Harness> {
+  const workDir = await mkdtemp(join(tmpdir(), "laas-wf-"));
+  const lab = await startSimulatedLab({
+    workDir,
+    timeScale: 400,
+    pollInterval: 1,
+    ...(options.imagingTimeout !== undefined ? { imagingTimeout: options.imagingTimeout } : {}),
+  });
+  const quiet = () => undefined;
+  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
+    handlers: stepHandlers,
+    out: quiet,
+    err: quiet,
+  });
+  expect(code).toBe(0);
+  const { logger, lines } = capturingLogger();
+  const embedded = await openEmbeddedRuntime(lab.configPath, {
+    handlers: stepHandlers,
+    listen: true,
+    logger,
+  });
+  const listener = new Listener(embedded, { drainMs: 5_000 });
+  return {
+    lab,
+    embedded,
+    listener,
+    lines,
+    workDir,
+    close: async () => {
+      await embedded.engine.drain(5_000);
+      await embedded.close();
+      await lab.close();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function bookingState(h: Harness, id: string, state: Booking["state"]) {
+  return waitFor(`booking ${id} ${state}`, async () => {
+    const booking = await h.embedded.runtime.store.getBooking(id);
+    if (booking?.state === "failed" && state !== "failed") {
+      throw new Error(`booking failed: ${booking.failure}`);
+    }
+    return booking?.state === state ? booking : undefined;
+  });
+}
+
+describe("provision and release on the local engine", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness();
+  });
+  afterAll(async () => h?.close());
+
+  it("images the host for the booking, then reimages it clean when the booking ends", async () => {
+    const host = h.lab.inventory[0]!;
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 101,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Fuel",
+        scenario_name: "os-nosdn-nofeature-ha",
+        purpose: "end-to-end",
+      }),
+    );
+    const first = await h.listener.pollOnce();
+    expect(first?.started).toEqual(["booking-101-provision-1"]);
+
+    const ready = await bookingState(h, "101", "ready");
+    expect(ready.progress).toBe("ready");
+    const fuelImage = h.embedded.runtime.config.defaultConfigs.get("Fuel")!.fog.imageId;
+    const fogHost = h.lab.fog.hosts().find((x) => x.name === host.name)!;
+    expect(fogHost.imageId).toBe(fuelImage);
+    expect(fogHost.deployed).not.toBe("0000-00-00 00:00:00");
+    expect(h.lab.hosts.reboots.map((r) => r.host)).toEqual([host.name]);
+    const held = await h.embedded.runtime.store.getHost(host.name);
+    expect(held).toMatchObject({ state: "in-use", bookingId: "101" });
+
+    // A second poll changes nothing: the phase is not started again.
+    const second = await h.listener.pollOnce();
+    expect(second?.started).toEqual([]);
+
+    // The booking is cancelled on the dashboard: it vanishes, and the host is taken back.
+    const deployedWhenReady = fogHost.deployed;
+    h.lab.dashboard.removeBooking(101);
+    const third = await h.listener.pollOnce();
+    expect(third?.vanished).toEqual(["101"]);
+    expect(third?.started).toEqual(["booking-101-release-1"]);
+    await bookingState(h, "101", "released");
+    const cleanImage = h.embedded.runtime.config.cleanConfig.fog.imageId;
+    const cleaned = h.lab.fog.hosts().find((x) => x.name === host.name)!;
+    expect(cleaned.imageId).toBe(cleanImage);
+    expect(cleaned.deployed).not.toBe(deployedWhenReady);
+    expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
+      state: "free",
+      bookingId: null,
+    });
+    expect(h.lab.hosts.reboots).toHaveLength(2);
+  });
+
+  it("releases a booking whose end has come", async () => {
+    const host = h.lab.inventory[1]!;
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 102,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 4_000),
+      }),
+    );
+    await h.listener.pollOnce();
+    await bookingState(h, "102", "ready");
+    await waitFor("end of booking 102", () => (Date.now() > now + 4_000 ? true : undefined));
+    const report = await h.listener.pollOnce();
+    expect(report?.started).toEqual(["booking-102-release-1"]);
+    await bookingState(h, "102", "released");
+  });
+});
+
+describe("a booking whose imaging never finishes", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness({ imagingTimeout: 3 });
+  });
+  afterAll(async () => h?.close());
+
+  it("reaches the failure state by its deadline, with the task cancelled and the host quarantined", async () => {
+    const host = h.lab.inventory[0]!;
+    h.lab.fog.stallHost(host.name);
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 201,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Joid",
+      }),
+    );
+    const started = Date.now();
+    await h.listener.pollOnce();
+    const failed = await bookingState(h, "201", "failed");
+    const took = Date.now() - started;
+    expect(failed.failure).toMatch(
+      /ImagingFailed: imaging of fog-machine-4 did not finish by its deadline/,
+    );
+    expect(took).toBeGreaterThanOrEqual(3_000);
+    expect(took).toBeLessThan(20_000);
+    expect(h.lab.fog.tasks().filter((t) => t.hostName === host.name && t.stateId <= 3)).toEqual([]);
+    expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
+      state: "quarantined",
+      bookingId: "201",
+    });
+    expect(await h.embedded.engine.status("booking-201-provision-1")).toBe("FAILED");
+  });
+});
