@@ -7,10 +7,10 @@ import { createLogger } from "../log";
 import { buildRuntime } from "./build";
 import type { Runtime } from "./runtime";
 
-export async function openCloudRuntime(configPath: string): Promise<Runtime> {
+export async function openCloudRuntime(configPath: string, functionArn?: string): Promise<Runtime> {
   const config = await loadPharosConfig(configPath);
   const logger = createLogger();
   const store = new DynamoDbStore(createDynamoClient({}), tableNamesFromEnv(process.env));
-  const engine = StepFunctionsEngine.fromEnv(process.env);
+  const engine = StepFunctionsEngine.fromEnv(process.env, functionArn);
   return buildRuntime({ config, store, engine, logger });
 }

@@ -4,7 +4,7 @@
  * ARN. Locally, bindTasks() rewrites the same references to placeholder ARNs and reports which
  * function each Task state calls, so the local engine can run the handler in-process.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
@@ -14,9 +14,19 @@ export type JsonObject = { [key: string]: unknown };
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** statemachines/, found relative to this file (lib/workflow/) — or bundled beside it. */
-export function definitionPath(phase: Phase, root = join(here, "..", "..")): string {
+/**
+ * statemachines/ is found by walking up from this module: from lib/workflow/ when run from
+ * source, from wherever a bundler put it otherwise (serverless-esbuild's .esbuild/.build/).
+ */
+export function definitionPath(phase: Phase, root = projectRoot()): string {
   return join(root, "statemachines", `${phase}.asl.yaml`);
+}
+
+function projectRoot(): string {
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "statemachines", "provision.asl.yaml"))) return dir;
+    if (dirname(dir) === dir) return process.cwd();
+  }
 }
 
 export function loadDefinition(path: string): JsonObject {

@@ -19,15 +19,36 @@ export interface StateMachineArns {
   release: string;
 }
 
-export function stateMachineArnsFromEnv(env: NodeJS.ProcessEnv): StateMachineArns {
+/**
+ * State machines from LAAS_PROVISION_STATE_MACHINE / LAAS_RELEASE_STATE_MACHINE: full ARNs, or
+ * names completed with the partition, region and account of the calling function's own ARN.
+ */
+export function stateMachineArnsFromEnv(
+  env: NodeJS.ProcessEnv,
+  functionArn?: string,
+): StateMachineArns {
   const provision = env.LAAS_PROVISION_STATE_MACHINE;
   const release = env.LAAS_RELEASE_STATE_MACHINE;
   if (!provision || !release) {
     throw new Error(
-      "LAAS_PROVISION_STATE_MACHINE and LAAS_RELEASE_STATE_MACHINE must hold the state machine ARNs",
+      "LAAS_PROVISION_STATE_MACHINE and LAAS_RELEASE_STATE_MACHINE must name the state machines",
     );
   }
-  return { provision, release };
+  return {
+    provision: completeArn(provision, functionArn),
+    release: completeArn(release, functionArn),
+  };
+}
+
+function completeArn(nameOrArn: string, functionArn: string | undefined): string {
+  if (nameOrArn.startsWith("arn:")) return nameOrArn;
+  const [, partition, , region, account] = functionArn?.split(":") ?? [];
+  if (!partition || !region || !account) {
+    throw new Error(
+      `cannot complete state machine ${nameOrArn} into an ARN without the function's ARN`,
+    );
+  }
+  return `arn:${partition}:states:${region}:${account}:stateMachine:${nameOrArn}`;
 }
 
 export class StepFunctionsEngine implements WorkflowEngine {
@@ -35,8 +56,8 @@ export class StepFunctionsEngine implements WorkflowEngine {
   readonly #arns: StateMachineArns;
 
   /** Client from the SDK's usual resolution (AWS_ENDPOINT_URL for LocalStack), ARNs from the env. */
-  static fromEnv(env: NodeJS.ProcessEnv): StepFunctionsEngine {
-    return new StepFunctionsEngine(new SFNClient({}), stateMachineArnsFromEnv(env));
+  static fromEnv(env: NodeJS.ProcessEnv, functionArn?: string): StepFunctionsEngine {
+    return new StepFunctionsEngine(new SFNClient({}), stateMachineArnsFromEnv(env, functionArn));
   }
 
   constructor(client: SFNClient, arns: StateMachineArns) {

@@ -154,14 +154,19 @@ export class LocalEngine implements WorkflowEngine {
    */
   async drain(timeoutMs: number): Promise<{ finished: string[]; handedOver: string[] }> {
     const running = [...this.#executions.values()].filter((e) => e.status === "RUNNING");
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(running.map((e) => e.done)),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    const allDone = Promise.all(running.map((e) => e.done));
+    if (Number.isFinite(timeoutMs)) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        allDone,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    } else {
+      await allDone;
+    }
     const handedOver = running.filter((e) => e.status === "RUNNING");
     for (const execution of handedOver) execution.abort();
     await Promise.all(handedOver.map((e) => e.done));
