@@ -1,0 +1,214 @@
+/**
+ * Poll's reconciliation against the real store (dynalite): what it creates, starts, waits for and
+ * cancels — and pollers racing over the same bookings, each with its own store client and its own
+ * engine (as two processes would be), so only the store's conditional writes keep them apart.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DashboardBooking, Phase } from "../lib/domain/booking";
+import type { Host } from "../lib/domain/host";
+import { poll } from "../lib/lifecycle/poll";
+import { silentLogger } from "../lib/log";
+import type { Dashboard } from "../lib/ports/dashboard";
+import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../lib/ports/engine";
+import type { Store } from "../lib/ports/store";
+import { startTestStore, type TestStore } from "./helpers/dynalite";
+
+/** The dashboard port, holding whatever the test says the dashboard lists now. */
+class ListedBookings implements Dashboard {
+  bookings: DashboardBooking[] = [];
+  async listBookings() {
+    return this.bookings.map((b) => ({ ...b }));
+  }
+}
+
+/**
+ * Step Functions as the pollers see it: one registry of execution names per state machine, shared
+ * by every caller; a second start of a name is refused (ExecutionAlreadyExists). It records each
+ * start it accepted, so a poller that moved a booking into a phase twice (two generations) would
+ * show up as two executions.
+ */
+class RecordingEngine implements WorkflowEngine {
+  constructor(
+    readonly log: { phase: Phase; name: string; input: PhaseInput }[],
+    readonly executions = new Map<string, ExecutionStatus>(),
+  ) {}
+  async start(phase: Phase, name: string, input: PhaseInput) {
+    if (this.executions.has(name)) return { started: false };
+    this.executions.set(name, "RUNNING");
+    this.log.push({ phase, name, input });
+    return { started: true };
+  }
+  async stop(name: string) {
+    if (this.executions.get(name) === "RUNNING") this.executions.set(name, "ABORTED");
+  }
+  async status(name: string) {
+    return this.executions.get(name) ?? null;
+  }
+}
+
+function host(name: string): Host {
+  return {
+    name,
+    fogId: null,
+    mac: null,
+    state: "free",
+    bookingId: null,
+    hostKey: null,
+    reason: null,
+    updatedAt: new Date().toISOString(),
+    version: 0,
+  };
+}
+
+function booking(id: string, hostName: string, start: Date, end: Date): DashboardBooking {
+  return {
+    id,
+    resourceId: id,
+    hostName,
+    start,
+    end,
+    installer: "Fuel",
+    scenario: null,
+    purpose: "test",
+  };
+}
+
+describe("poll", () => {
+  let db: TestStore;
+  let dashboard: ListedBookings;
+  let log: { phase: Phase; name: string; input: PhaseInput }[];
+  let now: Date;
+
+  const poller = (store: Store = db.store, engine = new RecordingEngine(log)) => ({
+    engine,
+    run: () => poll({ dashboard, store, engine, logger: silentLogger, now: () => now }),
+  });
+
+  beforeEach(async () => {
+    db = await startTestStore();
+    dashboard = new ListedBookings();
+    log = [];
+    now = new Date("2026-06-01T12:00:00Z");
+    for (const name of ["h1", "h2", "h3", "h4", "h5"]) await db.store.createHost(host(name));
+  });
+  afterEach(async () => db.close());
+
+  it("stores new bookings and starts nothing before their start", async () => {
+    dashboard.bookings = [
+      booking("1", "h1", new Date("2026-06-01T13:00:00Z"), new Date("2026-06-01T14:00:00Z")),
+    ];
+    const report = await poller().run();
+    expect(report.created).toEqual(["1"]);
+    expect(report.started).toEqual([]);
+    expect((await db.store.getBooking("1"))?.state).toBe("scheduled");
+    expect((await db.store.getHost("h1"))?.state).toBe("free");
+  });
+
+  it("takes dashboard edits before provisioning and only the end afterwards", async () => {
+    const later = new Date("2026-06-01T13:00:00Z");
+    dashboard.bookings = [booking("1", "h1", later, new Date("2026-06-01T14:00:00Z"))];
+    await poller().run();
+    dashboard.bookings = [{ ...dashboard.bookings[0]!, installer: "Joid" }];
+    const edited = await poller().run();
+    expect(edited.updated).toEqual(["1"]);
+    expect((await db.store.getBooking("1"))?.installer).toBe("Joid");
+  });
+
+  it("cancels a scheduled booking that vanished, and one that ended while its host was busy", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T11:30:00Z");
+    dashboard.bookings = [
+      booking("1", "h1", new Date("2026-06-01T13:00:00Z"), new Date("2026-06-01T14:00:00Z")),
+    ];
+    await poller().run();
+    dashboard.bookings = [booking("2", "h2", start, end)];
+    const report = await poller().run();
+    expect(report.vanished).toEqual(["1"]);
+    expect(report.cancelled.sort()).toEqual(["1", "2"]);
+    expect(report.started).toEqual([]);
+    expect((await db.store.getBooking("1"))?.state).toBe("cancelled");
+  });
+
+  it("makes a due booking wait while its host is held, then provisions it once free", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T15:00:00Z");
+    await db.store.updateHost("h1", (h) => ({ ...h, state: "cleaning", bookingId: "old" }));
+    dashboard.bookings = [booking("1", "h1", start, end)];
+    const waiting = await poller().run();
+    expect(waiting.waiting).toEqual(["1"]);
+    expect((await db.store.getBooking("1"))?.progress).toBe("waiting for host h1 (booking old)");
+    await db.store.updateHost("h1", (h) => ({ ...h, state: "free", bookingId: null }));
+    const started = await poller().run();
+    expect(started.started).toEqual(["booking-1-provision-1"]);
+    expect(await db.store.getHost("h1")).toMatchObject({ state: "claimed", bookingId: "1" });
+  });
+
+  it("restarts a phase whose execution is unknown and fails one that ended without an outcome", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, new Date("2026-06-01T15:00:00Z"))];
+    await poller().run();
+    // A restarted process: its engine knows no executions, so the phase is started again.
+    const restarted = poller();
+    expect((await restarted.run()).started).toEqual(["booking-1-provision-1"]);
+    // The execution stops without recording anything (e.g. aborted by an operator).
+    await restarted.engine.stop("booking-1-provision-1");
+    const recovered = await restarted.run();
+    expect(recovered.recovered).toEqual(["1"]);
+    expect((await db.store.getBooking("1"))?.failure).toMatch(/ended ABORTED without recording/);
+    expect((await db.store.getHost("h1"))?.state).toBe("quarantined");
+  });
+
+  it("starts each phase once and claims each host once when pollers race", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T15:00:00Z");
+    dashboard.bookings = [
+      booking("1", "h1", start, end),
+      booking("2", "h2", start, end),
+      booking("3", "h3", start, end),
+      booking("4", "h4", start, end),
+      // Two bookings for one host (a dashboard double booking): only one may have it.
+      booking("5", "h5", start, end),
+      booking("6", "h5", start, end),
+    ];
+    // Four pollers, each with its own store client, sharing one Step Functions.
+    const stepFunctions = new Map<string, ExecutionStatus>();
+    const pollers = Array.from({ length: 4 }, () =>
+      poller(db.openStore(), new RecordingEngine(log, stepFunctions)),
+    );
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(pollers.map((p) => p.run()));
+    }
+    const provisions = log
+      .filter((l) => l.phase === "provision")
+      .map((l) => l.name)
+      .sort();
+    expect(new Set(provisions).size).toBe(provisions.length);
+    const h5 = await db.store.getHost("h5");
+    const winner = h5?.bookingId;
+    expect(["5", "6"]).toContain(winner);
+    expect(provisions).toEqual(
+      ["1", "2", "3", "4", winner].map((id) => `booking-${id}-provision-1`).sort(),
+    );
+    const loser = winner === "5" ? "6" : "5";
+    expect((await db.store.getBooking(loser))?.state).toBe("scheduled");
+    for (const [id, name] of [
+      ["1", "h1"],
+      ["2", "h2"],
+      ["3", "h3"],
+      ["4", "h4"],
+    ]) {
+      expect(await db.store.getHost(name!)).toMatchObject({ state: "claimed", bookingId: id });
+    }
+
+    // The bookings end: the release phases race the same way.
+    now = new Date("2026-06-01T16:00:00Z");
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(pollers.map((p) => p.run()));
+    }
+    const releases = log.filter((l) => l.phase === "release").map((l) => l.name);
+    expect(releases.sort()).toEqual(
+      ["1", "2", "3", "4", winner].map((id) => `booking-${id}-release-1`).sort(),
+    );
+    expect((await db.store.getBooking(loser))?.state).toBe("cancelled");
+  });
+});
