@@ -47,19 +47,20 @@ async function harness(options: { imagingTimeout?: number } = {}): Promise<Harne
     logger,
   });
   const listener = new Listener(embedded, { drainMs: 5_000 });
-  return {
+  const h: Harness = {
     lab,
     embedded,
     listener,
     lines,
     workDir,
     close: async () => {
-      await embedded.engine.drain(5_000);
-      await embedded.close();
+      await h.embedded.engine.drain(5_000);
+      await h.embedded.close();
       await lab.close();
       await rm(workDir, { recursive: true, force: true });
     },
   };
+  return h;
 }
 
 function bookingState(h: Harness, id: string, state: Booking["state"]) {
@@ -183,5 +184,77 @@ describe("a booking whose imaging never finishes", () => {
       bookingId: "201",
     });
     expect(await h.embedded.engine.status("booking-201-provision-1")).toBe("FAILED");
+  });
+});
+
+describe("failures before the host is touched, and handing work over", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness({ imagingTimeout: 120 });
+  });
+  afterAll(async () => h?.close());
+
+  it("fails a booking for an unknown installer and frees its host untouched", async () => {
+    const host = h.lab.inventory[2]!;
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 301,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Apex",
+      }),
+    );
+    await h.listener.pollOnce();
+    const failed = await bookingState(h, "301", "failed");
+    expect(failed.failure).toMatch(/Apex/);
+    expect(failed.failure).toMatch(/Fuel/);
+    expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
+      state: "free",
+      bookingId: null,
+    });
+    expect(h.lab.hosts.reboots).toEqual([]);
+    expect(h.lab.fog.tasks()).toEqual([]);
+  });
+
+  it("hands a running provision over to the next listener, which restarts it under its name", async () => {
+    const host = h.lab.inventory[0]!;
+    h.lab.fog.stallHost(host.name);
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 302,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Compass",
+      }),
+    );
+    await h.listener.pollOnce();
+    await waitFor("imaging to be under way", async () => {
+      const b = await h.embedded.runtime.store.getBooking("302");
+      return b?.progress?.startsWith("imaging") ? b : undefined;
+    });
+    const drained = await h.embedded.engine.drain(0);
+    expect(drained.handedOver).toEqual(["booking-302-provision-1"]);
+    expect((await h.embedded.runtime.store.getBooking("302"))?.state).toBe("provisioning");
+
+    // The next listener: a fresh process's engine knows no executions.
+    await h.embedded.close();
+    h.embedded = await openEmbeddedRuntime(h.lab.configPath, {
+      handlers: stepHandlers,
+      listen: true,
+      logger: capturingLogger().logger,
+    });
+    h.listener = new Listener(h.embedded, { drainMs: 5_000 });
+    h.lab.fog.stallHost(host.name, false);
+    const report = await h.listener.pollOnce();
+    expect(report?.started).toEqual(["booking-302-provision-1"]);
+    await bookingState(h, "302", "ready");
+    // The FOG task of the first run was cancelled and created again: one deploy completed.
+    expect(h.lab.fog.hosts().find((x) => x.name === host.name)?.imageId).toBe(
+      h.embedded.runtime.config.defaultConfigs.get("Compass")!.fog.imageId,
+    );
   });
 });
