@@ -33,6 +33,7 @@ export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
 export function labOfOneInstaller(installer: InstallerConfig): PharosConfig {
   return {
     file: installer.file,
+    // Commands given an installer config never talk to the dashboard: the address is inert.
     dashboard: "http://127.0.0.1:9/",
     token: new Secret("", "none"),
     database: installer.database,
