@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DashboardBooking, Phase } from "../lib/domain/booking";
-import type { Host } from "../lib/domain/host";
+import { newHost } from "../lib/domain/host";
 import { poll } from "../lib/lifecycle/poll";
 import { silentLogger } from "../lib/log";
 import type { Dashboard } from "../lib/ports/dashboard";
@@ -46,20 +46,6 @@ class RecordingEngine implements WorkflowEngine {
   }
 }
 
-function host(name: string): Host {
-  return {
-    name,
-    fogId: null,
-    mac: null,
-    state: "free",
-    bookingId: null,
-    hostKey: null,
-    reason: null,
-    updatedAt: new Date().toISOString(),
-    version: 0,
-  };
-}
-
 function booking(id: string, hostName: string, start: Date, end: Date): DashboardBooking {
   return {
     id,
@@ -89,7 +75,8 @@ describe("poll", () => {
     dashboard = new ListedBookings();
     log = [];
     now = new Date("2026-06-01T12:00:00Z");
-    for (const name of ["h1", "h2", "h3", "h4", "h5"]) await db.store.createHost(host(name));
+    for (const name of ["h1", "h2", "h3", "h4", "h5"])
+      await db.store.createHost(newHost(name, null));
   });
   afterEach(async () => db.close());
 

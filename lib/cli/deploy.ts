@@ -15,7 +15,7 @@ import {
   manualBookingId,
   type Phase,
 } from "../domain/booking";
-import type { Host } from "../domain/host";
+import { type Host, newHost } from "../domain/host";
 import { NotFoundError } from "../errors";
 import {
   beginProvisioning,
@@ -23,6 +23,7 @@ import {
   claimHost,
   holds,
   hostCleaning,
+  newBooking,
 } from "../lifecycle/transitions";
 import { createLogger } from "../log";
 import { loadAnyConfig } from "./config";
@@ -83,44 +84,27 @@ async function ensureHost(rt: Runtime, name: string): Promise<Host> {
   const existing = await rt.store.getHost(name);
   if (existing) return existing;
   const fogHost = await rt.imagerFor(rt.config.cleanConfig.fog).findHost(name);
-  const host: Host = {
-    name,
-    fogId: fogHost.id,
-    mac: fogHost.mac,
-    state: "free",
-    bookingId: null,
-    hostKey: null,
-    reason: null,
-    updatedAt: new Date().toISOString(),
-    version: 0,
-  };
+  const host = newHost(name, fogHost);
   await rt.store.createHost(host);
   return (await rt.store.getHost(name)) ?? host;
 }
 
 function manualBooking(rt: Runtime, hostName: string, installer: string | null): Booking {
   const now = rt.now();
-  const at = now.toISOString();
-  return {
-    id: manualBookingId(hostName, now),
-    resourceId: "",
-    hostName,
-    start: at,
-    // Manual bookings have no end: they last until `laas deploy --reset`.
-    end: "9999-12-31T23:59:59.000Z",
-    installer,
-    scenario: null,
-    purpose: "laas deploy",
-    state: "scheduled",
-    provisionGeneration: 0,
-    releaseGeneration: 0,
-    vanished: false,
-    failure: null,
-    progress: null,
-    createdAt: at,
-    updatedAt: at,
-    version: 0,
-  };
+  return newBooking(
+    {
+      id: manualBookingId(hostName, now),
+      resourceId: "",
+      hostName,
+      start: now,
+      // Manual bookings have no end: they last until `laas deploy --reset`.
+      end: new Date("9999-12-31T23:59:59.000Z"),
+      installer,
+      scenario: null,
+      purpose: "laas deploy",
+    },
+    now,
+  );
 }
 
 async function prepareDeploy(

@@ -5,7 +5,7 @@
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { inventoryHostByName } from "../config/load";
-import type { Host } from "../domain/host";
+import { newHost } from "../domain/host";
 import { silentLogger } from "../log";
 import { loadAnyConfig } from "./config";
 import { EXIT, Refusal } from "./exit";
@@ -51,21 +51,7 @@ export async function resetDbCommand(
     if (options.hosts) {
       for (const host of existingHosts) await store.deleteHost(host.name);
       const lent = fogHosts.filter((h) => inventoryHostByName(lab.inventory, h.name));
-      const now = new Date().toISOString();
-      for (const fogHost of lent) {
-        const host: Host = {
-          name: fogHost.name,
-          fogId: fogHost.id,
-          mac: fogHost.mac,
-          state: "free",
-          bookingId: null,
-          hostKey: null,
-          reason: null,
-          updatedAt: now,
-          version: 0,
-        };
-        await store.createHost(host);
-      }
+      for (const fogHost of lent) await store.createHost(newHost(fogHost.name, fogHost));
       const missing = lab.inventory.hosts.filter((h) => !fogHosts.some((f) => f.name === h.name));
       out(
         `hosts: ${lent.length} added from FOG (${fogHosts.length - lent.length} not in the inventory skipped)`,

@@ -24,3 +24,22 @@ export interface Host {
   updatedAt: string;
   version: number;
 }
+
+/** A host as it enters the store: free, with what FOG knows of it. */
+export function newHost(
+  name: string,
+  fog: { id: string; mac: string | null } | null,
+  now: Date = new Date(),
+): Host {
+  return {
+    name,
+    fogId: fog?.id ?? null,
+    mac: fog?.mac ?? null,
+    state: "free",
+    bookingId: null,
+    hostKey: null,
+    reason: null,
+    updatedAt: now.toISOString(),
+    version: 0,
+  };
+}
