@@ -26,6 +26,7 @@ const SHIPPED_SECRETS = [
   "fog-user-key",
   "ldap-pass",
   "power_id_ed25519",
+  "relay_id_ed25519",
 ].map(secretFile);
 
 /** Awaits a load that must fail with a ConfigError; answers its message. */
@@ -51,6 +52,14 @@ describe("the shipped configuration", () => {
     expect(config.database).toBe(join(REPO, "var", "laas"));
     expect(config.loggingDir).toBe(join(REPO, "var", "log"));
     expect(config.polling).toBe(0.1);
+    expect(config.relay).toMatchObject({
+      host: "127.0.0.1",
+      port: 22,
+      user: "laas",
+      hostKey: "SHA256:QMehFWXcf+p0qtDu8CEVCj8SnJ/Rt/7uG44MPl9W4Bs",
+      timeoutSeconds: 30,
+    });
+    expect(config.relay?.key.reveal()).toBe(secretFile("relay_id_ed25519"));
     expect(config.power).toMatchObject({
       type: "ssh",
       user: "root",
@@ -252,6 +261,24 @@ describe("a broken configuration", () => {
     edit("fuel.yaml", (doc) => doc.deleteIn(["fog", "image_id"]));
     const message = await configErrorOf(loadPharosConfig(pharos));
     expect(message).toBe(`${file("fuel.yaml")}: fog.image_id: required`);
+  });
+
+  it("requires the relay's pinned host key, and the DHCP server's when one is named", async () => {
+    edit("pharos.yaml", (doc) => doc.deleteIn(["relay", "host_key"]));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("pharos.yaml")}: relay.host_key: required`,
+    );
+    edit("pharos.yaml", (doc) => doc.setIn(["relay", "host_key"], "yes"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /relay\.host_key: expected an OpenSSH fingerprint/,
+    );
+    edit("pharos.yaml", (doc) =>
+      doc.setIn(["relay", "host_key"], "SHA256:QMehFWXcf+p0qtDu8CEVCj8SnJ/Rt/7uG44MPl9W4Bs"),
+    );
+    edit("joid.yaml", (doc) => doc.set("dhcp_server", "10.1.0.2"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /joid\.yaml: dhcp_server_host_key: required when dhcp_server is set/,
+    );
   });
 
   it("names file, field and what was expected of a wrong type", async () => {

@@ -20,6 +20,7 @@ import {
   pharosSchema,
   type RawPower,
   type RawPowerOverride,
+  type RawRelay,
   VPN_ALIASES,
   vpnSchema,
 } from "./schema";
@@ -32,6 +33,7 @@ import type {
   NetworkFile,
   PharosConfig,
   PowerConfig,
+  RelayConfig,
   VpnConfig,
 } from "./types";
 import { type Reference, readTextFile, readYamlFile } from "./yaml-file";
@@ -115,6 +117,17 @@ async function labPower(
 }
 
 /** Only the fields the entry gives, so that merging leaves the others to the lab default. */
+async function relayConfig(raw: RawRelay, dir: string, issues: Issue[]): Promise<RelayConfig> {
+  return {
+    host: raw.host,
+    port: raw.port,
+    user: raw.user,
+    key: await powerKey(raw.key, dir, "relay.key", issues),
+    hostKey: raw.host_key,
+    timeoutSeconds: raw.timeout,
+  };
+}
+
 async function powerOverride(
   raw: RawPowerOverride,
   dir: string,
@@ -194,6 +207,7 @@ class Loader {
     const issues: Issue[] = [];
     const token = await secretField(raw.token, dir, "token", issues);
     const power = raw.power ? await labPower(raw.power, dir, "power", issues) : null;
+    const relay = raw.relay ? await relayConfig(raw.relay, dir, issues) : null;
     const entries = defaultConfigEntries(raw.default_configs, issues);
     throwIfIssues(file, issues);
 
@@ -235,6 +249,7 @@ class Loader {
       loggingDir: resolveConfigPath(dir, raw.logging_dir),
       polling: raw.polling,
       power,
+      relay,
     };
   }
 
@@ -245,6 +260,12 @@ class Loader {
       const issues: Issue[] = [];
       const apiKey = await secretField(raw.fog.api_key, dir, "fog.api_key", issues);
       const userKey = await secretField(raw.fog.user_key, dir, "fog.user_key", issues);
+      if (raw.dhcp_server !== null && !raw.dhcp_server_host_key) {
+        issues.push({
+          path: "dhcp_server_host_key",
+          message: "required when dhcp_server is set: the DHCP server's SSH host key is pinned",
+        });
+      }
       throwIfIssues(file, issues);
 
       const ref = (field: string): Reference => ({ file, field });
@@ -268,6 +289,7 @@ class Loader {
         database: resolveConfigPath(dir, raw.database),
         dhcpLog: raw.dhcp_log,
         dhcpServer: raw.dhcp_server,
+        dhcpServerHostKey: raw.dhcp_server_host_key ?? null,
         fog: {
           server: raw.fog.server.endsWith("/") ? raw.fog.server : `${raw.fog.server}/`,
           apiKey,

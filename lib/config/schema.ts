@@ -95,6 +95,22 @@ export const powerSchema = z.strictObject(
   expected("a mapping {type, user, port, key, host_key, timeout}"),
 );
 
+/**
+ * The lab-side relay (pharos.yaml `relay:`), an extension of the seed: the machine LaaS logs in to
+ * for lab work (DHCP log, libvirt, installers). Its host key is pinned: there is no default.
+ */
+export const relaySchema = z.strictObject(
+  {
+    host: hostOrAddress,
+    port: port.default(22),
+    user: sshUser.default("laas"),
+    key: secretSource,
+    host_key: hostKeyFingerprint,
+    timeout: positiveInt.default(30),
+  },
+  expected("a mapping {host, port, user, key, host_key, timeout}"),
+);
+
 /** Per-host power settings in the inventory: any field, merged over the lab-wide ones. */
 export const powerOverrideSchema = z.strictObject(
   {
@@ -307,6 +323,7 @@ export const installerSchema = z.strictObject(
     database: configPath,
     dhcp_log: remotePath,
     dhcp_server: hostOrAddress.nullable(),
+    dhcp_server_host_key: hostKeyFingerprint.nullish(),
     fog: z.strictObject(
       {
         api_key: secretSource,
@@ -352,11 +369,13 @@ export const pharosSchema = z.strictObject(
     polling: positiveNumber,
     token: secretSource,
     power: powerSchema.nullish(),
+    relay: relaySchema.nullish(),
   },
   expected("a mapping (pharos config)"),
 );
 
 export type RawPower = z.output<typeof powerSchema>;
+export type RawRelay = z.output<typeof relaySchema>;
 export type RawPowerOverride = z.output<typeof powerOverrideSchema>;
 export type RawInventory = z.output<typeof inventorySchema>;
 export type RawNetworkFile = z.output<typeof networkFileSchema>;

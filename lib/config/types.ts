@@ -21,6 +21,18 @@ export interface PowerConfig {
   timeoutSeconds: number;
 }
 
+/** The lab-side relay every lab command goes through (extension). */
+export interface RelayConfig {
+  host: string;
+  port: number;
+  user: string;
+  key: Secret;
+  /** The relay's host key (`SHA256:…`), pinned: a different key is refused. */
+  hostKey: string;
+  /** Seconds allowed to connect and log in. */
+  timeoutSeconds: number;
+}
+
 export interface InventoryHost {
   /** Dashboard resource id (string form of the YAML key). */
   resourceId: string;
@@ -101,6 +113,11 @@ export interface InstallerConfig {
   database: string;
   dhcpLog: string;
   dhcpServer: string | null;
+  /**
+   * Pinned host key of dhcp_server (extension), reached through the relay with the relay's user
+   * and key; required when dhcp_server is set.
+   */
+  dhcpServerHostKey: string | null;
   fog: FogConfig;
   loggingDir: string;
   scenario: string | null;
@@ -128,4 +145,6 @@ export interface PharosConfig {
   polling: number;
   /** Lab-wide power defaults, merged under each inventory host's own. */
   power: PowerConfig | null;
+  /** The lab-side relay; needed for everything after imaging (address, pod, installer). */
+  relay: RelayConfig | null;
 }
