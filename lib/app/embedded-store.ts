@@ -6,11 +6,11 @@
  * pid, for `laas stop`) in `listener.json`; other commands (`laas status`, `reset-db`, `deploy`)
  * talk to that endpoint while a listener runs, and open the directory themselves otherwise.
  */
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DynamoDbStore } from "../adapters/aws/dynamodb-store";
 import { createDynamoClient } from "../adapters/aws/dynamodb-tables";
-import { startEmbeddedDynamo } from "../adapters/local/embedded-dynamodb";
+import { StoreLockedError, startEmbeddedDynamo } from "../adapters/local/embedded-dynamodb";
 import type { Store } from "../ports/store";
 
 export interface ListenerRecord {
@@ -63,7 +63,7 @@ export async function openEmbeddedStore(
   const running = await runningListener(database);
   if (running && running.pid !== process.pid) {
     if (options.listen) {
-      throw new Error(
+      throw new StoreLockedError(
         `a listener already runs on ${database} (pid ${running.pid}); stop it with \`laas stop\``,
       );
     }
@@ -80,7 +80,10 @@ export async function openEmbeddedStore(
       endpoint: dynamo.endpoint,
       startedAt: new Date().toISOString(),
     };
-    await writeFile(listenerRecordPath(database), `${JSON.stringify(record)}\n`);
+    // Written whole or not at all: `laas stop` may read it at any moment.
+    const partial = `${listenerRecordPath(database)}.${process.pid}.tmp`;
+    await writeFile(partial, `${JSON.stringify(record)}\n`);
+    await rename(partial, listenerRecordPath(database));
   }
   return {
     store,

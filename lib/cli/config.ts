@@ -1,9 +1,12 @@
 /**
  * Commands take either the listener's config (pharos.yaml) or, as the original deploy.py and
- * resetDatabase.py did, an installer config (fuel.yaml…). An installer config alone becomes a lab
- * whose only installer — and clean image — is its own.
+ * resetDatabase.py did, an installer config (fuel.yaml…). An installer config becomes a lab whose
+ * only installer — and clean image — is its own; the lab-wide settings an installer config does
+ * not hold (power, relay) come from the pharos.yaml beside it, when there is one.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { loadInstallerConfig, loadPharosConfig } from "../config/load";
 import type { InstallerConfig, PharosConfig } from "../config/types";
@@ -27,10 +30,15 @@ export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
     return { lab: await loadPharosConfig(path), installer: null };
   }
   const installer = await loadInstallerConfig(path);
-  return { lab: labOfOneInstaller(installer), installer };
+  const besides = join(dirname(path), "pharos.yaml");
+  const labWide = existsSync(besides) ? await loadPharosConfig(besides) : null;
+  return { lab: labOfOneInstaller(installer, labWide), installer };
 }
 
-export function labOfOneInstaller(installer: InstallerConfig): PharosConfig {
+export function labOfOneInstaller(
+  installer: InstallerConfig,
+  labWide: Pick<PharosConfig, "power" | "relay"> | null,
+): PharosConfig {
   return {
     file: installer.file,
     // Commands given an installer config never talk to the dashboard: the address is inert.
@@ -45,6 +53,7 @@ export function labOfOneInstaller(installer: InstallerConfig): PharosConfig {
     inventory: installer.inventory,
     loggingDir: installer.loggingDir,
     polling: 0.1,
-    power: null,
+    power: labWide?.power ?? null,
+    relay: labWide?.relay ?? null,
   };
 }

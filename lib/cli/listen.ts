@@ -21,30 +21,39 @@ export async function listenCommand(
     destination: join(config.loggingDir, "laas.log"),
     alsoStdout: true,
   });
-  const embedded = await openEmbeddedRuntime(config, { handlers, listen: true, logger });
-  const listener = new Listener(embedded, { drainMs: options.drainSeconds * 1000 });
+  // The handlers go in before the store opens: from then on listener.json names this process,
+  // and a `laas stop` or Ctrl-C that comes before the poll loop runs must still stop it cleanly
+  // (drain, remove the record) rather than kill it.
+  const stopping = new AbortController();
   const stop = (signal: string) => {
     logger.info({ signal }, "stop requested");
-    listener.stop();
+    stopping.abort();
   };
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    if (options.once) {
-      await listener.pollOnce();
-      // Let the workflows this poll started run to their end.
-      await embedded.engine.drain(Number.POSITIVE_INFINITY);
+    const embedded = await openEmbeddedRuntime(config, { handlers, listen: true, logger });
+    try {
+      const listener = new Listener(embedded, { drainMs: options.drainSeconds * 1000 });
+      if (stopping.signal.aborted) listener.stop();
+      else stopping.signal.addEventListener("abort", () => listener.stop(), { once: true });
+      if (options.once) {
+        await listener.pollOnce();
+        // Let the workflows this poll started run to their end.
+        await embedded.engine.drain(Number.POSITIVE_INFINITY);
+        return 0;
+      }
+      const { finished, handedOver } = await listener.run();
+      out(
+        `listener stopped: ${finished.length} workflow(s) finished, ${handedOver.length} handed over` +
+          (handedOver.length ? ` (${handedOver.join(", ")}; the next listener restarts them)` : ""),
+      );
       return 0;
+    } finally {
+      await embedded.close();
     }
-    const { finished, handedOver } = await listener.run();
-    out(
-      `listener stopped: ${finished.length} workflow(s) finished, ${handedOver.length} handed over` +
-        (handedOver.length ? ` (${handedOver.join(", ")}; the next listener restarts them)` : ""),
-    );
-    return 0;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
-    await embedded.close();
   }
 }

@@ -3,6 +3,7 @@
  * Exit codes: see exit.ts.
  */
 import { Command, CommanderError, Option } from "commander";
+import { StoreLockedError } from "../adapters/local/embedded-dynamodb";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { ConfigError, errorMessage } from "../errors";
 import { deployCommand } from "./deploy";
@@ -119,7 +120,8 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version")
         return EXIT.ok;
-      if (error.code === "commander.help") return EXIT.ok;
+      // `laas help` shows the help and succeeds; `laas` alone shows it as a usage error.
+      if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
       if (error.code === "laas.usage") err(`laas: ${error.message}`);
       return EXIT.usage;
     }
@@ -127,7 +129,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       err(`laas: configuration error: ${error.message}`);
       return EXIT.usage;
     }
-    if (error instanceof Refusal) {
+    if (error instanceof Refusal || error instanceof StoreLockedError) {
       err(`laas: ${error.message}`);
       return EXIT.refused;
     }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAlive, runningListener } from "../app/embedded-store";
 import { loadAnyConfig } from "./config";
-import { EXIT } from "./exit";
+import { EXIT, Refusal } from "./exit";
 
 export async function stopCommand(
   options: { config: string; timeoutSeconds: number },
@@ -9,10 +9,7 @@ export async function stopCommand(
 ): Promise<number> {
   const { lab } = await loadAnyConfig(options.config);
   const listener = await runningListener(lab.database);
-  if (!listener) {
-    out(`no listener is running on ${lab.database}`);
-    return EXIT.refused;
-  }
+  if (!listener) throw new Refusal(`no listener is running on ${lab.database}`);
   out(`stopping listener pid ${listener.pid} (it drains its workflows, then hands the rest over)`);
   process.kill(listener.pid, "SIGTERM");
   const deadline = Date.now() + options.timeoutSeconds * 1000;

@@ -158,7 +158,13 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
     at.inventory.map((h) => [h.resourceId, { name: h.name, address: h.address }]),
   );
   await writeFile(join(conf, "inventory.yaml"), stringify(inventory));
-  for (const secret of ["dashboard-token", "fog-api-key", "fog-user-key", "ldap-pass"]) {
+  for (const secret of [
+    "dashboard-token",
+    "fog-api-key",
+    "fog-user-key",
+    "ldap-pass",
+    "relay_id_ed25519",
+  ]) {
     await copyFile(join(shippedConf, "secrets", secret), join(conf, "secrets", secret));
   }
   const keyPath = join(conf, "secrets", "power_id_ed25519");
