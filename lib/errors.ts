@@ -49,3 +49,11 @@ export class ProtocolError extends LaasError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A remote command exited with a code it should not have. The message holds the command (as
+ * displayed), the exit code and the tail of its stderr.
+ */
+export class CommandFailedError extends LaasError {
+  override name = "CommandFailed";
+}
