@@ -5,11 +5,18 @@
 import { runtime } from "../lib/app/runtime";
 import { type CheckImagingInput, checkImaging, startImaging } from "../lib/lifecycle/imaging";
 import {
+  type CheckInstallerInput,
+  checkInstaller,
+  startInstaller,
+} from "../lib/lifecycle/installer";
+import {
   markReady,
   markReleased,
   type RecordFailureInput,
   recordFailure,
 } from "../lib/lifecycle/outcomes";
+import { buildPod, removePod } from "../lib/lifecycle/pod";
+import { type CheckHostInput, checkHost } from "../lib/lifecycle/reach";
 import type { PhaseInput } from "../lib/ports/engine";
 import { installCloudRuntime } from "./cloud-runtime";
 
@@ -20,6 +27,18 @@ export const startImagingHandler = async (event: PhaseInput) =>
 
 export const checkImagingHandler = async (event: CheckImagingInput) =>
   checkImaging(await runtime(), event);
+
+export const checkHostHandler = async (event: CheckHostInput) => checkHost(await runtime(), event);
+
+export const buildPodHandler = async (event: PhaseInput) => buildPod(await runtime(), event);
+
+export const removePodHandler = async (event: PhaseInput) => removePod(await runtime(), event);
+
+export const startInstallerHandler = async (event: PhaseInput) =>
+  startInstaller(await runtime(), event);
+
+export const checkInstallerHandler = async (event: CheckInstallerInput) =>
+  checkInstaller(await runtime(), event);
 
 export const markReadyHandler = async (event: PhaseInput) => markReady(await runtime(), event);
 
@@ -33,6 +52,11 @@ export const recordFailureHandler = async (event: RecordFailureInput) =>
 export const stepHandlers = {
   startImaging: startImagingHandler,
   checkImaging: checkImagingHandler,
+  checkHost: checkHostHandler,
+  buildPod: buildPodHandler,
+  removePod: removePodHandler,
+  startInstaller: startInstallerHandler,
+  checkInstaller: checkInstallerHandler,
   markReady: markReadyHandler,
   markReleased: markReleasedHandler,
   recordFailure: recordFailureHandler,

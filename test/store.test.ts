@@ -50,6 +50,7 @@ function makeHost(overrides: Partial<Host> = {}): Host {
     state: "free",
     bookingId: null,
     hostKey: null,
+    address: null,
     reason: null,
     updatedAt: T0,
     version: 1,

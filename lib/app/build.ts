@@ -5,7 +5,9 @@
 
 import { FogClient } from "../adapters/fog/fog-client";
 import { PharosDashboard } from "../adapters/pharos/dashboard-client";
+import { RelayPowerControl } from "../adapters/ssh/relay-power";
 import { SshPowerControl } from "../adapters/ssh/ssh-power";
+import { SshRelay } from "../adapters/ssh/ssh-relay";
 import type { FogConfig, PharosConfig } from "../config/types";
 import type { Logger } from "../log";
 import type { Dashboard } from "../ports/dashboard";
@@ -26,6 +28,7 @@ export interface RuntimeParts {
 export function buildRuntime(parts: RuntimeParts): Runtime {
   const { config, logger } = parts;
   const imagers = new Map<string, Imager>();
+  const relay = config.relay ? new SshRelay(config.relay, logger) : null;
   return {
     config,
     store: parts.store,
@@ -48,6 +51,8 @@ export function buildRuntime(parts: RuntimeParts): Runtime {
       }
       return imager;
     },
-    power: new SshPowerControl({ logger }),
+    relay,
+    // With a relay, hosts are reached through it; without one (imaging only), directly.
+    power: relay ? new RelayPowerControl(relay, logger) : new SshPowerControl({ logger }),
   };
 }

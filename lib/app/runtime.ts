@@ -8,6 +8,7 @@ import type { Dashboard } from "../ports/dashboard";
 import type { WorkflowEngine } from "../ports/engine";
 import type { Imager } from "../ports/imager";
 import type { PowerControl } from "../ports/power";
+import type { Relay } from "../ports/relay";
 import type { Store } from "../ports/store";
 
 export interface Runtime {
@@ -18,6 +19,8 @@ export interface Runtime {
   /** FOG server credentials live in each installer config, so imagers are made per config. */
   imagerFor(fog: FogConfig): Imager;
   power: PowerControl;
+  /** The lab-side relay, when configured (everything after imaging needs it). */
+  relay: Relay | null;
   logger: Logger;
   now(): Date;
 }

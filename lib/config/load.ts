@@ -299,6 +299,13 @@ class Loader {
           imagingTimeoutSeconds: raw.fog.imaging_timeout,
           requestTimeoutSeconds: raw.fog.request_timeout,
         },
+        pod: {
+          bootTimeoutSeconds: raw.pod.boot_timeout,
+          installTimeoutSeconds: raw.pod.install_timeout,
+          diskSizeGB: raw.pod.disk_size,
+          remoteDir: raw.pod.remote_dir,
+          libvirtUri: raw.pod.libvirt_uri,
+        },
         loggingDir: resolveConfigPath(dir, raw.logging_dir),
         scenario: raw.scenario,
         hypervisor: { networks, vms },

@@ -349,6 +349,25 @@ export const installerSchema = z.strictObject(
       { networks: configPath, vms: configPath },
       expected("a mapping {networks, vms}"),
     ),
+    // Extension: how the pod is built on the host and how long its stages may take.
+    pod: z
+      .strictObject(
+        {
+          boot_timeout: positiveInt.default(900),
+          install_timeout: positiveInt.default(4 * 3600),
+          disk_size: positiveInt.default(100),
+          remote_dir: remotePath.default("/var/lib/laas"),
+          libvirt_uri: z.string(expected("a libvirt URI")).min(1).default("qemu:///system"),
+        },
+        expected("a mapping {boot_timeout, install_timeout, disk_size, remote_dir, libvirt_uri}"),
+      )
+      .default({
+        boot_timeout: 900,
+        install_timeout: 4 * 3600,
+        disk_size: 100,
+        remote_dir: "/var/lib/laas",
+        libvirt_uri: "qemu:///system",
+      }),
     inventory: configPath,
     vpn_config: configPath,
   },

@@ -106,6 +106,19 @@ export interface VpnConfig {
   permanentUsers: string[];
 }
 
+export interface PodSettings {
+  /** Seconds from the end of imaging until the host must answer SSH (default 900). */
+  bootTimeoutSeconds: number;
+  /** Seconds the installer may run (default 4 h). */
+  installTimeoutSeconds: number;
+  /** Size of each VM's qcow2 disk, GB (default 100). */
+  diskSizeGB: number;
+  /** Directory on the host for installer scripts and their logs (default /var/lib/laas). */
+  remoteDir: string;
+  /** libvirt connection URI on the host (default qemu:///system). */
+  libvirtUri: string;
+}
+
 export interface InstallerConfig {
   file: string;
   /** Installer name as the dashboard spells it, or null for "no installer". */
@@ -122,6 +135,8 @@ export interface InstallerConfig {
   loggingDir: string;
   scenario: string | null;
   hypervisor: { networks: NetworkFile; vms: DomainFile };
+  /** Extension: building the pod on the host. */
+  pod: PodSettings;
   inventory: Inventory;
   vpn: VpnConfig;
 }

@@ -19,6 +19,8 @@ export interface Host {
    * logins until the host is imaged again. Null until seen.
    */
   hostKey: string | null;
+  /** Address the host answered SSH on after its last imaging (DHCP or inventory). */
+  address: string | null;
   /** Why the host is quarantined. */
   reason: string | null;
   updatedAt: string;
@@ -38,6 +40,7 @@ export function newHost(
     state: "free",
     bookingId: null,
     hostKey: null,
+    address: null,
     reason: null,
     updatedAt: now.toISOString(),
     version: 0,

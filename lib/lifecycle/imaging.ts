@@ -81,7 +81,12 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
     input.hostName,
     input.phase === "provision" ? hostInUse(booking.id) : hostCleaning(booking.id),
   );
-  await rebootIntoImaging(rt, input.hostName, inventoryHost.address ?? fogHost.ip);
+  const known = await rt.store.getHost(input.hostName);
+  await rebootIntoImaging(
+    rt,
+    input.hostName,
+    inventoryHost.address ?? known?.address ?? fogHost.ip,
+  );
   await rt.store.updateBooking(
     booking.id,
     noteProgress(input.phase, input.generation, "imaging: waiting for the host to network-boot"),

@@ -57,6 +57,8 @@ const hostSchema = z.object({
   state: z.enum(HOST_STATES),
   bookingId: z.string().nullable(),
   hostKey: z.string().nullable(),
+  // Absent on items written before hosts had an address.
+  address: z.string().nullable().default(null),
   reason: z.string().nullable(),
   updatedAt: isoTimestamp,
   version: counter,
@@ -93,6 +95,7 @@ function hostToItem(host: Host): Item {
     state: host.state,
     bookingId: host.bookingId,
     hostKey: host.hostKey,
+    address: host.address,
     reason: host.reason,
     updatedAt: host.updatedAt,
     version: host.version,

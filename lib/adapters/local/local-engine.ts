@@ -153,7 +153,7 @@ export class LocalEngine implements WorkflowEngine {
    * Aborted ones are picked up again by the next listener's poll (same names, restarted).
    */
   async drain(timeoutMs: number): Promise<{ finished: string[]; handedOver: string[] }> {
-    const running = [...this.#executions.values()].filter((e) => e.status === "RUNNING");
+    const running = [...this.#executions.values()].filter((e) => e.stoppedAt === null);
     const allDone = Promise.all(running.map((e) => e.done));
     if (Number.isFinite(timeoutMs)) {
       let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,49 @@
+/**
+ * How lifecycle steps reach a lab host: through the relay, logging in with the host login of the
+ * power settings, and requiring the pinned host key or the one recorded after the host's last
+ * imaging (the first login after imaging records it — see docs/configuration.md, Power).
+ */
+
+import type { Runtime } from "../app/runtime";
+import { inventoryHostByName, powerFor } from "../config/load";
+import { ConfigError } from "../errors";
+import type { Logger } from "../log";
+import type { HostLogin, OutputSink, Relay } from "../ports/relay";
+
+export function requireRelay(rt: Runtime): Relay {
+  if (!rt.relay) {
+    throw new ConfigError(
+      `${rt.config.file}: relay: required to reach hosts after imaging (address, pod, installer)`,
+    );
+  }
+  return rt.relay;
+}
+
+export async function hostLogin(
+  rt: Runtime,
+  hostName: string,
+  address: string,
+): Promise<HostLogin> {
+  const inventoryHost = inventoryHostByName(rt.config.inventory, hostName);
+  const power = inventoryHost ? powerFor(rt.config, inventoryHost) : null;
+  if (!power) {
+    throw new ConfigError(
+      `${rt.config.file}: power: no host login (user, key) configured for ${hostName}`,
+    );
+  }
+  const host = await rt.store.getHost(hostName);
+  return {
+    hostName,
+    address,
+    port: power.port,
+    user: power.user,
+    key: power.key,
+    expectedHostKey: power.hostKey ?? host?.hostKey ?? null,
+  };
+}
+
+/** The booking's log: every line a remote command prints, tagged with the booking. */
+export function bookingSink(logger: Logger, bookingId: string, step: string): OutputSink {
+  const log = logger.child({ bookingId, step });
+  return (stream, line) => log.info({ stream }, line);
+}

@@ -1,0 +1,230 @@
+/**
+ * The rules the workflow files in statemachines/ must keep, on both engines: every Task bounded
+ * in time, retried and caught; every failure recorded on the booking before the execution fails;
+ * the waiting for FOG kept in one place; valid ASL; every called function deployed and bound.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { StateMachine, type StateMachineDefinition } from "aws-local-stepfunctions";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import * as steps from "../functions/steps";
+import type { Phase } from "../lib/domain/booking";
+import {
+  bindTasks,
+  definitionPath,
+  type JsonObject,
+  loadDefinition,
+  taskFunction,
+} from "../lib/workflow/definitions";
+import {
+  catchers,
+  isObject,
+  retriers,
+  type ScopedState,
+  scopedStates,
+  unrecordedFailurePaths,
+} from "./helpers/asl-graph";
+import { repoRoot } from "./sim/lab";
+
+const PHASES: Phase[] = ["provision", "release"];
+const RECORDER = "recordFailure";
+
+/** Catchers that deliberately continue instead of recording a failure, by phase/state. */
+const RECOVERIES: Record<string, string[][]> = {
+  "release/RemovePod": [["HostUnreachable", "TransientError"]],
+};
+const WAITING_PLACE = "AwaitImaging";
+/** Waiting parts are top-level Parallel states named Await…; nothing else waits. */
+const AWAIT = "Await";
+
+function load(phase: Phase): JsonObject {
+  return loadDefinition(definitionPath(phase, repoRoot));
+}
+
+function ofType(definition: JsonObject, type: string): ScopedState[] {
+  return scopedStates(definition).filter((s) => s.state.Type === type);
+}
+
+function label(s: ScopedState): string {
+  return [...s.enclosing, s.name].join("/");
+}
+
+function machine(definition: JsonObject): StateMachine {
+  return new StateMachine(definition as unknown as StateMachineDefinition, {
+    validationOptions: { checkArn: true, checkPaths: true },
+  });
+}
+
+describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
+  const definition = load(phase);
+
+  it("has Task states, some of them inside Parallel branches", () => {
+    const tasks = ofType(definition, "Task");
+    expect(tasks.length).toBeGreaterThanOrEqual(4);
+    expect(tasks.some((t) => t.enclosing.length > 0)).toBe(true);
+  });
+
+  it("bounds, retries and catches every Task, catching everything last", () => {
+    for (const task of ofType(definition, "Task")) {
+      const where = `${phase}: ${label(task)}`;
+      expect(task.state.TimeoutSeconds, where).toEqual(expect.any(Number));
+      expect(task.state.TimeoutSeconds as number, where).toBeGreaterThan(0);
+      expect(retriers(task.state).length, where).toBeGreaterThan(0);
+      const caught = catchers(task.state);
+      expect(caught.length, where).toBeGreaterThan(0);
+      expect(caught.at(-1)?.ErrorEquals, where).toEqual(["States.ALL"]);
+    }
+  });
+
+  it("records every caught failure with recordFailure, then fails", () => {
+    // The one deliberate recovery: a release whose host cannot be reached to remove the pod goes
+    // on to reimage it, which clears the pod as well.
+    const catching = scopedStates(definition).filter((s) => catchers(s.state).length > 0);
+    expect(catching.length).toBeGreaterThan(0);
+    for (const from of catching) {
+      // Recording itself failing has nothing left to record with: it only has to fail.
+      if (taskFunction(from.state) === RECORDER) continue;
+      const recoveries = RECOVERIES[`${phase}/${from.name}`] ?? [];
+      expect(
+        unrecordedFailurePaths(from, RECORDER, recoveries),
+        `${phase}: ${label(from)}`,
+      ).toEqual([]);
+    }
+  });
+
+  it("fails straight away when recording the failure fails", () => {
+    const recorders = ofType(definition, "Task").filter((t) => taskFunction(t.state) === RECORDER);
+    expect(recorders.length).toBeGreaterThan(0);
+    for (const recorder of recorders) {
+      for (const catcher of catchers(recorder.state)) {
+        const target = recorder.scope.states[String(catcher.Next)];
+        expect(target?.Type, `${phase}: ${label(recorder)} → ${String(catcher.Next)}`).toBe("Fail");
+      }
+    }
+  });
+
+  it("waits only inside its Await… Parallel states, for the time the step before asked for", () => {
+    const waits = ofType(definition, "Wait");
+    const awaiting = ofType(definition, "Parallel").filter((p) => p.name.startsWith(AWAIT));
+    // Imaging is always waited for; other waiting parts follow the same pattern.
+    expect(awaiting.map((p) => p.name)).toContain(WAITING_PLACE);
+    for (const place of awaiting) {
+      expect(place.enclosing, `${phase}: ${label(place)}`).toEqual([]);
+      expect(
+        waits.filter((w) => w.enclosing[0] === place.name).length,
+        `${phase}: waits in ${place.name}`,
+      ).toBeGreaterThan(0);
+    }
+    for (const wait of waits) {
+      const where = `${phase}: ${label(wait)}`;
+      expect(wait.enclosing, where).toHaveLength(1);
+      expect(wait.enclosing[0] ?? "", where).toMatch(new RegExp(`^${AWAIT}`));
+      expect(wait.state.SecondsPath, where).toEqual(expect.any(String));
+      for (const fixed of ["Seconds", "Timestamp", "TimestampPath"]) {
+        expect(wait.state, where).not.toHaveProperty(fixed);
+      }
+    }
+  });
+
+  it("gives every Choice a Default", () => {
+    for (const choice of ofType(definition, "Choice")) {
+      const target = choice.state.Default;
+      expect(target, `${phase}: ${label(choice)}`).toEqual(expect.any(String));
+      expect(choice.scope.states, `${phase}: ${label(choice)}`).toHaveProperty(String(target));
+    }
+  });
+
+  it("passes aws-local-stepfunctions validation once its Tasks are bound", () => {
+    const bound = bindTasks(definition).definition;
+    expect(() => machine(bound)).not.toThrow();
+    // The validation is really on, ARNs and transitions included.
+    const badArn = structuredClone(bound);
+    const firstTask = scopedStates(badArn).find((s) => s.state.Type === "Task");
+    expect(firstTask).toBeDefined();
+    if (firstTask) firstTask.state.Resource = "not-an-arn";
+    expect(() => machine(badArn)).toThrow(/Resource/);
+    const dangling = structuredClone(bound);
+    dangling.StartAt = "NoSuchState";
+    expect(() => machine(dangling)).toThrow(/NoSuchState/);
+  });
+});
+
+describe("functions the state machines call", () => {
+  const serverless: unknown = parse(readFileSync(join(repoRoot, "serverless.yml"), "utf8"));
+  const functions =
+    isObject(serverless) && isObject(serverless.functions) ? serverless.functions : {};
+  const called = [
+    ...new Set(
+      PHASES.flatMap((phase) => bindTasks(load(phase)).bindings.map((b) => b.functionName)),
+    ),
+  ].sort();
+
+  it("include the imaging steps and the outcomes", () => {
+    expect(called).toEqual(
+      expect.arrayContaining([
+        "startImaging",
+        "checkImaging",
+        "markReady",
+        "markReleased",
+        "recordFailure",
+      ]),
+    );
+  });
+
+  it.each(called)("%s is a function in serverless.yml and a bound step handler", (name) => {
+    const declared = functions[name];
+    expect(isObject(declared), `serverless.yml functions.${name}`).toBe(true);
+    expect(steps.stepHandlers[name], `stepHandlers.${name}`).toEqual(expect.any(Function));
+    // The Lambda function runs the very handler the local engine binds.
+    const handler = isObject(declared) ? String(declared.handler) : "";
+    const [file, exported] = handler.split(".");
+    expect(file).toBe("functions/steps");
+    const exports: Record<string, unknown> = steps;
+    expect(exports[exported ?? ""], handler).toBe(steps.stepHandlers[name]);
+  });
+});
+
+describe("the failure-path walk", () => {
+  const problemsAfter = (change: (definition: JsonObject) => void): string[] => {
+    const definition = structuredClone(load("provision"));
+    change(definition);
+    return scopedStates(definition)
+      .filter((s) => catchers(s.state).length > 0 && taskFunction(s.state) !== RECORDER)
+      .flatMap((s) => unrecordedFailurePaths(s, RECORDER));
+  };
+  const state = (definition: JsonObject, name: string): JsonObject => {
+    const found = scopedStates(definition).find((s) => s.name === name);
+    if (!found) throw new Error(`no state ${name}`);
+    return found.state;
+  };
+
+  it("finds nothing wrong with the shipped file", () => {
+    expect(problemsAfter(() => undefined)).toEqual([]);
+  });
+
+  it("sees a catcher that skips recording", () => {
+    expect(
+      problemsAfter((d) => {
+        const [catcher] = catchers(state(d, "MarkReady"));
+        if (catcher) catcher.Next = "Provisioned";
+      }),
+    ).toEqual([expect.stringMatching(/MarkReady \(caught\) → Provisioned: ends without/)]);
+  });
+
+  it("sees a branch failure the Parallel state does not catch", () => {
+    expect(
+      problemsAfter((d) => {
+        delete state(d, "AwaitImaging").Catch;
+      }),
+    ).toEqual([expect.stringMatching(/AwaitImaging\/ImagingGaveUp: fails without recording/)]);
+  });
+
+  it("sees a recorded failure that ends in success", () => {
+    const problems = problemsAfter((d) => {
+      state(d, "RecordFailure").Next = "Provisioned";
+    });
+    expect(problems.length).toBeGreaterThan(0);
+    for (const problem of problems) expect(problem).toMatch(/not followed by a Fail state/);
+  });
+});
