@@ -9,6 +9,7 @@ import { installerConfigFor, inventoryHostByName, powerFor } from "../config/loa
 import type { InstallerConfig } from "../config/types";
 import type { Booking, Phase } from "../domain/booking";
 import { ConfigError, ImagingError, LaasError, NotFoundError } from "../errors";
+import { installerPlugin } from "../installers/registry";
 import type { PhaseInput } from "../ports/engine";
 import {
   forgetHostKey,
@@ -61,6 +62,8 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   const booking = await loadCurrentBooking(rt, input);
   const log = rt.logger.child({ bookingId: booking.id, phase: input.phase, host: input.hostName });
   const config = imagingConfig(rt, booking, input.phase);
+  // An installer LaaS cannot run fails here, before the host is touched.
+  if (input.phase === "provision") installerPlugin(booking.installer);
   const inventoryHost = inventoryHostByName(rt.config.inventory, input.hostName);
   if (!inventoryHost) {
     throw new ConfigError(`host ${input.hostName} is not in ${rt.config.inventory.file}`);

@@ -8,7 +8,7 @@ import { installerPlugin } from "../installers/registry";
 import { macsBySource } from "../pod/domiflist";
 import { buildPlan, removalPlan } from "../pod/plan";
 import type { PhaseInput } from "../ports/engine";
-import type { HostSession, OutputSink } from "../ports/relay";
+import type { HostSession } from "../ports/relay";
 import { bookingSink, hostLogin, requireRelay } from "./host-access";
 import { imagingConfig, loadCurrentBooking } from "./imaging";
 import { reachedAddress } from "./reach";
@@ -75,5 +75,3 @@ export async function onHost<T>(
   const login = await hostLogin(rt, hostName, await reachedAddress(rt, hostName));
   return requireRelay(rt).session(async (session) => work(await session.host(login)));
 }
-
-export type { OutputSink };
