@@ -25,13 +25,16 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(options: { imagingTimeout?: number } = {}): Promise<Harness> {
+async function harness(
+  options: { imagingTimeout?: number; installerFails?: string[] } = {},
+): Promise<Harness> {
   const workDir = await mkdtemp(join(tmpdir(), "laas-wf-"));
   const lab = await startSimulatedLab({
     workDir,
     timeScale: 400,
     pollInterval: 1,
     ...(options.imagingTimeout !== undefined ? { imagingTimeout: options.imagingTimeout } : {}),
+    ...(options.installerFails ? { installerFails: options.installerFails } : {}),
   });
   const quiet = () => undefined;
   const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
@@ -107,6 +110,19 @@ describe("provision and release on the local engine", () => {
     const held = await h.embedded.runtime.store.getHost(host.name);
     expect(held).toMatchObject({ state: "in-use", bookingId: "101" });
 
+    // The pod was built through the relay and the installer ran, detached, to its end.
+    const built = h.lab.hostCommands(host.name).map((argv) => argv.join(" "));
+    expect(built.some((c) => c.includes("virsh") && c.includes("net-define /dev/stdin"))).toBe(
+      true,
+    );
+    expect(built.some((c) => c.includes("virsh") && c.includes("define /dev/stdin"))).toBe(true);
+    expect(built.some((c) => c.includes("domiflist"))).toBe(true);
+    expect(built.some((c) => c.startsWith("setsid -f sh -c"))).toBe(true);
+    expect(built.some((c) => c.includes("--scenario os-nosdn-nofeature-ha"))).toBe(true);
+    expect((await h.embedded.runtime.store.getHost(host.name))?.hostKey).toBe(
+      h.lab.hosts.hostKeyFingerprint(host.name),
+    );
+
     // A second poll changes nothing: the phase is not started again.
     const second = await h.listener.pollOnce();
     expect(second?.started).toEqual([]);
@@ -127,6 +143,14 @@ describe("provision and release on the local engine", () => {
       bookingId: null,
     });
     expect(h.lab.hosts.reboots).toHaveLength(2);
+    // Release removed the VMs and networks before rebooting the host into its reimaging.
+    const all = h.lab.hostCommands(host.name).map((argv) => argv.join(" "));
+    const lastReboot = all.lastIndexOf("reboot");
+    const undefines = all
+      .map((c, i) => (c.includes("virsh") && c.includes("undefine") ? i : -1))
+      .filter((i) => i >= 0);
+    expect(undefines.at(-1)).toBeLessThan(lastReboot);
+    expect(undefines.at(-1)).toBeGreaterThan(all.findIndex((c) => c.startsWith("setsid")));
   });
 
   it("releases a booking whose end has come", async () => {
@@ -256,5 +280,33 @@ describe("failures before the host is touched, and handing work over", () => {
     expect(h.lab.fog.hosts().find((x) => x.name === host.name)?.imageId).toBe(
       h.embedded.runtime.config.defaultConfigs.get("Compass")!.fog.imageId,
     );
+  });
+});
+
+describe("an installer that fails on the host", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await harness({ installerFails: ["fog-machine-5"] });
+  });
+  afterAll(async () => h?.close());
+
+  it("fails the booking with the installer's exit status and log, and quarantines the host", async () => {
+    const host = h.lab.inventory.find((x) => x.name === "fog-machine-5")!;
+    const now = Date.now();
+    h.lab.dashboard.addBooking(
+      bookingAt({
+        id: 401,
+        resource_id: Number(host.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Joid",
+      }),
+    );
+    await h.listener.pollOnce();
+    const failed = await bookingState(h, "401", "failed");
+    expect(failed.failure).toMatch(/InstallerFailed: the installer on fog-machine-5 exited with 1/);
+    expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
+      state: "quarantined",
+    });
   });
 });

@@ -37,18 +37,20 @@ export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
 
 export function labOfOneInstaller(
   installer: InstallerConfig,
-  labWide: Pick<PharosConfig, "power" | "relay"> | null,
+  labWide: Pick<PharosConfig, "power" | "relay" | "defaultConfigs"> | null,
 ): PharosConfig {
+  // The lab's other installers stay known (a reset must remove the pod another one built); the
+  // given config serves its own installer and is the clean image.
+  const defaultConfigs = new Map(labWide?.defaultConfigs ?? []);
+  defaultConfigs.set(installer.installer, installer);
+  defaultConfigs.set(null, installer);
   return {
     file: installer.file,
     // Commands given an installer config never talk to the dashboard: the address is inert.
     dashboard: "http://127.0.0.1:9/",
     token: new Secret("", "none"),
     database: installer.database,
-    defaultConfigs: new Map([
-      [installer.installer, installer],
-      [null, installer],
-    ]),
+    defaultConfigs,
     cleanConfig: installer,
     inventory: installer.inventory,
     loggingDir: installer.loggingDir,

@@ -11,7 +11,7 @@ import { LaasError } from "../errors";
 import { installerPlugin } from "../installers/registry";
 import type { InstallerStep } from "../installers/types";
 import type { PhaseInput } from "../ports/engine";
-import type { HostSession, OutputSink, RemoteCommand } from "../ports/relay";
+import type { HostSession, RemoteCommand } from "../ports/relay";
 import { bookingSink } from "./host-access";
 import { imagingConfig, loadCurrentBooking } from "./imaging";
 import { onHost } from "./pod";

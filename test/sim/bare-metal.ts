@@ -1,16 +1,27 @@
 /**
- * Simulated bare-metal hosts that answer SSH like the real ones do for power control: each host
- * listens on its own loopback address (127.0.0.0/8 is all local on Linux) and one shared port,
- * as the inventory has a single power port; each has its own ed25519 host key; only public-key
- * login with the lab's key is accepted; `reboot` answers exit 0, the connection drops, the host
- * stops listening (connections refused), and after a boot delay it network-boots (onReboot, to
- * which the FOG simulator reacts); later it answers SSH again. Reimaging gives a new host key.
+ * Simulated bare-metal hosts that answer SSH like the real ones do: each host listens on its own
+ * loopback address (127.0.0.0/8 is all local on Linux) and one shared port, as the inventory has
+ * a single power port; each has its own ed25519 host key; only public-key login with the lab's
+ * key is accepted. `reboot` answers exit 0, the connection drops, the host stops listening
+ * (connections refused), and after a boot delay it network-boots (onReboot, to which the FOG
+ * simulator reacts); later it answers SSH again.
+ *
+ * When FOG finishes writing an image (reimage), the host boots the new system: it is down for a
+ * boot delay, asks DHCP for its address (onBoot) on the way, and comes up with a new host key and
+ * an empty disk. From then on it answers the commands the product runs after imaging (libvirt,
+ * files, the detached installer: see host-shell.ts). Before its first imaging only `reboot` and
+ * `true` are known: what was on the disk before is nothing the product may rely on.
+ *
+ * Simplification: between the network boot and the end of imaging the host answers SSH with its
+ * old system, as if FOG's client were not running. A provision restarted mid-imaging reboots the
+ * host again, which a host sitting in FOG's client would not allow.
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { AuthContext, Connection, ParsedKey, ServerChannel, Server as SshServer } from "ssh2";
 import ssh2 from "ssh2";
 import { fingerprintOfPublicKey } from "../../lib/adapters/ssh/host-key";
+import { commandNotFound, HostShell, parseQuotedCommand, type ShellResult } from "./host-shell";
 
 export interface SimHostSpec {
   name: string;
@@ -20,6 +31,8 @@ export interface SimHostSpec {
   rebootFails?: { exitCode: number; stderr: string };
   /** On `reboot`, drop the connection without an exit status (sshd killed by the shutdown). */
   dropOnReboot?: boolean;
+  /** The installer started on the host ends with status 1 and an error in its log. */
+  installerFails?: boolean;
 }
 
 export interface BareMetalLabOptions {
@@ -36,6 +49,17 @@ export interface BareMetalLabOptions {
   bootDelayMs?: number;
   /** From the network boot until sshd answers again (default 50 ms). */
   upDelayMs?: number;
+  /**
+   * Called when a host's system boots and asks DHCP for its address (after a reboot, and
+   * half-way through the boot after imaging).
+   */
+  onBoot?: (hostName: string) => void;
+  /** From the end of imaging until the new system answers SSH (default 300 ms). */
+  imagedBootMs?: number;
+  /** From the detached installer's launch to its status file (default 3000 ms). */
+  installerMs?: number;
+  /** How long `curl` takes to fetch a file on a host (default 20 ms). */
+  fetchMs?: number;
 }
 
 export interface RebootRecord {
@@ -53,6 +77,17 @@ export interface BareMetalLab {
   hostPublicKey(name: string): string;
   /** What reimaging does: the host gets a new key (answers its fingerprint); live at once. */
   regenerateHostKey(name: string): string;
+  /**
+   * FOG finished writing an image: the host goes down, boots the new system (new host key, empty
+   * disk, DHCP on the way) and answers SSH after imagedBootMs. Answers the new fingerprint.
+   */
+  reimage(name: string): string;
+  /** Whether the host has been imaged since the lab started (it then runs the product's commands). */
+  isImaged(name: string): boolean;
+  /** Every command the host was asked to run, as argv arrays, oldest first (kept across imaging). */
+  hostCommands(name: string): string[][];
+  /** The host's emulated system (files, libvirt networks and domains, detached installers). */
+  shell(name: string): HostShell;
   /** Whether sshd on the host accepts connections. */
   isUp(name: string): boolean;
   /** Resolves once the host answers SSH (at once when it does already). */
@@ -82,70 +117,36 @@ function generateEd25519(): { private: string; public: string } {
   throw new Error("could not generate a usable ed25519 key pair");
 }
 
-interface SimHost {
-  spec: SimHostSpec;
-  hostKey: { private: string; public: string; fingerprint: string };
-  /** sshd for the current key; sockets are handed to it, it never listens itself. */
-  sshd: SshServer;
-  listener: NetServer | null;
-  sockets: Set<Socket>;
-  waiters: (() => void)[];
+export interface SimHostKey {
+  private: string;
+  public: string;
+  /** SHA256:… as `ssh-keygen -lf` prints it. */
+  fingerprint: string;
 }
 
-const ATTEMPTS_TO_SHARE_A_PORT = 5;
+/** A new ed25519 host key for a simulated SSH server. */
+export function generateHostKey(): SimHostKey {
+  const pair = generateEd25519();
+  return {
+    private: pair.private,
+    public: pair.public,
+    fingerprint: fingerprintOfPublicKey(pair.public),
+  };
+}
 
-export async function startBareMetalLab(options: BareMetalLabOptions): Promise<BareMetalLab> {
-  const parsedKey = ssh2.utils.parseKey(options.authorizedKey);
+/**
+ * sshd with `AuthenticationMethods publickey` and one authorized key for one user: algorithm,
+ * key bytes and signature must all match.
+ */
+export function publicKeyAuthenticator(
+  user: string,
+  authorizedKey: string,
+): (ctx: AuthContext) => void {
+  const parsedKey = ssh2.utils.parseKey(authorizedKey);
   if (parsedKey instanceof Error) throw new Error(`authorizedKey: ${parsedKey.message}`);
   const authorized: ParsedKey = parsedKey;
   const authorizedBlob = authorized.getPublicSSH();
-  const user = options.user ?? "root";
-  const bootDelayMs = options.bootDelayMs ?? 20;
-  const upDelayMs = options.upDelayMs ?? 50;
-  const reboots: RebootRecord[] = [];
-  const timers = new Set<NodeJS.Timeout>();
-  let closed = false;
-
-  const hosts = new Map<string, SimHost>();
-  for (const spec of options.hosts) {
-    if (hosts.has(spec.name)) throw new Error(`duplicate simulated host ${spec.name}`);
-    const hostKey = newHostKey();
-    const sshd = makeSshd(spec.name, hostKey.private);
-    hosts.set(spec.name, { spec, hostKey, sshd, listener: null, sockets: new Set(), waiters: [] });
-  }
-
-  function later(ms: number, action: () => void): void {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (!closed) action();
-    }, ms);
-    timers.add(timer);
-  }
-
-  function makeSshd(name: string, privateHostKey: string): SshServer {
-    return new ssh2.Server({ hostKeys: [privateHostKey] }, (connection) =>
-      serveConnection(get(name), connection),
-    );
-  }
-
-  function serveConnection(host: SimHost, connection: Connection): void {
-    // A client that vanishes mid-handshake must not crash the lab.
-    connection.on("error", () => {});
-    connection.on("authentication", (ctx) => authenticate(ctx));
-    connection.on("ready", () => {
-      connection.on("session", (accept) => {
-        const session = accept();
-        session.on("pty", (_accept, reject) => reject());
-        session.on("shell", (_accept, reject) => reject());
-        session.on("exec", (acceptExec, _reject, info) => {
-          runCommand(host, acceptExec(), info.command);
-        });
-      });
-    });
-  }
-
-  /** Public key only, and only the authorized one: algorithm, key bytes and signature. */
-  function authenticate(ctx: AuthContext): void {
+  return (ctx) => {
     if (ctx.method !== "publickey") {
       ctx.reject(["publickey"]);
       return;
@@ -163,54 +164,183 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
       (ctx.blob !== undefined && authorized.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true);
     if (sameKey && signed) ctx.accept();
     else ctx.reject(["publickey"]);
-  }
+  };
+}
 
-  function runCommand(host: SimHost, channel: ServerChannel, command: string): void {
-    if (command.trim() !== "reboot") {
-      const name = command.trim().split(/\s+/)[0] ?? "";
-      channel.stderr.write(`bash: ${name}: command not found\n`);
-      channel.exit(127);
-      channel.end();
-      return;
-    }
-    const failure = host.spec.rebootFails;
-    if (failure) {
-      channel.stderr.write(failure.stderr);
-      channel.exit(failure.exitCode);
-      channel.end();
-      return;
-    }
-    reboots.push({ host: host.spec.name, at: new Date() });
-    if (!host.spec.dropOnReboot) {
-      channel.exit(0);
-      channel.end();
-    }
-    goDown(host);
-  }
+interface SimHost {
+  spec: SimHostSpec;
+  hostKey: SimHostKey;
+  /** sshd for the current key; sockets are handed to it, it never listens itself. */
+  sshd: SshServer;
+  listener: NetServer | null;
+  sockets: Set<Socket>;
+  waiters: (() => void)[];
+  shell: HostShell;
+  imaged: boolean;
+  commands: string[][];
+  /** Bumped at every shutdown: timers of an earlier boot find it changed and do nothing. */
+  boot: number;
+}
 
-  /** The host goes down: stop listening, cut live sessions, then network-boot and come back. */
-  function goDown(host: SimHost): void {
-    host.listener?.close();
-    host.listener = null;
-    // Let the exit status and channel close reach the client before the sockets are cut, as
-    // `reboot` returns before init gets round to killing sshd.
-    later(5, () => {
-      for (const socket of host.sockets) socket.destroy();
+const ATTEMPTS_TO_SHARE_A_PORT = 5;
+
+export async function startBareMetalLab(options: BareMetalLabOptions): Promise<BareMetalLab> {
+  const authenticate = publicKeyAuthenticator(options.user ?? "root", options.authorizedKey);
+  const bootDelayMs = options.bootDelayMs ?? 20;
+  const upDelayMs = options.upDelayMs ?? 50;
+  const imagedBootMs = options.imagedBootMs ?? 300;
+  const reboots: RebootRecord[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+
+  const hosts = new Map<string, SimHost>();
+  for (const spec of options.hosts) {
+    if (hosts.has(spec.name)) throw new Error(`duplicate simulated host ${spec.name}`);
+    const hostKey = generateHostKey();
+    const sshd = makeSshd(spec.name, hostKey.private);
+    const shell = new HostShell({
+      name: spec.name,
+      ...(options.installerMs !== undefined ? { installerMs: options.installerMs } : {}),
+      ...(options.fetchMs !== undefined ? { fetchMs: options.fetchMs } : {}),
+      ...(spec.installerFails !== undefined ? { installerFails: spec.installerFails } : {}),
     });
-    later(bootDelayMs, () => {
-      options.onReboot(host.spec.name);
-      later(upDelayMs, () => {
-        listen(host, port).catch(() => {
-          // The port was taken while the host was down; it stays down, as a host whose sshd
-          // cannot bind would.
+    hosts.set(spec.name, {
+      spec,
+      hostKey,
+      sshd,
+      listener: null,
+      sockets: new Set(),
+      waiters: [],
+      shell,
+      imaged: false,
+      commands: [],
+      boot: 0,
+    });
+  }
+
+  function later(ms: number, action: () => void): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (!closed) action();
+    }, ms);
+    timers.add(timer);
+  }
+
+  /** Runs `action` later unless the host has gone down again in the meantime. */
+  function laterInBoot(host: SimHost, ms: number, action: () => void): void {
+    const boot = host.boot;
+    later(ms, () => {
+      if (host.boot === boot) action();
+    });
+  }
+
+  function makeSshd(name: string, privateHostKey: string): SshServer {
+    return new ssh2.Server({ hostKeys: [privateHostKey] }, (connection) =>
+      serveConnection(get(name), connection),
+    );
+  }
+
+  function serveConnection(host: SimHost, connection: Connection): void {
+    // A client that vanishes mid-handshake must not crash the lab.
+    connection.on("error", () => {});
+    connection.on("authentication", authenticate);
+    connection.on("ready", () => {
+      connection.on("session", (accept) => {
+        const session = accept();
+        session.on("pty", (_accept, reject) => reject());
+        session.on("shell", (_accept, reject) => reject());
+        session.on("exec", (acceptExec, _reject, info) => {
+          runCommand(host, acceptExec(), info.command);
         });
       });
     });
   }
 
+  function runCommand(host: SimHost, channel: ServerChannel, line: string): void {
+    // Read from the start, so that a command reading its input finds all of it.
+    const stdin = collectInput(channel);
+    // Power control without the relay sends the bare word; the relay quotes every word.
+    const argv = line.trim() === "reboot" ? ["reboot"] : parseQuotedCommand(line);
+    if (argv === null) {
+      answer(channel, commandNotFound(line.trim().split(/\s+/)[0] ?? ""));
+      return;
+    }
+    host.commands.push(argv);
+    if (argv.length === 1 && argv[0] === "reboot") {
+      reboot(host, channel);
+      return;
+    }
+    if (!host.imaged && argv[0] !== "true") {
+      answer(channel, commandNotFound(argv[0] ?? ""));
+      return;
+    }
+    host.shell.run(argv, stdin).then(
+      (result) => answer(channel, result),
+      (error: unknown) =>
+        answer(channel, { exitCode: 1, stdout: "", stderr: `${String(error)}\n` }),
+    );
+  }
+
+  function reboot(host: SimHost, channel: ServerChannel): void {
+    const failure = host.spec.rebootFails;
+    if (failure) {
+      answer(channel, { exitCode: failure.exitCode, stdout: "", stderr: failure.stderr });
+      return;
+    }
+    reboots.push({ host: host.spec.name, at: new Date() });
+    if (!host.spec.dropOnReboot) answer(channel, { exitCode: 0, stdout: "", stderr: "" });
+    goDown(host);
+  }
+
+  /** The host goes down: stop listening, cut live sessions, then network-boot and come back. */
+  function goDown(host: SimHost): void {
+    shutDown(host);
+    laterInBoot(host, bootDelayMs, () => {
+      options.onReboot(host.spec.name);
+      laterInBoot(host, upDelayMs, () => {
+        options.onBoot?.(host.spec.name);
+        comeUp(host);
+      });
+    });
+  }
+
+  /** The end of imaging: the new system boots, with a new host key and nothing on its disk. */
+  function reimage(host: SimHost): string {
+    shutDown(host);
+    host.shell.reset();
+    host.imaged = true;
+    host.hostKey = generateHostKey();
+    host.sshd = makeSshd(host.spec.name, host.hostKey.private);
+    // DHCP comes early in the boot, sshd late: the address is known before the host answers.
+    laterInBoot(host, imagedBootMs / 2, () => options.onBoot?.(host.spec.name));
+    laterInBoot(host, imagedBootMs, () => comeUp(host));
+    return host.hostKey.fingerprint;
+  }
+
+  function shutDown(host: SimHost): void {
+    host.boot += 1;
+    host.listener?.close();
+    host.listener = null;
+    // Let the exit status and channel close reach the client before the sockets are cut, as
+    // `reboot` returns before init gets round to killing sshd.
+    const sockets = [...host.sockets];
+    later(5, () => {
+      for (const socket of sockets) socket.destroy();
+    });
+  }
+
+  function comeUp(host: SimHost): void {
+    if (host.listener !== null) return;
+    listen(host, port).catch(() => {
+      // The port was taken while the host was down; it stays down, as a host whose sshd
+      // cannot bind would.
+    });
+  }
+
   function listen(host: SimHost, onPort: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      const listener = createServer((socket) => {
+      // No Nagle: each small SSH packet would otherwise wait for the peer's delayed ACK (40 ms).
+      const listener = createServer({ noDelay: true }, (socket) => {
         host.sockets.add(socket);
         socket.on("close", () => host.sockets.delete(socket));
         socket.on("error", () => {});
@@ -266,10 +396,14 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
     hostPublicKey: (name) => get(name).hostKey.public,
     regenerateHostKey(name) {
       const host = get(name);
-      host.hostKey = newHostKey();
+      host.hostKey = generateHostKey();
       host.sshd = makeSshd(name, host.hostKey.private);
       return host.hostKey.fingerprint;
     },
+    reimage: (name) => reimage(get(name)),
+    isImaged: (name) => get(name).imaged,
+    hostCommands: (name) => get(name).commands.map((argv) => [...argv]),
+    shell: (name) => get(name).shell,
     isUp: (name) => get(name).listener !== null,
     whenUp(name) {
       const host = get(name);
@@ -278,6 +412,7 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
     },
     async close() {
       closed = true;
+      for (const host of hosts.values()) host.shell.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       await stopAll();
@@ -285,11 +420,27 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
   };
 }
 
-function newHostKey(): SimHost["hostKey"] {
-  const pair = generateEd25519();
-  return {
-    private: pair.private,
-    public: pair.public,
-    fingerprint: fingerprintOfPublicKey(pair.public),
-  };
+/** Everything the client sends, once it has sent EOF (or the channel closed). */
+function collectInput(channel: ServerChannel): () => Promise<string> {
+  const chunks: Buffer[] = [];
+  const input = new Promise<string>((resolve) => {
+    const done = () => resolve(Buffer.concat(chunks).toString("utf8"));
+    channel.on("data", (chunk: Buffer) => chunks.push(chunk));
+    channel.once("end", done);
+    channel.once("close", done);
+  });
+  return () => input;
+}
+
+/** Sends a command's output and exit status, unless the client has gone away already. */
+function answer(channel: ServerChannel, result: ShellResult): void {
+  if (channel.destroyed) return;
+  try {
+    if (result.stdout) channel.write(result.stdout);
+    if (result.stderr) channel.stderr.write(result.stderr);
+    channel.exit(result.exitCode);
+    channel.end();
+  } catch {
+    // The connection dropped under the command (the host went down): nobody to tell.
+  }
 }

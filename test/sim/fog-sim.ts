@@ -45,6 +45,11 @@ export interface FogSimOptions {
   startDelaySeconds?: number;
   /** Imaging speed in GB per sim minute (default 8, partclone on 1 GbE). */
   gbPerMinute?: number;
+  /**
+   * Called as a deploy completes, before FOG answers anything that shows it complete: the host
+   * reboots into the image it was given (the lab's hosts react to it).
+   */
+  onDeployed?: (hostName: string) => void;
 }
 
 export interface FogSimRequest {
@@ -238,6 +243,7 @@ class FogSimServer implements FogSim {
   readonly #queueSize: number;
   readonly #startDelayMs: number;
   readonly #gbPerMs: number;
+  readonly #onDeployed: ((hostName: string) => void) | undefined;
   readonly #realStart = performance.now();
   readonly #epochStart = Date.now();
   #apiToken: string;
@@ -251,6 +257,7 @@ class FogSimServer implements FogSim {
     this.#queueSize = options.queueSize ?? 10;
     this.#startDelayMs = (options.startDelaySeconds ?? 10) * 1000;
     this.#gbPerMs = (options.gbPerMinute ?? 8) / 60_000;
+    this.#onDeployed = options.onDeployed;
     this.#apiToken = options.apiToken ?? "fog-api-token";
     this.#userToken = options.userToken ?? "fog-user-token";
     const created = this.#timestamp();
@@ -387,7 +394,10 @@ class FogSimServer implements FogSim {
         task.reported = this.#progressOf(task, image, now);
         if (DEPLOY_TYPES.has(task.typeId)) {
           const host = this.#hostById(task.hostId);
-          if (host) host.deployed = this.#timestamp(now);
+          if (host) {
+            host.deployed = this.#timestamp(now);
+            this.#onDeployed?.(host.name);
+          }
         }
       } else {
         task.reported = this.#progressOf(task, image, now);

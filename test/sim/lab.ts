@@ -1,7 +1,13 @@
 /**
- * A whole simulated lab on loopback: the Pharos dashboard, the FOG server and the bare-metal
- * hosts (an SSH server per host that network-boots into FOG when told to `reboot`). It writes a
- * copy of the shipped conf/ pointing at them, so the product runs unchanged against it.
+ * A whole simulated lab on loopback: the Pharos dashboard, the FOG server, the bare-metal hosts
+ * (an SSH server per host that network-boots into FOG when told to `reboot`, boots the new system
+ * when FOG has imaged it, and then runs what the product runs on it) and the lab-side relay (an
+ * SSH server that reads the DHCP server's log and forwards logins to the hosts). It writes a copy
+ * of the shipped conf/ pointing at them, so the product runs unchanged against it.
+ *
+ * One host has a static address in the inventory; the others are found the way a lab without
+ * static addresses finds them: in the DHCP log, through the relay. The log starts with a stale
+ * lease for each of those (an address nothing answers on), as a lab's log holds old leases.
  *
  * Used by the demo, the end-to-end tests and `scripts/sim-lab.ts`.
  */
@@ -13,6 +19,7 @@ import { loadPharosConfig } from "../../lib/config/load";
 import { type BareMetalLab, generateClientKey, startBareMetalLab } from "./bare-metal";
 import { type DashboardSim, startDashboardSim } from "./dashboard-sim";
 import { type FogSim, startFogSim } from "./fog-sim";
+import { dnsmasqLeaseLines, type RelaySim, startRelaySim } from "./relay-sim";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -34,6 +41,27 @@ export interface SimulatedLabOptions {
   imageSizeGB?: number;
   /** Dashboard pagination (default: plain list, as upstream). */
   pageSize?: number;
+  /** How long the installer started on a host runs (default 3000 ms). */
+  installerMs?: number;
+  /** Hosts (FOG names) whose installer fails. */
+  installerFails?: string[];
+  /** From the end of imaging until the host answers SSH (default 300 ms). */
+  imagedBootMs?: number;
+  /** Installer configs' pod.boot_timeout and pod.install_timeout, in seconds (60 and 120). */
+  bootTimeout?: number;
+  installTimeout?: number;
+}
+
+export interface SimulatedLabHost {
+  resourceId: string;
+  /** FOG name. */
+  name: string;
+  /** The loopback address the host answers on (given by DHCP unless staticAddress). */
+  address: string;
+  /** FOG's primary MAC of the host. */
+  mac: string;
+  /** Whether the written inventory gives the address; otherwise it is found in the DHCP log. */
+  staticAddress: boolean;
 }
 
 export interface SimulatedLab {
@@ -41,8 +69,11 @@ export interface SimulatedLab {
   dashboard: DashboardSim;
   fog: FogSim;
   hosts: BareMetalLab;
+  relay: RelaySim;
   /** Inventory hosts: dashboard resource id, FOG name, simulated address. */
-  inventory: { resourceId: string; name: string; address: string }[];
+  inventory: SimulatedLabHost[];
+  /** Every command a host was asked to run (argv arrays), oldest first. */
+  hostCommands(name: string): string[][];
   close(): Promise<void>;
 }
 
@@ -50,39 +81,74 @@ const shippedPharos = join(repoRoot, "conf", "pharos.yaml");
 
 export async function startSimulatedLab(options: SimulatedLabOptions): Promise<SimulatedLab> {
   const shipped = await loadPharosConfig(shippedPharos);
-  const inventory = shipped.inventory.hosts.map((host, index) => ({
+  const last = shipped.inventory.hosts.length - 1;
+  const inventory: SimulatedLabHost[] = shipped.inventory.hosts.map((host, index) => ({
     resourceId: host.resourceId,
     name: host.name,
     address: `127.0.1.${11 + index}`,
+    mac: `52:54:00:00:00:${(index + 1).toString(16).padStart(2, "0")}`,
+    // The last host keeps a static address, as in the shipped inventory.
+    staticAddress: index === last,
   }));
   const installers = [...shipped.defaultConfigs.values()];
   const anyInstaller = installers[0]!;
   const clientKey = generateClientKey();
+  const relayKey = generateClientKey();
+  const installerFails = new Set(options.installerFails ?? []);
+  for (const name of installerFails) {
+    if (!inventory.some((host) => host.name === name)) throw new Error(`no lab host ${name}`);
+  }
+
+  const relay = await startRelaySim({
+    user: shipped.relay?.user ?? "laas",
+    authorizedKey: relayKey.publicKey,
+    dhcpLogPath: anyInstaller.dhcpLog,
+  });
+  const lease = (host: SimulatedLabHost, address: string, at: Date) => {
+    const lines = dnsmasqLeaseLines({ at, address, mac: host.mac, hostName: host.name });
+    for (const line of lines) relay.appendDhcpLog(line);
+  };
+  inventory.forEach((host, index) => {
+    if (!host.staticAddress)
+      lease(host, `127.0.2.${11 + index}`, new Date(Date.now() - 86_400_000));
+  });
+  // The hosts need FOG (network boot) and FOG the hosts (deploy done): tied once both exist.
+  let hostsRef: BareMetalLab | null = null;
 
   const fog = await startFogSim({
     ...(options.fogPort !== undefined ? { port: options.fogPort } : {}),
     apiToken: anyInstaller.fog.apiKey.reveal(),
     userToken: anyInstaller.fog.userKey.reveal(),
     timeScale: options.timeScale ?? 60,
-    hosts: inventory.map((host, index) => ({
-      name: host.name,
-      mac: `52:54:00:00:00:${(index + 1).toString(16).padStart(2, "0")}`,
-      ip: host.address,
-    })),
+    hosts: inventory.map((host) => ({ name: host.name, mac: host.mac, ip: host.address })),
     images: [...new Set(installers.map((c) => c.fog.imageId))].map((id) => ({
       id,
       name: `image-${id}`,
       sizeGB: options.imageSizeGB ?? 16,
     })),
+    onDeployed: (name) => {
+      hostsRef?.reimage(name);
+    },
   });
   const hosts = await startBareMetalLab({
-    hosts: inventory.map((h) => ({ name: h.name, address: h.address })),
+    hosts: inventory.map((h) => ({
+      name: h.name,
+      address: h.address,
+      ...(installerFails.has(h.name) ? { installerFails: true } : {}),
+    })),
     ...(options.sshPort !== undefined ? { port: options.sshPort } : {}),
     authorizedKey: clientKey.publicKey,
     onReboot: (name) => {
       fog.networkBoot(name);
     },
+    onBoot: (name) => {
+      const host = inventory.find((h) => h.name === name);
+      if (host) lease(host, host.address, new Date());
+    },
+    ...(options.imagedBootMs !== undefined ? { imagedBootMs: options.imagedBootMs } : {}),
+    ...(options.installerMs !== undefined ? { installerMs: options.installerMs } : {}),
   });
+  hostsRef = hosts;
   const dashboard = await startDashboardSim({
     ...(options.dashboardPort !== undefined ? { port: options.dashboardPort } : {}),
     token: shipped.token.reveal(),
@@ -94,6 +160,9 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     fog: fog.url,
     sshPort: hosts.port,
     privateKey: clientKey.privateKey,
+    relay,
+    relayUser: shipped.relay?.user ?? "laas",
+    relayPrivateKey: relayKey.privateKey,
     inventory,
   });
   return {
@@ -101,9 +170,11 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     dashboard,
     fog,
     hosts,
+    relay,
     inventory,
+    hostCommands: (name) => hosts.hostCommands(name),
     close: async () => {
-      await Promise.allSettled([dashboard.close(), fog.close(), hosts.close()]);
+      await Promise.allSettled([dashboard.close(), fog.close(), hosts.close(), relay.close()]);
     },
   };
 }
@@ -113,7 +184,10 @@ interface Endpoints {
   fog: string;
   sshPort: number;
   privateKey: string;
-  inventory: { resourceId: string; name: string; address: string }[];
+  relay: RelaySim;
+  relayUser: string;
+  relayPrivateKey: string;
+  inventory: SimulatedLabHost[];
 }
 
 /** Copies conf/ into workDir/conf, pointing it at the simulators. */
@@ -137,6 +211,17 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
     doc.setIn(["power", "port"], at.sshPort);
     doc.setIn(["power", "key"], "./secrets/power_id_ed25519");
     doc.setIn(["power", "timeout"], 10);
+    doc.set(
+      "relay",
+      doc.createNode({
+        host: at.relay.address,
+        port: at.relay.port,
+        user: at.relayUser,
+        key: "./secrets/relay_id_ed25519",
+        host_key: at.relay.hostKeyFingerprint,
+        timeout: 10,
+      }),
+    );
   });
   for (const file of ["fuel.yaml", "joid.yaml", "compass.yaml", "none.yaml"]) {
     await edit(file, (doc) => {
@@ -145,6 +230,20 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
       doc.set("logging_dir", logs);
       doc.setIn(["fog", "poll_interval"], options.pollInterval ?? 1);
       doc.setIn(["fog", "imaging_timeout"], options.imagingTimeout ?? 300);
+      // The DHCP server's log is read on the relay.
+      doc.set("dhcp_log", at.relay.dhcpLogPath);
+      doc.set("dhcp_server", null);
+      doc.delete("dhcp_server_host_key");
+      doc.set(
+        "pod",
+        doc.createNode({
+          boot_timeout: options.bootTimeout ?? 60,
+          install_timeout: options.installTimeout ?? 120,
+          remote_dir: "/var/lib/laas",
+          libvirt_uri: "qemu:///system",
+          disk_size: 10,
+        }),
+      );
     });
   }
   for (const file of ["network.yaml", "domain.yaml"]) {
@@ -155,20 +254,22 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
   }
   await copyFile(join(shippedConf, "vpn.yaml"), join(conf, "vpn.yaml"));
   const inventory = Object.fromEntries(
-    at.inventory.map((h) => [h.resourceId, { name: h.name, address: h.address }]),
+    at.inventory.map((h) => [
+      h.resourceId,
+      h.staticAddress ? { name: h.name, address: h.address } : { name: h.name },
+    ]),
   );
   await writeFile(join(conf, "inventory.yaml"), stringify(inventory));
-  for (const secret of [
-    "dashboard-token",
-    "fog-api-key",
-    "fog-user-key",
-    "ldap-pass",
-    "relay_id_ed25519",
-  ]) {
+  for (const secret of ["dashboard-token", "fog-api-key", "fog-user-key", "ldap-pass"]) {
     await copyFile(join(shippedConf, "secrets", secret), join(conf, "secrets", secret));
   }
-  const keyPath = join(conf, "secrets", "power_id_ed25519");
-  await writeFile(keyPath, at.privateKey);
-  await chmod(keyPath, 0o600);
+  for (const [file, key] of [
+    ["power_id_ed25519", at.privateKey],
+    ["relay_id_ed25519", at.relayPrivateKey],
+  ] as const) {
+    const keyPath = join(conf, "secrets", file);
+    await writeFile(keyPath, key);
+    await chmod(keyPath, 0o600);
+  }
   return join(conf, "pharos.yaml");
 }

@@ -1,0 +1,792 @@
+/**
+ * What a simulated lab host (or the relay) does with a command line: the argv is read back from
+ * the line the product sends (every word single-quoted), and the commands the product runs on a
+ * freshly imaged host are emulated against in-memory state — files and directories, libvirt
+ * networks and domains, the detached installer. Outputs, error messages and exit codes are those
+ * of the real tools (virsh 9, GNU coreutils, curl, qemu-img), so the product's parsing and error
+ * handling meet what a real host says.
+ */
+import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
+
+export interface ShellResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The argv of a command line in which every word is single-quoted, as the product's relay adapter
+ * writes it (`'a' 'it'\''s'`), or null for any other line. Strict on purpose: a line the product
+ * did not quote word by word must not pass for one.
+ */
+export function parseQuotedCommand(line: string): string[] | null {
+  const words: string[] = [];
+  let at = 0;
+  while (at < line.length) {
+    if (line[at] !== "'") return null;
+    let word = "";
+    for (;;) {
+      const close = line.indexOf("'", at + 1);
+      if (close < 0) return null;
+      word += line.slice(at + 1, close);
+      at = close + 1;
+      // '\'' is a quote inside a word: close, escaped quote, reopen.
+      if (!line.startsWith("\\''", at)) break;
+      word += "'";
+      at += 2;
+    }
+    words.push(word);
+    if (at === line.length) break;
+    if (line[at] !== " " || at + 1 === line.length) return null;
+    at += 1;
+  }
+  return words.length > 0 ? words : null;
+}
+
+const ok = (stdout = ""): ShellResult => ({ exitCode: 0, stdout, stderr: "" });
+const fail = (exitCode: number, stderr: string): ShellResult => ({
+  exitCode,
+  stdout: "",
+  stderr: stderr.endsWith("\n") ? stderr : `${stderr}\n`,
+});
+
+/** bash's answer to a program it cannot find. */
+export function commandNotFound(name: string): ShellResult {
+  return fail(127, `bash: ${name}: command not found`);
+}
+
+/**
+ * GNU grep with the options the product uses (-a -i -F, patterns by -e, `--`, one file), over a
+ * file `read` answers (null: no such file). Exit 0 when a line matched, 1 when none, 2 on errors.
+ */
+export function grep(argv: readonly string[], read: (path: string) => string | null): ShellResult {
+  const patterns: string[] = [];
+  let ignoreCase = false;
+  let fixed = false;
+  const files: string[] = [];
+  let options = true;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (options && arg === "--") {
+      options = false;
+    } else if (options && arg === "-e") {
+      const pattern = argv[++i];
+      if (pattern === undefined) return fail(2, "grep: option requires an argument -- 'e'");
+      patterns.push(pattern);
+    } else if (options && /^-[aiF]+$/.test(arg)) {
+      if (arg.includes("i")) ignoreCase = true;
+      if (arg.includes("F")) fixed = true;
+    } else if (options && arg.startsWith("-") && arg !== "-") {
+      return fail(2, `grep: invalid option -- '${arg.slice(1)}'`);
+    } else {
+      files.push(arg);
+    }
+  }
+  // Without -F the simulation would have to speak basic regular expressions: refused loudly.
+  if (!fixed) {
+    return fail(2, "grep: the simulated grep only matches fixed strings (-F)");
+  }
+  if (patterns.length === 0 || files.length !== 1) {
+    return fail(2, "Usage: grep [OPTION]... PATTERNS [FILE]...");
+  }
+  const file = files[0]!;
+  const text = read(file);
+  if (text === null) return fail(2, `grep: ${file}: No such file or directory`);
+  const fold = (s: string) => (ignoreCase ? s.toLowerCase() : s);
+  const wanted = patterns.map(fold);
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  const matched = lines.filter((line) => wanted.some((pattern) => fold(line).includes(pattern)));
+  if (matched.length === 0) return { exitCode: 1, stdout: "", stderr: "" };
+  return ok(`${matched.join("\n")}\n`);
+}
+
+export interface HostShellOptions {
+  /** Host name, for the installer's log. */
+  name: string;
+  /** From the detached installer's launch to its status file (default 3000 ms). */
+  installerMs?: number;
+  /** The installer ends with status 1 and an error in its log. */
+  installerFails?: boolean;
+  /** How long `curl` takes to fetch a file (default 20 ms). */
+  fetchMs?: number;
+}
+
+export interface DetachedRun {
+  /** `<base>.log` and `<base>.status` are its files. */
+  base: string;
+  /** The command the wrapper runs. */
+  argv: string[];
+  at: Date;
+}
+
+export interface SimNetwork {
+  name: string;
+  bridge: string | null;
+  xml: string;
+  active: boolean;
+  autostart: boolean;
+}
+
+export interface SimInterface {
+  type: string;
+  source: string;
+  model: string | null;
+  mac: string;
+  /** Host-side device while the domain runs (vnetN). */
+  device: string | null;
+}
+
+export interface SimDomain {
+  name: string;
+  xml: string;
+  interfaces: SimInterface[];
+  /** Files the domain's disks (and CD-ROMs) are backed by. */
+  disks: string[];
+  running: boolean;
+}
+
+/** Directories a freshly installed host with libvirt has. */
+const BASE_DIRECTORIES = [
+  "/",
+  "/dev",
+  "/root",
+  "/tmp",
+  "/var",
+  "/var/lib",
+  "/var/lib/libvirt",
+  "/var/lib/libvirt/images",
+  "/var/log",
+];
+
+/** The emulated userland of one host: its state lives until the host is imaged again. */
+export class HostShell {
+  readonly files = new Map<string, string>();
+  readonly directories = new Set<string>(BASE_DIRECTORIES);
+  readonly networks = new Map<string, SimNetwork>();
+  readonly domains = new Map<string, SimDomain>();
+  /** Installers started detached since the last imaging, oldest first. */
+  readonly detached: DetachedRun[] = [];
+  readonly #options: HostShellOptions;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #nextVnet = 0;
+
+  constructor(options: HostShellOptions) {
+    this.#options = options;
+  }
+
+  /** What imaging does: a fresh disk, and whatever ran on the old system is gone. */
+  reset(): void {
+    this.close();
+    this.files.clear();
+    this.directories.clear();
+    for (const directory of BASE_DIRECTORIES) this.directories.add(directory);
+    this.networks.clear();
+    this.domains.clear();
+    this.detached.length = 0;
+    this.#nextVnet = 0;
+  }
+
+  /** Stops background work (a running installer, a fetch under way). */
+  close(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** Runs one command; `stdin` reads the command's standard input to its end. */
+  async run(argv: readonly string[], stdin: () => Promise<string>): Promise<ShellResult> {
+    const [program = "", ...args] = argv;
+    switch (program) {
+      case "true":
+        return ok();
+      case "virsh":
+        return this.#virsh(args, stdin);
+      case "mkdir":
+        return this.#mkdir(args);
+      case "curl":
+        return this.#curl(args);
+      case "qemu-img":
+        return this.#qemuImg(args);
+      case "cp":
+        return this.#cp(args, stdin);
+      case "rm":
+        return this.#rm(args);
+      case "cat":
+        return this.#cat(args);
+      case "tail":
+        return this.#tail(args);
+      case "grep":
+        return grep(argv, (path) => this.files.get(this.#path(path)) ?? null);
+      case "setsid":
+        return this.#setsid(args);
+      default:
+        return commandNotFound(program);
+    }
+  }
+
+  #path(path: string): string {
+    return posix.resolve("/root", path);
+  }
+
+  #parentExists(path: string): boolean {
+    return this.directories.has(posix.dirname(path));
+  }
+
+  #later(ms: number, action: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      action();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
+  /** Splits `[options] [--] operands` for the coreutils the product calls. */
+  #operands(
+    tool: string,
+    args: readonly string[],
+    flags: string,
+  ): { flags: Set<string>; operands: string[] } | ShellResult {
+    const seen = new Set<string>();
+    const operands: string[] = [];
+    let options = true;
+    for (const arg of args) {
+      if (options && arg === "--") options = false;
+      else if (options && arg.startsWith("-") && arg.length > 1) {
+        for (const flag of arg.slice(1)) {
+          if (!flags.includes(flag)) return fail(1, `${tool}: invalid option -- '${flag}'`);
+          seen.add(flag);
+        }
+      } else operands.push(arg);
+    }
+    return { flags: seen, operands };
+  }
+
+  #mkdir(args: readonly string[]): ShellResult {
+    const parsed = this.#operands("mkdir", args, "p");
+    if ("exitCode" in parsed) return parsed;
+    if (parsed.operands.length === 0) return fail(1, "mkdir: missing operand");
+    for (const operand of parsed.operands) {
+      const directory = this.#path(operand);
+      if (this.files.has(directory)) {
+        return fail(1, `mkdir: cannot create directory '${operand}': File exists`);
+      }
+      if (parsed.flags.has("p")) {
+        for (let d = directory; !this.directories.has(d); d = posix.dirname(d)) {
+          this.directories.add(d);
+        }
+      } else if (this.directories.has(directory)) {
+        return fail(1, `mkdir: cannot create directory '${operand}': File exists`);
+      } else if (!this.#parentExists(directory)) {
+        return fail(1, `mkdir: cannot create directory '${operand}': No such file or directory`);
+      } else {
+        this.directories.add(directory);
+      }
+    }
+    return ok();
+  }
+
+  /** `curl [flags] [--retry N] -o FILE --url URL`: the file appears once the "download" ends. */
+  async #curl(args: readonly string[]): Promise<ShellResult> {
+    let output: string | null = null;
+    let url: string | null = null;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg === "-o" || arg === "--output") output = args[++i] ?? null;
+      else if (arg === "--url") url = args[++i] ?? null;
+      else if (arg === "--retry") i++;
+      else if (/^-[fsSL]+$/.test(arg) || arg === "--fail" || arg === "--location") continue;
+      else if (!arg.startsWith("-") && url === null) url = arg;
+      else return fail(2, `curl: option ${arg}: is unknown`);
+    }
+    if (url === null) return fail(2, "curl: no URL specified");
+    if (!/^https?:\/\/[^\s/]+/.test(url)) {
+      return fail(3, `curl: (3) URL rejected: Malformed input to a URL function`);
+    }
+    await new Promise<void>((resolve) => this.#later(this.#options.fetchMs ?? 20, resolve));
+    if (output === null) return ok(`simulated content of ${url}\n`);
+    const file = this.#path(output);
+    if (!this.#parentExists(file)) {
+      return fail(
+        23,
+        `Warning: Failed to open the file ${output}: No such file or directory\n` +
+          "curl: (23) Failure writing output to destination",
+      );
+    }
+    this.files.set(file, `simulated content of ${url}\n`);
+    return ok();
+  }
+
+  /** `qemu-img create -f qcow2 [--] FILE SIZE`. */
+  #qemuImg(args: readonly string[]): ShellResult {
+    if (args[0] !== "create") {
+      return fail(1, `qemu-img: Command not found: ${args[0] ?? ""}`);
+    }
+    let format = "raw";
+    const operands: string[] = [];
+    let options = true;
+    for (let i = 1; i < args.length; i++) {
+      const arg = args[i]!;
+      if (options && arg === "--") options = false;
+      else if (options && arg === "-f") format = args[++i] ?? "";
+      else if (options && arg.startsWith("-")) return fail(1, `qemu-img: invalid option ${arg}`);
+      else operands.push(arg);
+    }
+    const [target, size] = operands;
+    if (target === undefined) return fail(1, "qemu-img: Expecting image file name");
+    const units: Record<string, number> = { "": 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+    const sized = /^(\d+)([KMGT]?)$/.exec(size ?? "");
+    if (!sized) {
+      return fail(
+        1,
+        "qemu-img: Invalid image size specified. You may use k, M, G, T, P or E suffixes for",
+      );
+    }
+    const bytes = Number(sized[1]) * (units[sized[2] ?? ""] ?? 1);
+    const file = this.#path(target);
+    const formatting =
+      `Formatting '${target}', fmt=${format} cluster_size=65536 extended_l2=off ` +
+      `compression_type=zlib size=${bytes} lazy_refcounts=off refcount_bits=16\n`;
+    if (!this.#parentExists(file)) {
+      return {
+        exitCode: 1,
+        stdout: formatting,
+        stderr: `qemu-img: ${target}: Could not create '${target}': No such file or directory\n`,
+      };
+    }
+    this.files.set(file, `${format} image, ${bytes} bytes\n`);
+    return ok(formatting);
+  }
+
+  async #cp(args: readonly string[], stdin: () => Promise<string>): Promise<ShellResult> {
+    const parsed = this.#operands("cp", args, "f");
+    if ("exitCode" in parsed) return parsed;
+    const [source, destination, ...rest] = parsed.operands;
+    if (source === undefined || destination === undefined || rest.length > 0) {
+      return fail(1, "cp: the simulated cp copies one file to one destination");
+    }
+    const content = await this.#readInput(source, stdin);
+    if (content === null) {
+      return fail(1, `cp: cannot stat '${source}': No such file or directory`);
+    }
+    const file = this.#path(destination);
+    if (this.directories.has(file)) {
+      this.files.set(posix.join(file, posix.basename(source)), content);
+      return ok();
+    }
+    if (!this.#parentExists(file)) {
+      return fail(1, `cp: cannot create regular file '${destination}': No such file or directory`);
+    }
+    this.files.set(file, content);
+    return ok();
+  }
+
+  #rm(args: readonly string[]): ShellResult {
+    const parsed = this.#operands("rm", args, "f");
+    if ("exitCode" in parsed) return parsed;
+    for (const operand of parsed.operands) {
+      const file = this.#path(operand);
+      if (this.files.delete(file)) continue;
+      if (this.directories.has(file)) {
+        return fail(1, `rm: cannot remove '${operand}': Is a directory`);
+      }
+      if (!parsed.flags.has("f")) {
+        return fail(1, `rm: cannot remove '${operand}': No such file or directory`);
+      }
+    }
+    return ok();
+  }
+
+  #cat(args: readonly string[]): ShellResult {
+    const parsed = this.#operands("cat", args, "");
+    if ("exitCode" in parsed) return parsed;
+    let stdout = "";
+    for (const operand of parsed.operands) {
+      const file = this.#path(operand);
+      if (this.directories.has(file)) return fail(1, `cat: ${operand}: Is a directory`);
+      const content = this.files.get(file);
+      if (content === undefined) return fail(1, `cat: ${operand}: No such file or directory`);
+      stdout += content;
+    }
+    return ok(stdout);
+  }
+
+  #tail(args: readonly string[]): ShellResult {
+    let count = 10;
+    const operands: string[] = [];
+    let options = true;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (options && arg === "--") options = false;
+      else if (options && arg === "-n") {
+        const value = args[++i] ?? "";
+        if (!/^\d+$/.test(value)) return fail(1, `tail: invalid number of lines: '${value}'`);
+        count = Number(value);
+      } else if (options && arg.startsWith("-")) return fail(1, `tail: invalid option ${arg}`);
+      else operands.push(arg);
+    }
+    const [operand] = operands;
+    if (operand === undefined || operands.length > 1) {
+      return fail(1, "tail: the simulated tail reads one file");
+    }
+    const content = this.files.get(this.#path(operand));
+    if (content === undefined) {
+      return fail(1, `tail: cannot open '${operand}' for reading: No such file or directory`);
+    }
+    const lines = content.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const kept = count === 0 ? [] : lines.slice(-count);
+    return ok(kept.length > 0 ? `${kept.join("\n")}\n` : "");
+  }
+
+  /** `/dev/stdin` is the command's input; any other path a file on the host. */
+  async #readInput(path: string, stdin: () => Promise<string>): Promise<string | null> {
+    if (path === "/dev/stdin" || path === "-") return stdin();
+    return this.files.get(this.#path(path)) ?? null;
+  }
+
+  /**
+   * `setsid -f sh -c <wrapper> <base> <command…>`: the installer launch. The wrapper sends the
+   * command's output to `<base>.log` and its exit status to `<base>.status`; here the command
+   * "runs" for installerMs and writes both.
+   */
+  #setsid(args: readonly string[]): ShellResult {
+    const [fork, shell, dashC, script, base, ...command] = args;
+    if (
+      fork !== "-f" ||
+      shell !== "sh" ||
+      dashC !== "-c" ||
+      script === undefined ||
+      base === undefined ||
+      command.length === 0
+    ) {
+      return fail(1, "setsid: the simulated host only starts `sh -c <script> <base> <command…>`");
+    }
+    const basePath = this.#path(base);
+    this.detached.push({ base: basePath, argv: command, at: new Date() });
+    // The redirection fails when the directory is missing: sh ends, nothing is written.
+    if (!this.#parentExists(basePath)) return ok();
+    const log = `${basePath}.log`;
+    const [program, scriptPath, ...scriptArgs] = command;
+    if (program === "bash" && scriptPath !== undefined && !this.files.has(this.#path(scriptPath))) {
+      this.files.set(log, `bash: ${scriptPath}: No such file or directory\n`);
+      this.files.set(`${basePath}.status`, "127\n");
+      return ok();
+    }
+    const option = (name: string) => {
+      const at = scriptArgs.indexOf(name);
+      return at >= 0 ? (scriptArgs[at + 1] ?? null) : null;
+    };
+    const scenario = option("--scenario") ?? "the default scenario";
+    const pod = option("--pod") ?? this.#options.name;
+    this.files.set(log, `[deploy] deploying ${scenario} on ${pod}\n`);
+    this.#later(this.#options.installerMs ?? 3000, () => {
+      const fails = this.#options.installerFails === true;
+      const lines = [
+        "[deploy] master domain up, installing the installer",
+        "[deploy] nodes discovered, deploying OpenStack",
+        fails
+          ? "ERROR: deployment failed: node1 did not answer during provisioning"
+          : "[deploy] deployment finished successfully",
+      ];
+      this.files.set(log, `${this.files.get(log) ?? ""}${lines.join("\n")}\n`);
+      this.files.set(`${basePath}.status`, fails ? "1\n" : "0\n");
+    });
+    return ok();
+  }
+
+  // ---- virsh --------------------------------------------------------------------------------
+
+  async #virsh(args: readonly string[], stdin: () => Promise<string>): Promise<ShellResult> {
+    let rest = [...args];
+    let uri: string | null = null;
+    if (rest[0] === "-c" || rest[0] === "--connect") {
+      uri = rest[1] ?? null;
+      rest = rest.slice(2);
+    }
+    if (
+      uri !== null &&
+      !/^(qemu|test)(\+[a-z]+)?:\/\/[^\s]*\/(system|session|default)$/.test(uri)
+    ) {
+      return fail(
+        1,
+        "error: failed to connect to the hypervisor\n" +
+          `error: no connection driver available for ${uri}`,
+      );
+    }
+    const [command = "", ...options] = rest;
+    const spec = VIRSH_COMMANDS[command];
+    if (!spec) return fail(1, `error: unknown command: '${command}'`);
+    const parsed = parseVirshOptions(command, spec, options);
+    if ("exitCode" in parsed) return parsed;
+    const target = parsed.value;
+    switch (command) {
+      case "net-define":
+        return this.#netDefine(target, await this.#readInput(target, stdin));
+      case "define":
+        return this.#define(target, await this.#readInput(target, stdin));
+      case "net-start":
+      case "net-autostart":
+      case "net-destroy":
+      case "net-undefine":
+        return this.#networkCommand(command, target, parsed.flags);
+      default:
+        return this.#domainCommand(command, target);
+    }
+  }
+
+  #netDefine(source: string, xml: string | null): ShellResult {
+    if (xml === null) {
+      return fail(1, `error: Failed to read file '${source}' to define network`);
+    }
+    const name = xmlText(xml, "name");
+    if (!name) {
+      return fail(
+        1,
+        `error: Failed to define network from ${source}\nerror: XML error: missing network name`,
+      );
+    }
+    const bridge = /<bridge\s[^>]*name=["']([^"']+)["']/.exec(xml)?.[1] ?? null;
+    const clash = [...this.networks.values()].find(
+      (other) => other.name !== name && bridge !== null && other.bridge === bridge,
+    );
+    if (clash) {
+      return fail(
+        1,
+        `error: Failed to define network from ${source}\n` +
+          `error: internal error: bridge name '${bridge}' already in use.`,
+      );
+    }
+    const existing = this.networks.get(name);
+    this.networks.set(name, {
+      name,
+      bridge,
+      xml,
+      active: existing?.active ?? false,
+      autostart: existing?.autostart ?? false,
+    });
+    return ok(`Network ${name} defined from ${source}\n\n`);
+  }
+
+  #networkCommand(command: string, name: string, flags: Set<string>): ShellResult {
+    const network = this.networks.get(name);
+    if (!network) {
+      return fail(
+        1,
+        `error: failed to get network '${name}'\n` +
+          `error: Network not found: no network with matching name '${name}'`,
+      );
+    }
+    switch (command) {
+      case "net-start":
+        if (network.active) {
+          return fail(
+            1,
+            `error: Failed to start network ${name}\n` +
+              `error: Requested operation is not valid: Network '${name}' is already running`,
+          );
+        }
+        network.active = true;
+        return ok(`Network ${name} started\n\n`);
+      case "net-autostart":
+        network.autostart = !flags.has("--disable");
+        return ok(
+          network.autostart
+            ? `Network ${name} marked as autostarted\n\n`
+            : `Network ${name} unmarked as autostarted\n\n`,
+        );
+      case "net-destroy":
+        if (!network.active) {
+          return fail(
+            1,
+            `error: Failed to destroy network ${name}\n` +
+              `error: Requested operation is not valid: network '${name}' is not active`,
+          );
+        }
+        network.active = false;
+        return ok(`Network ${name} destroyed\n\n`);
+      default:
+        // An active network stays up as a transient one; the pod's teardown destroys it first.
+        this.networks.delete(name);
+        return ok(`Network ${name} has been undefined\n\n`);
+    }
+  }
+
+  #define(source: string, xml: string | null): ShellResult {
+    if (xml === null) {
+      return fail(1, `error: Failed to read file '${source}' to define domain`);
+    }
+    const name = xmlText(xml, "name");
+    if (!name) {
+      return fail(
+        1,
+        `error: Failed to define domain from ${source}\nerror: XML error: missing domain name`,
+      );
+    }
+    const taken = new Set(
+      [...this.domains.values()].flatMap((domain) => domain.interfaces.map((i) => i.mac)),
+    );
+    const interfaces: SimInterface[] = [];
+    for (const match of xml.matchAll(
+      /<interface\s+type=["'](\w+)["'][^>]*>([\s\S]*?)<\/interface>/g,
+    )) {
+      const [, type = "", body = ""] = match;
+      const source = /<source\s+(?:network|bridge)=["']([^"']*)["']/.exec(body)?.[1] ?? "";
+      const model = /<model\s+type=["']([^"']*)["']/.exec(body)?.[1] ?? null;
+      let mac = /<mac\s+address=["']([^"']*)["']/.exec(body)?.[1]?.toLowerCase();
+      if (mac === undefined) {
+        do mac = libvirtMac();
+        while (taken.has(mac));
+      }
+      taken.add(mac);
+      interfaces.push({ type, source, model, mac, device: null });
+    }
+    const disks = [...xml.matchAll(/<source\s+file=["']([^"']*)["']/g)].map((m) => m[1] ?? "");
+    const running = this.domains.get(name)?.running ?? false;
+    this.domains.set(name, { name, xml, interfaces, disks, running });
+    return ok(`Domain '${name}' defined from ${source}\n\n`);
+  }
+
+  #domainCommand(command: string, name: string): ShellResult {
+    const domain = this.domains.get(name);
+    if (!domain) return fail(1, `error: failed to get domain '${name}'`);
+    switch (command) {
+      case "destroy":
+        if (!domain.running) {
+          return fail(
+            1,
+            `error: Failed to destroy domain '${name}'\n` +
+              "error: Requested operation is not valid: domain is not running",
+          );
+        }
+        this.#stopDomain(domain);
+        return ok(`Domain '${name}' destroyed\n\n`);
+      case "undefine":
+        this.domains.delete(name);
+        return ok(`Domain '${name}' has been undefined\n\n`);
+      case "start":
+        return this.#start(domain);
+      default:
+        return ok(domiflistTable(domain));
+    }
+  }
+
+  #start(domain: SimDomain): ShellResult {
+    const failed = (reason: string) =>
+      fail(1, `error: Failed to start domain '${domain.name}'\nerror: ${reason}`);
+    if (domain.running) return fail(1, "error: Domain is already active");
+    for (const iface of domain.interfaces) {
+      if (iface.type !== "network") continue;
+      const network = this.networks.get(iface.source);
+      if (!network) {
+        return failed(`Network not found: no network with matching name '${iface.source}'`);
+      }
+      if (!network.active) {
+        return failed(`Requested operation is not valid: network '${iface.source}' is not active`);
+      }
+    }
+    for (const disk of domain.disks) {
+      if (!this.files.has(disk)) {
+        return failed(`Cannot access storage file '${disk}': No such file or directory`);
+      }
+    }
+    domain.running = true;
+    for (const iface of domain.interfaces) iface.device = `vnet${this.#nextVnet++}`;
+    return ok(`Domain '${domain.name}' started\n\n`);
+  }
+
+  #stopDomain(domain: SimDomain): void {
+    domain.running = false;
+    for (const iface of domain.interfaces) iface.device = null;
+  }
+}
+
+interface VirshCommand {
+  /** The option that names what the command acts on; a bare first argument fills it too. */
+  target: "--domain" | "--network" | "--file";
+  flags: string[];
+}
+
+const VIRSH_COMMANDS: Record<string, VirshCommand> = {
+  destroy: { target: "--domain", flags: ["--graceful"] },
+  undefine: {
+    target: "--domain",
+    flags: ["--managed-save", "--snapshots-metadata", "--checkpoints-metadata", "--nvram"],
+  },
+  start: { target: "--domain", flags: ["--paused", "--autodestroy"] },
+  domiflist: { target: "--domain", flags: ["--inactive"] },
+  define: { target: "--file", flags: ["--validate"] },
+  "net-define": { target: "--file", flags: ["--validate"] },
+  "net-start": { target: "--network", flags: [] },
+  "net-autostart": { target: "--network", flags: ["--disable"] },
+  "net-destroy": { target: "--network", flags: [] },
+  "net-undefine": { target: "--network", flags: [] },
+};
+
+function parseVirshOptions(
+  command: string,
+  spec: VirshCommand,
+  options: readonly string[],
+): { value: string; flags: Set<string> } | ShellResult {
+  let value: string | null = null;
+  const flags = new Set<string>();
+  for (let i = 0; i < options.length; i++) {
+    const option = options[i]!;
+    if (option === spec.target) {
+      const given = options[++i];
+      if (given === undefined) {
+        return fail(1, `error: command '${command}' requires ${spec.target.slice(2)} option`);
+      }
+      value = given;
+    } else if (spec.flags.includes(option)) {
+      flags.add(option);
+    } else if (option.startsWith("--")) {
+      return fail(1, `error: command '${command}' doesn't support option ${option}`);
+    } else if (value === null) {
+      value = option;
+    } else {
+      return fail(1, `error: unexpected data '${option}'`);
+    }
+  }
+  if (value === null) {
+    return fail(1, `error: command '${command}' requires <${spec.target.slice(2)}> option`);
+  }
+  return { value, flags };
+}
+
+function xmlText(xml: string, element: string): string | null {
+  const raw = new RegExp(`<${element}>([^<]*)</${element}>`).exec(xml)?.[1]?.trim();
+  if (!raw) return null;
+  return raw
+    .replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">")
+    .replaceAll("&quot;", '"')
+    .replaceAll("&#39;", "'")
+    .replaceAll("&amp;", "&");
+}
+
+/** libvirt's locally administered prefix for the MACs it picks. */
+function libvirtMac(): string {
+  const tail = [...randomBytes(3)].map((byte) => byte.toString(16).padStart(2, "0"));
+  return ["52", "54", "00", ...tail].join(":");
+}
+
+/** `virsh domiflist` as virsh 9 prints it (vshTable: padded columns, a rule, a blank line). */
+function domiflistTable(domain: SimDomain): string {
+  const header = ["Interface", "Type", "Source", "Model", "MAC"];
+  const rows = domain.interfaces.map((iface) => [
+    iface.device ?? "-",
+    iface.type,
+    iface.source,
+    iface.model ?? "-",
+    iface.mac,
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    ` ${cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join("   ")}`;
+  const lines = [header, ...rows].map(line);
+  const rule = "-".repeat(Math.max(...lines.map((l) => l.length)) + 2);
+  return `${[lines[0], rule, ...lines.slice(1)].join("\n")}\n\n`;
+}
