@@ -17,7 +17,7 @@ import type { DomainFile, PharosConfig } from "../lib/config/types";
 import { ConfigError } from "../lib/errors";
 import { INSTALLER_PLUGINS, installerPlugin } from "../lib/installers/registry";
 import type { InstallerContext, InstallerPlugin, InstallerStep } from "../lib/installers/types";
-import { describeRan, run } from "./helpers/virsh";
+import { describeRan, ensureShellcheck, run } from "./helpers/virsh";
 
 const REPO = resolve(import.meta.dirname, "..");
 const SCRIPTS = ["fuel", "joid", "compass"].map((name) =>
@@ -179,6 +179,8 @@ describe("installer steps", () => {
 });
 
 describe("the shipped scripts", () => {
+  beforeAll(() => ensureShellcheck(), 600_000);
+
   it.each(SCRIPTS)("%s passes bash -n", async (file) => {
     const result = await run(["bash", "-n", file]);
     expect(result.code, describeRan(result)).toBe(0);

@@ -37,7 +37,19 @@ function onPath(program: string): boolean {
 
 /** virsh, virt-xml-validate and xmllint, from libvirt-clients, libvirt-daemon, libxml2-utils. */
 export function ensureLibvirtTools(): void {
-  if (["virsh", "virt-xml-validate", "xmllint"].every(onPath)) return;
+  ensureDebianPackages(
+    ["virsh", "virt-xml-validate", "xmllint"],
+    ["libvirt-clients", "libvirt-daemon", "libxml2-utils"],
+  );
+}
+
+/** shellcheck, from Debian's package of that name. */
+export function ensureShellcheck(): void {
+  ensureDebianPackages(["shellcheck"], ["shellcheck"]);
+}
+
+function ensureDebianPackages(programs: string[], packages: string[]): void {
+  if (programs.every(onPath)) return;
   const apt = (args: string[]) =>
     execFileSync("apt-get", args, {
       stdio: "inherit",
@@ -45,14 +57,7 @@ export function ensureLibvirtTools(): void {
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     });
   apt(["update"]);
-  apt([
-    "install",
-    "-y",
-    "--no-install-recommends",
-    "libvirt-clients",
-    "libvirt-daemon",
-    "libxml2-utils",
-  ]);
+  apt(["install", "-y", "--no-install-recommends", ...packages]);
 }
 
 /**
