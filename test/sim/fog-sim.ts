@@ -729,7 +729,9 @@ class FogSimServer implements FogSim {
     const image = this.#imageById(task.imageId);
     const progress = task.reported;
     const partitionGB = image?.partitionsGB[progress?.partition ?? 0] ?? 0;
-    const percent = progress?.percent ?? 0;
+    // Truncated to the two decimals FOG shows, so `pct` and `percent` always agree (19.996 is
+    // "19.99" and 19, never "20.00" and 19).
+    const percent = Math.floor((progress?.percent ?? 0) * 100) / 100;
     const remainingMs =
       progress && percent > 0 ? (progress.elapsedMs * (100 - percent)) / percent : 0;
     return {
