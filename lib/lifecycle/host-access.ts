@@ -6,6 +6,7 @@
 
 import type { Runtime } from "../app/runtime";
 import { inventoryHostByName, powerFor } from "../config/load";
+import type { Host } from "../domain/host";
 import { ConfigError } from "../errors";
 import type { Logger } from "../log";
 import type { HostLogin, OutputSink, Relay } from "../ports/relay";
@@ -19,11 +20,8 @@ export function requireRelay(rt: Runtime): Relay {
   return rt.relay;
 }
 
-export async function hostLogin(
-  rt: Runtime,
-  hostName: string,
-  address: string,
-): Promise<HostLogin> {
+export function hostLogin(rt: Runtime, host: Host, address: string): HostLogin {
+  const hostName = host.name;
   const inventoryHost = inventoryHostByName(rt.config.inventory, hostName);
   const power = inventoryHost ? powerFor(rt.config, inventoryHost) : null;
   if (!power) {
@@ -31,14 +29,13 @@ export async function hostLogin(
       `${rt.config.file}: power: no host login (user, key) configured for ${hostName}`,
     );
   }
-  const host = await rt.store.getHost(hostName);
   return {
     hostName,
     address,
     port: power.port,
     user: power.user,
     key: power.key,
-    expectedHostKey: power.hostKey ?? host?.hostKey ?? null,
+    expectedHostKey: power.hostKey ?? host.hostKey,
   };
 }
 

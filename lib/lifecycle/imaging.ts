@@ -6,8 +6,9 @@
 
 import type { Runtime } from "../app/runtime";
 import { installerConfigFor, inventoryHostByName, powerFor } from "../config/load";
-import type { InstallerConfig } from "../config/types";
+import type { InstallerConfig, InventoryHost } from "../config/types";
 import type { Booking, Phase } from "../domain/booking";
+import type { Host } from "../domain/host";
 import { ConfigError, ImagingError, LaasError, NotFoundError } from "../errors";
 import { installerPlugin } from "../installers/registry";
 import type { PhaseInput } from "../ports/engine";
@@ -80,15 +81,15 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   log.info({ imageId: config.fog.imageId, fogHostId: fogHost.id }, "deploy task created");
 
   // From here on the host is being changed: on failure it is quarantined, not simply freed.
-  await rt.store.updateHost(
+  const { item: host } = await rt.store.updateHost(
     input.hostName,
     input.phase === "provision" ? hostInUse(booking.id) : hostCleaning(booking.id),
   );
-  const known = await rt.store.getHost(input.hostName);
   await rebootIntoImaging(
     rt,
-    input.hostName,
-    inventoryHost.address ?? known?.address ?? fogHost.ip,
+    inventoryHost,
+    host,
+    inventoryHost.address ?? host.address ?? fogHost.ip,
   );
   await rt.store.updateBooking(
     booking.id,
@@ -108,9 +109,14 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   };
 }
 
-async function rebootIntoImaging(rt: Runtime, hostName: string, address: string | null) {
-  const inventoryHost = inventoryHostByName(rt.config.inventory, hostName);
-  const power = inventoryHost ? powerFor(rt.config, inventoryHost) : null;
+async function rebootIntoImaging(
+  rt: Runtime,
+  inventoryHost: InventoryHost,
+  host: Host,
+  address: string | null,
+) {
+  const hostName = host.name;
+  const power = powerFor(rt.config, inventoryHost);
   if (!power) {
     // Without power control the host must network-boot by other means (operator, WoL); the
     // imaging deadline still bounds the wait.
@@ -122,12 +128,11 @@ async function rebootIntoImaging(rt: Runtime, hostName: string, address: string 
       `host ${hostName} has no address: give one in ${rt.config.inventory.file} or register its IP in FOG`,
     );
   }
-  const host = await rt.store.getHost(hostName);
   const { hostKey } = await rt.power.reboot({
     hostName,
     address,
     power,
-    knownHostKey: host?.hostKey ?? null,
+    knownHostKey: host.hostKey,
   });
   await rt.store.updateHost(hostName, recordHostKey(hostKey));
 }

@@ -11,7 +11,7 @@ import type { PhaseInput } from "../ports/engine";
 import type { HostSession } from "../ports/relay";
 import { bookingSink, hostLogin, requireRelay } from "./host-access";
 import { imagingConfig, loadCurrentBooking } from "./imaging";
-import { reachedAddress } from "./reach";
+import { HostUnreachableError } from "./reach";
 import { noteProgress } from "./transitions";
 
 export interface PodSummary {
@@ -72,6 +72,10 @@ export async function onHost<T>(
   hostName: string,
   work: (host: HostSession) => Promise<T>,
 ): Promise<T> {
-  const login = await hostLogin(rt, hostName, await reachedAddress(rt, hostName));
+  const host = await rt.store.getHost(hostName);
+  if (!host?.address) {
+    throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
+  }
+  const login = hostLogin(rt, host, host.address);
   return requireRelay(rt).session(async (session) => work(await session.host(login)));
 }

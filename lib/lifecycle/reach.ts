@@ -5,7 +5,9 @@
  */
 import type { Runtime } from "../app/runtime";
 import { inventoryHostByName } from "../config/load";
-import { ConfigError, errorMessage, LaasError, TransientError } from "../errors";
+import type { InstallerConfig } from "../config/types";
+import type { Host } from "../domain/host";
+import { ConfigError, errorMessage, LaasError, NotFoundError, TransientError } from "../errors";
 import { AddressNotFoundError, discoverAddress } from "../lab/address";
 import type { PhaseInput } from "../ports/engine";
 import type { HostLogin } from "../ports/relay";
@@ -47,14 +49,10 @@ export async function checkHost(rt: Runtime, input: CheckHostInput): Promise<Rea
     lastProblem: null,
   };
   try {
-    const address = await findAddress(
-      rt,
-      input.hostName,
-      config.dhcpLog,
-      config.dhcpServer,
-      config.dhcpServerHostKey,
-    );
-    const login = await hostLogin(rt, input.hostName, address);
+    const host = await rt.store.getHost(input.hostName);
+    if (!host) throw new NotFoundError(`host ${input.hostName} is not in the store`);
+    const address = await findAddress(rt, host, config);
+    const login = hostLogin(rt, host, address);
     const hostKey = await requireRelay(rt).session(async (session) => {
       const host = await session.host(login);
       await host.run({ argv: ["true"], timeoutSeconds: 30 });
@@ -90,15 +88,9 @@ export async function checkHost(rt: Runtime, input: CheckHostInput): Promise<Rea
   }
 }
 
-async function findAddress(
-  rt: Runtime,
-  hostName: string,
-  dhcpLog: string,
-  dhcpServer: string | null,
-  dhcpServerHostKey: string | null,
-): Promise<string> {
-  const inventoryHost = inventoryHostByName(rt.config.inventory, hostName);
-  const host = await rt.store.getHost(hostName);
+async function findAddress(rt: Runtime, host: Host, config: InstallerConfig): Promise<string> {
+  const { dhcpLog, dhcpServer, dhcpServerHostKey } = config;
+  const inventoryHost = inventoryHostByName(rt.config.inventory, host.name);
   const relayConfig = rt.config.relay;
   let serverLogin: HostLogin | null = null;
   if (dhcpServer !== null) {
@@ -115,21 +107,12 @@ async function findAddress(
   const found = await discoverAddress(
     { relay: requireRelay(rt), logger: rt.logger },
     {
-      hostName,
+      hostName: host.name,
       staticAddress: inventoryHost?.address ?? null,
-      mac: host?.mac ?? null,
+      mac: host.mac,
       dhcpLog,
       dhcpServer: serverLogin,
     },
   );
   return found.address;
-}
-
-/** The address a later step uses: the one the host answered on. */
-export async function reachedAddress(rt: Runtime, hostName: string): Promise<string> {
-  const host = await rt.store.getHost(hostName);
-  if (!host?.address) {
-    throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
-  }
-  return host.address;
 }
