@@ -66,6 +66,25 @@ async function harness(
   return h;
 }
 
+/** A booking on the dashboard for `host` that started a second ago and lasts ten minutes. */
+function bookFromNow(
+  h: Harness,
+  id: number,
+  host: { resourceId: string },
+  fields: { installer_name?: string; scenario_name?: string; purpose?: string } = {},
+): void {
+  const now = Date.now();
+  h.lab.dashboard.addBooking(
+    bookingAt({
+      id,
+      resource_id: Number(host.resourceId),
+      start: new Date(now - 1_000),
+      end: new Date(now + 600_000),
+      ...fields,
+    }),
+  );
+}
+
 function bookingState(h: Harness, id: string, state: Booking["state"]) {
   return waitFor(`booking ${id} ${state}`, async () => {
     const booking = await h.embedded.runtime.store.getBooking(id);
@@ -85,18 +104,11 @@ describe("provision and release on the local engine", () => {
 
   it("images the host for the booking, then reimages it clean when the booking ends", async () => {
     const host = h.lab.inventory[0]!;
-    const now = Date.now();
-    h.lab.dashboard.addBooking(
-      bookingAt({
-        id: 101,
-        resource_id: Number(host.resourceId),
-        start: new Date(now - 1_000),
-        end: new Date(now + 600_000),
-        installer_name: "Fuel",
-        scenario_name: "os-nosdn-nofeature-ha",
-        purpose: "end-to-end",
-      }),
-    );
+    bookFromNow(h, 101, host, {
+      installer_name: "Fuel",
+      scenario_name: "os-nosdn-nofeature-ha",
+      purpose: "end-to-end",
+    });
     const first = await h.listener.pollOnce();
     expect(first?.started).toEqual(["booking-101-provision-1"]);
 
@@ -183,16 +195,7 @@ describe("a booking whose imaging never finishes", () => {
   it("reaches the failure state by its deadline, with the task cancelled and the host quarantined", async () => {
     const host = h.lab.inventory[0]!;
     h.lab.fog.stallHost(host.name);
-    const now = Date.now();
-    h.lab.dashboard.addBooking(
-      bookingAt({
-        id: 201,
-        resource_id: Number(host.resourceId),
-        start: new Date(now - 1_000),
-        end: new Date(now + 600_000),
-        installer_name: "Joid",
-      }),
-    );
+    bookFromNow(h, 201, host, { installer_name: "Joid" });
     const started = Date.now();
     await h.listener.pollOnce();
     const failed = await bookingState(h, "201", "failed");
@@ -220,16 +223,7 @@ describe("failures before the host is touched, and handing work over", () => {
 
   it("fails a booking for an unknown installer and frees its host untouched", async () => {
     const host = h.lab.inventory[2]!;
-    const now = Date.now();
-    h.lab.dashboard.addBooking(
-      bookingAt({
-        id: 301,
-        resource_id: Number(host.resourceId),
-        start: new Date(now - 1_000),
-        end: new Date(now + 600_000),
-        installer_name: "Apex",
-      }),
-    );
+    bookFromNow(h, 301, host, { installer_name: "Apex" });
     await h.listener.pollOnce();
     const failed = await bookingState(h, "301", "failed");
     expect(failed.failure).toMatch(/Apex/);
@@ -245,16 +239,7 @@ describe("failures before the host is touched, and handing work over", () => {
   it("hands a running provision over to the next listener, which restarts it under its name", async () => {
     const host = h.lab.inventory[0]!;
     h.lab.fog.stallHost(host.name);
-    const now = Date.now();
-    h.lab.dashboard.addBooking(
-      bookingAt({
-        id: 302,
-        resource_id: Number(host.resourceId),
-        start: new Date(now - 1_000),
-        end: new Date(now + 600_000),
-        installer_name: "Compass",
-      }),
-    );
+    bookFromNow(h, 302, host, { installer_name: "Compass" });
     await h.listener.pollOnce();
     await waitFor("imaging to be under way", async () => {
       const b = await h.embedded.runtime.store.getBooking("302");
@@ -292,16 +277,7 @@ describe("an installer that fails on the host", () => {
 
   it("fails the booking with the installer's exit status and log, and quarantines the host", async () => {
     const host = h.lab.inventory.find((x) => x.name === "fog-machine-5")!;
-    const now = Date.now();
-    h.lab.dashboard.addBooking(
-      bookingAt({
-        id: 401,
-        resource_id: Number(host.resourceId),
-        start: new Date(now - 1_000),
-        end: new Date(now + 600_000),
-        installer_name: "Joid",
-      }),
-    );
+    bookFromNow(h, 401, host, { installer_name: "Joid" });
     await h.listener.pollOnce();
     const failed = await bookingState(h, "401", "failed");
     expect(failed.failure).toMatch(/InstallerFailed: the installer on fog-machine-5 exited with 1/);
