@@ -27,6 +27,7 @@ const SHIPPED_SECRETS = [
   "ldap-pass",
   "power_id_ed25519",
   "relay_id_ed25519",
+  "handover-key",
 ].map(secretFile);
 
 /** Awaits a load that must fail with a ConfigError; answers its message. */
@@ -278,6 +279,94 @@ describe("a broken configuration", () => {
     edit("joid.yaml", (doc) => doc.set("dhcp_server", "10.1.0.2"));
     expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
       /joid\.yaml: dhcp_server_host_key: required when dhcp_server is set/,
+    );
+  });
+
+  it("loads the hand-over and directory settings with their defaults", async () => {
+    const config = await loadPharosConfig(pharos);
+    expect(config.handover).toMatchObject({
+      vpn: true,
+      rootPassword: true,
+      sshKey: true,
+      dashboardNotes: true,
+      sweepSeconds: 3600,
+      email: {
+        host: "127.0.0.1",
+        port: 25,
+        security: "starttls",
+        user: null,
+        pass: null,
+        caPem: null,
+        from: "LaaS <laas@lab.example.org>",
+        operators: ["lab-ops@lab.example.org"],
+        timeoutSeconds: 30,
+      },
+    });
+    expect(config.handover?.sealingKey.reveal()).toBe(secretFile("handover-key"));
+    expect(config.cleanConfig.vpn.ldap).toEqual({
+      url: "ldap://127.0.0.1:389",
+      startTls: true,
+      caPem: null,
+      verifyCertificate: true,
+      timeoutSeconds: 10,
+    });
+    // Without an ldap section the directory is the VPN server, with StartTLS.
+    edit("vpn.yaml", (doc) => doc.delete("ldap"));
+    const plain = await loadPharosConfig(pharos);
+    expect(plain.cleanConfig.vpn.ldap).toMatchObject({ url: "ldap://127.0.0.1", startTls: true });
+    // An SMTP server on 465 by default when TLS starts at once.
+    edit("pharos.yaml", (doc) => {
+      doc.deleteIn(["handover", "email", "port"]);
+      doc.setIn(["handover", "email", "security"], "tls");
+    });
+    expect((await loadPharosConfig(pharos)).handover?.email.port).toBe(465);
+    // No handover section: no access stage at all.
+    edit("pharos.yaml", (doc) => doc.delete("handover"));
+    expect((await loadPharosConfig(pharos)).handover).toBeNull();
+  });
+
+  it("refuses a sealing key that is not 32 bytes, without quoting it", async () => {
+    writeFileSync(file("secrets/handover-key"), "too-short-to-seal-anything\n");
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toBe(
+      `${file("pharos.yaml")}: handover.sealing_key: must be 32 bytes as base64 (openssl rand -base64 32) or 64 hex digits (${file("secrets/handover-key")})`,
+    );
+    expect(message).not.toContain("too-short");
+    writeFileSync(file("secrets/handover-key"), `${"ab".repeat(32)}\n`);
+    await expect(loadPharosConfig(pharos)).resolves.toBeTruthy();
+  });
+
+  it("checks the directory and mail settings", async () => {
+    edit("vpn.yaml", (doc) => doc.setIn(["ldap", "url"], "ldaps://127.0.0.1:636"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("vpn.yaml")}: ldap.start_tls: ldaps:// is TLS from the start; StartTLS applies to ldap:// only`,
+    );
+    edit("vpn.yaml", (doc) => {
+      doc.setIn(["ldap", "url"], "http://127.0.0.1");
+      doc.setIn(["ldap", "ca"], "./no-such-ca.pem");
+    });
+    const both = await configErrorOf(loadPharosConfig(pharos));
+    expect(both).toContain("ldap.url: expected an ldap:// or ldaps:// URL");
+    edit("vpn.yaml", (doc) => doc.setIn(["ldap", "url"], "ldap://127.0.0.1"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("vpn.yaml")}: ldap.ca: cannot read ${file("no-such-ca.pem")} (ENOENT)`,
+    );
+    writeFileSync(file("no-such-ca.pem"), "not a certificate\n");
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("vpn.yaml")}: ldap.ca: ${file("no-such-ca.pem")} holds no PEM certificate`,
+    );
+    edit("vpn.yaml", (doc) => doc.deleteIn(["ldap", "ca"]));
+    edit("pharos.yaml", (doc) => {
+      doc.setIn(["handover", "email", "user"], "laas");
+      doc.setIn(["handover", "email", "operators"], ["not an address"]);
+    });
+    const mail = await configErrorOf(loadPharosConfig(pharos));
+    expect(mail).toBe(
+      `${file("pharos.yaml")}: handover.email.operators[0]: expected an e-mail address, got "not an address"`,
+    );
+    edit("pharos.yaml", (doc) => doc.setIn(["handover", "email", "operators"], []));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("pharos.yaml")}: handover.email: user and pass go together`,
     );
   });
 

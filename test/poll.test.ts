@@ -19,6 +19,10 @@ class ListedBookings implements Dashboard {
   async listBookings() {
     return this.bookings.map((b) => ({ ...b }));
   }
+  async bookingUser() {
+    return null;
+  }
+  async postStatusNote() {}
 }
 
 /**
@@ -56,6 +60,7 @@ function booking(id: string, hostName: string, start: Date, end: Date): Dashboar
     installer: "Fuel",
     scenario: null,
     purpose: "test",
+    user: null,
   };
 }
 

@@ -37,7 +37,7 @@ export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
 
 export function labOfOneInstaller(
   installer: InstallerConfig,
-  labWide: Pick<PharosConfig, "power" | "relay" | "defaultConfigs"> | null,
+  labWide: Pick<PharosConfig, "power" | "relay" | "defaultConfigs" | "handover"> | null,
 ): PharosConfig {
   // The lab's other installers stay known (a reset must remove the pod another one built); the
   // given config serves its own installer and is the clean image.
@@ -57,5 +57,6 @@ export function labOfOneInstaller(
     polling: 0.1,
     power: labWide?.power ?? null,
     relay: labWide?.relay ?? null,
+    handover: labWide?.handover ?? null,
   };
 }

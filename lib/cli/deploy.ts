@@ -102,6 +102,7 @@ function manualBooking(rt: Runtime, hostName: string, installer: string | null):
       installer,
       scenario: null,
       purpose: "laas deploy",
+      user: null,
     },
     now,
   );

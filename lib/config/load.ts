@@ -6,7 +6,8 @@
  */
 import { dirname, resolve } from "node:path";
 import ssh2 from "ssh2";
-import { Secret } from "../secret";
+import type { Secret } from "../secret";
+import { handoverConfig, ldapConnection } from "./handover";
 import { configError, describeValue, type Issue, parseWith, throwIfIssues } from "./issues";
 import { displayPath, resolveConfigPath } from "./paths";
 import {
@@ -24,7 +25,7 @@ import {
   VPN_ALIASES,
   vpnSchema,
 } from "./schema";
-import { resolveSecret, type SecretSource } from "./secrets";
+import { type SecretSource, secretField } from "./secrets";
 import type {
   DomainFile,
   InstallerConfig,
@@ -54,19 +55,6 @@ export async function loadPharosConfig(path: string): Promise<PharosConfig> {
 /** Loads one installer config (`laas deploy --config conf/fuel.yaml`) and the files it names. */
 export async function loadInstallerConfig(path: string): Promise<InstallerConfig> {
   return new Loader().installer(resolve(path), null);
-}
-
-/** Reads a secret field; a problem becomes an issue (the placeholder is never returned). */
-async function secretField(
-  source: SecretSource,
-  dir: string,
-  field: string,
-  issues: Issue[],
-): Promise<Secret> {
-  const result = await resolveSecret(source, dir);
-  if (result.ok) return result.secret;
-  issues.push({ path: field, message: result.problem });
-  return new Secret("", "invalid");
 }
 
 /**
@@ -208,6 +196,7 @@ class Loader {
     const token = await secretField(raw.token, dir, "token", issues);
     const power = raw.power ? await labPower(raw.power, dir, "power", issues) : null;
     const relay = raw.relay ? await relayConfig(raw.relay, dir, issues) : null;
+    const handover = raw.handover ? await handoverConfig(raw.handover, file, issues) : null;
     const entries = defaultConfigEntries(raw.default_configs, issues);
     throwIfIssues(file, issues);
 
@@ -250,6 +239,7 @@ class Loader {
       polling: raw.polling,
       power,
       relay,
+      handover,
     };
   }
 
@@ -395,6 +385,7 @@ class Loader {
       const dir = dirname(file);
       const issues: Issue[] = [];
       const pass = await secretField(raw.authentication.pass, dir, "authentication.pass", issues);
+      const ldap = await ldapConnection(raw.ldap ?? null, raw.server, file, issues);
       throwIfIssues(file, issues);
       return {
         file,
@@ -404,6 +395,7 @@ class Loader {
         user: { objects: raw.user.objects },
         database: resolveConfigPath(dir, raw.database),
         permanentUsers: raw.permanent_users ?? [],
+        ldap,
       };
     });
   }

@@ -35,6 +35,10 @@ const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }
 
 const ipv4 = z.ipv4(expected("an IPv4 address"));
 
+const ldapUrl = z.url({
+  protocol: /^ldaps?$/,
+  error: "expected an ldap:// or ldaps:// URL",
+});
 const hostOrAddress = z.union([z.ipv6(), z.hostname()], expected("a host name or IP address"));
 
 /** Names that end up in libvirt XML, virsh argv and interface names: kept to a safe alphabet. */
@@ -307,8 +311,57 @@ export const vpnSchema = z.strictObject(
     }),
     database: configPath,
     permanent_users: z.array(text("a user name"), expected("a list of user names")).nullish(),
+    // Extension: how the directory server is reached (default ldap://<server> with StartTLS).
+    ldap: z
+      .strictObject(
+        {
+          url: ldapUrl.optional(),
+          start_tls: z.boolean(expected("true or false")).optional(),
+          ca: configPath.nullish(),
+          verify: z.boolean(expected("true or false")).default(true),
+          timeout: positiveInt.default(10),
+        },
+        expected("a mapping {url, start_tls, ca, verify, timeout}"),
+      )
+      .nullish(),
   },
-  expected("a mapping {server, authentication, directory, user, database, permanent_users}"),
+  expected("a mapping {server, authentication, directory, user, database, permanent_users, ldap}"),
+);
+
+const emailAddress = z.email(expected("an e-mail address"));
+
+/** pharos.yaml `handover.email`: the SMTP server hand-over messages go through. */
+export const emailSchema = z.strictObject(
+  {
+    host: hostOrAddress,
+    port: port.optional(),
+    security: z
+      .enum(["tls", "starttls", "none"], expected('"tls", "starttls" or "none"'))
+      .default("starttls"),
+    user: text("an SMTP user name").nullish(),
+    pass: secretSource.nullish(),
+    ca: configPath.nullish(),
+    from: text("a From address, e.g. LaaS <laas@lab.example.org>"),
+    operators: z.array(emailAddress, expected("a list of e-mail addresses")).default([]),
+    timeout: positiveInt.default(30),
+  },
+  expected("a mapping {host, port, security, user, pass, ca, from, operators, timeout}"),
+);
+
+/** pharos.yaml `handover:` (extension): access for the booking user and telling them. */
+export const handoverSchema = z.strictObject(
+  {
+    sealing_key: secretSource,
+    vpn: z.boolean(expected("true or false")).default(true),
+    root_password: z.boolean(expected("true or false")).default(true),
+    ssh_key: z.boolean(expected("true or false")).default(true),
+    dashboard_notes: z.boolean(expected("true or false")).default(true),
+    email: emailSchema,
+    sweep_interval: positiveInt.default(3600),
+  },
+  expected(
+    "a mapping {sealing_key, vpn, root_password, ssh_key, dashboard_notes, email, sweep_interval}",
+  ),
 );
 
 /** Dashboard installer names meaning "no installer" (the seed's `null` and `None`). */
@@ -389,6 +442,7 @@ export const pharosSchema = z.strictObject(
     token: secretSource,
     power: powerSchema.nullish(),
     relay: relaySchema.nullish(),
+    handover: handoverSchema.nullish(),
   },
   expected("a mapping (pharos config)"),
 );
@@ -400,6 +454,7 @@ export type RawInventory = z.output<typeof inventorySchema>;
 export type RawNetworkFile = z.output<typeof networkFileSchema>;
 export type RawDomainFile = z.output<typeof domainFileSchema>;
 export type RawVpn = z.output<typeof vpnSchema>;
+export type RawHandover = z.output<typeof handoverSchema>;
 export type RawInstaller = z.output<typeof installerSchema>;
 export type RawPharos = z.output<typeof pharosSchema>;
 

@@ -12,6 +12,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { Secret } from "../secret";
+import type { Issue } from "./issues";
 import { errorCode, resolveConfigPath } from "./paths";
 
 /** What a secret field may hold in YAML: the value (or a path), or `{file: path}`. */
@@ -69,4 +70,17 @@ export async function resolveSecret(source: SecretSource, baseDir: string): Prom
   if (file) return readSecretFile(file);
   if (source.trim().length === 0) return { ok: false, problem: "must not be empty" };
   return { ok: true, secret: new Secret(source, "inline") };
+}
+
+/** Reads a secret field; a problem becomes an issue (the placeholder is never returned). */
+export async function secretField(
+  source: SecretSource,
+  dir: string,
+  field: string,
+  issues: Issue[],
+): Promise<Secret> {
+  const result = await resolveSecret(source, dir);
+  if (result.ok) return result.secret;
+  issues.push({ path: field, message: result.problem });
+  return new Secret("", "invalid");
 }

@@ -96,14 +96,66 @@ export interface DomainFile {
   domains: DomainDefinition[];
 }
 
+/** How the directory server is reached (vpn config `ldap:`, an extension of the seed). */
+export interface LdapConnection {
+  /** `ldap://host[:port]` or `ldaps://host[:port]`; default `ldap://<server>`. */
+  url: string;
+  /** Upgrade an `ldap://` connection with StartTLS before binding (default true). */
+  startTls: boolean;
+  /** PEM certificates to trust for the server's certificate; null: the system's CAs. */
+  caPem: string | null;
+  /** Whether the server's certificate is verified (default true; false is for labs only). */
+  verifyCertificate: boolean;
+  /** Seconds allowed to connect and for each operation (default 10). */
+  timeoutSeconds: number;
+}
+
 export interface VpnConfig {
   file: string;
+  /** The VPN server's name, as given to users. */
   server: string;
   authentication: { user: string; pass: Secret };
   directory: { root: string; user: string };
   user: { objects: string[] };
   database: string;
   permanentUsers: string[];
+  ldap: LdapConnection;
+}
+
+/** Outgoing mail for hand-overs (pharos.yaml `handover.email`). */
+export interface EmailConfig {
+  host: string;
+  port: number;
+  /** "tls": TLS from the first byte (smtps, 465); "starttls": required upgrade; "none": plain. */
+  security: "tls" | "starttls" | "none";
+  /** SMTP login, when the server wants one. */
+  user: string | null;
+  pass: Secret | null;
+  /** PEM certificates to trust for the server's certificate; null: the system's CAs. */
+  caPem: string | null;
+  /** From: header, e.g. `LaaS <laas@lab.example.org>`. */
+  from: string;
+  /** Lab operators: copied on every hand-over, and its only recipients when the user has no address. */
+  operators: string[];
+  timeoutSeconds: number;
+}
+
+/**
+ * Handing the pod over (pharos.yaml `handover:`, an extension of the seed): the VPN user, a fresh
+ * root password, the user's SSH key, the message that tells them, and the dashboard's status
+ * notes. Absent: bookings end at "ready" with none of it.
+ */
+export interface HandoverConfig {
+  /** 32-byte key sealing the credentials between their making and their delivery. */
+  sealingKey: Secret;
+  vpn: boolean;
+  rootPassword: boolean;
+  sshKey: boolean;
+  /** Status notes on the dashboard at each stage. */
+  dashboardNotes: boolean;
+  email: EmailConfig;
+  /** Seconds between two directory sweeps for VPN users no active booking uses (default 3600). */
+  sweepSeconds: number;
 }
 
 export interface PodSettings {
@@ -162,4 +214,5 @@ export interface PharosConfig {
   power: PowerConfig | null;
   /** The lab-side relay; needed for everything after imaging (address, pod, installer). */
   relay: RelayConfig | null;
+  handover: HandoverConfig | null;
 }

@@ -31,7 +31,34 @@ export interface DashboardBooking {
   installer: string | null;
   scenario: string | null;
   purpose: string;
+  /**
+   * Who booked, as the dashboard refers to them (user id or name), when it says: the key to
+   * their e-mail address and SSH key (see ports/dashboard.ts).
+   */
+  user: string | null;
 }
+
+/**
+ * What was handed to the booking user, so that release can take it back. Secrets are never here
+ * in clear: the credentials waiting to be delivered are sealed (lib/access/sealed.ts).
+ */
+export interface BookingAccess {
+  /** The VPN user made for this booking; null until made and again once removed. */
+  vpnUser: string | null;
+  vpnUserDn: string | null;
+  /** Whether a fresh root password was set on the host. */
+  rootPasswordSet: boolean;
+  /** What became of the user's SSH key ("installed SHA256:…", "none given", "refused: why"). */
+  sshKey: string | null;
+  /** VPN and root passwords, sealed, until the hand-over is delivered; then null. */
+  sealedCredentials: string | null;
+  handover: HandoverState;
+  /** Why the last delivery attempt failed (never holds secrets). */
+  handoverError: string | null;
+}
+
+export const HANDOVER_STATES = ["pending", "delivered", "undelivered", "withdrawn"] as const;
+export type HandoverState = (typeof HANDOVER_STATES)[number];
 
 export interface Booking {
   id: string;
@@ -43,6 +70,8 @@ export interface Booking {
   installer: string | null;
   scenario: string | null;
   purpose: string;
+  /** Dashboard user reference (see DashboardBooking.user). */
+  user: string | null;
   state: BookingState;
   /**
    * Which run of each phase is current. Execution names carry it, so a phase is started at most
@@ -56,6 +85,8 @@ export interface Booking {
   failure: string | null;
   /** Short human-readable note on what is happening now ("imaging 45%"). */
   progress: string | null;
+  /** The access handed over (VPN user, root password, SSH key); null before the access stage. */
+  access: BookingAccess | null;
   createdAt: string;
   updatedAt: string;
   /** Optimistic-locking counter: every write checks and bumps it. */

@@ -21,12 +21,14 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     installer: from.installer,
     scenario: from.scenario,
     purpose: from.purpose,
+    user: from.user,
     state: "scheduled",
     provisionGeneration: 0,
     releaseGeneration: 0,
     vanished: false,
     failure: null,
     progress: null,
+    access: null,
     createdAt: at,
     updatedAt: at,
     version: 0,
@@ -52,6 +54,7 @@ export function refreshFromDashboard(from: DashboardBooking): BookingChange {
             installer: from.installer,
             scenario: from.scenario,
             purpose: from.purpose,
+            user: from.user,
             vanished: false,
           }
         : { ...current, end, vanished: false };
@@ -68,6 +71,7 @@ function sameBookingFields(a: Booking, b: Booking): boolean {
     a.installer === b.installer &&
     a.scenario === b.scenario &&
     a.purpose === b.purpose &&
+    a.user === b.user &&
     a.vanished === b.vanished
   );
 }

@@ -9,7 +9,12 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import pRetry from "p-retry";
 import { z } from "zod";
-import { BOOKING_STATES, type Booking } from "../../domain/booking";
+import {
+  BOOKING_STATES,
+  type Booking,
+  type BookingAccess,
+  HANDOVER_STATES,
+} from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
 import {
   ConfigError,
@@ -30,6 +35,16 @@ type Item = Record<string, NativeAttributeValue>;
 const isoTimestamp = z.iso.datetime({ offset: true });
 const counter = z.number().int().nonnegative();
 
+const accessSchema = z.object({
+  vpnUser: z.string().nullable(),
+  vpnUserDn: z.string().nullable(),
+  rootPasswordSet: z.boolean(),
+  sshKey: z.string().nullable(),
+  sealedCredentials: z.string().nullable(),
+  handover: z.enum(HANDOVER_STATES),
+  handoverError: z.string().nullable(),
+}) satisfies z.ZodType<BookingAccess>;
+
 const bookingSchema = z.object({
   id: z.string().min(1),
   resourceId: z.string(),
@@ -39,16 +54,19 @@ const bookingSchema = z.object({
   installer: z.string().nullable(),
   scenario: z.string().nullable(),
   purpose: z.string(),
+  // Absent on items written before bookings knew their user.
+  user: z.string().nullable().default(null),
   state: z.enum(BOOKING_STATES),
   provisionGeneration: counter,
   releaseGeneration: counter,
   vanished: z.boolean(),
   failure: z.string().nullable(),
   progress: z.string().nullable(),
+  access: accessSchema.nullable().default(null),
   createdAt: isoTimestamp,
   updatedAt: isoTimestamp,
   version: counter,
-}) satisfies z.ZodType<Booking>;
+}) satisfies z.ZodType<Booking, unknown>;
 
 const hostSchema = z.object({
   name: z.string().min(1),
@@ -74,12 +92,14 @@ function bookingToItem(booking: Booking): Item {
     installer: booking.installer,
     scenario: booking.scenario,
     purpose: booking.purpose,
+    user: booking.user,
     state: booking.state,
     provisionGeneration: booking.provisionGeneration,
     releaseGeneration: booking.releaseGeneration,
     vanished: booking.vanished,
     failure: booking.failure,
     progress: booking.progress,
+    access: booking.access,
     createdAt: booking.createdAt,
     updatedAt: booking.updatedAt,
     version: booking.version,

@@ -37,6 +37,16 @@ const instant = z.iso
     return date;
   });
 
+/** A user id (integer, as DRF renders a foreign key) or user name; null when not sent. */
+const userReference = z
+  .union([z.int().nonnegative(), z.string()], "expected a user id or name")
+  .nullish()
+  .transform((value) => {
+    if (value == null) return null;
+    const text = String(value).trim();
+    return text === "" ? null : text;
+  });
+
 /** Optional choice fields (installer, scenario): null, missing or blank all mean "none chosen". */
 const optionalChoice = z
   .string()
@@ -55,6 +65,10 @@ export const bookingSchema = z
       .string()
       .nullish()
       .transform((value) => value ?? ""),
+    // Extension (docs/dashboard.md): who booked, as the user's id or user name. The Pharos
+    // serializer of 2017 leaves it out; dashboards that send it get hand-overs addressed to
+    // the user.
+    user: userReference,
   })
   .refine((booking) => booking.end.getTime() > booking.start.getTime(), {
     message: "end is not after start",
