@@ -1,0 +1,357 @@
+/**
+ * A real OpenLDAP slapd for tests: Debian's slapd (installed when missing), run in the
+ * foreground as a child of the test on 127.0.0.1 with free ports for ldap:// and ldaps://, from
+ * a throwaway directory holding its slapd.conf, an mdb database and TLS files. The CA and the
+ * server certificate (SubjectAltName IP:127.0.0.1, DNS:localhost) are made by openssl, so what
+ * the tests trust comes from OpenSSL itself, not from the code under test.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Client } from "ldapts";
+import { freePort } from "./sshd";
+
+const SLAPD = "/usr/sbin/slapd";
+const SLAPADD = "/usr/sbin/slapadd";
+const POLICY_RC = "/usr/sbin/policy-rc.d";
+const run = promisify(execFile);
+
+export interface SlapdOptions {
+  /** Suffix of the database (default dc=laas-test,dc=example). */
+  suffix?: string;
+  /** RDN of the users OU made below the suffix (default ou=People). */
+  usersRdn?: string;
+}
+
+export interface RunningSlapd {
+  /** ldap://127.0.0.1:port (StartTLS offered). */
+  readonly url: string;
+  /** ldaps://127.0.0.1:port */
+  readonly ldapsUrl: string;
+  /** The same ldaps listener at 127.0.0.2, an address the certificate does not name. */
+  readonly ldapsMismatchUrl: string;
+  readonly suffix: string;
+  readonly usersRdn: string;
+  /** `${usersRdn},${suffix}` */
+  readonly usersBase: string;
+  readonly adminDn: string;
+  readonly adminPassword: string;
+  /** The CA that signed the server certificate. */
+  readonly caPem: string;
+  /** A CA that did not sign it. */
+  readonly otherCaPem: string;
+  readonly pid: number;
+  /** What slapd wrote to stderr so far. */
+  log(): string;
+  /** A client bound as the admin over plain ldap:// (loopback); the caller unbinds it. */
+  adminClient(): Promise<Client>;
+  stop(): Promise<void>;
+}
+
+let installing: Promise<void> | null = null;
+
+/**
+ * Installs slapd when missing (apt-get update only if the first try fails). The package's
+ * postinst would start a system slapd: a policy-rc.d answering 101 forbids that, and one that
+ * got started all the same (its pid file says which) is stopped.
+ */
+export function ensureSlapd(): Promise<void> {
+  if (existsSync(SLAPD) && existsSync(SLAPADD)) return Promise.resolve();
+  installing ??= (async () => {
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+    const ownPolicy = !existsSync(POLICY_RC);
+    if (ownPolicy) await writeFile(POLICY_RC, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
+    try {
+      // Test files run in parallel: wait for another file's install instead of failing on the lock.
+      const install = ["-o", "DPkg::Lock::Timeout=300", "install", "-y", "slapd"];
+      try {
+        await run("apt-get", install, { env, timeout: 600_000 });
+      } catch {
+        await run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "update"], {
+          env,
+          timeout: 600_000,
+        });
+        await run("apt-get", install, { env, timeout: 600_000 });
+      }
+    } finally {
+      if (ownPolicy) await unlink(POLICY_RC).catch(() => undefined);
+    }
+    await stopSystemSlapd();
+    if (!existsSync(SLAPD)) throw new Error(`slapd installed but ${SLAPD} is missing`);
+  })();
+  return installing;
+}
+
+async function stopSystemSlapd(): Promise<void> {
+  const pidText = await readFile("/run/slapd/slapd.pid", "utf8").catch(() => "");
+  const pid = Number(pidText.trim());
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const name = await readFile(`/proc/${pid}/comm`, "utf8").catch(() => "");
+  if (name.trim() !== "slapd") return;
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    // Already gone.
+  }
+}
+
+interface TlsFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  caPem: string;
+  otherCaPem: string;
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  await run("openssl", args, { cwd, timeout: 30_000 });
+}
+
+/** A throwaway CA, a server certificate it signs, and a second CA that signs nothing. */
+async function makeTls(dir: string): Promise<TlsFiles> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const caExtensions = [
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ];
+  for (const [name, subject] of [
+    ["ca", "/CN=LaaS test CA"],
+    ["other-ca", "/CN=LaaS unrelated test CA"],
+  ] as const) {
+    await openssl(
+      ["req", "-x509", ...ec, "-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", "2"]
+        .concat(["-subj", subject])
+        .concat(caExtensions),
+      dir,
+    );
+  }
+  await openssl(
+    ["req", "-new", ...ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+    dir,
+  );
+  await writeFile(
+    join(dir, "server.ext"),
+    [
+      "basicConstraints=critical,CA:FALSE",
+      "keyUsage=critical,digitalSignature,keyEncipherment",
+      "extendedKeyUsage=serverAuth",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "",
+    ].join("\n"),
+  );
+  await openssl(
+    ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key"].concat([
+      "-CAcreateserial",
+      "-out",
+      "server.pem",
+      "-days",
+      "2",
+      "-extfile",
+      "server.ext",
+    ]),
+    dir,
+  );
+  return {
+    caFile: join(dir, "ca.pem"),
+    certFile: join(dir, "server.pem"),
+    keyFile: join(dir, "server.key"),
+    caPem: await readFile(join(dir, "ca.pem"), "utf8"),
+    otherCaPem: await readFile(join(dir, "other-ca.pem"), "utf8"),
+  };
+}
+
+function slapdConf(dir: string, tls: TlsFiles, suffix: string, adminDn: string, pw: string) {
+  return [
+    "include /etc/ldap/schema/core.schema",
+    "include /etc/ldap/schema/cosine.schema",
+    "include /etc/ldap/schema/nis.schema",
+    "include /etc/ldap/schema/inetorgperson.schema",
+    `pidfile ${join(dir, "slapd.pid")}`,
+    `argsfile ${join(dir, "slapd.args")}`,
+    "modulepath /usr/lib/ldap",
+    "moduleload back_mdb",
+    `TLSCACertificateFile ${tls.caFile}`,
+    `TLSCertificateFile ${tls.certFile}`,
+    `TLSCertificateKeyFile ${tls.keyFile}`,
+    "password-hash {SSHA}",
+    "database mdb",
+    `suffix "${suffix}"`,
+    `rootdn "${adminDn}"`,
+    `rootpw ${pw}`,
+    `directory ${join(dir, "db")}`,
+    "maxsize 104857600",
+    // Users may bind with their password, but nobody reads it except the admin (rootdn).
+    "access to attrs=userPassword by self write by anonymous auth by * none",
+    "access to * by * read",
+    "",
+  ].join("\n");
+}
+
+function seedLdif(suffix: string, usersRdn: string): string {
+  const [firstRdn] = suffix.split(",");
+  const [topType, topValue] = (firstRdn ?? "").split("=");
+  if (topType?.toLowerCase() !== "dc" || !topValue) {
+    throw new Error(`the test suffix must start with dc=…: ${suffix}`);
+  }
+  const [ouType, ouValue] = usersRdn.split("=");
+  if (ouType?.toLowerCase() !== "ou" || !ouValue) throw new Error(`usersRdn must be ou=…`);
+  return [
+    `dn: ${suffix}`,
+    "objectClass: top",
+    "objectClass: dcObject",
+    "objectClass: organization",
+    `dc: ${topValue}`,
+    "o: LaaS test directory",
+    "",
+    `dn: ${usersRdn},${suffix}`,
+    "objectClass: top",
+    "objectClass: organizationalUnit",
+    `ou: ${ouValue}`,
+    "",
+  ].join("\n");
+}
+
+/** Resolves once something accepts TCP connections at address:port. */
+function accepts(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+interface Launched {
+  process: ChildProcess;
+  log: () => string;
+  exited: Promise<void>;
+}
+
+async function launch(configFile: string, listeners: string[], waitFor: [string, number][]) {
+  // -d: stay in the foreground (the test owns the process) and log to stderr; 0 = errors only.
+  const child = spawn(SLAPD, ["-d", "0", "-f", configFile, "-h", listeners.join(" ")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  let exitedWith: string | null = null;
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    log += chunk;
+  });
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", (code, signal) => {
+      exitedWith = String(code ?? signal);
+      resolve();
+    }),
+  );
+  const deadline = Date.now() + 15_000;
+  for (const [address, port] of waitFor) {
+    while (!(await accepts(address, port))) {
+      if (exitedWith !== null) throw new Error(`slapd exited (${exitedWith}) at start:\n${log}`);
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`slapd did not listen on ${address}:${port} within 15s:\n${log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return { process: child, log: () => log, exited } satisfies Launched;
+}
+
+/** Starts slapd with a seeded users OU; retries with other ports if a pick was taken. */
+export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSlapd> {
+  await ensureSlapd();
+  const suffix = options.suffix ?? "dc=laas-test,dc=example";
+  const usersRdn = options.usersRdn ?? "ou=People";
+  const adminDn = `cn=admin,${suffix}`;
+  // Base64url: no character slapd.conf would read as syntax.
+  const adminPassword = randomBytes(18).toString("base64url");
+  const dir = await mkdtemp(join(tmpdir(), "laas-slapd-"));
+  try {
+    const tls = await makeTls(dir);
+    await mkdir(join(dir, "db"));
+    const configFile = join(dir, "slapd.conf");
+    await writeFile(configFile, slapdConf(dir, tls, suffix, adminDn, adminPassword), {
+      mode: 0o600,
+    });
+    await writeFile(join(dir, "seed.ldif"), seedLdif(suffix, usersRdn));
+    await run(SLAPADD, ["-f", configFile, "-l", join(dir, "seed.ldif")], { timeout: 30_000 });
+
+    for (let attempt = 1; ; attempt++) {
+      const ldapPort = await freePort("127.0.0.1");
+      const ldapsPort = await freePort("127.0.0.1");
+      try {
+        const launched = await launch(
+          configFile,
+          [
+            `ldap://127.0.0.1:${ldapPort}/`,
+            `ldaps://127.0.0.1:${ldapsPort}/`,
+            `ldaps://127.0.0.2:${ldapsPort}/`,
+          ],
+          [
+            ["127.0.0.1", ldapPort],
+            ["127.0.0.1", ldapsPort],
+            ["127.0.0.2", ldapsPort],
+          ],
+        );
+        return running(launched, dir, {
+          url: `ldap://127.0.0.1:${ldapPort}`,
+          ldapsUrl: `ldaps://127.0.0.1:${ldapsPort}`,
+          ldapsMismatchUrl: `ldaps://127.0.0.2:${ldapsPort}`,
+          suffix,
+          usersRdn,
+          usersBase: `${usersRdn},${suffix}`,
+          adminDn,
+          adminPassword,
+          caPem: tls.caPem,
+          otherCaPem: tls.otherCaPem,
+        });
+      } catch (error) {
+        const portTaken =
+          error instanceof Error && /bind|address already in use/i.test(error.message);
+        if (!portTaken || attempt >= 5) throw error;
+      }
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+type Endpoints = Omit<RunningSlapd, "pid" | "log" | "adminClient" | "stop">;
+
+function running(launched: Launched, dir: string, endpoints: Endpoints): RunningSlapd {
+  const pid = launched.process.pid;
+  if (pid === undefined) throw new Error("slapd has no pid");
+  // If the test process dies without stopping it, take slapd along rather than leak it.
+  const killOnExit = (): void => {
+    launched.process.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  return {
+    ...endpoints,
+    pid,
+    log: launched.log,
+    async adminClient() {
+      const client = new Client({ url: endpoints.url, timeout: 10_000, connectTimeout: 10_000 });
+      await client.bind(endpoints.adminDn, endpoints.adminPassword);
+      return client;
+    },
+    async stop() {
+      process.off("exit", killOnExit);
+      launched.process.kill("SIGTERM");
+      const killed = setTimeout(() => launched.process.kill("SIGKILL"), 5_000);
+      await launched.exited;
+      clearTimeout(killed);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
