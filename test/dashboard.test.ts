@@ -11,6 +11,7 @@ import {
   type DashboardSim,
   type DashboardSimOptions,
   drfDateTime,
+  type SimUser,
   startDashboardSim,
 } from "./sim/dashboard-sim";
 
@@ -110,6 +111,7 @@ describe("PharosDashboard.listBookings", () => {
           installer_name: "Fuel",
           scenario_name: "os-nosdn-nofeature-noha",
           purpose: "testing Fuel",
+          user: 7,
         }),
         bookingAt({ id: 11, resource_id: 2, start: hours(1), end: hours(2) }),
       ],
@@ -127,6 +129,7 @@ describe("PharosDashboard.listBookings", () => {
         installer: "Fuel",
         scenario: "os-nosdn-nofeature-noha",
         purpose: "testing Fuel",
+        user: "7",
       },
       {
         id: "11",
@@ -137,6 +140,7 @@ describe("PharosDashboard.listBookings", () => {
         installer: null,
         scenario: null,
         purpose: "",
+        user: null,
       },
     ]);
     expect(dashboard.requests).toEqual([
@@ -457,6 +461,336 @@ describe("PharosDashboard.listBookings", () => {
   });
 });
 
+const ADA_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx9Hq3yTQm2b0yLx7cZt4s8Wn5rPd6eHj2gA1iBqCE ada@laptop";
+
+const ada: SimUser = {
+  id: 7,
+  username: "ada",
+  email: "ada@users.test",
+  first_name: "Ada",
+  last_name: "Lovelace",
+  ssh_public_key: ADA_KEY,
+};
+
+describe("PharosDashboard.bookingUser", () => {
+  it("reads the user by id or by name, with the SSH key, sending the token", async () => {
+    const dashboard = await sim({ users: [ada] });
+    const dashboardClient = client(dashboard.url);
+    const expected = {
+      username: "ada",
+      fullName: "Ada Lovelace",
+      email: "ada@users.test",
+      sshPublicKey: ADA_KEY,
+    };
+
+    expect(await dashboardClient.bookingUser("7")).toEqual(expected);
+    expect(await dashboardClient.bookingUser("ada")).toEqual(expected);
+    expect(dashboard.requests).toEqual([
+      {
+        method: "GET",
+        path: "/api/users/7/",
+        authorization: true,
+        authenticated: true,
+        status: 200,
+      },
+      {
+        method: "GET",
+        path: "/api/users/ada/",
+        authorization: true,
+        authenticated: true,
+        status: 200,
+      },
+    ]);
+  });
+
+  it("reads a user without a key or names (a dashboard whose serializer lacks them)", async () => {
+    const dashboard = await sim({ users: [{ id: 3, username: "bob", email: "bob@users.test" }] });
+    expect(await client(dashboard.url).bookingUser("3")).toEqual({
+      username: "bob",
+      fullName: null,
+      email: "bob@users.test",
+      sshPublicKey: null,
+    });
+  });
+
+  it("reads Django's blank fields as not given", async () => {
+    const dashboard = await sim({
+      users: [
+        { id: 4, username: "carol", email: "", first_name: "", last_name: "", ssh_public_key: "" },
+        {
+          id: 5,
+          username: "dave",
+          email: " ",
+          first_name: "Dave",
+          last_name: "",
+          ssh_public_key: null,
+        },
+      ],
+    });
+    const dashboardClient = client(dashboard.url);
+    expect(await dashboardClient.bookingUser("4")).toEqual({
+      username: "carol",
+      fullName: null,
+      email: null,
+      sshPublicKey: null,
+    });
+    expect(await dashboardClient.bookingUser("5")).toEqual({
+      username: "dave",
+      fullName: "Dave",
+      email: null,
+      sshPublicKey: null,
+    });
+  });
+
+  it("encodes the user reference as one path segment", async () => {
+    const dashboard = await sim({
+      users: [{ id: 9, username: "eve+lab@x/y?z", email: "eve@users.test" }],
+    });
+    const user = await client(dashboard.url).bookingUser("eve+lab@x/y?z");
+    expect(user?.username).toBe("eve+lab@x/y?z");
+    expect(dashboard.requests.map((r) => r.path)).toEqual(["/api/users/eve%2Blab%40x%2Fy%3Fz/"]);
+  });
+
+  it.each(["..", ".", "", "  "])(
+    "answers null for %j without asking: it cannot name one user in a URL",
+    async (ref) => {
+      const dashboard = await sim({ users: [ada] });
+      expect(await client(dashboard.url).bookingUser(ref)).toBeNull();
+      expect(dashboard.requests).toEqual([]);
+    },
+  );
+
+  it("sends a percent-encoded dot segment as text, not as a path step", async () => {
+    const dashboard = await sim({ users: [{ id: 2, username: "%2e%2e", email: "" }] });
+    expect((await client(dashboard.url).bookingUser("%2e%2e"))?.username).toBe("%2e%2e");
+    expect(dashboard.requests.map((r) => r.path)).toEqual(["/api/users/%252e%252e/"]);
+  });
+
+  it("answers null for a user the dashboard does not know", async () => {
+    const dashboard = await sim({ users: [ada] });
+    expect(await client(dashboard.url).bookingUser("8")).toBeNull();
+    expect(await client(dashboard.url).bookingUser("mallory")).toBeNull();
+    expect(dashboard.requests.map((r) => r.status)).toEqual([404, 404]);
+  });
+
+  it("answers null when the dashboard has no user endpoint (Django's HTML 404)", async () => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.failNext(1, 404, {
+      contentType: "text/html; charset=utf-8",
+      body: "<!doctype html><html><body><h1>Not Found</h1></body></html>",
+    });
+    expect(await client(dashboard.url).bookingUser("7")).toBeNull();
+  });
+
+  it.each([403, 401] as const)("raises AuthError on %i, without the token", async (status) => {
+    const dashboard = await sim({ users: [ada], authFailureStatus: status });
+    const wrong = "wrong-token-77aa";
+    const error = await client(dashboard.url, { token: wrong })
+      .bookingUser("7")
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as Error).message).toBe(
+      `dashboard refused the token (${status}) at ${dashboard.url}/api/users/7/: Invalid token.`,
+    );
+    expect((error as Error).message).not.toContain(wrong);
+  });
+
+  it.each([500, 502, 503])("raises TransientError on %i", async (status) => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.failNext(1, status);
+    await expect(client(dashboard.url).bookingUser("7")).rejects.toThrow(
+      new TransientError(`dashboard answered ${status} at ${dashboard.url}/api/users/7/`),
+    );
+  });
+
+  it("raises TransientError when the dashboard is down", async () => {
+    const dashboard = await sim();
+    const url = dashboard.url;
+    await dashboard.close();
+    await expect(client(url).bookingUser("7")).rejects.toBeInstanceOf(TransientError);
+  });
+
+  it("raises ProtocolError on a malformed user, naming fields but not their values", async () => {
+    const dashboard = await sim();
+    const json = { contentType: "application/json" };
+    dashboard.failNext(1, 200, { ...json, body: '{"username": 5, "email": "x@y.test"}' });
+    dashboard.failNext(1, 200, {
+      ...json,
+      body: '{"username": "ada", "email": "ada@users.test", "ssh_public_key": ["not-a-key-line"]}',
+    });
+    dashboard.failNext(1, 200, { ...json, body: '["ada"]' });
+    dashboard.failNext(1, 200, { contentType: "text/html", body: "<html>maintenance</html>" });
+    const dashboardClient = client(dashboard.url);
+    const where = `${dashboard.url}/api/users/7/`;
+
+    const first = await dashboardClient.bookingUser("7").catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(ProtocolError);
+    expect((first as Error).message).toMatch(
+      new RegExp(`^dashboard answered a malformed user at ${where}: username: `),
+    );
+    const second = await dashboardClient.bookingUser("7").catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(ProtocolError);
+    expect((second as Error).message).toContain("ssh_public_key: ");
+    expect((second as Error).message).not.toContain("not-a-key-line");
+    await expect(dashboardClient.bookingUser("7")).rejects.toBeInstanceOf(ProtocolError);
+    await expect(dashboardClient.bookingUser("7")).rejects.toThrow(
+      new ProtocolError(`dashboard answered non-JSON (text/html) at ${where}`),
+    );
+  });
+});
+
+describe("PharosDashboard.postStatusNote", () => {
+  const note = {
+    resourceId: "1",
+    type: "info" as const,
+    title: "Booking 10: ready",
+    content: "pod1 is ready until 2017-06-01T18:00:00Z.",
+  };
+
+  it("creates a note that the dashboard lists, for the resource as a number", async () => {
+    const dashboard = await sim({ resources: [{ id: 1, name: "pod1" }] });
+
+    await client(dashboard.url).postStatusNote(note);
+
+    expect(dashboard.statusNotes).toEqual([
+      {
+        id: 1,
+        resource: 1,
+        type: "info",
+        title: "Booking 10: ready",
+        content: "pod1 is ready until 2017-06-01T18:00:00Z.",
+        timestamp: expect.any(String),
+      },
+    ]);
+    expect(dashboard.requests).toEqual([
+      {
+        method: "POST",
+        path: "/api/resource_status/",
+        authorization: true,
+        authenticated: true,
+        status: 201,
+      },
+    ]);
+    const listed = await fetch(`${dashboard.url}/api/resource_status/`, {
+      headers: { Authorization: `Token ${TOKEN}` },
+    });
+    expect(await listed.json()).toEqual([expect.objectContaining({ resource: 1, type: "info" })]);
+  });
+
+  it("sends JSON with the token header", async () => {
+    const seen: Array<{ method?: string; auth?: string; type?: string; body: string }> = [];
+    const base = await rawServer((req, res) => {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (chunk: string) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        seen.push({
+          method: req.method,
+          auth: req.headers.authorization,
+          type: req.headers["content-type"],
+          body,
+        });
+        res.statusCode = 201;
+        sendJson(res, { id: 1 });
+      });
+    });
+
+    await client(base).postStatusNote({ ...note, resourceId: "12" });
+
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      method: "POST",
+      auth: `Token ${TOKEN}`,
+      type: "application/json",
+    });
+    expect(JSON.parse(seen[0]?.body ?? "")).toEqual({
+      resource: 12,
+      type: "info",
+      title: "Booking 10: ready",
+      content: "pod1 is ready until 2017-06-01T18:00:00Z.",
+    });
+  });
+
+  it("raises ProtocolError quoting DRF's field errors for an unknown resource", async () => {
+    const dashboard = await sim({ resources: [{ id: 1, name: "pod1" }] });
+    const error = await client(dashboard.url)
+      .postStatusNote({ ...note, resourceId: "42" })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as Error).message).toBe(
+      `dashboard refused the status note for resource 42 at ${dashboard.url}/api/resource_status/: ` +
+        'resource: Invalid pk "42" - object does not exist.',
+    );
+    expect(dashboard.statusNotes).toEqual([]);
+  });
+
+  it("cuts long field errors short", async () => {
+    const dashboard = await sim({ resources: [{ id: 1, name: "pod1" }] });
+    dashboard.failNext(1, 400, {
+      contentType: "application/json",
+      body: JSON.stringify({
+        content: ["x".repeat(1000)],
+        title: ["This field may not be blank."],
+      }),
+    });
+    const error = await client(dashboard.url)
+      .postStatusNote(note)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProtocolError);
+    const quoted = (error as Error).message.split("/api/resource_status/: ")[1] ?? "";
+    expect(quoted.startsWith("content: xxx")).toBe(true);
+    expect(quoted).toHaveLength(300);
+    expect(quoted.endsWith("…")).toBe(true);
+  });
+
+  it.each([403, 401] as const)("raises AuthError on %i, without the token", async (status) => {
+    const dashboard = await sim({
+      resources: [{ id: 1, name: "pod1" }],
+      authFailureStatus: status,
+    });
+    const wrong = "wrong-token-99bb";
+    const error = await client(dashboard.url, { token: wrong })
+      .postStatusNote(note)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as Error).message).toContain(`dashboard refused the token (${status})`);
+    expect((error as Error).message).not.toContain(wrong);
+    expect(dashboard.statusNotes).toEqual([]);
+  });
+
+  it("raises TransientError on a 5xx or when the dashboard is down", async () => {
+    const dashboard = await sim({ resources: [{ id: 1, name: "pod1" }] });
+    dashboard.failNext(1, 502);
+    await expect(client(dashboard.url).postStatusNote(note)).rejects.toThrow(
+      new TransientError(`dashboard answered 502 at ${dashboard.url}/api/resource_status/`),
+    );
+    const url = dashboard.url;
+    await dashboard.close();
+    await expect(client(url).postStatusNote(note)).rejects.toBeInstanceOf(TransientError);
+  });
+
+  it("raises ProtocolError when the dashboard has no status notes (404)", async () => {
+    const dashboard = await sim();
+    dashboard.failNext(1, 404, { contentType: "text/html", body: "<h1>Not Found</h1>" });
+    await expect(client(dashboard.url).postStatusNote(note)).rejects.toThrow(
+      new ProtocolError(
+        `dashboard does not take status notes: 404 at ${dashboard.url}/api/resource_status/`,
+      ),
+    );
+  });
+
+  it("refuses a resource id that is not a number, without asking", async () => {
+    const dashboard = await sim();
+    await expect(
+      client(dashboard.url).postStatusNote({ ...note, resourceId: "pod-1" }),
+    ).rejects.toBeInstanceOf(ConfigError);
+    expect(dashboard.requests).toEqual([]);
+  });
+});
+
 describe("dashboard simulator", () => {
   const auth = { Authorization: `Token ${TOKEN}` };
   const bookings = [
@@ -559,6 +893,47 @@ describe("dashboard simulator", () => {
 
     const resources = await fetch(`${dashboard.url}/api/resources/`, { headers: auth });
     expect(await ids(resources)).toEqual([5, 1, 2]);
+  });
+
+  it("renders a booking's user only when given", () => {
+    const base = { id: 1, resource_id: 1, start: t0, end: hours(1) };
+    expect(bookingAt(base)).not.toHaveProperty("user");
+    expect(bookingAt({ ...base, user: 7 }).user).toBe(7);
+    expect(bookingAt({ ...base, user: "ada" }).user).toBe("ada");
+  });
+
+  it("serves users by id and by name, lists them, and wants the token", async () => {
+    const bob: SimUser = { id: 3, username: "bob", email: "bob@users.test" };
+    const dashboard = await sim({ users: [ada] });
+    dashboard.addUser(bob);
+    const get = (path: string, headers: Record<string, string> = auth) =>
+      fetch(`${dashboard.url}${path}`, { headers });
+
+    expect(await (await get("/api/users/7/")).json()).toEqual({
+      id: 7,
+      username: "ada",
+      email: "ada@users.test",
+      first_name: "Ada",
+      last_name: "Lovelace",
+      ssh_public_key: ADA_KEY,
+    });
+    expect(await (await get("/api/users/bob/")).json()).toEqual({
+      id: 3,
+      username: "bob",
+      email: "bob@users.test",
+    });
+    const list = await get("/api/users/");
+    expect(((await list.json()) as Array<{ id: number }>).map((u) => u.id)).toEqual([7, 3]);
+
+    const unknown = await get("/api/users/99/");
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ detail: "Not found." });
+    expect((await get("/api/users/%E0%A4%A/")).status).toBe(404);
+    expect((await get("/api/users/7/", {})).status).toBe(403);
+
+    dashboard.setUsers([bob]);
+    expect((await get("/api/users/7/")).status).toBe(404);
+    expect(dashboard.users).toEqual([bob]);
   });
 
   it("answers unknown routes, wrong methods and missing slashes as Django does", async () => {

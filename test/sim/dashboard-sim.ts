@@ -4,7 +4,9 @@
  * on, DRF's error bodies and status codes, `?resource_id=` silently ignored, token auth that
  * answers 403 (session auth first, as upstream) or 401 with `WWW-Authenticate: Token`.
  *
- * Bookings are kept as raw JSON values so tests can serve malformed entries.
+ * Bookings are kept as raw JSON values so tests can serve malformed entries. Users
+ * (`/api/users/`) are an extension the 2017 dashboard did not have: later dashboards expose the
+ * booking user with the SSH key they gave it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -18,6 +20,8 @@ export interface RawBooking {
   installer_name: string | null;
   scenario_name: string | null;
   purpose: string;
+  /** Extension: who booked (user id or name); left out unless given, as the 2017 API did. */
+  user?: number | string;
 }
 
 export interface BookingSpec {
@@ -28,6 +32,7 @@ export interface BookingSpec {
   installer_name?: string | null;
   scenario_name?: string | null;
   purpose?: string;
+  user?: number | string;
 }
 
 /** Renders a booking the way the dashboard's serializer does. */
@@ -40,6 +45,7 @@ export function bookingAt(spec: BookingSpec): RawBooking {
     installer_name: spec.installer_name ?? null,
     scenario_name: spec.scenario_name ?? null,
     purpose: spec.purpose ?? "",
+    ...(spec.user !== undefined ? { user: spec.user } : {}),
   };
 }
 
@@ -52,6 +58,19 @@ export function drfDateTime(date: Date): string {
   const millis = date.getUTCMilliseconds();
   const seconds = iso.slice(0, 19);
   return millis === 0 ? `${seconds}Z` : `${seconds}.${String(millis).padStart(3, "0")}000Z`;
+}
+
+/**
+ * A dashboard user as the user endpoint renders it. Optional fields are left out of the rendering
+ * when not given, as a dashboard whose serializer lacks them would.
+ */
+export interface SimUser {
+  id: number;
+  username: string;
+  email: string;
+  first_name?: string;
+  last_name?: string;
+  ssh_public_key?: string | null;
 }
 
 export interface SimResource {
@@ -88,6 +107,8 @@ export interface DashboardSimOptions {
   /** Resources beyond those the bookings already refer to. */
   resources?: SimResource[];
   servers?: unknown[];
+  /** Users served at `/api/users/` (by id or user name). */
+  users?: SimUser[];
   /** Turns on DRF's PageNumberPagination with this page size. */
   pageSize?: number;
   /** 403 when session auth is listed first (upstream), 401 when token auth is. */
@@ -109,10 +130,13 @@ export interface DashboardSim {
   readonly bookings: readonly unknown[];
   readonly requests: readonly SimRequest[];
   readonly statusNotes: readonly StatusNote[];
+  readonly users: readonly SimUser[];
   addBooking(raw: unknown): void;
   /** Deletes a booking, as a cancellation on the dashboard does; false when there was none. */
   removeBooking(id: number | string): boolean;
   setBookings(list: unknown[]): void;
+  addUser(user: SimUser): void;
+  setUsers(users: SimUser[]): void;
   /** The next `count` requests, whatever they are, get `status` (HTML for 5xx unless given). */
   failNext(count: number, status: number, response?: FailureResponse): void;
   /** The next `count` requests are never answered (until close). */
@@ -144,6 +168,7 @@ class DashboardSimServer implements DashboardSim {
   bookings: unknown[];
   readonly requests: SimRequest[] = [];
   readonly statusNotes: StatusNote[] = [];
+  users: SimUser[];
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #options: DashboardSimOptions;
@@ -155,6 +180,7 @@ class DashboardSimServer implements DashboardSim {
     this.#options = options;
     this.token = options.token ?? "sim-dashboard-token";
     this.bookings = [...(options.bookings ?? [])];
+    this.users = [...(options.users ?? [])];
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         res.statusCode = 500;
@@ -189,6 +215,14 @@ class DashboardSimServer implements DashboardSim {
 
   setBookings(list: unknown[]): void {
     this.bookings = [...list];
+  }
+
+  addUser(user: SimUser): void {
+    this.users.push(user);
+  }
+
+  setUsers(users: SimUser[]): void {
+    this.users = [...users];
   }
 
   failNext(count: number, status: number, response: FailureResponse = {}): void {
@@ -256,7 +290,13 @@ class DashboardSimServer implements DashboardSim {
   ): Reply {
     const url = new URL(path, "http://sim.invalid");
     const route = url.pathname;
-    const known = ["/api/bookings", "/api/resources", "/api/servers", "/api/resource_status"];
+    const known = [
+      "/api/bookings",
+      "/api/resources",
+      "/api/servers",
+      "/api/resource_status",
+      "/api/users",
+    ];
     // Django's APPEND_SLASH (DEBUG off) redirects any method to the slashed URL.
     if (known.includes(route)) {
       return {
@@ -286,6 +326,16 @@ class DashboardSimServer implements DashboardSim {
       allowMethods(method, ["GET"]);
       return { status: 200, body: this.#paginate(req, url, this.#options.servers ?? []) };
     }
+    const user = /^\/api\/users\/([^/]+)\/$/.exec(route);
+    if (route === "/api/users/" || user) {
+      this.#authorize(auth, method);
+      allowMethods(method, ["GET"]);
+      if (user) {
+        const found = this.#findUser(user[1] ?? "");
+        return found ? { status: 200, body: renderUser(found) } : NOT_FOUND;
+      }
+      return { status: 200, body: this.#paginate(req, url, this.users.map(renderUser)) };
+    }
     if (route === "/api/resource_status/") {
       this.#authorize(auth, method);
       allowMethods(method, ["GET", "POST"]);
@@ -294,6 +344,18 @@ class DashboardSimServer implements DashboardSim {
       return this.#createStatusNote(req, body);
     }
     return NOT_FOUND;
+  }
+
+  /** The user a path names: by id when it is a number, else by user name (exact, as Django). */
+  #findUser(encoded: string): SimUser | undefined {
+    let ref: string;
+    try {
+      ref = decodeURIComponent(encoded);
+    } catch {
+      return undefined; // a broken %-escape matches nobody: Django answers 404
+    }
+    if (/^\d+$/.test(ref)) return this.users.find((u) => u.id === Number(ref));
+    return this.users.find((u) => u.username === ref);
   }
 
   /** DRF's TokenAuthentication, header parsing included. */
@@ -465,6 +527,18 @@ export async function startDashboardSim(options: DashboardSimOptions = {}): Prom
   const sim = new DashboardSimServer(options);
   await sim.listen(options.port ?? 0);
   return sim;
+}
+
+function renderUser(user: SimUser): Record<string, unknown> {
+  const rendered: Record<string, unknown> = {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+  };
+  if (user.first_name !== undefined) rendered.first_name = user.first_name;
+  if (user.last_name !== undefined) rendered.last_name = user.last_name;
+  if (user.ssh_public_key !== undefined) rendered.ssh_public_key = user.ssh_public_key;
+  return rendered;
 }
 
 function allowMethods(method: string, allowed: string[]): void {

@@ -1,13 +1,18 @@
 /**
- * The Pharos dashboard's bookings API (reference/dashboard-apis.md §1): `GET api/bookings/` with
- * `Authorization: Token <token>`, answered by Django REST Framework as a plain list or, where a
- * deployment turned pagination on, as pages linked by `next`.
+ * The Pharos dashboard's API (reference/dashboard-apis.md §1), always with
+ * `Authorization: Token <token>`:
+ * - `GET api/bookings/`, answered by Django REST Framework as a plain list or, where a deployment
+ *   turned pagination on, as pages linked by `next`;
+ * - `POST api/resource_status/`, the lab's status notes on a resource;
+ * - `GET api/users/<id or name>/`, an extension: the 2017 dashboard had no user endpoint, later
+ *   ones expose the booking user with their e-mail address and SSH key. A dashboard without it
+ *   answers 404, which reads as "user unknown".
  */
 import type { InventoryHost } from "../../config/types";
 import type { DashboardBooking } from "../../domain/booking";
 import { AuthError, ConfigError, ProtocolError, TransientError } from "../../errors";
 import type { Logger } from "../../log";
-import type { Dashboard } from "../../ports/dashboard";
+import type { Dashboard, DashboardUser, StatusNote } from "../../ports/dashboard";
 import type { Secret } from "../../secret";
 import {
   checkBooking,
@@ -16,6 +21,7 @@ import {
   rawBookingId,
   rawResourceId,
 } from "./booking-schema";
+import { checkUser } from "./user-schema";
 
 export interface PharosDashboardOptions {
   /** Dashboard root, e.g. https://labs.opnfv.org/ (a trailing "/" is optional). */
@@ -31,9 +37,12 @@ export interface PharosDashboardOptions {
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 const DEFAULT_MAX_PAGES = 100;
+/** Most characters of a 400's field errors quoted in an error. */
+const MAX_FIELD_ERRORS = 300;
 
 export class PharosDashboard implements Dashboard {
   readonly #token: Secret;
+  readonly #root: URL;
   readonly #bookingsUrl: URL;
   readonly #hostsByResource: ReadonlyMap<string, string>;
   readonly #timeoutMs: number;
@@ -42,7 +51,8 @@ export class PharosDashboard implements Dashboard {
 
   constructor(options: PharosDashboardOptions, logger: Logger) {
     this.#token = options.token;
-    this.#bookingsUrl = new URL("api/bookings/", dashboardRoot(options.url));
+    this.#root = dashboardRoot(options.url);
+    this.#bookingsUrl = new URL("api/bookings/", this.#root);
     this.#hostsByResource = new Map(options.inventory.hosts.map((h) => [h.resourceId, h.name]));
     this.#timeoutMs = (options.requestTimeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
     this.#maxPages = options.maxPages ?? DEFAULT_MAX_PAGES;
@@ -86,6 +96,7 @@ export class PharosDashboard implements Dashboard {
         installer: booking.installer_name,
         scenario: booking.scenario_name,
         purpose: booking.purpose,
+        user: booking.user,
       });
     }
     this.#logger.debug(
@@ -93,6 +104,70 @@ export class PharosDashboard implements Dashboard {
       "listed dashboard bookings",
     );
     return bookings;
+  }
+
+  async bookingUser(userRef: string): Promise<DashboardUser | null> {
+    const ref = userRef.trim();
+    // encodeURIComponent leaves dots alone, and "." and ".." are path segments a URL resolves
+    // away: the request would reach another endpoint. Django allows such user names, but they
+    // cannot be asked for. ("%2e" is safe: its "%" is encoded.)
+    if (ref === "" || ref === "." || ref === "..") {
+      this.#logger.warn({ userRef: ref }, "dashboard user reference cannot be looked up by URL");
+      return null;
+    }
+    const url = new URL(`api/users/${encodeURIComponent(ref)}/`, this.#root);
+    const where = displayUrl(url);
+    const response = await this.#send(url, { method: "GET" });
+    // Unknown user, or a dashboard without the user endpoint (Django's HTML 404 page then).
+    if (response.status === 404) {
+      await response.body?.cancel().catch(() => undefined);
+      this.#logger.debug({ userRef: ref }, "dashboard knows no such user");
+      return null;
+    }
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new TransientError(`dashboard answered ${response.status} at ${where}`);
+    }
+    const check = checkUser(await this.#readJson(response, where));
+    if (!check.ok) {
+      throw new ProtocolError(`dashboard answered a malformed user at ${where}: ${check.reason}`);
+    }
+    return check.user;
+  }
+
+  async postStatusNote(note: StatusNote): Promise<void> {
+    const resource = Number(note.resourceId);
+    if (!/^\d+$/.test(note.resourceId) || !Number.isSafeInteger(resource)) {
+      throw new ConfigError(
+        `resource id ${JSON.stringify(note.resourceId)} is not a dashboard resource number`,
+      );
+    }
+    const url = new URL("api/resource_status/", this.#root);
+    const where = displayUrl(url);
+    const response = await this.#send(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ resource, type: note.type, title: note.title, content: note.content }),
+      // A POST that follows a redirect turns into a GET (and may leave the dashboard's origin):
+      // a redirect is reported instead.
+      redirect: "manual",
+    });
+    const text = await response.text().catch(() => "");
+    if (response.ok) {
+      this.#logger.debug({ resourceId: note.resourceId, type: note.type }, "status note posted");
+      return;
+    }
+    if (response.status === 400) {
+      const errors = this.#fieldErrors(text);
+      throw new ProtocolError(
+        `dashboard refused the status note for resource ${resource} at ${where}: ${errors ?? "no details given"}`,
+      );
+    }
+    if (response.status >= 500 || response.status === 408 || response.status === 429) {
+      throw new TransientError(`dashboard answered ${response.status} at ${where}`);
+    }
+    // 3xx, 404 (no such endpoint), 405, 415…: asking again will not change the answer.
+    throw new ProtocolError(`dashboard does not take status notes: ${response.status} at ${where}`);
   }
 
   /** Every raw entry of the bookings list, following `next` links across pages. */
@@ -172,10 +247,37 @@ export class PharosDashboard implements Dashboard {
 
   async #getPage(url: URL): Promise<ListPage> {
     const where = displayUrl(url);
+    const response = await this.#send(url, { method: "GET" });
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined);
+      throw new TransientError(`dashboard answered ${response.status} at ${where}`);
+    }
+    const body = await this.#readJson(response, where);
+    const page = listPageSchema.safeParse(body);
+    if (!page.success) {
+      throw new ProtocolError(
+        `dashboard answered neither a list nor a page of bookings at ${where}`,
+      );
+    }
+    return page.data;
+  }
+
+  /**
+   * One request with the token, within the request timeout (which also bounds reading the body).
+   * A dashboard out of reach is a TransientError and a refused token an AuthError; any other
+   * answer is the caller's to judge.
+   */
+  async #send(
+    url: URL,
+    init: RequestInit & { headers?: Record<string, string> },
+  ): Promise<Response> {
+    const where = displayUrl(url);
     let response: Response;
     try {
       response = await fetch(url, {
+        ...init,
         headers: {
+          ...init.headers,
           Authorization: `Token ${this.#token.reveal()}`,
           Accept: "application/json",
         },
@@ -184,38 +286,52 @@ export class PharosDashboard implements Dashboard {
     } catch (error) {
       throw new TransientError(`dashboard unreachable at ${where}: ${this.#describe(error)}`);
     }
-
     if (response.status === 401 || response.status === 403) {
       const detail = this.#authDetail(await response.text().catch(() => ""));
       throw new AuthError(
         `dashboard refused the token (${response.status}) at ${where}${detail ? `: ${detail}` : ""}`,
       );
     }
-    if (!response.ok) {
-      await response.body?.cancel().catch(() => undefined);
-      throw new TransientError(`dashboard answered ${response.status} at ${where}`);
-    }
+    return response;
+  }
 
+  async #readJson(response: Response, where: string): Promise<unknown> {
     let text: string;
     try {
       text = await response.text();
     } catch (error) {
       throw new TransientError(`dashboard answer cut short at ${where}: ${this.#describe(error)}`);
     }
-    let body: unknown;
     try {
-      body = JSON.parse(text);
+      return JSON.parse(text);
     } catch {
       const type = response.headers.get("content-type") ?? "no content type";
       throw new ProtocolError(`dashboard answered non-JSON (${type}) at ${where}`);
     }
-    const page = listPageSchema.safeParse(body);
-    if (!page.success) {
-      throw new ProtocolError(
-        `dashboard answered neither a list nor a page of bookings at ${where}`,
-      );
+  }
+
+  /**
+   * DRF's 400 body, `{"field": ["message", …], …}`, as one line. These messages describe the
+   * request, not the dashboard's secrets; they are cut short all the same, and dropped if they
+   * quote the token.
+   */
+  #fieldErrors(text: string): string | null {
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return null;
     }
-    return page.data;
+    if (typeof body !== "object" || body === null) return null;
+    const parts = Object.entries(body).map(([field, messages]) => {
+      const list = Array.isArray(messages) ? messages : [messages];
+      const said = list.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ");
+      return field === "detail" || field === "non_field_errors" ? said : `${field}: ${said}`;
+    });
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is dropped
+    const line = parts.join("; ").replace(/[\u0000-\u001f\u007f]+/g, " ");
+    if (line === "" || line.includes(this.#token.reveal())) return null;
+    return line.length > MAX_FIELD_ERRORS ? `${line.slice(0, MAX_FIELD_ERRORS - 1)}…` : line;
   }
 
   /** DRF's `{"detail": …}` says whether the token was missing or wrong; worth keeping. */

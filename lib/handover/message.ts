@@ -1,0 +1,187 @@
+/**
+ * The hand-over message: everything the booking user needs to reach their pod, in one e-mail,
+ * as plain text and HTML rendered from templates/messages/handover.{txt,html}.njk.
+ *
+ * Much of what it prints comes from the dashboard (user name, purpose), written by whoever made
+ * the booking. The HTML is rendered with autoescape on, so such text stays text and never becomes
+ * markup. Plain text cannot be escaped; instead control characters (and the bidirectional
+ * overrides that reorder what a reader sees) are stripped from every value, and single-line
+ * values lose their line breaks, so that a value cannot draw lines of its own into the message.
+ */
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import nunjucks from "nunjucks";
+import { ConfigError, errorMessage, LaasError } from "../errors";
+
+export interface HandoverDetails {
+  bookingId: string;
+  userName: string | null;
+  hostName: string;
+  hostAddress: string;
+  vpnServer: string | null;
+  vpnUser: string | null;
+  vpnPassword: string | null;
+  rootPassword: string | null;
+  /** The account the root password is for ("root"). */
+  rootUser: string;
+  installer: string | null;
+  scenario: string | null;
+  /** Booking end, ISO-8601. */
+  end: string;
+  purpose: string;
+  sshKey: { installed: true; fingerprint: string } | { installed: false; reason: string } | null;
+  dashboardUrl: string | null;
+}
+
+export interface RenderedMessage {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+const TEXT_TEMPLATE = "handover.txt.njk";
+const HTML_TEMPLATE = "handover.html.njk";
+
+/**
+ * Everything Unicode calls a control character (C0, DEL, C1) but tab and line feed, and the
+ * bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is stripped
+const UNPRINTABLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** A value that may span lines (the purpose): line breaks kept, as "\n". */
+function multiLine(value: string): string {
+  return value.replace(/\r\n?/g, "\n").replace(UNPRINTABLE, "");
+}
+
+/** A value shown on one line: line breaks and tabs become single spaces. */
+function oneLine(value: string): string {
+  return multiLine(value)
+    .replace(/[\t\n]+/g, " ")
+    .trim();
+}
+
+function optional(value: string | null): string | null {
+  if (value === null) return null;
+  const text = oneLine(value);
+  return text === "" ? null : text;
+}
+
+const WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/** "Thursday 2017-06-01 18:00 UTC": unambiguous whatever the reader's locale. */
+function utcTime(iso: string): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    throw new LaasError(`hand-over: booking end ${JSON.stringify(iso)} is not a time`);
+  }
+  const text = date.toISOString(); // 2017-06-01T18:00:00.000Z
+  return `${WEEKDAYS[date.getUTCDay()]} ${text.slice(0, 10)} ${text.slice(11, 16)} UTC`;
+}
+
+/** Only http(s) links are links; anything else (javascript:, data:) is not shown at all. */
+function webLink(url: string | null): string | null {
+  if (url === null) return null;
+  try {
+    const parsed = new URL(oneLine(url));
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the templates see (documented at the top of each template): cleaned, nulls decided. */
+function messageContext(details: HandoverDetails): Record<string, unknown> {
+  const hostAddress = oneLine(details.hostAddress);
+  const vpnUser = optional(details.vpnUser);
+  const rootPassword = optional(details.rootPassword);
+  const purpose = multiLine(details.purpose).replace(/^\n+|\s+$/g, "");
+  const key = details.sshKey;
+  return {
+    bookingId: oneLine(details.bookingId),
+    userName: optional(details.userName),
+    hostName: oneLine(details.hostName),
+    hostAddress,
+    vpn:
+      vpnUser === null
+        ? null
+        : {
+            server: optional(details.vpnServer),
+            user: vpnUser,
+            password: optional(details.vpnPassword),
+          },
+    root: {
+      user: oneLine(details.rootUser),
+      login: `${oneLine(details.rootUser)}@${hostAddress}`,
+      password: rootPassword,
+    },
+    sshKey:
+      key === null
+        ? null
+        : key.installed
+          ? { installed: true, fingerprint: oneLine(key.fingerprint) }
+          : { installed: false, reason: oneLine(key.reason) },
+    installer: optional(details.installer) ?? "none",
+    scenario: optional(details.scenario) ?? "none",
+    end: utcTime(details.end),
+    purpose,
+    purposeLines: purpose === "" ? [] : purpose.split("\n"),
+    dashboardUrl: webLink(details.dashboardUrl),
+  };
+}
+
+export function renderHandover(details: HandoverDetails): RenderedMessage {
+  const context = messageContext(details);
+  return {
+    subject: `Your LaaS pod ${context.hostName} is ready (booking ${context.bookingId})`,
+    text: render(TEXT_TEMPLATE, false, context),
+    html: render(HTML_TEMPLATE, true, context),
+  };
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * templates/messages/ is found the way templates/installers/ is (lib/installers/types.ts): by
+ * walking up from this module, from lib/handover/ when run from source, from wherever a bundler
+ * put it otherwise (the package ships templates/**).
+ */
+export function messageTemplatesDir(): string {
+  for (let dir = here; ; dir = dirname(dir)) {
+    const candidate = join(dir, "templates", "messages");
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return join(process.cwd(), "templates", "messages");
+  }
+}
+
+/**
+ * One environment per kind of output, compiled once per process (as lib/pod/render.ts does).
+ * throwOnUndefined turns a misspelt field, or a null printed without its `if`, into an error
+ * rather than a message with a hole in it.
+ */
+const environments = new Map<boolean, nunjucks.Environment>();
+
+function environmentFor(autoescape: boolean): nunjucks.Environment {
+  let environment = environments.get(autoescape);
+  if (!environment) {
+    environment = new nunjucks.Environment(new nunjucks.FileSystemLoader(messageTemplatesDir()), {
+      autoescape,
+      throwOnUndefined: true,
+      trimBlocks: true,
+      lstripBlocks: true,
+    });
+    environments.set(autoescape, environment);
+  }
+  return environment;
+}
+
+function render(template: string, autoescape: boolean, context: Record<string, unknown>): string {
+  try {
+    return environmentFor(autoescape).render(template, context);
+  } catch (error) {
+    // nunjucks' errors say where in the template and what went wrong, not the values printed
+    // (which hold passwords).
+    throw new ConfigError(`templates/messages/${template}: cannot render: ${errorMessage(error)}`);
+  }
+}
