@@ -24,6 +24,16 @@ export interface SshdOptions {
   authorizedKeys: string[];
   /** Whether the server forwards connections for its clients (default true, as a relay must). */
   allowTcpForwarding?: boolean;
+  /**
+   * Also accept password logins (default false: public keys only). Passwords are checked against
+   * the system's shadow file, as sshd without PAM does; root still needs a key.
+   */
+  allowPasswords?: boolean;
+  /**
+   * Also read each user's `~/.ssh/authorized_keys` (`%h/.ssh/authorized_keys`) after the temp
+   * file (default false: the temp file only).
+   */
+  userAuthorizedKeys?: boolean;
 }
 
 export interface RunningSshd {
@@ -122,13 +132,16 @@ async function penaltiesSupported(): Promise<boolean> {
 }
 
 function sshdConfig(dir: string, address: string, port: number, options: SshdOptions): string {
+  const passwords = options.allowPasswords === true;
+  const keyFiles = [join(dir, "authorized_keys")];
+  if (options.userAuthorizedKeys === true) keyFiles.push("%h/.ssh/authorized_keys");
   return [
     `ListenAddress ${address}:${port}`,
     `HostKey ${join(dir, "host_key")}`,
-    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-    "AuthenticationMethods publickey",
+    `AuthorizedKeysFile ${keyFiles.join(" ")}`,
+    `AuthenticationMethods ${passwords ? "any" : "publickey"}`,
     "PubkeyAuthentication yes",
-    "PasswordAuthentication no",
+    `PasswordAuthentication ${passwords ? "yes" : "no"}`,
     "KbdInteractiveAuthentication no",
     "PermitRootLogin prohibit-password",
     // The temp dir's owner and modes are not what StrictModes wants for a home directory.

@@ -1,16 +1,18 @@
 /**
  * Simulated bare-metal hosts that answer SSH like the real ones do: each host listens on its own
  * loopback address (127.0.0.0/8 is all local on Linux) and one shared port, as the inventory has
- * a single power port; each has its own ed25519 host key; only public-key login with the lab's
- * key is accepted. `reboot` answers exit 0, the connection drops, the host stops listening
+ * a single power port; each has its own ed25519 host key; public-key login with the lab's key is
+ * accepted (and the credentials the product hands over, below). `reboot` answers exit 0, the connection drops, the host stops listening
  * (connections refused), and after a boot delay it network-boots (onReboot, to which the FOG
  * simulator reacts); later it answers SSH again.
  *
  * When FOG finishes writing an image (reimage), the host boots the new system: it is down for a
  * boot delay, asks DHCP for its address (onBoot) on the way, and comes up with a new host key and
  * an empty disk. From then on it answers the commands the product runs after imaging (libvirt,
- * files, the detached installer: see host-shell.ts). Before its first imaging only `reboot` and
- * `true` are known: what was on the disk before is nothing the product may rely on.
+ * files, the detached installer, passwords and authorized keys: see host-shell.ts). Before its
+ * first imaging only `reboot` and `true` are known: what was on the disk before is nothing the
+ * product may rely on. Once the product has set an account's password (chpasswd) or installed a
+ * key for it, the host also lets that account in with it, as the handed-over pod would.
  *
  * Simplification: between the network boot and the end of imaging the host answers SSH with its
  * old system, as if FOG's client were not running. A provision restarted mid-imaging reboots the
@@ -18,7 +20,14 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
-import type { AuthContext, Connection, ParsedKey, ServerChannel, Server as SshServer } from "ssh2";
+import type {
+  AuthContext,
+  Connection,
+  ParsedKey,
+  PublicKeyAuthContext,
+  ServerChannel,
+  Server as SshServer,
+} from "ssh2";
 import ssh2 from "ssh2";
 import { fingerprintOfPublicKey } from "../../lib/adapters/ssh/host-key";
 import { commandNotFound, HostShell, parseQuotedCommand, type ShellResult } from "./host-shell";
@@ -142,29 +151,56 @@ export function publicKeyAuthenticator(
   user: string,
   authorizedKey: string,
 ): (ctx: AuthContext) => void {
-  const parsedKey = ssh2.utils.parseKey(authorizedKey);
-  if (parsedKey instanceof Error) throw new Error(`authorizedKey: ${parsedKey.message}`);
-  const authorized: ParsedKey = parsedKey;
-  const authorizedBlob = authorized.getPublicSSH();
+  const authorized = parseAuthorizedKey(authorizedKey);
   return (ctx) => {
-    if (ctx.method !== "publickey") {
+    if (ctx.method === "publickey" && ctx.username === user && offersKey(ctx, authorized)) {
+      ctx.accept();
+    } else {
       ctx.reject(["publickey"]);
-      return;
     }
-    const offered = ctx.key;
-    const sameKey =
-      ctx.username === user &&
-      offered.algo === authorized.type &&
-      offered.data.length === authorizedBlob.length &&
-      timingSafeEqual(offered.data, authorizedBlob);
-    // Without a signature the client only asks whether the key would do (ssh2 then answers
-    // PK_OK); with one, the signature over the session data must verify.
-    const signed =
-      ctx.signature === undefined ||
-      (ctx.blob !== undefined && authorized.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true);
-    if (sameKey && signed) ctx.accept();
-    else ctx.reject(["publickey"]);
   };
+}
+
+function parseAuthorizedKey(line: string): ParsedKey {
+  const parsed = ssh2.utils.parseKey(line);
+  if (parsed instanceof Error) throw new Error(`authorizedKey: ${parsed.message}`);
+  return parsed;
+}
+
+/**
+ * Whether the client offers `authorized`: algorithm and key bytes match, and the signature, if
+ * sent, verifies. Without a signature the client only asks whether the key would do (ssh2 then
+ * answers PK_OK); with one, the signature over the session data must verify.
+ */
+function offersKey(ctx: PublicKeyAuthContext, authorized: ParsedKey): boolean {
+  const offered = ctx.key;
+  const blob = authorized.getPublicSSH();
+  const sameKey =
+    offered.algo === authorized.type &&
+    offered.data.length === blob.length &&
+    timingSafeEqual(offered.data, blob);
+  const signed =
+    ctx.signature === undefined ||
+    (ctx.blob !== undefined && authorized.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true);
+  return sameKey && signed;
+}
+
+/**
+ * Whether what the product handed over on the host lets this login in: the password chpasswd set
+ * last for the account, or a key line in the account's authorized_keys.
+ */
+function handedOverLogin(shell: HostShell, ctx: AuthContext): boolean {
+  if (ctx.method === "password") {
+    const expected = shell.passwords.get(ctx.username);
+    if (expected === undefined) return false;
+    const [given, wanted] = [Buffer.from(ctx.password), Buffer.from(expected)];
+    return given.length === wanted.length && timingSafeEqual(given, wanted);
+  }
+  if (ctx.method !== "publickey") return false;
+  return (shell.authorizedKeys.get(ctx.username) ?? []).some((line) => {
+    const key = ssh2.utils.parseKey(line);
+    return !(key instanceof Error) && offersKey(ctx, key);
+  });
 }
 
 interface SimHost {
@@ -185,7 +221,8 @@ interface SimHost {
 const ATTEMPTS_TO_SHARE_A_PORT = 5;
 
 export async function startBareMetalLab(options: BareMetalLabOptions): Promise<BareMetalLab> {
-  const authenticate = publicKeyAuthenticator(options.user ?? "root", options.authorizedKey);
+  const labUser = options.user ?? "root";
+  const labKey = parseAuthorizedKey(options.authorizedKey);
   const bootDelayMs = options.bootDelayMs ?? 20;
   const upDelayMs = options.upDelayMs ?? 50;
   const imagedBootMs = options.imagedBootMs ?? 300;
@@ -243,7 +280,17 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
   function serveConnection(host: SimHost, connection: Connection): void {
     // A client that vanishes mid-handshake must not crash the lab.
     connection.on("error", () => {});
-    connection.on("authentication", authenticate);
+    connection.on("authentication", (ctx) => {
+      const labLogin =
+        ctx.method === "publickey" && ctx.username === labUser && offersKey(ctx, labKey);
+      if (labLogin || (host.imaged && handedOverLogin(host.shell, ctx))) {
+        ctx.accept();
+        return;
+      }
+      // Passwords are offered as a way in once one has been set, as sshd lists its methods.
+      const passwords = host.imaged && host.shell.passwords.size > 0;
+      ctx.reject(passwords ? ["publickey", "password"] : ["publickey"]);
+    });
     connection.on("ready", () => {
       connection.on("session", (accept) => {
         const session = accept();

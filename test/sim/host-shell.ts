@@ -2,12 +2,14 @@
  * What a simulated lab host (or the relay) does with a command line: the argv is read back from
  * the line the product sends (every word single-quoted), and the commands the product runs on a
  * freshly imaged host are emulated against in-memory state — files and directories, libvirt
- * networks and domains, the detached installer. Outputs, error messages and exit codes are those
- * of the real tools (virsh 9, GNU coreutils, curl, qemu-img), so the product's parsing and error
- * handling meet what a real host says.
+ * networks and domains, the detached installer, account passwords (chpasswd) and authorized SSH
+ * keys (the product's fixed scripts, recognised word for word). Outputs, error messages and exit
+ * codes are those of the real tools (virsh 9, GNU coreutils, curl, qemu-img, Debian 12's
+ * chpasswd), so the product's parsing and error handling meet what a real host says.
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
+import { AUTHORIZED_KEY_SCRIPT, SET_PASSWORD_SCRIPT } from "../../lib/access/host-credentials";
 
 export interface ShellResult {
   exitCode: number;
@@ -160,10 +162,28 @@ const BASE_DIRECTORIES = [
   "/var/log",
 ];
 
+/** An entry of the host's passwd database. */
+export interface SimAccount {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** The accounts of a freshly installed system. */
+const BASE_ACCOUNTS: readonly [string, SimAccount][] = [
+  ["root", { uid: 0, gid: 0, home: "/root" }],
+];
+
 /** The emulated userland of one host: its state lives until the host is imaged again. */
 export class HostShell {
   readonly files = new Map<string, string>();
   readonly directories = new Set<string>(BASE_DIRECTORIES);
+  /** The passwd database (getent passwd); tests may add accounts. */
+  readonly accounts = new Map<string, SimAccount>(
+    BASE_ACCOUNTS.map(([name, account]) => [name, { ...account }]),
+  );
+  /** The last password chpasswd set per account. */
+  readonly passwords = new Map<string, string>();
   readonly networks = new Map<string, SimNetwork>();
   readonly domains = new Map<string, SimDomain>();
   /** Installers started detached since the last imaging, oldest first. */
@@ -176,12 +196,29 @@ export class HostShell {
     this.#options = options;
   }
 
+  /**
+   * The key lines in each account's ~/.ssh/authorized_keys (comments and blank lines left out),
+   * read from the files as they stand; accounts without the file are absent.
+   */
+  get authorizedKeys(): Map<string, string[]> {
+    const keys = new Map<string, string[]>();
+    for (const [name, account] of this.accounts) {
+      const content = this.files.get(authorizedKeysPath(account));
+      if (content === undefined) continue;
+      keys.set(name, keyLines(content));
+    }
+    return keys;
+  }
+
   /** What imaging does: a fresh disk, and whatever ran on the old system is gone. */
   reset(): void {
     this.close();
     this.files.clear();
     this.directories.clear();
     for (const directory of BASE_DIRECTORIES) this.directories.add(directory);
+    this.accounts.clear();
+    for (const [name, account] of BASE_ACCOUNTS) this.accounts.set(name, { ...account });
+    this.passwords.clear();
     this.networks.clear();
     this.domains.clear();
     this.detached.length = 0;
@@ -220,9 +257,126 @@ export class HostShell {
         return grep(argv, (path) => this.files.get(this.#path(path)) ?? null);
       case "setsid":
         return this.#setsid(args);
+      case "chpasswd":
+        return args.length === 0
+          ? this.#chpasswd(await stdin())
+          : fail(2, "chpasswd: the simulated chpasswd takes no options");
+      case "sh":
+        return this.#sh(args, stdin);
+      case "sudo":
+        // The login may be another user than root; the simulated host lets it do anything.
+        if (args[0] === "-n" && args.length > 1) return this.run(args.slice(1), stdin);
+        return fail(1, "sudo: the simulated host runs only `sudo -n COMMAND…`");
       default:
         return commandNotFound(program);
     }
+  }
+
+  /**
+   * chpasswd (shadow 4.13 with PAM, as on Debian 12): `account:password` lines, each applied on
+   * its own; a bad line is reported and the others still count; exit 1 if any was bad.
+   */
+  #chpasswd(input: string): ShellResult {
+    const lines = input.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    let stderr = "";
+    lines.forEach((line, index) => {
+      const colon = line.indexOf(":");
+      if (colon < 0) {
+        stderr += `chpasswd: line ${index + 1}: missing new password\n`;
+        return;
+      }
+      const account = line.slice(0, colon);
+      if (!this.accounts.has(account)) {
+        stderr +=
+          `chpasswd: (user ${account}) pam_chauthtok() failed, error:\n` +
+          "Authentication token manipulation error\n" +
+          `chpasswd: (line ${index + 1}, user ${account}) password not changed\n`;
+        return;
+      }
+      this.passwords.set(account, line.slice(colon + 1));
+    });
+    return { exitCode: stderr === "" ? 0 : 1, stdout: "", stderr };
+  }
+
+  /** `sh -c SCRIPT sh ARGS…` for the product's fixed scripts, recognised word for word. */
+  async #sh(args: readonly string[], stdin: () => Promise<string>): Promise<ShellResult> {
+    const [dashC, script, name, ...positional] = args;
+    if (dashC === "-c" && name === "sh" && script === SET_PASSWORD_SCRIPT) {
+      return positional.length === 0
+        ? this.#setPasswordScript(await stdin())
+        : fail(2, "sh: the password script takes no arguments");
+    }
+    if (dashC === "-c" && name === "sh" && script === AUTHORIZED_KEY_SCRIPT) {
+      return this.#authorizedKeyScript(positional, await stdin());
+    }
+    return fail(2, "sh: the simulated host runs only the product's fixed scripts");
+  }
+
+  /** SET_PASSWORD_SCRIPT: the first input line to chpasswd, lines quoting the password withheld. */
+  #setPasswordScript(input: string): ShellResult {
+    const entry = input.split("\n")[0] ?? "";
+    const colon = entry.indexOf(":");
+    if (colon < 0 || colon === entry.length - 1) {
+      return fail(2, "chpasswd: expected one account:password line on standard input");
+    }
+    const password = entry.slice(colon + 1);
+    const result = this.#chpasswd(`${entry}\n`);
+    const output = `${result.stdout}${result.stderr}`;
+    const lines = output.split("\n");
+    if (lines.at(-1) === "") lines.pop();
+    const shown = lines.map((line) =>
+      line.includes(password)
+        ? "chpasswd: (an output line quoting the password was withheld)"
+        : line,
+    );
+    return {
+      exitCode: result.exitCode,
+      stdout: "",
+      stderr: shown.length > 0 ? `${shown.join("\n")}\n` : "",
+    };
+  }
+
+  /**
+   * AUTHORIZED_KEY_SCRIPT: the key line on input appended to the account's authorized_keys
+   * unless a (not commented-out) line has the same type and key data; prints added or present.
+   */
+  #authorizedKeyScript(positional: readonly string[], input: string): ShellResult {
+    const refuse = (message: string) => fail(3, message);
+    if (positional.length !== 1) return refuse("usage: sh -c SCRIPT sh ACCOUNT < KEY-LINE");
+    const accountName = positional[0]!;
+    const key = input.split("\n")[0] ?? "";
+    const space = key.indexOf(" ");
+    const type = space < 0 ? key : key.slice(0, space);
+    const rest = space < 0 ? key : key.slice(space + 1);
+    const blob = rest.split(" ")[0] ?? "";
+    if (!/^[A-Za-z0-9@.-]+$/.test(type)) {
+      return refuse("the key line does not start with a key type");
+    }
+    if (!/^[A-Za-z0-9+/=]+$/.test(blob)) return refuse("the key line has no base64 key data");
+    const account = this.accounts.get(accountName);
+    if (!account) return refuse(`no account ${accountName} on this host`);
+    if (!this.directories.has(account.home)) {
+      return refuse(`the home directory ${account.home} of ${accountName} does not exist`);
+    }
+    const file = authorizedKeysPath(account);
+    const dir = posix.dirname(file);
+    if (this.files.has(dir)) {
+      return fail(1, `mkdir: cannot create directory '${dir}': File exists`);
+    }
+    this.directories.add(dir);
+    const content = this.files.get(file) ?? "";
+    const present = keyLines(content).some((line) => {
+      const fields = line.split(/[ \t]+/);
+      return fields.some((field, i) => field === type && fields[i + 1] === blob);
+    });
+    if (present) {
+      this.files.set(file, content);
+      return ok("present\n");
+    }
+    const separated = content === "" || content.endsWith("\n") ? content : `${content}\n`;
+    this.files.set(file, `${separated}${key}\n`);
+    return ok("added\n");
   }
 
   #path(path: string): string {
@@ -699,6 +853,15 @@ export class HostShell {
     domain.running = false;
     for (const iface of domain.interfaces) iface.device = null;
   }
+}
+
+function authorizedKeysPath(account: SimAccount): string {
+  return posix.join(account.home, ".ssh", "authorized_keys");
+}
+
+/** The lines of an authorized_keys file that sshd reads as keys. */
+function keyLines(content: string): string[] {
+  return content.split("\n").filter((line) => line.trim() !== "" && !/^[ \t]*#/.test(line));
 }
 
 interface VirshCommand {
