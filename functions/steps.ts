@@ -2,7 +2,18 @@
  * The workflow steps, one Lambda function each (see serverless.yml). The local engine binds the
  * Task states of the same state machine files to these same exports.
  */
+
 import { runtime } from "../lib/app/runtime";
+import {
+  createVpnUser,
+  type HandOverFailedInput,
+  handOver,
+  recordUndelivered,
+  revokeAccess,
+  setHostAccess,
+  type UndoAccessInput,
+  undoAccess,
+} from "../lib/lifecycle/access";
 import { type CheckImagingInput, checkImaging, startImaging } from "../lib/lifecycle/imaging";
 import {
   type CheckInstallerInput,
@@ -17,6 +28,7 @@ import {
 } from "../lib/lifecycle/outcomes";
 import { buildPod, removePod } from "../lib/lifecycle/pod";
 import { type CheckHostInput, checkHost } from "../lib/lifecycle/reach";
+import { postStatus, type StatusNoteInput } from "../lib/lifecycle/status-notes";
 import type { PhaseInput } from "../lib/ports/engine";
 import { installCloudRuntime } from "./cloud-runtime";
 
@@ -40,6 +52,26 @@ export const startInstallerHandler = async (event: PhaseInput) =>
 export const checkInstallerHandler = async (event: CheckInstallerInput) =>
   checkInstaller(await runtime(), event);
 
+export const createVpnUserHandler = async (event: PhaseInput) =>
+  createVpnUser(await runtime(), event);
+
+export const setHostAccessHandler = async (event: PhaseInput) =>
+  setHostAccess(await runtime(), event);
+
+export const handOverHandler = async (event: PhaseInput) => handOver(await runtime(), event);
+
+export const recordUndeliveredHandler = async (event: HandOverFailedInput) =>
+  recordUndelivered(await runtime(), event);
+
+export const revokeAccessHandler = async (event: PhaseInput) =>
+  revokeAccess(await runtime(), event);
+
+export const undoAccessHandler = async (event: UndoAccessInput) =>
+  undoAccess(await runtime(), event);
+
+export const postStatusHandler = async (event: StatusNoteInput) =>
+  postStatus(await runtime(), event);
+
 export const markReadyHandler = async (event: PhaseInput) => markReady(await runtime(), event);
 
 export const markReleasedHandler = async (event: PhaseInput) =>
@@ -57,6 +89,13 @@ export const stepHandlers = {
   removePod: removePodHandler,
   startInstaller: startInstallerHandler,
   checkInstaller: checkInstallerHandler,
+  createVpnUser: createVpnUserHandler,
+  setHostAccess: setHostAccessHandler,
+  handOver: handOverHandler,
+  recordUndelivered: recordUndeliveredHandler,
+  revokeAccess: revokeAccessHandler,
+  undoAccess: undoAccessHandler,
+  postStatus: postStatusHandler,
   markReady: markReadyHandler,
   markReleased: markReleasedHandler,
   recordFailure: recordFailureHandler,

@@ -19,3 +19,16 @@ module.exports.pollRate = () => {
   const minutes = Math.max(1, Math.round(1 / pollingOf(configPath) / 60));
   return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
 };
+
+module.exports.sweepRate = () => {
+  const configPath = resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
+  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const seconds = config.handover?.sweep_interval ?? 3600;
+  if (typeof seconds !== "number" || !(seconds > 0)) {
+    throw new Error(
+      `${configPath}: handover.sweep_interval: expected a positive number of seconds`,
+    );
+  }
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
+};

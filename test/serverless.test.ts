@@ -238,16 +238,30 @@ describe("serverless package", () => {
     });
   });
 
-  it("schedules the poll at the rate conf/pharos.yaml's polling gives", async () => {
+  it("schedules the poll and the sweep at the rates conf/pharos.yaml gives", async () => {
     const config = z
-      .object({ polling: z.number().positive() })
+      .object({
+        polling: z.number().positive(),
+        handover: z.object({ sweep_interval: z.number().positive().optional() }),
+      })
       .parse(parse(await readFile(join(repoRoot, "conf", "pharos.yaml"), "utf8")));
     const rules = Object.values(resources).filter((r) => r.Type === "AWS::Events::Rule");
-    expect(rules).toHaveLength(1);
-    expect(rules[0]?.Properties).toMatchObject({
+    expect(rules).toHaveLength(2);
+    const ruleOf = (fn: string) =>
+      rules.find((r) =>
+        JSON.stringify(r.Properties).includes(JSON.stringify(getAtt(lambdaId(fn)))),
+      );
+    expect(ruleOf("poll")?.Properties).toMatchObject({
       ScheduleExpression: expectedRate(config.polling),
       State: "ENABLED",
       Targets: [{ Arn: getAtt(lambdaId("poll")) }],
+    });
+    // The sweep every handover.sweep_interval seconds (an hour by default).
+    const sweepMinutes = Math.round((config.handover.sweep_interval ?? 3600) / 60);
+    expect(ruleOf("sweep")?.Properties).toMatchObject({
+      ScheduleExpression: `rate(${sweepMinutes} minutes)`,
+      State: "ENABLED",
+      Targets: [{ Arn: getAtt(lambdaId("sweep")) }],
     });
     // 0.1 polls per second is every 10 s, more often than EventBridge can: once a minute.
     expect(expectedRate(0.1)).toBe("rate(1 minute)");
@@ -262,8 +276,11 @@ describe("serverless package", () => {
         await mkdir(dirname(config), { recursive: true });
         await writeFile(config, "polling: 0.0016666667 # every 10 minutes\n");
         const other = await packageInto(join(dir, "out"), { LAAS_CONFIG: config });
-        const rule = Object.values(other).find((r) => r.Type === "AWS::Events::Rule");
-        expect(rule?.Properties.ScheduleExpression).toBe("rate(10 minutes)");
+        const rates = Object.values(other)
+          .filter((r) => r.Type === "AWS::Events::Rule")
+          .map((r) => r.Properties.ScheduleExpression);
+        // The poll's rate follows polling; without a handover section the sweep is hourly.
+        expect(rates.sort()).toEqual(["rate(10 minutes)", "rate(60 minutes)"]);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

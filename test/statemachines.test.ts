@@ -29,10 +29,25 @@ import { repoRoot } from "./sim/lab";
 
 const PHASES: Phase[] = ["provision", "release"];
 const RECORDER = "recordFailure";
+/** Status notes: best effort, they may stand between recording a failure and failing. */
+const NOTIFIERS = ["postStatus"];
+const EVERYTHING = [["States.ALL"]];
 
 /** Catchers that deliberately continue instead of recording a failure, by phase/state. */
 const RECOVERIES: Record<string, string[][]> = {
+  // A host that cannot be reached to remove the pod is reimaged, which clears the pod as well.
   "release/RemovePod": [["HostUnreachable", "TransientError"]],
+  // The sweep removes a VPN user that release could not; the host is reimaged all the same.
+  "release/RevokeAccess": EVERYTHING,
+  // A hand-over that cannot be delivered never undoes a ready pod.
+  "provision/HandOver": EVERYTHING,
+  "provision/RecordUndelivered": EVERYTHING,
+  // A status note lost never stops a booking.
+  "provision/NoteStarted": EVERYTHING,
+  "provision/NoteReady": EVERYTHING,
+  "provision/NoteFailed": EVERYTHING,
+  "release/NoteReleased": EVERYTHING,
+  "release/NoteReleaseFailed": EVERYTHING,
 };
 const WAITING_PLACE = "AwaitImaging";
 /** Waiting parts are top-level Parallel states named Await…; nothing else waits. */
@@ -87,7 +102,7 @@ describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
       if (taskFunction(from.state) === RECORDER) continue;
       const recoveries = RECOVERIES[`${phase}/${from.name}`] ?? [];
       expect(
-        unrecordedFailurePaths(from, RECORDER, recoveries),
+        unrecordedFailurePaths(from, RECORDER, recoveries, NOTIFIERS),
         `${phase}: ${label(from)}`,
       ).toEqual([]);
     }
@@ -150,6 +165,57 @@ describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
   });
 });
 
+describe("access on failure", () => {
+  const provision = load("provision");
+  const topLevel = scopedStates(provision).filter((s) => s.enclosing.length === 0);
+
+  it("takes back the access made before any provision failure is recorded", () => {
+    const toRecorder = topLevel.filter(
+      (s) =>
+        s.state.Next === "RecordFailure" ||
+        catchers(s.state).some((c) => c.Next === "RecordFailure"),
+    );
+    expect(toRecorder.map((s) => s.name)).toEqual(["UndoAccess"]);
+    const undo = topLevel.find((s) => s.name === "UndoAccess");
+    expect(undo && taskFunction(undo.state)).toBe("undoAccess");
+    // Every other catcher that does not recover leads to UndoAccess.
+    for (const from of topLevel) {
+      if (
+        RECOVERIES[`provision/${from.name}`] ||
+        ["UndoAccess", "RecordFailure"].includes(from.name)
+      )
+        continue;
+      for (const catcher of catchers(from.state)) {
+        expect(catcher.Next, `provision: ${from.name}`).toBe("UndoAccess");
+      }
+    }
+  });
+
+  it("makes access after the pod and the installer, and hands over after ready", () => {
+    const order: string[] = [];
+    for (let name: unknown = provision.StartAt; typeof name === "string"; ) {
+      order.push(name);
+      const state = topLevel.find((s) => s.name === name)?.state;
+      name = state?.Next;
+    }
+    expect(order).toEqual([
+      "NoteStarted",
+      "StartImaging",
+      "AwaitImaging",
+      "AwaitHost",
+      "BuildPod",
+      "StartInstaller",
+      "AwaitInstaller",
+      "CreateVpnUser",
+      "SetHostAccess",
+      "MarkReady",
+      "NoteReady",
+      "HandOver",
+      "Provisioned",
+    ]);
+  });
+});
+
 describe("functions the state machines call", () => {
   const serverless: unknown = parse(readFileSync(join(repoRoot, "serverless.yml"), "utf8"));
   const functions =
@@ -191,7 +257,9 @@ describe("the failure-path walk", () => {
     change(definition);
     return scopedStates(definition)
       .filter((s) => catchers(s.state).length > 0 && taskFunction(s.state) !== RECORDER)
-      .flatMap((s) => unrecordedFailurePaths(s, RECORDER));
+      .flatMap((s) =>
+        unrecordedFailurePaths(s, RECORDER, RECOVERIES[`provision/${s.name}`], NOTIFIERS),
+      );
   };
   const state = (definition: JsonObject, name: string): JsonObject => {
     const found = scopedStates(definition).find((s) => s.name === name);

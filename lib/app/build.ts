@@ -4,13 +4,16 @@
  */
 
 import { FogClient } from "../adapters/fog/fog-client";
+import { LdapDirectory } from "../adapters/ldap/ldap-directory";
 import { PharosDashboard } from "../adapters/pharos/dashboard-client";
+import { SmtpMailer } from "../adapters/smtp/smtp-mailer";
 import { RelayPowerControl } from "../adapters/ssh/relay-power";
 import { SshPowerControl } from "../adapters/ssh/ssh-power";
 import { SshRelay } from "../adapters/ssh/ssh-relay";
-import type { FogConfig, PharosConfig } from "../config/types";
+import type { FogConfig, PharosConfig, VpnConfig } from "../config/types";
 import type { Logger } from "../log";
 import type { Dashboard } from "../ports/dashboard";
+import type { Directory } from "../ports/directory";
 import type { WorkflowEngine } from "../ports/engine";
 import type { Imager } from "../ports/imager";
 import type { Store } from "../ports/store";
@@ -52,6 +55,8 @@ export function buildRuntime(parts: RuntimeParts): Runtime {
       return imager;
     },
     relay,
+    directoryFor: (vpn: VpnConfig): Directory => new LdapDirectory(vpn, logger),
+    mailer: config.handover ? new SmtpMailer(config.handover.email, logger) : null,
     // With a relay, hosts are reached through it; without one (imaging only), directly.
     power: relay ? new RelayPowerControl(relay, logger) : new SshPowerControl({ logger }),
   };

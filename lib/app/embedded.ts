@@ -19,6 +19,7 @@ export interface EmbeddedOptions {
   logger?: Logger;
   dashboard?: Dashboard;
   waitOverridesMs?: Record<string, number>;
+  retryOverridesMs?: Record<string, number | number[]>;
   now?: () => Date;
 }
 
@@ -40,6 +41,7 @@ export async function openEmbeddedRuntime(
     handlers: options.handlers,
     logger,
     ...(options.waitOverridesMs ? { waitOverridesMs: options.waitOverridesMs } : {}),
+    ...(options.retryOverridesMs ? { retryOverridesMs: options.retryOverridesMs } : {}),
   });
   const runtime = buildRuntime({
     config: loaded,

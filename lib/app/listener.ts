@@ -6,6 +6,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors";
 import { type PollReport, poll } from "../lifecycle/poll";
+import { sweepVpnUsers } from "../lifecycle/sweep";
 import type { EmbeddedRuntime } from "./embedded";
 
 export interface ListenerOptions {
@@ -14,6 +15,8 @@ export interface ListenerOptions {
   /** How long stop() lets running workflows finish before handing them over. */
   drainMs: number;
   onPoll?: (report: PollReport) => void;
+  /** Milliseconds between directory sweeps; defaults to handover.sweep_interval. */
+  sweepIntervalMs?: number;
 }
 
 export class Listener {
@@ -21,6 +24,7 @@ export class Listener {
   readonly #options: ListenerOptions;
   readonly #stopping = new AbortController();
   #finished: Promise<{ finished: string[]; handedOver: string[] }> | null = null;
+  #lastSweep = Number.NEGATIVE_INFINITY;
 
   constructor(embedded: EmbeddedRuntime, options: ListenerOptions) {
     this.#embedded = embedded;
@@ -54,12 +58,31 @@ export class Listener {
     }
   }
 
+  /**
+   * The sweep, when one is due (what the scheduled `sweep` function is in the cloud). Its
+   * failures are logged and the next one tries again.
+   */
+  async sweepIfDue(): Promise<void> {
+    const { runtime } = this.#embedded;
+    const handover = runtime.config.handover;
+    if (!handover?.vpn) return;
+    const interval = this.#options.sweepIntervalMs ?? handover.sweepSeconds * 1000;
+    if (Date.now() - this.#lastSweep < interval) return;
+    this.#lastSweep = Date.now();
+    try {
+      await sweepVpnUsers(runtime);
+    } catch (error) {
+      runtime.logger.error({ err: errorMessage(error) }, "directory sweep failed");
+    }
+  }
+
   async #loop() {
     const { runtime, engine } = this.#embedded;
     const signal = this.#stopping.signal;
     runtime.logger.info({ intervalMs: this.intervalMs }, "listener started");
     while (!signal.aborted) {
       await this.pollOnce();
+      await this.sweepIfDue();
       await sleep(this.intervalMs, undefined, { signal }).catch(() => undefined);
     }
     runtime.logger.info({ running: engine.running() }, "listener stopping: draining workflows");

@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from "commander";
 import { StoreLockedError } from "../adapters/local/embedded-dynamodb";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { ConfigError, errorMessage } from "../errors";
+import { handoverCommand, sweepCommand } from "./access";
 import { deployCommand } from "./deploy";
 import { EXIT, Refusal } from "./exit";
 import { listenCommand } from "./listen";
@@ -111,6 +112,23 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         deps.handlers,
         out,
       );
+    });
+
+  program
+    .command("sweep")
+    .description("remove VPN users that no active booking uses (never permanent_users)")
+    .addOption(configOption())
+    .action(async (opts) => {
+      code = await sweepCommand({ config: opts.config }, deps.handlers, out);
+    });
+
+  program
+    .command("handover")
+    .description("send a ready booking's hand-over whose delivery gave up")
+    .argument("<booking>", "booking id")
+    .addOption(configOption())
+    .action(async (bookingId: string, opts) => {
+      code = await handoverCommand({ config: opts.config, bookingId }, deps.handlers, out);
     });
 
   try {

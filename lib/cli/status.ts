@@ -23,7 +23,13 @@ export async function statusCommand(
     const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));
     const bookings = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
     if (options.json) {
-      out(JSON.stringify({ listener, hosts, bookings }, null, 2));
+      // Sealed credentials are safe to show, but of no use to a reader: say that they are there.
+      const shown = bookings.map((b) =>
+        b.access?.sealedCredentials
+          ? { ...b, access: { ...b.access, sealedCredentials: "[sealed]" } }
+          : b,
+      );
+      out(JSON.stringify({ listener, hosts, bookings: shown }, null, 2));
       return EXIT.ok;
     }
     out(listener ? `listener: running (pid ${listener.pid})` : "listener: not running");
@@ -37,7 +43,17 @@ export async function statusCommand(
     out("");
     out(
       table(
-        ["BOOKING", "HOST", "STATE", "START", "END", "INSTALLER", "PROGRESS"],
+        [
+          "BOOKING",
+          "HOST",
+          "STATE",
+          "START",
+          "END",
+          "INSTALLER",
+          "VPN USER",
+          "HAND-OVER",
+          "PROGRESS",
+        ],
         bookings.map((b) => [
           b.id,
           b.hostName,
@@ -45,6 +61,8 @@ export async function statusCommand(
           b.start.slice(0, 19),
           b.end.slice(0, 19),
           b.installer ?? "-",
+          b.access?.vpnUser ?? "-",
+          b.access ? b.access.handover : "-",
           b.state === "failed" ? `failed: ${b.failure ?? ""}` : (b.progress ?? ""),
         ]),
       ),

@@ -84,7 +84,7 @@ export async function recordFailure(
   return { state: "failed", host: hostOutcome };
 }
 
-function describeCaught(error: CaughtError): string {
+export function describeCaught(error: CaughtError): string {
   const cause = error.Cause ?? "";
   // Lambda wraps the error as JSON {"errorType","errorMessage",...}; the local engine passes the
   // message itself.

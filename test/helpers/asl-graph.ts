@@ -83,6 +83,8 @@ export function unrecordedFailurePaths(
   recorder: string,
   /** Catchers for exactly these errors are deliberate recoveries: their paths are not walked. */
   recoveries: readonly string[][] = [],
+  /** Tasks calling these may stand between the recorder and its Fail (status notes). */
+  notifiers: readonly string[] = [],
 ): string[] {
   const problems: string[] = [];
   const walk = (at: ScopedState, path: string[]) => {
@@ -94,7 +96,18 @@ export function unrecordedFailurePaths(
     }
     const { state, scope } = at;
     if (state.Type === "Task" && taskFunction(state) === recorder) {
-      const next = typeof state.Next === "string" ? scope.states[state.Next] : undefined;
+      let next = typeof state.Next === "string" ? scope.states[state.Next] : undefined;
+      const seen = new Set<JsonObject>();
+      while (
+        next?.Type === "Task" &&
+        notifiers.includes(taskFunction(next) ?? "") &&
+        !seen.has(next) &&
+        // A notifier must reach the same place whether it succeeds or not.
+        catchers(next).every((c) => c.Next === next?.Next)
+      ) {
+        seen.add(next);
+        next = typeof next.Next === "string" ? scope.states[next.Next] : undefined;
+      }
       if (next?.Type !== "Fail") {
         problems.push(`${trail.join(" → ")}: ${recorder} is not followed by a Fail state`);
       }

@@ -11,6 +11,7 @@
  *
  * Used by the demo, the end-to-end tests and `scripts/sim-lab.ts`.
  */
+import { randomBytes } from "node:crypto";
 import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,6 +51,26 @@ export interface SimulatedLabOptions {
   /** Installer configs' pod.boot_timeout and pod.install_timeout, in seconds (60 and 120). */
   bootTimeout?: number;
   installTimeout?: number;
+  /**
+   * The hand-over's real services (a slapd, an SMTP server). Without them the lab's config has
+   * no handover section: bookings end at "ready" without access or message.
+   */
+  handover?: LabHandover;
+}
+
+export interface LabHandover {
+  directory: {
+    url: string;
+    caPem: string;
+    adminDn: string;
+    adminPassword: string;
+    suffix: string;
+    usersRdn: string;
+    permanentUsers?: string[];
+  };
+  smtp: { port: number; security: "none" | "starttls" | "tls"; caPem?: string };
+  operators?: string[];
+  sweepInterval?: number;
 }
 
 export interface SimulatedLabHost {
@@ -152,6 +173,8 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   const dashboard = await startDashboardSim({
     ...(options.dashboardPort !== undefined ? { port: options.dashboardPort } : {}),
     token: shipped.token.reveal(),
+    // The lab's resources exist on the dashboard whether or not anyone books them.
+    resources: inventory.map((h) => ({ id: Number(h.resourceId), name: h.name })),
     ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
   });
 
@@ -222,6 +245,26 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
         timeout: 10,
       }),
     );
+    const handover = options.handover;
+    if (!handover) {
+      doc.delete("handover");
+      return;
+    }
+    doc.setIn(
+      ["handover", "email"],
+      doc.createNode({
+        host: "127.0.0.1",
+        port: handover.smtp.port,
+        security: handover.smtp.security,
+        ...(handover.smtp.caPem ? { ca: "./secrets/smtp-ca.pem" } : {}),
+        from: "LaaS <laas@lab.example.org>",
+        operators: handover.operators ?? ["lab-ops@lab.example.org"],
+        timeout: 10,
+      }),
+    );
+    if (handover.sweepInterval !== undefined) {
+      doc.setIn(["handover", "sweep_interval"], handover.sweepInterval);
+    }
   });
   for (const file of ["fuel.yaml", "joid.yaml", "compass.yaml", "none.yaml"]) {
     await edit(file, (doc) => {
@@ -252,7 +295,16 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
       doc.set("jinja-template", resolve(shippedConf, template));
     });
   }
-  await copyFile(join(shippedConf, "vpn.yaml"), join(conf, "vpn.yaml"));
+  const directory = options.handover?.directory;
+  await edit("vpn.yaml", (doc) => {
+    if (!directory) return;
+    doc.setIn(["authentication", "user"], directory.adminDn);
+    doc.setIn(["directory", "root"], directory.suffix);
+    doc.setIn(["directory", "user"], directory.usersRdn);
+    doc.setIn(["ldap", "url"], directory.url);
+    doc.setIn(["ldap", "ca"], "./secrets/ldap-ca.pem");
+    doc.set("permanent_users", directory.permanentUsers ?? ["admin"]);
+  });
   const inventory = Object.fromEntries(
     at.inventory.map((h) => [
       h.resourceId,
@@ -262,6 +314,15 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
   await writeFile(join(conf, "inventory.yaml"), stringify(inventory));
   for (const secret of ["dashboard-token", "fog-api-key", "fog-user-key", "ldap-pass"]) {
     await copyFile(join(shippedConf, "secrets", secret), join(conf, "secrets", secret));
+  }
+  if (options.handover) {
+    // A sealing key of the lab's own, as an operator would make one.
+    await writeFile(join(conf, "secrets", "handover-key"), randomBytes(32).toString("base64"));
+    await writeFile(join(conf, "secrets", "ldap-pass"), options.handover.directory.adminPassword);
+    await writeFile(join(conf, "secrets", "ldap-ca.pem"), options.handover.directory.caPem);
+    if (options.handover.smtp.caPem) {
+      await writeFile(join(conf, "secrets", "smtp-ca.pem"), options.handover.smtp.caPem);
+    }
   }
   for (const [file, key] of [
     ["power_id_ed25519", at.privateKey],

@@ -14,6 +14,7 @@ import {
   type StateMachineDefinition,
 } from "aws-local-stepfunctions";
 import type { Phase } from "../../domain/booking";
+import { errorMessage } from "../../errors";
 import type { Logger } from "../../log";
 import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../../ports/engine";
 import {
@@ -44,6 +45,8 @@ export interface LocalEngineOptions {
   root?: string;
   /** Wait-state durations in ms by state name (tests compress time with this). */
   waitOverridesMs?: Record<string, number>;
+  /** Pause before each retry in ms by state name (tests compress a Retry's backoff with this). */
+  retryOverridesMs?: Record<string, number | number[]>;
 }
 
 export class LocalEngine implements WorkflowEngine {
@@ -54,10 +57,12 @@ export class LocalEngine implements WorkflowEngine {
   readonly #executions = new Map<string, Execution>();
   readonly #logger: Logger;
   readonly #waitOverridesMs: Record<string, number>;
+  readonly #retryOverridesMs: Record<string, number | number[]>;
 
   constructor(options: LocalEngineOptions) {
     this.#logger = options.logger;
     this.#waitOverridesMs = options.waitOverridesMs ?? {};
+    this.#retryOverridesMs = options.retryOverridesMs ?? {};
     for (const phase of ["provision", "release"] as const) {
       const { definition, bindings } = bindTasks(
         loadDefinition(definitionPath(phase, options.root)),
@@ -70,7 +75,19 @@ export class LocalEngine implements WorkflowEngine {
             `${phase}: Task ${stateName} calls ${functionName}, which has no handler`,
           );
         }
-        overrides[stateName] = handler;
+        // What Lambda's own log shows in the cloud: which step failed, and why (error messages
+        // never carry secrets).
+        overrides[stateName] = async (event) => {
+          try {
+            return await handler(event);
+          } catch (error) {
+            this.#logger.warn(
+              { state: stateName, error: errorName(error), err: errorMessage(error) },
+              "step failed",
+            );
+            throw error;
+          }
+        };
       }
       const machine = new StateMachine(asDefinition(definition), {
         validationOptions: { checkArn: true, checkPaths: true },
@@ -91,6 +108,7 @@ export class LocalEngine implements WorkflowEngine {
           (i: JsonValue) => Promise<JsonValue>
         >,
         waitTimeOverrides: this.#waitOverridesMs,
+        retryIntervalOverrides: this.#retryOverridesMs,
       },
     });
     const execution: Execution = {
@@ -201,4 +219,8 @@ interface EventLogLike {
 
 function asDefinition(definition: JsonObject): StateMachineDefinition {
   return definition as unknown as StateMachineDefinition;
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
 }

@@ -1,0 +1,372 @@
+/**
+ * Access for the booking user, made after the pod is built and taken back at release:
+ *
+ *   CreateVpnUser   a VPN user in the lab's LDAP, with a fresh random password
+ *   SetHostAccess   a fresh random root password (chpasswd, stdin) and the user's SSH key
+ *   (MarkReady)
+ *   HandOver        one message with everything, by e-mail (retried; never undoes a ready pod)
+ *   UndoAccess      on any provision failure, before the failure is recorded: no orphan VPN user
+ *   RevokeAccess    at release, before the host is reimaged (which takes password and key back)
+ *
+ * Secrets live in memory, in the sealed field of the booking (AES-256-GCM with the hand-over
+ * key) until delivered, and in the message itself: never in a log line, an error, a step's
+ * output (the workflow history) or the store in clear.
+ */
+import { installAuthorizedKey, setPassword } from "../access/host-credentials";
+import { generatePassword } from "../access/passwords";
+import { openCredentials, sealCredentials } from "../access/sealed";
+import { parseSshPublicKey } from "../access/ssh-public-key";
+import type { Runtime } from "../app/runtime";
+import type { HandoverConfig, VpnConfig } from "../config/types";
+import { type Booking, isManual, type Phase } from "../domain/booking";
+import { ConfigError, NotFoundError } from "../errors";
+import { type HandoverDetails, renderHandover } from "../handover/message";
+import type { DashboardUser } from "../ports/dashboard";
+import type { Directory, RemovalOutcome } from "../ports/directory";
+import type { PhaseInput } from "../ports/engine";
+import type { HostSession } from "../ports/relay";
+import {
+  accessWithdrawn,
+  changeAccess,
+  emptyAccess,
+  handoverDelivered,
+  handoverUndelivered,
+  isHandoverRun,
+} from "./access-transitions";
+import { hostLogin, requireRelay } from "./host-access";
+import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
+import { type CaughtError, describeCaught } from "./outcomes";
+import { HostUnreachableError } from "./reach";
+import { noteProgress } from "./transitions";
+
+/** The account whose password and keys the booking user gets. */
+export const ROOT_ACCOUNT = "root";
+
+const VPN_PASSWORD = "vpnPassword";
+const KEY_INSTALLED = "installed ";
+const KEY_NONE = "none given";
+const ROOT_PASSWORD = "rootPassword";
+
+/** What a step reports to the workflow: never a secret. */
+export interface AccessStepResult {
+  done: boolean;
+  /** Why nothing was done, when nothing was. */
+  skipped?: string;
+}
+
+function handoverOf(rt: Runtime): HandoverConfig | null {
+  return rt.config.handover;
+}
+
+/** The booked installer's vpn_config: where its users' VPN accounts live. */
+function vpnOf(rt: Runtime, booking: Booking): VpnConfig {
+  return imagingConfig(rt, booking, "provision").vpn;
+}
+
+async function withDirectory<T>(
+  rt: Runtime,
+  vpn: VpnConfig,
+  work: (directory: Directory) => Promise<T>,
+): Promise<T> {
+  const directory = rt.directoryFor(vpn);
+  try {
+    return await work(directory);
+  } finally {
+    await directory.close().catch(() => undefined);
+  }
+}
+
+/** The dashboard user of the booking, or null (manual bookings, dashboards without users). */
+async function bookingUserOf(rt: Runtime, booking: Booking): Promise<DashboardUser | null> {
+  if (!booking.user) return null;
+  return rt.dashboard.bookingUser(booking.user);
+}
+
+/**
+ * The VPN user name wanted: the dashboard user's name when it is one a directory can hold,
+ * otherwise one made from the booking. The directory makes it unique.
+ */
+export function preferredVpnName(booking: Booking, user: DashboardUser | null): string {
+  const name = user?.username.trim() ?? "";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (name.length > 0 && name.length <= 64 && !/[\u0000-\u001f\u007f]/.test(name)) return name;
+  return isManual(booking.id) ? `laas-${booking.hostName}` : `laas-booking-${booking.id}`;
+}
+
+function sealed(handover: HandoverConfig, credentials: Record<string, string>): string {
+  return sealCredentials(handover.sealingKey, credentials);
+}
+
+function opened(handover: HandoverConfig, booking: Booking): Record<string, string> {
+  const text = booking.access?.sealedCredentials;
+  return text ? openCredentials(handover.sealingKey, text) : {};
+}
+
+export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
+  const booking = await loadCurrentBooking(rt, input);
+  const handover = handoverOf(rt);
+  if (!handover) return { done: false, skipped: "no handover section" };
+  if (!handover.vpn) {
+    await rt.store.updateBooking(
+      booking.id,
+      changeAccess("provision", input.generation, (a) => a),
+    );
+    return { done: false, skipped: "vpn: false" };
+  }
+  // A retry after the entry was made and recorded finds it on the booking.
+  if (booking.access?.vpnUserDn) return { done: true };
+  await rt.store.updateBooking(
+    booking.id,
+    noteProgress(input.phase, input.generation, "creating the VPN user"),
+  );
+  const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
+  const user = await bookingUserOf(rt, booking);
+  const vpn = vpnOf(rt, booking);
+  const password = generatePassword();
+  await withDirectory(rt, vpn, async (directory) => {
+    const account = await directory.createUser({
+      bookingId: booking.id,
+      preferredName: preferredVpnName(booking, user),
+      fullName: user?.fullName ?? null,
+      email: user?.email ?? null,
+      password,
+    });
+    const record = changeAccess("provision", input.generation, (access) => ({
+      ...access,
+      vpnUser: account.uid,
+      vpnUserDn: account.dn,
+      sealedCredentials: sealed(handover, {
+        ...opened(handover, booking),
+        [VPN_PASSWORD]: password.reveal(),
+      }),
+    }));
+    let changed = false;
+    try {
+      ({ changed } = await rt.store.updateBooking(booking.id, record));
+    } finally {
+      // Not recorded (superseded run, store down): the entry goes now, or the sweep takes it.
+      if (!changed) await directory.removeUser(account.dn, booking.id).catch(() => undefined);
+    }
+    if (!changed) {
+      throw new SupersededError(`booking ${booking.id}: the run that made the VPN user ended`);
+    }
+    log.info({ vpnUser: account.uid, dn: account.dn }, "VPN user created");
+  });
+  return { done: true };
+}
+
+/** How a lab host is logged in to for access work: the login user decides on sudo. */
+async function onHostAsLogin<T>(
+  rt: Runtime,
+  hostName: string,
+  work: (host: HostSession, loginUser: string, timeoutSeconds: number) => Promise<T>,
+): Promise<T> {
+  const host = await rt.store.getHost(hostName);
+  if (!host?.address) {
+    throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
+  }
+  const login = hostLogin(rt, host, host.address);
+  return requireRelay(rt).session(async (session) =>
+    work(await session.host(login), login.user, 60),
+  );
+}
+
+export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
+  const booking = await loadCurrentBooking(rt, input);
+  const handover = handoverOf(rt);
+  if (!handover || (!handover.rootPassword && !handover.sshKey)) {
+    return { done: false, skipped: handover ? "root_password and ssh_key off" : "no handover" };
+  }
+  await rt.store.updateBooking(
+    booking.id,
+    noteProgress(input.phase, input.generation, "setting the root password and SSH key"),
+  );
+  const log = rt.logger.child({ bookingId: booking.id, step: "SetHostAccess" });
+  const user = handover.sshKey ? await bookingUserOf(rt, booking) : null;
+  const key = handover.sshKey ? sshKeyOf(user) : null;
+  const password = handover.rootPassword ? generatePassword() : null;
+  await onHostAsLogin(rt, input.hostName, async (host, loginUser, timeoutSeconds) => {
+    const options = { loginUser, timeoutSeconds };
+    if (password) await setPassword(host, ROOT_ACCOUNT, password, options);
+    if (key?.ok) await installAuthorizedKey(host, ROOT_ACCOUNT, key.line, options);
+  });
+  const sshKey = !handover.sshKey
+    ? null
+    : key === null
+      ? KEY_NONE
+      : key.ok
+        ? `${KEY_INSTALLED}${key.fingerprint}`
+        : `refused: ${key.reason}`;
+  await rt.store.updateBooking(
+    booking.id,
+    changeAccess("provision", input.generation, (access) => ({
+      ...access,
+      rootPasswordSet: password !== null || access.rootPasswordSet,
+      sshKey,
+      sealedCredentials: password
+        ? sealed(handover, { ...opened(handover, booking), [ROOT_PASSWORD]: password.reveal() })
+        : access.sealedCredentials,
+    })),
+  );
+  log.info({ rootPassword: password ? "set" : "unchanged", sshKey }, "host access set");
+  return { done: true };
+}
+
+type KeyCheck = ReturnType<typeof parseSshPublicKey>;
+
+function sshKeyOf(user: DashboardUser | null): KeyCheck | null {
+  if (!user?.sshPublicKey) return null;
+  return parseSshPublicKey(user.sshPublicKey);
+}
+
+export interface HandOverResult {
+  delivered: boolean;
+  recipients?: number;
+  skipped?: string;
+}
+
+/** Who gets the hand-over: the user when the dashboard gives an address, and the operators. */
+export function recipientsOf(
+  handover: HandoverConfig,
+  user: DashboardUser | null,
+): { to: string[]; cc: string[] } {
+  const operators = handover.email.operators;
+  if (user?.email) return { to: [user.email], cc: operators.filter((o) => o !== user.email) };
+  return { to: operators, cc: [] };
+}
+
+/** The hand-over message of a booking, with the credentials opened from their seal. */
+export async function handoverMessage(
+  rt: Runtime,
+  booking: Booking,
+  handover: HandoverConfig,
+): Promise<{ to: string[]; cc: string[]; subject: string; text: string; html: string }> {
+  const access = booking.access ?? emptyAccess();
+  const credentials = opened(handover, booking);
+  const user = await bookingUserOf(rt, booking);
+  const host = await rt.store.getHost(booking.hostName);
+  const vpn = vpnOf(rt, booking);
+  const details: HandoverDetails = {
+    bookingId: booking.id,
+    userName: user?.fullName ?? user?.username ?? null,
+    hostName: booking.hostName,
+    hostAddress: host?.address ?? "unknown",
+    vpnServer: access.vpnUser ? vpn.server : null,
+    vpnUser: access.vpnUser,
+    vpnPassword: credentials[VPN_PASSWORD] ?? null,
+    rootPassword: credentials[ROOT_PASSWORD] ?? null,
+    rootUser: ROOT_ACCOUNT,
+    installer: booking.installer,
+    scenario: booking.scenario,
+    end: booking.end,
+    purpose: booking.purpose,
+    sshKey: keyForMessage(access.sshKey),
+    dashboardUrl: isManual(booking.id) ? null : rt.config.dashboard,
+  };
+  const recipients = recipientsOf(handover, user);
+  if (recipients.to.length === 0) {
+    throw new ConfigError(
+      `booking ${booking.id}: no address for the hand-over: the dashboard gave none for the user and handover.email.operators is empty`,
+    );
+  }
+  return { ...recipients, ...renderHandover(details) };
+}
+
+/** The key's outcome as recorded ("installed SHA256:…", "none given", "refused: …") → message. */
+function keyForMessage(state: string | null): HandoverDetails["sshKey"] {
+  if (state === null) return null;
+  if (state.startsWith(KEY_INSTALLED)) {
+    return { installed: true, fingerprint: state.slice(KEY_INSTALLED.length) };
+  }
+  if (state === KEY_NONE) {
+    return { installed: false, reason: "the dashboard has no SSH public key for you" };
+  }
+  return { installed: false, reason: `the key on the dashboard was ${state}` };
+}
+
+export async function handOver(rt: Runtime, input: PhaseInput): Promise<HandOverResult> {
+  const booking = await rt.store.getBooking(input.bookingId);
+  if (!booking) throw new NotFoundError(`booking ${input.bookingId} is not in the store`);
+  const handover = handoverOf(rt);
+  if (!handover || !rt.mailer) return { delivered: false, skipped: "no handover section" };
+  if (!isHandoverRun(booking, input.generation)) {
+    return { delivered: false, skipped: `booking is ${booking.state}` };
+  }
+  if (booking.access?.handover === "delivered") return { delivered: true };
+  const message = await handoverMessage(rt, booking, handover);
+  const sent = await rt.mailer.send(message);
+  await rt.store.updateBooking(booking.id, handoverDelivered(input.generation));
+  rt.logger.info(
+    { bookingId: booking.id, messageId: sent.messageId, recipients: message.to.length },
+    "hand-over delivered",
+  );
+  return { delivered: true, recipients: message.to.length + message.cc.length };
+}
+
+export interface HandOverFailedInput extends PhaseInput {
+  error: CaughtError;
+}
+
+/** Delivery gave up after its retries: say so on the booking; the pod stays ready. */
+export async function recordUndelivered(
+  rt: Runtime,
+  input: HandOverFailedInput,
+): Promise<{ handover: string }> {
+  const reason = describeCaught(input.error);
+  await rt.store.updateBooking(input.bookingId, handoverUndelivered(input.generation, reason));
+  rt.logger.error({ bookingId: input.bookingId, reason }, "hand-over not delivered");
+  return { handover: "undelivered" };
+}
+
+/**
+ * Takes back the VPN user of the current run of `phase` (release, or a failed provision). The
+ * root password and SSH key need no undoing: the host is reimaged (release) or quarantined.
+ */
+async function takeBackAccess(
+  rt: Runtime,
+  booking: Booking,
+  phase: Phase,
+  generation: number,
+): Promise<RemovalOutcome | "none"> {
+  const dn = booking.access?.vpnUserDn;
+  let outcome: RemovalOutcome | "none" = "none";
+  if (dn) {
+    outcome = await withDirectory(rt, vpnOf(rt, booking), (directory) =>
+      directory.removeUser(dn, booking.id),
+    );
+    rt.logger.info({ bookingId: booking.id, dn, outcome }, "VPN user taken back");
+  }
+  if (booking.access) {
+    await rt.store.updateBooking(booking.id, changeAccess(phase, generation, accessWithdrawn));
+  }
+  return outcome;
+}
+
+export async function revokeAccess(
+  rt: Runtime,
+  input: PhaseInput,
+): Promise<{ vpnUser: RemovalOutcome | "none" }> {
+  const booking = await loadCurrentBooking(rt, input);
+  return { vpnUser: await takeBackAccess(rt, booking, input.phase, input.generation) };
+}
+
+export interface UndoAccessInput extends PhaseInput {
+  error?: CaughtError;
+}
+
+/** Provision failed: take back what access was made, before the failure is recorded. */
+export async function undoAccess(
+  rt: Runtime,
+  input: UndoAccessInput,
+): Promise<{ vpnUser: RemovalOutcome | "none" | "superseded" }> {
+  let booking: Booking;
+  try {
+    booking = await loadCurrentBooking(rt, input);
+  } catch (error) {
+    if (error instanceof SupersededError) return { vpnUser: "superseded" };
+    throw error;
+  }
+  // Should this keep failing, the workflow records the failure all the same and the sweep
+  // removes the entry later.
+  return { vpnUser: await takeBackAccess(rt, booking, input.phase, input.generation) };
+}

@@ -1,0 +1,438 @@
+/**
+ * The hand-over end to end on the embedded default: a whole booking against the simulated lab
+ * with a real OpenLDAP slapd for VPN users and a real SMTP server (smtp-server) for the message.
+ * What the user is sent must work (the VPN password binds, the root password and key are on the
+ * host), release must take it back, a failure must leave no VPN user behind, and no secret handed
+ * out may appear in any log line or stored item.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, EqualityFilter } from "ldapts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stepHandlers } from "../functions/steps";
+import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
+import { type EmbeddedRuntime, openEmbeddedRuntime } from "../lib/app/embedded";
+import { Listener } from "../lib/app/listener";
+import { main } from "../lib/cli/main";
+import type { Booking } from "../lib/domain/booking";
+import { sweepVpnUsers } from "../lib/lifecycle/sweep";
+import { Secret } from "../lib/secret";
+import { capturingLogger } from "./helpers/logs";
+import { type RunningSlapd, startSlapd } from "./helpers/slapd";
+import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
+import { generateSshKey } from "./helpers/sshd";
+import { runCommand } from "./helpers/subprocess";
+import { waitFor } from "./helpers/wait";
+import { bookingAt } from "./sim/dashboard-sim";
+import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
+
+const SLOW = 180_000;
+/** How often a failed delivery is tried again here (the ASL waits a minute, then longer). */
+const RETRY_MS = 100;
+
+interface Harness {
+  lab: SimulatedLab;
+  slapd: RunningSlapd;
+  smtp: TestSmtpServer;
+  embedded: EmbeddedRuntime;
+  listener: Listener;
+  lines: string[];
+  close(): Promise<void>;
+}
+
+async function harness(): Promise<Harness> {
+  const workDir = await mkdtemp(join(tmpdir(), "laas-handover-"));
+  const slapd = await startSlapd();
+  const smtp = await startSmtpServer({ security: "starttls" });
+  const lab = await startSimulatedLab({
+    workDir,
+    timeScale: 400,
+    pollInterval: 1,
+    handover: {
+      directory: {
+        url: slapd.url,
+        caPem: slapd.caPem,
+        adminDn: slapd.adminDn,
+        adminPassword: slapd.adminPassword,
+        suffix: slapd.suffix,
+        usersRdn: slapd.usersRdn,
+        permanentUsers: ["admin"],
+      },
+      smtp: { port: smtp.port, security: "starttls", caPem: smtp.caPem },
+      operators: ["lab-ops@lab.example.org"],
+    },
+  });
+  const quiet = () => undefined;
+  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
+    handlers: stepHandlers,
+    out: quiet,
+    err: quiet,
+  });
+  expect(code).toBe(0);
+  const { logger, lines } = capturingLogger();
+  const embedded = await openEmbeddedRuntime(lab.configPath, {
+    handlers: stepHandlers,
+    listen: true,
+    logger,
+    retryOverridesMs: { HandOver: RETRY_MS },
+  });
+  const listener = new Listener(embedded, { drainMs: 5_000 });
+  return {
+    lab,
+    slapd,
+    smtp,
+    embedded,
+    listener,
+    lines,
+    close: async () => {
+      await embedded.engine.drain(5_000);
+      await embedded.close();
+      await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function book(h: Harness, id: number, resourceId: string, user: number, minutes = 10): void {
+  const now = Date.now();
+  h.lab.dashboard.addBooking(
+    bookingAt({
+      id,
+      resource_id: Number(resourceId),
+      start: new Date(now - 1_000),
+      end: new Date(now + minutes * 60_000),
+      installer_name: "Fuel",
+      scenario_name: "os-nosdn-nofeature-ha",
+      purpose: "hand-over <b>test</b>",
+      user,
+    }),
+  );
+}
+
+async function stored(h: Harness, id: string): Promise<Booking> {
+  const booking = await h.embedded.runtime.store.getBooking(id);
+  if (!booking) throw new Error(`no booking ${id}`);
+  return booking;
+}
+
+function until(h: Harness, id: string, what: string, test: (b: Booking) => boolean) {
+  return waitFor(
+    `booking ${id}: ${what}`,
+    async () => {
+      const booking = await h.embedded.runtime.store.getBooking(id);
+      return booking && test(booking) ? booking : undefined;
+    },
+    90_000,
+  );
+}
+
+/** The value printed after `label` in the message's text ("    Password:   …"). */
+function field(mail: CapturedMail, label: string, nth = 0): string {
+  const values = [...mail.text.matchAll(new RegExp(`^\\s+${label}:\\s+(\\S+)$`, "gm"))].map(
+    (m) => m[1] ?? "",
+  );
+  const value = values[nth];
+  if (!value) throw new Error(`no "${label}" #${nth} in the message`);
+  return value;
+}
+
+async function vpnEntry(h: Harness, uid: string) {
+  const admin = await h.slapd.adminClient();
+  try {
+    const { searchEntries } = await admin.search(h.slapd.usersBase, {
+      scope: "one",
+      filter: new EqualityFilter({ attribute: "uid", value: uid }),
+    });
+    return searchEntries;
+  } finally {
+    await admin.unbind();
+  }
+}
+
+async function bindsAs(h: Harness, dn: string, password: string): Promise<boolean> {
+  const client = new Client({ url: h.slapd.url, timeout: 5_000 });
+  try {
+    await client.startTLS({ ca: h.slapd.caPem });
+    await client.bind(dn, password);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
+
+/** Every place a secret must never be: log lines, stored items, dashboard notes. */
+async function secretScan(h: Harness, secrets: string[]): Promise<string[]> {
+  const { store } = h.embedded.runtime;
+  const places: [string, string][] = [
+    ...h.lines.map((line, i): [string, string] => [`log line ${i}`, line]),
+    ...(await store.listBookings()).map((b): [string, string] => [
+      `booking ${b.id}`,
+      JSON.stringify(b),
+    ]),
+    ...(await store.listHosts()).map((x): [string, string] => [
+      `host ${x.name}`,
+      JSON.stringify(x),
+    ]),
+    ...h.lab.dashboard.statusNotes.map((n): [string, string] => [
+      `status note ${n.id}`,
+      JSON.stringify(n),
+    ]),
+  ];
+  return places.flatMap(([where, text]) =>
+    secrets.filter((s) => text.includes(s)).map(() => where),
+  );
+}
+
+describe("handing a pod over and taking it back", () => {
+  let h: Harness;
+  let userKey: Awaited<ReturnType<typeof generateSshKey>>;
+  beforeAll(async () => {
+    h = await harness();
+    userKey = await generateSshKey("jdoe@laptop");
+    h.lab.dashboard.addUser({
+      id: 7,
+      username: "jdoe",
+      email: "jdoe@example.org",
+      first_name: "Jane",
+      last_name: "Doe",
+      ssh_public_key: userKey.publicKey,
+    });
+    h.lab.dashboard.addUser({ id: 8, username: "rsmith", email: "rsmith@example.org" });
+  }, SLOW);
+  afterAll(async () => h?.close());
+
+  it(
+    "gives the user working access in one message, takes it back at release, and leaks no secret",
+    async () => {
+      const host = h.lab.inventory[0]!;
+      book(h, 301, host.resourceId, 7);
+      expect((await h.listener.pollOnce())?.started).toEqual(["booking-301-provision-1"]);
+      const ready = await until(h, "301", "hand-over delivered", (b) => {
+        if (b.state === "failed") throw new Error(`booking failed: ${b.failure}`);
+        return b.access?.handover === "delivered";
+      });
+      expect(ready.state).toBe("ready");
+
+      // One message, to the user with the operators in copy, with everything in it.
+      expect(h.smtp.messages).toHaveLength(1);
+      const mail = h.smtp.messages[0]!;
+      expect(mail.secure).toBe(true);
+      expect(mail.envelope.to.sort()).toEqual(["jdoe@example.org", "lab-ops@lab.example.org"]);
+      expect(mail.to).toEqual(["jdoe@example.org"]);
+      expect(mail.cc).toEqual(["lab-ops@lab.example.org"]);
+      expect(mail.subject).toContain(host.name);
+      expect(field(mail, "Host")).toBe(host.name);
+      expect(field(mail, "Address")).toBe(host.address);
+      expect(field(mail, "Installer")).toBe("Fuel");
+      expect(field(mail, "Scenario")).toBe("os-nosdn-nofeature-ha");
+      expect(field(mail, "Server")).toBe("127.0.0.1");
+      expect(field(mail, "User name")).toBe("jdoe");
+      expect(mail.text).toContain(`ssh root@${host.address}`);
+      expect(mail.text).toContain(userKey.fingerprint);
+      expect(mail.html).toContain("hand-over &lt;b&gt;test&lt;/b&gt;");
+      const vpnPassword = field(mail, "Password", 0);
+      const rootPassword = field(mail, "Password", 1);
+      expect(vpnPassword).not.toBe(rootPassword);
+      expect(vpnPassword.length).toBeGreaterThanOrEqual(20);
+
+      // The VPN account works with the password sent, and is marked as made for this booking.
+      const [entry] = await vpnEntry(h, "jdoe");
+      expect(entry?.description).toBe("laas-managed booking=301");
+      expect(String(entry?.userPassword)).toMatch(/^\{SSHA\}/);
+      expect(ready.access?.vpnUserDn).toBe(entry?.dn);
+      expect(await bindsAs(h, entry!.dn, vpnPassword)).toBe(true);
+      expect(await bindsAs(h, entry!.dn, rootPassword)).toBe(false);
+
+      // The host has the root password and the user's key.
+      const shell = h.lab.hosts.shell(host.name);
+      expect(shell.passwords.get("root")).toBe(rootPassword);
+      expect(shell.authorizedKeys.get("root")?.join("\n")).toContain(
+        userKey.publicKey.split(" ")[1],
+      );
+      expect(ready.access).toMatchObject({
+        vpnUser: "jdoe",
+        rootPasswordSet: true,
+        sshKey: `installed ${userKey.fingerprint}`,
+        sealedCredentials: null,
+        handover: "delivered",
+      });
+
+      // The dashboard heard of each stage, without secrets.
+      const notes = () =>
+        h.lab.dashboard.statusNotes
+          .filter((n) => n.resource === Number(host.resourceId))
+          .map((n) => `${n.type} ${n.title}`);
+      expect(notes()).toEqual(["info Booking 301: provisioning", "info Booking 301: ready"]);
+
+      // The booking ends: the VPN user goes, the host is reimaged clean.
+      h.lab.dashboard.removeBooking(301);
+      await h.listener.pollOnce();
+      const released = await until(h, "301", "released", (b) => b.state === "released");
+      expect(await vpnEntry(h, "jdoe")).toEqual([]);
+      expect(released.access).toMatchObject({ vpnUser: null, vpnUserDn: null });
+      expect(h.lab.hosts.shell(host.name).passwords.size).toBe(0);
+      await waitFor("released note", () =>
+        notes().includes("info Booking 301: released") ? true : undefined,
+      );
+
+      const secrets = [vpnPassword, rootPassword, h.slapd.adminPassword];
+      expect(await secretScan(h, secrets)).toEqual([]);
+      // The scan finds what is there: a piece of a logged line, and of a stored booking.
+      expect(await secretScan(h, [h.lines[5]!.slice(-30, -10)])).toContain("log line 5");
+      expect(await secretScan(h, ['"hostName":'])).toContain("booking 301");
+      // The scan can fail: the lines do hold what was logged about this booking.
+      expect(h.lines.some((line) => line.includes("VPN user created"))).toBe(true);
+      expect(h.lines.some((line) => line.includes("hand-over delivered"))).toBe(true);
+    },
+    SLOW,
+  );
+
+  it(
+    "retries a delivery the mail server defers, and keeps the pod ready while it does",
+    async () => {
+      const host = h.lab.inventory[1]!;
+      const before = h.smtp.messages.length;
+      h.smtp.rejectNext(2, { code: 451, stage: "rcpt" });
+      book(h, 302, host.resourceId, 8);
+      await h.listener.pollOnce();
+      const delivered = await until(h, "302", "hand-over delivered", (b) => {
+        if (b.state === "failed") throw new Error(`booking failed: ${b.failure}`);
+        return b.access?.handover === "delivered";
+      });
+      expect(delivered.state).toBe("ready");
+      expect(h.smtp.messages).toHaveLength(before + 1);
+      const mail = h.smtp.messages.at(-1)!;
+      expect(mail.to).toEqual(["rsmith@example.org"]);
+      // No key on the dashboard: the message says so, and password login is offered.
+      expect(mail.text).toContain("the dashboard has no SSH public key for you");
+      expect(delivered.access?.sshKey).toBe("none given");
+      expect(h.lines.some((l) => l.includes("HandOver") || l.includes("hand-over"))).toBe(true);
+    },
+    SLOW,
+  );
+
+  it(
+    "records a delivery that gives up, keeps the pod, and `laas handover` sends it later",
+    async () => {
+      const host = h.lab.inventory[2]!;
+      const before = h.smtp.messages.length;
+      // The first try and its six retries are all deferred.
+      h.smtp.rejectNext(7, { code: 451, stage: "rcpt" });
+      book(h, 303, host.resourceId, 8);
+      await h.listener.pollOnce();
+      const undelivered = await until(h, "303", "hand-over given up", (b) => {
+        if (b.state === "failed") throw new Error(`booking failed: ${b.failure}`);
+        return b.access?.handover === "undelivered";
+      });
+      expect(undelivered.state).toBe("ready");
+      expect(undelivered.access?.handoverError).toMatch(/TransientError: .*451/);
+      expect(undelivered.access?.sealedCredentials).toMatch(/^v1\./);
+      expect(h.smtp.messages).toHaveLength(before);
+
+      // `laas handover`, as an operator runs it next to the listener: another process, which
+      // reaches the listener's store through its endpoint.
+      const laas = (...args: string[]) =>
+        runCommand(process.execPath, [join(repoRoot, "bin", "laas.mjs"), ...args], {
+          cwd: repoRoot,
+        });
+      const sentOnce = await laas("handover", "303", "--config", h.lab.configPath);
+      expect(sentOnce.stderr).toBe("");
+      expect(sentOnce.code).toBe(0);
+      expect(sentOnce.stdout).toContain("hand-over sent to rsmith@example.org");
+      expect(h.smtp.messages).toHaveLength(before + 1);
+      const sent = await stored(h, "303");
+      expect(sent.access).toMatchObject({ handover: "delivered", sealedCredentials: null });
+      // The passwords sent are the ones set: the VPN account binds with the one in the message.
+      const mail = h.smtp.messages.at(-1)!;
+      expect(await bindsAs(h, sent.access!.vpnUserDn!, field(mail, "Password", 0))).toBe(true);
+      expect(h.lab.hosts.shell(host.name).passwords.get("root")).toBe(field(mail, "Password", 1));
+      // Sending twice is refused.
+      const again = await laas("handover", "303", "--config", h.lab.configPath);
+      expect(again.code).toBe(3);
+      expect(again.stderr).toContain("delivered already");
+    },
+    SLOW,
+  );
+
+  it(
+    "takes back the VPN user of a provision that fails after making it",
+    async () => {
+      // The first host is free again since booking 301 ended.
+      const host = h.lab.inventory[0]!;
+      // The first look-up of user 8 (CreateVpnUser) is answered; the next one (SetHostAccess) is
+      // refused, which no retry fixes: the provision fails after the VPN user exists.
+      let lookups = 0;
+      h.lab.dashboard.onRequest(({ method, path }) => {
+        if (method === "GET" && path === "/api/users/8/" && ++lookups === 2) {
+          h.lab.dashboard.failNext(1, 403, { body: '{"detail":"Forbidden."}' });
+        }
+      });
+      book(h, 304, host.resourceId, 8);
+      await h.listener.pollOnce();
+      const failed = await until(h, "304", "failed", (b) => b.state === "failed");
+      expect(lookups).toBeGreaterThanOrEqual(2);
+      expect(failed.failure).toMatch(/dashboard refused the token \(403\)/);
+      // The entry was made, and is gone again.
+      const made = h.lines
+        .map((line) => JSON.parse(line) as { bookingId?: string; msg?: string; vpnUser?: string })
+        .find((line) => line.bookingId === "304" && line.msg === "VPN user created");
+      expect(made?.vpnUser).toMatch(/^rsmith(-\d+)?$/);
+      expect(await vpnEntry(h, made?.vpnUser ?? "")).toEqual([]);
+      expect(h.lines.some((l) => l.includes('"state":"UndoAccess"'))).toBe(true);
+      expect(failed.access?.vpnUserDn ?? null).toBeNull();
+      expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
+        state: "quarantined",
+      });
+      await waitFor("failed note", () =>
+        h.lab.dashboard.statusNotes.some(
+          (n) => n.type === "error" && n.title === "Booking 304: provisioning failed",
+        )
+          ? true
+          : undefined,
+      );
+    },
+    SLOW,
+  );
+
+  it("sweeps exactly the marked entries no active booking uses", async () => {
+    const vpn = h.embedded.runtime.config.cleanConfig.vpn;
+    const directory = new LdapDirectory(vpn, h.embedded.runtime.logger);
+    const made = async (name: string, bookingId: string) =>
+      directory.createUser({
+        bookingId,
+        preferredName: name,
+        fullName: null,
+        email: null,
+        password: new Secret("Sweep-test-password-1"),
+      });
+    try {
+      const orphan = await made("orphan", "999");
+      const ofReady = await made("kept-ready", "302");
+      // An entry nobody marked: made by the lab's own administrators.
+      const client = await h.slapd.adminClient();
+      const foreignDn = `uid=foreign,${h.slapd.usersBase}`;
+      await client.add(foreignDn, {
+        objectClass: ["top", "inetOrgPerson"],
+        uid: "foreign",
+        cn: "foreign",
+        sn: "foreign",
+      });
+      await client.unbind();
+
+      const report = await sweepVpnUsers(h.embedded.runtime);
+      expect(report.removed).toEqual([orphan.dn]);
+      expect(await vpnEntry(h, "orphan")).toEqual([]);
+      expect(await vpnEntry(h, "kept-ready")).toHaveLength(1);
+      expect(await vpnEntry(h, "foreign")).toHaveLength(1);
+      // Booking 303 is ready and 302's user too: their entries stay.
+      expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
+      expect(report.kept).toBeGreaterThanOrEqual(3);
+      await directory.removeUser(ofReady.dn, "302");
+    } finally {
+      await directory.close();
+    }
+  });
+});
