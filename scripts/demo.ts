@@ -1,11 +1,14 @@
 /**
  * `npm run demo`: the whole booking loop on one machine, in about a minute.
  *
- * Starts a simulated lab (Pharos dashboard, FOG server, three bare-metal hosts answering SSH),
- * fills the host table from FOG, starts the listener on the embedded default (dynalite store,
- * local engine running statemachines/), books three hosts on the dashboard, and prints each
- * booking as it moves: scheduled → provisioning (reboot, FOG imaging) → ready → releasing
- * (clean image) → released. It stops by itself when every booking is released.
+ * Starts a simulated lab (Pharos dashboard, FOG server, three bare-metal hosts answering SSH, the
+ * lab-side relay) with a real OpenLDAP slapd for VPN users (Debian's slapd, installed when
+ * missing) and an SMTP server that catches the hand-over messages, fills the host table from FOG,
+ * starts the listener on the embedded default (dynalite store, local engine running
+ * statemachines/), books three hosts on the dashboard, and prints each booking as it moves:
+ * scheduled → provisioning (reboot, FOG imaging, pod, installer, access) → ready (hand-over sent)
+ * → releasing (VPN user removed, clean image) → released. It stops by itself when every booking is
+ * released.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,6 +21,9 @@ import { main } from "../lib/cli/main";
 import { table } from "../lib/cli/status";
 import type { Booking } from "../lib/domain/booking";
 import { createLogger } from "../lib/log";
+import { startSlapd } from "../test/helpers/slapd";
+import { startSmtpServer } from "../test/helpers/smtp";
+import { generateSshKey } from "../test/helpers/sshd";
 import { bookingAt } from "../test/sim/dashboard-sim";
 import { startSimulatedLab } from "../test/sim/lab";
 
@@ -32,11 +38,40 @@ const clock = () => {
 const say = (line: string) => process.stdout.write(`[${clock()}] ${line}\n`);
 
 const workDir = await mkdtemp(join(tmpdir(), "laas-demo-"));
+say("starting slapd for VPN users (installing Debian's slapd when missing)");
+const slapd = await startSlapd();
+const smtp = await startSmtpServer({ security: "starttls" });
 // FOG images 16 GB at 8 GB/min of simulated time; 20x compression makes that ~6 s.
-const lab = await startSimulatedLab({ workDir, timeScale: 20, pollInterval: 1, polling: 1 });
+const lab = await startSimulatedLab({
+  workDir,
+  timeScale: 20,
+  pollInterval: 1,
+  polling: 1,
+  handover: {
+    directory: {
+      url: slapd.url,
+      caPem: slapd.caPem,
+      adminDn: slapd.adminDn,
+      adminPassword: slapd.adminPassword,
+      suffix: slapd.suffix,
+      usersRdn: slapd.usersRdn,
+    },
+    smtp: { port: smtp.port, security: "starttls", caPem: smtp.caPem },
+  },
+});
 say(
-  `simulated lab up: dashboard ${lab.dashboard.url}, FOG ${lab.fog.url}, hosts on port ${lab.hosts.port}`,
+  `simulated lab up: dashboard ${lab.dashboard.url}, FOG ${lab.fog.url}, hosts on port ${lab.hosts.port}, LDAP ${slapd.url}, SMTP 127.0.0.1:${smtp.port}`,
 );
+const userKey = await generateSshKey("ada@laptop");
+lab.dashboard.addUser({
+  id: 1,
+  username: "ada",
+  email: "ada@example.org",
+  first_name: "Ada",
+  last_name: "Lovelace",
+  ssh_public_key: userKey.publicKey,
+});
+lab.dashboard.addUser({ id: 2, username: "grace", email: "grace@example.org" });
 say(`lab config written to ${lab.configPath}`);
 
 const quiet = () => undefined;
@@ -59,9 +94,9 @@ say(`listener started (polls every ${listener.intervalMs} ms); JSON log in ${log
 // Three bookings, staggered, with and without an installer, each about half a minute long.
 const now = Date.now();
 const plan = [
-  { id: 1, host: 0, installer: "Fuel", startIn: 2, minutes: 0.5 },
-  { id: 2, host: 1, installer: "Joid", startIn: 6, minutes: 0.5 },
-  { id: 3, host: 2, installer: null, startIn: 10, minutes: 0.45 },
+  { id: 1, host: 0, installer: "Fuel", startIn: 2, minutes: 0.5, user: 1 },
+  { id: 2, host: 1, installer: "Joid", startIn: 6, minutes: 0.5, user: 2 },
+  { id: 3, host: 2, installer: null, startIn: 10, minutes: 0.45, user: 1 },
 ] as const;
 for (const b of plan) {
   const host = lab.inventory[b.host]!;
@@ -75,6 +110,7 @@ for (const b of plan) {
       installer_name: b.installer,
       scenario_name: b.installer ? "os-nosdn-nofeature-ha" : null,
       purpose: "demo",
+      user: b.user,
     }),
   );
   say(
@@ -88,7 +124,26 @@ const describe = (b: Booking) =>
     ? ` — ${b.failure}`
     : b.progress && b.progress !== b.state
       ? ` — ${b.progress}`
-      : "");
+      : "") +
+  (b.access && b.state === "ready"
+    ? ` — VPN user ${b.access.vpnUser ?? "none"}, SSH key ${b.access.sshKey ?? "-"}, hand-over ${b.access.handover}`
+    : "");
+
+// Each hand-over message as it arrives, passwords masked (the user gets them in clear).
+let mailsShown = 0;
+const showMail = () => {
+  for (const mail of smtp.messages.slice(mailsShown)) {
+    say(
+      `hand-over e-mail to ${mail.to.join(", ")} (cc ${mail.cc.join(", ") || "none"}): ${mail.subject}`,
+    );
+    const lines = mail.text
+      .split("\n")
+      .filter((line) => /^\s+(Host|Address|Server|User name|Password|Ends):/.test(line))
+      .map((line) => line.replace(/(Password:\s+)\S+/, "$1********"));
+    for (const line of lines) process.stdout.write(`          ${line.trim()}\n`);
+  }
+  mailsShown = smtp.messages.length;
+};
 
 const seen = new Map<string, string>();
 let outcome = 0;
@@ -101,6 +156,7 @@ for (;;) {
       seen.set(b.id, line);
     }
   }
+  showMail();
   const finished = bookings.filter((b) => ["released", "failed", "cancelled"].includes(b.state));
   if (bookings.length === plan.length && finished.length === plan.length) {
     outcome = finished.every((b) => b.state === "released") ? 0 : 1;
@@ -117,6 +173,9 @@ for (;;) {
 listener.stop();
 await listening;
 const hosts = await embedded.runtime.store.listHosts();
+const notes = lab.dashboard.statusNotes.map((n) => `${n.type}: ${n.title}`);
+say(`status notes on the dashboard: ${notes.length}`);
+for (const note of notes) process.stdout.write(`          ${note}\n`);
 process.stdout.write(
   `\n${table(
     ["HOST", "STATE", "REBOOTS", "FOG IMAGE"],
@@ -133,5 +192,7 @@ process.stdout.write(
 say(outcome === 0 ? "every booking was provisioned, handed over and released" : "demo failed");
 await embedded.close();
 await lab.close();
+await smtp.close();
+await slapd.stop();
 await rm(workDir, { recursive: true, force: true });
 process.exit(outcome);

@@ -42,6 +42,9 @@ import { noteProgress } from "./transitions";
 /** The account whose password and keys the booking user gets. */
 export const ROOT_ACCOUNT = "root";
 
+/** chpasswd and the authorized_keys script are quick; a host that takes longer is in trouble. */
+const ACCESS_COMMAND_TIMEOUT_SECONDS = 60;
+
 const VPN_PASSWORD = "vpnPassword";
 const KEY_INSTALLED = "installed ";
 const KEY_NONE = "none given";
@@ -167,7 +170,7 @@ async function onHostAsLogin<T>(
   }
   const login = hostLogin(rt, host, host.address);
   return requireRelay(rt).session(async (session) =>
-    work(await session.host(login), login.user, 60),
+    work(await session.host(login), login.user, ACCESS_COMMAND_TIMEOUT_SECONDS),
   );
 }
 
