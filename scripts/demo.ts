@@ -25,7 +25,7 @@ import { startSlapd } from "../test/helpers/slapd";
 import { startSmtpServer } from "../test/helpers/smtp";
 import { generateSshKey } from "../test/helpers/sshd";
 import { bookingAt } from "../test/sim/dashboard-sim";
-import { startSimulatedLab } from "../test/sim/lab";
+import { handoverWith, startSimulatedLab } from "../test/sim/lab";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
@@ -47,17 +47,7 @@ const lab = await startSimulatedLab({
   timeScale: 20,
   pollInterval: 1,
   polling: 1,
-  handover: {
-    directory: {
-      url: slapd.url,
-      caPem: slapd.caPem,
-      adminDn: slapd.adminDn,
-      adminPassword: slapd.adminPassword,
-      suffix: slapd.suffix,
-      usersRdn: slapd.usersRdn,
-    },
-    smtp: { port: smtp.port, security: "starttls", caPem: smtp.caPem },
-  },
+  handover: handoverWith(slapd, smtp),
 });
 say(
   `simulated lab up: dashboard ${lab.dashboard.url}, FOG ${lab.fog.url}, hosts on port ${lab.hosts.port}, LDAP ${slapd.url}, SMTP 127.0.0.1:${smtp.port}`,

@@ -25,7 +25,7 @@ import { generateSshKey } from "./helpers/sshd";
 import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
+import { handoverWith, repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 const SLOW = 180_000;
 /** How often a failed delivery is tried again here (the ASL waits a minute, then longer). */
@@ -49,19 +49,10 @@ async function harness(): Promise<Harness> {
     workDir,
     timeScale: 400,
     pollInterval: 1,
-    handover: {
-      directory: {
-        url: slapd.url,
-        caPem: slapd.caPem,
-        adminDn: slapd.adminDn,
-        adminPassword: slapd.adminPassword,
-        suffix: slapd.suffix,
-        usersRdn: slapd.usersRdn,
-        permanentUsers: ["admin"],
-      },
-      smtp: { port: smtp.port, security: "starttls", caPem: smtp.caPem },
+    handover: handoverWith(slapd, smtp, {
+      permanentUsers: ["admin"],
       operators: ["lab-ops@lab.example.org"],
-    },
+    }),
   });
   const quiet = () => undefined;
   const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {

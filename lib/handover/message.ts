@@ -1,18 +1,6 @@
-/**
- * The hand-over message: everything the booking user needs to reach their pod, in one e-mail,
- * as plain text and HTML rendered from templates/messages/handover.{txt,html}.njk.
- *
- * Much of what it prints comes from the dashboard (user name, purpose), written by whoever made
- * the booking. The HTML is rendered with autoescape on, so such text stays text and never becomes
- * markup. Plain text cannot be escaped; instead control characters (and the bidirectional
- * overrides that reorder what a reader sees) are stripped from every value, and single-line
- * values lose their line breaks, so that a value cannot draw lines of its own into the message.
- */
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { ConfigError, errorMessage, LaasError } from "../errors";
+import { templatesDir } from "../templates";
 
 export interface HandoverDetails {
   bookingId: string;
@@ -140,19 +128,9 @@ export function renderHandover(details: HandoverDetails): RenderedMessage {
   };
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-/**
- * templates/messages/ is found the way templates/installers/ is (lib/installers/types.ts): by
- * walking up from this module, from lib/handover/ when run from source, from wherever a bundler
- * put it otherwise (the package ships templates/**).
- */
+/** templates/messages/ (see lib/templates.ts). */
 export function messageTemplatesDir(): string {
-  for (let dir = here; ; dir = dirname(dir)) {
-    const candidate = join(dir, "templates", "messages");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return join(process.cwd(), "templates", "messages");
-  }
+  return templatesDir("messages");
 }
 
 /**

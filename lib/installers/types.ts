@@ -1,14 +1,8 @@
-/**
- * Installer plugins: what runs on the pod host after the virtual pod is built, to bring OpenStack
- * up with the booking's installer. A plugin only describes steps (files to copy, commands to
- * run); the provisioning workflow carries them out through the relay, in order.
- */
-import { existsSync } from "node:fs";
-import { dirname, join, posix } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, posix } from "node:path";
 import type { DomainFile, NetworkFile } from "../config/types";
 import { ConfigError } from "../errors";
 import type { RemoteCommand } from "../ports/relay";
+import { templatesDir } from "../templates";
 
 export interface InstallerContext {
   /**
@@ -45,18 +39,9 @@ export interface InstallerPlugin {
   steps(context: InstallerContext): InstallerStep[];
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-/**
- * templates/installers/ is found by walking up from this module: from lib/installers/ when run
- * from source, from wherever a bundler put it otherwise (the package ships templates/**).
- */
+/** templates/installers/ (see lib/templates.ts). */
 export function installerTemplatesDir(): string {
-  for (let dir = here; ; dir = dirname(dir)) {
-    const candidate = join(dir, "templates", "installers");
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return join(process.cwd(), "templates", "installers");
-  }
+  return templatesDir("installers");
 }
 
 /**

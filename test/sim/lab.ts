@@ -17,6 +17,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument, stringify } from "yaml";
 import { loadPharosConfig } from "../../lib/config/load";
+import type { RunningSlapd } from "../helpers/slapd";
+import type { TestSmtpServer } from "../helpers/smtp";
 import { type BareMetalLab, generateClientKey, startBareMetalLab } from "./bare-metal";
 import { type DashboardSim, startDashboardSim } from "./dashboard-sim";
 import { type FogSim, startFogSim } from "./fog-sim";
@@ -71,6 +73,27 @@ export interface LabHandover {
   smtp: { port: number; security: "none" | "starttls" | "tls"; caPem?: string };
   operators?: string[];
   sweepInterval?: number;
+}
+
+/** The hand-over settings for a lab using these running servers. */
+export function handoverWith(
+  slapd: RunningSlapd,
+  smtp: TestSmtpServer,
+  extra: { permanentUsers?: string[]; operators?: string[] } = {},
+): LabHandover {
+  return {
+    directory: {
+      url: slapd.url,
+      caPem: slapd.caPem,
+      adminDn: slapd.adminDn,
+      adminPassword: slapd.adminPassword,
+      suffix: slapd.suffix,
+      usersRdn: slapd.usersRdn,
+      ...(extra.permanentUsers ? { permanentUsers: extra.permanentUsers } : {}),
+    },
+    smtp: { port: smtp.port, security: "starttls", caPem: smtp.caPem },
+    ...(extra.operators ? { operators: extra.operators } : {}),
+  };
 }
 
 export interface SimulatedLabHost {
