@@ -388,7 +388,7 @@ describe("handing a pod over and taking it back", () => {
     SLOW,
   );
 
-  it("sweeps exactly the marked entries no active booking uses", async () => {
+  it("sweeps exactly the marked entries no active booking uses", { timeout: 60_000 }, async () => {
     const vpn = h.embedded.runtime.config.cleanConfig.vpn;
     const directory = new LdapDirectory(vpn, h.embedded.runtime.logger);
     const made = async (name: string, bookingId: string) =>
@@ -421,6 +421,19 @@ describe("handing a pod over and taking it back", () => {
       // Booking 303 is ready and 302's user too: their entries stay.
       expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
       expect(report.kept).toBeGreaterThanOrEqual(3);
+
+      // `laas sweep`, as an operator runs it next to the listener, does the same.
+      const another = await made("orphan", "997");
+      const swept = await runCommand(
+        process.execPath,
+        [join(repoRoot, "bin", "laas.mjs"), "sweep", "--config", h.lab.configPath],
+        { cwd: repoRoot },
+      );
+      expect(swept.stderr).toBe("");
+      expect(swept.code).toBe(0);
+      expect(swept.stdout).toContain(`removed ${another.dn}`);
+      expect(swept.stdout).toMatch(/sweep: 1 removed, \d+ in use/);
+      expect(await vpnEntry(h, "foreign")).toHaveLength(1);
       await directory.removeUser(ofReady.dn, "302");
     } finally {
       await directory.close();
