@@ -5,8 +5,7 @@
  */
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
-import { handoverMessage } from "../lifecycle/access";
-import { handoverDelivered } from "../lifecycle/access-transitions";
+import { deliverHandover } from "../lifecycle/access";
 import { sweepVpnUsers } from "../lifecycle/sweep";
 import { silentLogger } from "../log";
 import { loadAnyConfig } from "./config";
@@ -64,12 +63,11 @@ export async function handoverCommand(
     if (!booking.access?.sealedCredentials) {
       throw new Refusal(`booking ${booking.id}: no credentials are waiting for delivery`);
     }
-    const message = await handoverMessage(runtime, booking, handover);
+    // A handover section always has its mailer (lib/app/build.ts).
     const mailer = runtime.mailer;
-    if (!mailer) throw new Refusal(`${lab.file}: handover.email is not configured`);
-    await mailer.send(message);
-    await runtime.store.updateBooking(booking.id, handoverDelivered(booking.provisionGeneration));
-    out(`booking ${booking.id}: hand-over sent to ${[...message.to, ...message.cc].join(", ")}`);
+    if (!mailer) throw new Error("no mailer for the handover section");
+    const recipients = await deliverHandover(runtime, booking, handover, mailer);
+    out(`booking ${booking.id}: hand-over sent to ${recipients.join(", ")}`);
     return EXIT.ok;
   } finally {
     await embedded.close();

@@ -21,14 +21,11 @@ export function emptyAccess(): BookingAccess {
 }
 
 /**
- * The provision run that made the pod may still deliver its hand-over once the booking is ready;
- * anything later (release, a failure) ends that.
+ * The provision run that made the pod delivers its hand-over once the booking is ready; anything
+ * later (release, a failure) ends that.
  */
 export function isHandoverRun(booking: Booking, generation: number): boolean {
-  return (
-    (booking.state === "ready" || booking.state === "provisioning") &&
-    booking.provisionGeneration === generation
-  );
+  return booking.state === "ready" && booking.provisionGeneration === generation;
 }
 
 /** Changes the access record during a run of `phase`; null when the run is no longer current. */

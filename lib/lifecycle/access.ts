@@ -22,9 +22,9 @@ import { type Booking, isManual, type Phase } from "../domain/booking";
 import { ConfigError, NotFoundError } from "../errors";
 import { type HandoverDetails, renderHandover } from "../handover/message";
 import type { DashboardUser } from "../ports/dashboard";
-import type { Directory, RemovalOutcome } from "../ports/directory";
+import { type Directory, type RemovalOutcome, vpnUserNameProblem } from "../ports/directory";
 import type { PhaseInput } from "../ports/engine";
-import type { HostSession } from "../ports/relay";
+import type { Mailer } from "../ports/mailer";
 import {
   accessWithdrawn,
   changeAccess,
@@ -33,10 +33,9 @@ import {
   handoverUndelivered,
   isHandoverRun,
 } from "./access-transitions";
-import { hostLogin, requireRelay } from "./host-access";
 import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
 import { type CaughtError, describeCaught } from "./outcomes";
-import { HostUnreachableError } from "./reach";
+import { onHost } from "./pod";
 import { noteProgress } from "./transitions";
 
 /** The account whose password and keys the booking user gets. */
@@ -55,10 +54,6 @@ export interface AccessStepResult {
   done: boolean;
   /** Why nothing was done, when nothing was. */
   skipped?: string;
-}
-
-function handoverOf(rt: Runtime): HandoverConfig | null {
-  return rt.config.handover;
 }
 
 /** The booked installer's vpn_config: where its users' VPN accounts live. */
@@ -91,13 +86,8 @@ async function bookingUserOf(rt: Runtime, booking: Booking): Promise<DashboardUs
  */
 export function preferredVpnName(booking: Booking, user: DashboardUser | null): string {
   const name = user?.username.trim() ?? "";
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-  if (name.length > 0 && name.length <= 64 && !/[\u0000-\u001f\u007f]/.test(name)) return name;
+  if (vpnUserNameProblem(name) === null) return name;
   return isManual(booking.id) ? `laas-${booking.hostName}` : `laas-booking-${booking.id}`;
-}
-
-function sealed(handover: HandoverConfig, credentials: Record<string, string>): string {
-  return sealCredentials(handover.sealingKey, credentials);
 }
 
 function opened(handover: HandoverConfig, booking: Booking): Record<string, string> {
@@ -107,7 +97,7 @@ function opened(handover: HandoverConfig, booking: Booking): Record<string, stri
 
 export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
   const booking = await loadCurrentBooking(rt, input);
-  const handover = handoverOf(rt);
+  const handover = rt.config.handover;
   if (!handover) return { done: false, skipped: "no handover section" };
   if (!handover.vpn) {
     await rt.store.updateBooking(
@@ -138,7 +128,7 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
       ...access,
       vpnUser: account.uid,
       vpnUserDn: account.dn,
-      sealedCredentials: sealed(handover, {
+      sealedCredentials: sealCredentials(handover.sealingKey, {
         ...opened(handover, booking),
         [VPN_PASSWORD]: password.reveal(),
       }),
@@ -158,25 +148,9 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   return { done: true };
 }
 
-/** How a lab host is logged in to for access work: the login user decides on sudo. */
-async function onHostAsLogin<T>(
-  rt: Runtime,
-  hostName: string,
-  work: (host: HostSession, loginUser: string, timeoutSeconds: number) => Promise<T>,
-): Promise<T> {
-  const host = await rt.store.getHost(hostName);
-  if (!host?.address) {
-    throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
-  }
-  const login = hostLogin(rt, host, host.address);
-  return requireRelay(rt).session(async (session) =>
-    work(await session.host(login), login.user, ACCESS_COMMAND_TIMEOUT_SECONDS),
-  );
-}
-
 export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
   const booking = await loadCurrentBooking(rt, input);
-  const handover = handoverOf(rt);
+  const handover = rt.config.handover;
   if (!handover || (!handover.rootPassword && !handover.sshKey)) {
     return { done: false, skipped: handover ? "root_password and ssh_key off" : "no handover" };
   }
@@ -188,8 +162,9 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
   const user = handover.sshKey ? await bookingUserOf(rt, booking) : null;
   const key = handover.sshKey ? sshKeyOf(user) : null;
   const password = handover.rootPassword ? generatePassword() : null;
-  await onHostAsLogin(rt, input.hostName, async (host, loginUser, timeoutSeconds) => {
-    const options = { loginUser, timeoutSeconds };
+  await onHost(rt, input.hostName, async (host, login) => {
+    // The login user decides whether the commands need sudo.
+    const options = { loginUser: login.user, timeoutSeconds: ACCESS_COMMAND_TIMEOUT_SECONDS };
     if (password) await setPassword(host, ROOT_ACCOUNT, password, options);
     if (key?.ok) await installAuthorizedKey(host, ROOT_ACCOUNT, key.line, options);
   });
@@ -207,7 +182,10 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
       rootPasswordSet: password !== null || access.rootPasswordSet,
       sshKey,
       sealedCredentials: password
-        ? sealed(handover, { ...opened(handover, booking), [ROOT_PASSWORD]: password.reveal() })
+        ? sealCredentials(handover.sealingKey, {
+            ...opened(handover, booking),
+            [ROOT_PASSWORD]: password.reveal(),
+          })
         : access.sealedCredentials,
     })),
   );
@@ -239,7 +217,7 @@ export function recipientsOf(
 }
 
 /** The hand-over message of a booking, with the credentials opened from their seal. */
-export async function handoverMessage(
+async function handoverMessage(
   rt: Runtime,
   booking: Booking,
   handover: HandoverConfig,
@@ -290,20 +268,35 @@ function keyForMessage(state: string | null): HandoverDetails["sshKey"] {
 export async function handOver(rt: Runtime, input: PhaseInput): Promise<HandOverResult> {
   const booking = await rt.store.getBooking(input.bookingId);
   if (!booking) throw new NotFoundError(`booking ${input.bookingId} is not in the store`);
-  const handover = handoverOf(rt);
+  const handover = rt.config.handover;
   if (!handover || !rt.mailer) return { delivered: false, skipped: "no handover section" };
   if (!isHandoverRun(booking, input.generation)) {
     return { delivered: false, skipped: `booking is ${booking.state}` };
   }
   if (booking.access?.handover === "delivered") return { delivered: true };
+  const recipients = await deliverHandover(rt, booking, handover, rt.mailer);
+  return { delivered: true, recipients: recipients.length };
+}
+
+/**
+ * Sends a ready booking's hand-over and drops its sealed credentials: the HandOver step, and
+ * `laas handover` for one whose delivery gave up. Answers who it went to.
+ */
+export async function deliverHandover(
+  rt: Runtime,
+  booking: Booking,
+  handover: HandoverConfig,
+  mailer: Mailer,
+): Promise<string[]> {
   const message = await handoverMessage(rt, booking, handover);
-  const sent = await rt.mailer.send(message);
-  await rt.store.updateBooking(booking.id, handoverDelivered(input.generation));
+  const sent = await mailer.send(message);
+  await rt.store.updateBooking(booking.id, handoverDelivered(booking.provisionGeneration));
+  const recipients = [...message.to, ...message.cc];
   rt.logger.info(
-    { bookingId: booking.id, messageId: sent.messageId, recipients: message.to.length },
+    { bookingId: booking.id, messageId: sent.messageId, recipients: recipients.length },
     "hand-over delivered",
   );
-  return { delivered: true, recipients: message.to.length + message.cc.length };
+  return recipients;
 }
 
 export interface HandOverFailedInput extends PhaseInput {

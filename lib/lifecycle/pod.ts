@@ -8,7 +8,7 @@ import { installerPlugin } from "../installers/registry";
 import { macsBySource } from "../pod/domiflist";
 import { buildPlan, removalPlan } from "../pod/plan";
 import type { PhaseInput } from "../ports/engine";
-import type { HostSession } from "../ports/relay";
+import type { HostLogin, HostSession } from "../ports/relay";
 import { bookingSink, hostLogin, requireRelay } from "./host-access";
 import { imagingConfig, loadCurrentBooking } from "./imaging";
 import { HostUnreachableError } from "./reach";
@@ -66,16 +66,19 @@ export async function removePod(rt: Runtime, input: PhaseInput): Promise<{ remov
   return { removed: plan.length };
 }
 
-/** Runs `work` in a login on the host, through the relay, at the address it answered on. */
+/**
+ * Runs `work` in a login on the host, through the relay, at the address it answered on. The
+ * login is passed on for steps whose commands depend on who logged in (sudo or not).
+ */
 export async function onHost<T>(
   rt: Runtime,
   hostName: string,
-  work: (host: HostSession) => Promise<T>,
+  work: (host: HostSession, login: HostLogin) => Promise<T>,
 ): Promise<T> {
   const host = await rt.store.getHost(hostName);
   if (!host?.address) {
     throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
   }
   const login = hostLogin(rt, host, host.address);
-  return requireRelay(rt).session(async (session) => work(await session.host(login)));
+  return requireRelay(rt).session(async (session) => work(await session.host(login), login));
 }

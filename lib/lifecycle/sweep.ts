@@ -39,10 +39,9 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
       const entries = await directory.listManagedUsers();
       // Read after the listing: a booking that made its entry since is seen as active here.
       const bookings = await rt.store.listBookings();
-      const activeIds = new Set(bookings.filter((b) => isActive(b.state)).map((b) => b.id));
-      const activeDns = new Set(
-        bookings.filter((b) => isActive(b.state)).map((b) => b.access?.vpnUserDn),
-      );
+      const active = bookings.filter((b) => isActive(b.state));
+      const activeIds = new Set(active.map((b) => b.id));
+      const activeDns = new Set(active.map((b) => b.access?.vpnUserDn));
       for (const entry of entries) {
         if (activeIds.has(entry.bookingId) || activeDns.has(entry.dn)) {
           report.kept++;

@@ -5,6 +5,30 @@
  */
 import type { Secret } from "../secret";
 
+/** Longest user name a directory is given, in characters. */
+export const MAX_VPN_USER_NAME_LENGTH = 64;
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Why `name` cannot be a VPN user name (empty, too long, a control character), or null when it
+ * can. Anything else is fine: adapters escape what their directory needs escaped.
+ */
+export function vpnUserNameProblem(name: string): string | null {
+  const length = [...name].length;
+  if (length === 0) return "VPN user name is empty";
+  if (length > MAX_VPN_USER_NAME_LENGTH) {
+    return `VPN user name is ${length} characters long; at most ${MAX_VPN_USER_NAME_LENGTH} are allowed`;
+  }
+  const control = CONTROL_CHARACTER.exec(name);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, "0");
+    return `VPN user name ${JSON.stringify(name)} contains a control character (U+${code})`;
+  }
+  return null;
+}
+
 export interface NewVpnUser {
   /** Booking the account is for; written into the entry's mark. */
   bookingId: string;

@@ -25,12 +25,13 @@ import {
 import type { VpnConfig } from "../../config/types";
 import { AuthError, ConfigError, errorMessage, LaasError, TransientError } from "../../errors";
 import type { Logger } from "../../log";
-import type {
-  Directory,
-  ManagedVpnUser,
-  NewVpnUser,
-  RemovalOutcome,
-  VpnAccount,
+import {
+  type Directory,
+  type ManagedVpnUser,
+  type NewVpnUser,
+  type RemovalOutcome,
+  type VpnAccount,
+  vpnUserNameProblem,
 } from "../../ports/directory";
 import type { Secret } from "../../secret";
 import { escapeDnValue, isDirectChildOf, type ParsedDn, parseDn } from "./escape";
@@ -39,7 +40,6 @@ import { sshaHash } from "./password-hash";
 /** Start of the description that marks an entry as made by this system. */
 export const MANAGED_MARK_PREFIX = "laas-managed booking=";
 /** Longest user name accepted (in characters), as the dashboard side also checks. */
-export const MAX_USER_NAME_LENGTH = 64;
 /** How many names are tried: the preferred one, then `-2` … `-50`. */
 export const MAX_NAME_CANDIDATES = 50;
 
@@ -138,25 +138,10 @@ const CERTIFICATE_CODE =
 const LDAPTS_CONNECTION_MESSAGE =
   /Connection timeout|Operation timed out|Socket error|Connection closed before|Socket connection not established/i;
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
-
-/** Refuses a user name the directory must not hold; the message names the problem only. */
+/** Refuses a name the port's rule refuses (lib/ports/directory.ts), before anything is written. */
 export function checkUserName(name: string): void {
-  const length = [...name].length;
-  if (length === 0) throw new InvalidUserNameError("VPN user name is empty");
-  if (length > MAX_USER_NAME_LENGTH) {
-    throw new InvalidUserNameError(
-      `VPN user name is ${length} characters long; at most ${MAX_USER_NAME_LENGTH} are allowed`,
-    );
-  }
-  const control = CONTROL_CHARACTER.exec(name);
-  if (control) {
-    const code = control[0].charCodeAt(0).toString(16).padStart(4, "0");
-    throw new InvalidUserNameError(
-      `VPN user name ${JSON.stringify(name)} contains a control character (U+${code})`,
-    );
-  }
+  const problem = vpnUserNameProblem(name);
+  if (problem) throw new InvalidUserNameError(problem);
 }
 
 /** The names tried in turn: `name`, `name-2`, `name-3`, … */
