@@ -10,15 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, EqualityFilter } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stepHandlers } from "../functions/steps";
 import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
-import { type EmbeddedRuntime, openEmbeddedRuntime } from "../lib/app/embedded";
-import { Listener } from "../lib/app/listener";
-import { main } from "../lib/cli/main";
+import type { EmbeddedRuntime } from "../lib/app/embedded";
+import type { Listener } from "../lib/app/listener";
 import type { Booking } from "../lib/domain/booking";
 import { sweepVpnUsers } from "../lib/lifecycle/sweep";
 import { Secret } from "../lib/secret";
-import { capturingLogger } from "./helpers/logs";
+import { listenOnLab } from "./helpers/lab-listener";
 import { type RunningSlapd, startSlapd } from "./helpers/slapd";
 import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
 import { generateSshKey } from "./helpers/sshd";
@@ -54,21 +52,9 @@ async function harness(): Promise<Harness> {
       operators: ["lab-ops@lab.example.org"],
     }),
   });
-  const quiet = () => undefined;
-  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
-    handlers: stepHandlers,
-    out: quiet,
-    err: quiet,
-  });
-  expect(code).toBe(0);
-  const { logger, lines } = capturingLogger();
-  const embedded = await openEmbeddedRuntime(lab.configPath, {
-    handlers: stepHandlers,
-    listen: true,
-    logger,
+  const { embedded, listener, lines, close } = await listenOnLab(lab, {
     retryOverridesMs: { HandOver: RETRY_MS },
   });
-  const listener = new Listener(embedded, { drainMs: 5_000 });
   return {
     lab,
     slapd,
@@ -77,8 +63,7 @@ async function harness(): Promise<Harness> {
     listener,
     lines,
     close: async () => {
-      await embedded.engine.drain(5_000);
-      await embedded.close();
+      await close();
       await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
       await rm(workDir, { recursive: true, force: true });
     },

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stepHandlers } from "../functions/steps";
 import { type EmbeddedRuntime, openEmbeddedRuntime } from "../lib/app/embedded";
 import { Listener } from "../lib/app/listener";
-import { main } from "../lib/cli/main";
 import type { Booking } from "../lib/domain/booking";
+import { listenOnLab } from "./helpers/lab-listener";
 import { capturingLogger } from "./helpers/logs";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
@@ -36,20 +36,7 @@ async function harness(
     ...(options.imagingTimeout !== undefined ? { imagingTimeout: options.imagingTimeout } : {}),
     ...(options.installerFails ? { installerFails: options.installerFails } : {}),
   });
-  const quiet = () => undefined;
-  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
-    handlers: stepHandlers,
-    out: quiet,
-    err: quiet,
-  });
-  expect(code).toBe(0);
-  const { logger, lines } = capturingLogger();
-  const embedded = await openEmbeddedRuntime(lab.configPath, {
-    handlers: stepHandlers,
-    listen: true,
-    logger,
-  });
-  const listener = new Listener(embedded, { drainMs: 5_000 });
+  const { embedded, listener, lines } = await listenOnLab(lab);
   const h: Harness = {
     lab,
     embedded,
