@@ -14,12 +14,8 @@ import {
   type UndoAccessInput,
   undoAccess,
 } from "../lib/lifecycle/access";
-import { type CheckImagingInput, checkImaging, startImaging } from "../lib/lifecycle/imaging";
-import {
-  type CheckInstallerInput,
-  checkInstaller,
-  startInstaller,
-} from "../lib/lifecycle/installer";
+import { startImaging } from "../lib/lifecycle/imaging";
+import { startInstaller } from "../lib/lifecycle/installer";
 import {
   markReady,
   markReleased,
@@ -27,8 +23,8 @@ import {
   recordFailure,
 } from "../lib/lifecycle/outcomes";
 import { buildPod, removePod } from "../lib/lifecycle/pod";
-import { type CheckHostInput, checkHost } from "../lib/lifecycle/reach";
 import { postStatus, type StatusNoteInput } from "../lib/lifecycle/status-notes";
+import { type AwaitEventInput, awaitEvent } from "../lib/lifecycle/waits";
 import type { PhaseInput } from "../lib/ports/engine";
 import { installCloudRuntime } from "./cloud-runtime";
 
@@ -37,10 +33,8 @@ installCloudRuntime();
 export const startImagingHandler = async (event: PhaseInput) =>
   startImaging(await runtime(), event);
 
-export const checkImagingHandler = async (event: CheckImagingInput) =>
-  checkImaging(await runtime(), event);
-
-export const checkHostHandler = async (event: CheckHostInput) => checkHost(await runtime(), event);
+export const awaitEventHandler = async (event: AwaitEventInput) =>
+  awaitEvent(await runtime(), event);
 
 export const buildPodHandler = async (event: PhaseInput) => buildPod(await runtime(), event);
 
@@ -48,9 +42,6 @@ export const removePodHandler = async (event: PhaseInput) => removePod(await run
 
 export const startInstallerHandler = async (event: PhaseInput) =>
   startInstaller(await runtime(), event);
-
-export const checkInstallerHandler = async (event: CheckInstallerInput) =>
-  checkInstaller(await runtime(), event);
 
 export const createVpnUserHandler = async (event: PhaseInput) =>
   createVpnUser(await runtime(), event);
@@ -80,15 +71,16 @@ export const markReleasedHandler = async (event: PhaseInput) =>
 export const recordFailureHandler = async (event: RecordFailureInput) =>
   recordFailure(await runtime(), event);
 
-/** Function name in serverless.yml (what the ASL's Fn::GetAtt names) → handler. */
+/**
+ * Function name in serverless.yml (what the ASL's Fn::GetAtt names) → handler. Each takes the
+ * event its Task passes; test/statemachines.test.ts checks the names against the ASL files.
+ */
 export const stepHandlers = {
   startImaging: startImagingHandler,
-  checkImaging: checkImagingHandler,
-  checkHost: checkHostHandler,
+  awaitEvent: awaitEventHandler,
   buildPod: buildPodHandler,
   removePod: removePodHandler,
   startInstaller: startInstallerHandler,
-  checkInstaller: checkInstallerHandler,
   createVpnUser: createVpnUserHandler,
   setHostAccess: setHostAccessHandler,
   handOver: handOverHandler,
@@ -99,4 +91,4 @@ export const stepHandlers = {
   markReady: markReadyHandler,
   markReleased: markReleasedHandler,
   recordFailure: recordFailureHandler,
-} as Record<string, (event: unknown) => Promise<unknown>>;
+} satisfies Record<string, (event: never) => Promise<unknown>>;

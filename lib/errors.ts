@@ -46,6 +46,21 @@ export class ProtocolError extends LaasError {
   override name = "ProtocolError";
 }
 
+/** The run was superseded (booking released, cancelled or failed meanwhile): stop quietly. */
+export class SupersededError extends LaasError {
+  override name = "Superseded";
+}
+
+/** The host did not come up (no address, no SSH) by its boot deadline, or has no known address. */
+export class HostUnreachableError extends LaasError {
+  override name = "HostUnreachable";
+}
+
+/** The installer ended with a failure, or ran past its deadline. */
+export class InstallerFailedError extends LaasError {
+  override name = "InstallerFailed";
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

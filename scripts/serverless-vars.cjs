@@ -32,3 +32,16 @@ module.exports.sweepRate = () => {
   const minutes = Math.max(1, Math.round(seconds / 60));
   return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
 };
+
+// The watcher looks every watch_interval seconds (default: the smallest fog.poll_interval of the
+// installer configs, 15 s by default); EventBridge cannot go below a minute.
+module.exports.watchRate = () => {
+  const configPath = resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
+  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const seconds = config.watch_interval ?? 15;
+  if (typeof seconds !== "number" || !(seconds > 0)) {
+    throw new Error(`${configPath}: watch_interval: expected a positive number of seconds`);
+  }
+  const minutes = Math.max(1, Math.round(seconds / 60));
+  return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
+};

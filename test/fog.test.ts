@@ -317,6 +317,7 @@ describe("FogClient.progress", () => {
   it("parses FOG's string fields: percent text, zero-filled pct, padded ids", async () => {
     const task = {
       id: "7",
+      name: "laas provision booking 12",
       hostID: " 3",
       typeID: "1",
       stateID: "3",
@@ -332,6 +333,8 @@ describe("FogClient.progress", () => {
     const client = clientFor("http://127.0.0.1:9/fog/", { fetch: cannedFetch(200, body) });
     expect(await client.progress("3")).toEqual({
       taskId: "7",
+      hostId: "3",
+      taskName: "laas provision booking 12",
       stateId: 3,
       stateName: "In-Progress",
       percent: 45,
@@ -340,10 +343,46 @@ describe("FogClient.progress", () => {
     const fallback = clientFor("http://127.0.0.1:9/fog/", { fetch: cannedFetch(200, pctOnly) });
     expect(await fallback.progress("003")).toEqual({
       taskId: "7",
+      hostId: "3",
+      taskName: "laas provision booking 12",
       stateId: 3,
       stateName: "In-Progress",
       percent: 45,
     });
+  });
+
+  it("lists every host's active task in one request, the newest where FOG lists two", async () => {
+    const task = (id: string, hostID: string, stateID: string) => ({
+      id,
+      name: `task ${id}`,
+      hostID,
+      stateID,
+      percent: "10.00",
+      state: { id: stateID, name: "" },
+    });
+    const body = JSON.stringify({
+      count: 5,
+      // Host 4 shows an older task beside its newer one; host 5's task has completed (state 4).
+      tasks: [
+        task("9", "4", "3"),
+        task("3", "04", "1"),
+        task("11", "6", "2"),
+        task("12", "5", "4"),
+      ],
+    });
+    const calls: string[] = [];
+    const client = clientFor("http://127.0.0.1:9/fog/", {
+      fetch: async (url, init) => {
+        calls.push(`${init?.method ?? "GET"} ${String(url)}`);
+        return cannedFetch(200, body)(url, init);
+      },
+    });
+    const active = await client.activeTasks();
+    expect(calls).toEqual(["GET http://127.0.0.1:9/fog/task/current"]);
+    expect(active.map((t) => [t.hostId, t.taskId, t.stateName]).sort()).toEqual([
+      ["4", "9", "In-Progress"],
+      ["6", "11", "Checked In"],
+    ]);
   });
 
   it("starts at most queueSize transfers; the next host waits checked in", async () => {

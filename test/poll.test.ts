@@ -48,6 +48,16 @@ class RecordingEngine implements WorkflowEngine {
   async status(name: string) {
     return this.executions.get(name) ?? null;
   }
+  // Poll never answers task tokens: the watcher does.
+  async sendTaskSuccess() {
+    return "gone" as const;
+  }
+  async sendTaskFailure() {
+    return "gone" as const;
+  }
+  async sendTaskHeartbeat() {
+    return "gone" as const;
+  }
 }
 
 function booking(id: string, hostName: string, start: Date, end: Date): DashboardBooking {

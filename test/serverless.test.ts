@@ -24,8 +24,9 @@ const STAGE_PREFIX = "laas-dev";
 /** The functions this test names; serverless.yml may declare more (see declaredFunctions). */
 const CORE_FUNCTIONS = [
   "poll",
+  "watch",
   "startImaging",
-  "checkImaging",
+  "awaitEvent",
   "markReady",
   "markReleased",
   "recordFailure",
@@ -166,7 +167,7 @@ describe("serverless package", () => {
     if (outDir) await rm(outDir, { recursive: true, force: true });
   });
 
-  it("has a Lambda function for each function in serverless.yml, the six core ones included", () => {
+  it("has a Lambda function for each function in serverless.yml, the core ones included", () => {
     const declared = declaredFunctions();
     expect(Object.keys(declared)).toEqual(expect.arrayContaining(CORE_FUNCTIONS));
     const lambdas = Object.entries(resources)
@@ -218,10 +219,22 @@ describe("serverless package", () => {
     };
     const deployed = restore(JSON.parse(text));
     expect(deployed).toEqual(loadDefinition(join(repoRoot, "statemachines", `${phase}.asl.yaml`)));
-    expect(deployed).toMatchObject({ States: { AwaitImaging: { Type: "Parallel" } } });
+    // The wait is a callback task whose Lambda gets the token (resolved by Step Functions).
+    expect(deployed).toMatchObject({
+      States: {
+        AwaitImaging: {
+          Type: "Task",
+          Resource: "arn:aws:states:::lambda:invoke.waitForTaskToken",
+          Parameters: {
+            FunctionName: { "Fn::GetAtt": ["awaitEvent", "Arn"] },
+            Payload: { "taskToken.$": "$$.Task.Token" },
+          },
+        },
+      },
+    });
     const called = Object.values(substitutions).map((s) => getAttSchema.parse(s)["Fn::GetAtt"][0]);
     expect(called).toContain(lambdaId("startImaging"));
-    expect(called).toContain(lambdaId("checkImaging"));
+    expect(called).toContain(lambdaId("awaitEvent"));
     expect(called).toContain(lambdaId("recordFailure"));
   });
 
@@ -238,7 +251,7 @@ describe("serverless package", () => {
     });
   });
 
-  it("schedules the poll and the sweep at the rates conf/pharos.yaml gives", async () => {
+  it("schedules the poll, the watcher and the sweep at the rates conf/pharos.yaml gives", async () => {
     const config = z
       .object({
         polling: z.number().positive(),
@@ -246,7 +259,7 @@ describe("serverless package", () => {
       })
       .parse(parse(await readFile(join(repoRoot, "conf", "pharos.yaml"), "utf8")));
     const rules = Object.values(resources).filter((r) => r.Type === "AWS::Events::Rule");
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3);
     const ruleOf = (fn: string) =>
       rules.find((r) =>
         JSON.stringify(r.Properties).includes(JSON.stringify(getAtt(lambdaId(fn)))),
@@ -265,6 +278,16 @@ describe("serverless package", () => {
     });
     // 0.1 polls per second is every 10 s, more often than EventBridge can: once a minute.
     expect(expectedRate(0.1)).toBe("rate(1 minute)");
+    // The watcher looks every 15 s by default (fog.poll_interval): once a minute there too, and
+    // one watcher at a time.
+    expect(ruleOf("watch")?.Properties).toMatchObject({
+      ScheduleExpression: "rate(1 minute)",
+      State: "ENABLED",
+      Targets: [{ Arn: getAtt(lambdaId("watch")) }],
+    });
+    expect(resource(lambdaId("watch"), "AWS::Lambda::Function").Properties).toMatchObject({
+      ReservedConcurrentExecutions: 1,
+    });
   });
 
   it(
@@ -279,8 +302,9 @@ describe("serverless package", () => {
         const rates = Object.values(other)
           .filter((r) => r.Type === "AWS::Events::Rule")
           .map((r) => r.Properties.ScheduleExpression);
-        // The poll's rate follows polling; without a handover section the sweep is hourly.
-        expect(rates.sort()).toEqual(["rate(10 minutes)", "rate(60 minutes)"]);
+        // The poll's rate follows polling; without a handover section the sweep is hourly; the
+        // watcher, without watch_interval, looks once a minute.
+        expect(rates.sort()).toEqual(["rate(1 minute)", "rate(10 minutes)", "rate(60 minutes)"]);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -299,14 +323,28 @@ describe("serverless package", () => {
         .filter((a) => a.startsWith(prefix));
     const arns = (s: Statement) => listOf(s.Resource).map(arnText);
 
+    // Task tokens are the one exception: IAM has no resource to scope SendTask* to for the
+    // tokens of service-integration tasks. Nothing else may be granted on "*".
+    const TOKEN_ACTIONS = [
+      "states:SendTaskSuccess",
+      "states:SendTaskFailure",
+      "states:SendTaskHeartbeat",
+    ];
     for (const statement of statements) {
-      expect(arns(statement), JSON.stringify(statement)).not.toContain("*");
       expect(statement.Effect).toBe("Allow");
+      if (arns(statement).includes("*")) {
+        expect(listOf(statement.Action).sort(), JSON.stringify(statement)).toEqual(
+          [...TOKEN_ACTIONS].sort(),
+        );
+        expect(arns(statement)).toEqual(["*"]);
+      }
     }
+    expect(actions("states:SendTask").sort()).toEqual([...TOKEN_ACTIONS].sort());
     // The state machines' roles too (generated by serverless-step-functions).
     const roles = Object.values(resources).filter((r) => r.Type === "AWS::IAM::Role");
     expect(roles.length).toBeGreaterThanOrEqual(3);
-    for (const other of roles) {
+    for (const [id, other] of Object.entries(resources)) {
+      if (other.Type !== "AWS::IAM::Role" || id === "IamRoleLambdaExecution") continue;
       for (const policy of roleSchema.parse(other.Properties).Policies) {
         for (const statement of policy.PolicyDocument.Statement) {
           expect(arns(statement), JSON.stringify(statement)).not.toContain("*");
@@ -333,6 +371,7 @@ describe("serverless package", () => {
       expect(listOf(statement.Resource)).toEqual([getAtt("HostsTable"), getAtt("BookingsTable")]);
     }
     for (const statement of granting("states:")) {
+      if (listOf(statement.Action).every((a) => TOKEN_ACTIONS.includes(a))) continue;
       const kind = listOf(statement.Action).includes("states:StartExecution")
         ? "stateMachine"
         : "execution";

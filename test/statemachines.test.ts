@@ -1,7 +1,8 @@
 /**
  * The rules the workflow files in statemachines/ must keep, on both engines: every Task bounded
  * in time, retried and caught; every failure recorded on the booking before the execution fails;
- * the waiting for FOG kept in one place; valid ASL; every called function deployed and bound.
+ * nothing that loops with time — the waits for the world are callback tasks, under the ceilings
+ * the config is held to; valid ASL; every called function deployed and bound.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,19 +11,24 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import * as steps from "../functions/steps";
 import type { Phase } from "../lib/domain/booking";
+import { WAIT_EVENTS } from "../lib/domain/run";
 import {
   bindTasks,
+  CALLBACK_RESOURCE,
   definitionPath,
+  isCallbackTask,
   type JsonObject,
   loadDefinition,
   taskFunction,
 } from "../lib/workflow/definitions";
+import { WAIT_CEILING_SECONDS, WAIT_STATES } from "../lib/workflow/wait-ceilings";
 import {
   catchers,
   isObject,
   retriers,
   type ScopedState,
   scopedStates,
+  transitionCycle,
   unrecordedFailurePaths,
 } from "./helpers/asl-graph";
 import { repoRoot } from "./sim/lab";
@@ -49,9 +55,11 @@ const RECOVERIES: Record<string, string[][]> = {
   "release/NoteReleased": EVERYTHING,
   "release/NoteReleaseFailed": EVERYTHING,
 };
-const WAITING_PLACE = "AwaitImaging";
-/** Waiting parts are top-level Parallel states named Await…; nothing else waits. */
-const AWAIT = "Await";
+/** The callback waits of each phase, by the event each waits for. */
+const WAITS: Record<Phase, Record<string, string>> = {
+  provision: { AwaitImaging: "imaged", AwaitHost: "host-up", AwaitInstaller: "installer-done" },
+  release: { AwaitImaging: "imaged" },
+};
 
 function load(phase: Phase): JsonObject {
   return loadDefinition(definitionPath(phase, repoRoot));
@@ -59,6 +67,11 @@ function load(phase: Phase): JsonObject {
 
 function ofType(definition: JsonObject, type: string): ScopedState[] {
   return scopedStates(definition).filter((s) => s.state.Type === type);
+}
+
+function payloadOf(state: JsonObject): JsonObject {
+  const parameters = isObject(state.Parameters) ? state.Parameters : {};
+  return isObject(parameters.Payload) ? parameters.Payload : {};
 }
 
 function label(s: ScopedState): string {
@@ -74,10 +87,12 @@ function machine(definition: JsonObject): StateMachine {
 describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
   const definition = load(phase);
 
-  it("has Task states, some of them inside Parallel branches", () => {
+  it("has Task states, all at the top level (a resumed execution starts at one of them)", () => {
     const tasks = ofType(definition, "Task");
     expect(tasks.length).toBeGreaterThanOrEqual(4);
-    expect(tasks.some((t) => t.enclosing.length > 0)).toBe(true);
+    expect(tasks.filter((t) => t.enclosing.length > 0)).toEqual([]);
+    expect(ofType(definition, "Parallel")).toEqual([]);
+    expect(ofType(definition, "Map")).toEqual([]);
   });
 
   it("bounds, retries and catches every Task, catching everything last", () => {
@@ -119,26 +134,37 @@ describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
     }
   });
 
-  it("waits only inside its Await… Parallel states, for the time the step before asked for", () => {
-    const waits = ofType(definition, "Wait");
-    const awaiting = ofType(definition, "Parallel").filter((p) => p.name.startsWith(AWAIT));
-    // Imaging is always waited for; other waiting parts follow the same pattern.
-    expect(awaiting.map((p) => p.name)).toContain(WAITING_PLACE);
-    for (const place of awaiting) {
-      expect(place.enclosing, `${phase}: ${label(place)}`).toEqual([]);
-      expect(
-        waits.filter((w) => w.enclosing[0] === place.name).length,
-        `${phase}: waits in ${place.name}`,
-      ).toBeGreaterThan(0);
+  it("holds nothing that loops with time: no Wait state, no circle of transitions", () => {
+    expect(ofType(definition, "Wait")).toEqual([]);
+    expect(transitionCycle(definition.States as Record<string, JsonObject>)).toBeNull();
+  });
+
+  it("waits for the world only in callback tasks, each under its ceiling, heartbeats bounded", () => {
+    const callbacks = ofType(definition, "Task").filter((t) => isCallbackTask(t.state));
+    expect(Object.fromEntries(callbacks.map((t) => [t.name, payloadOf(t.state).event]))).toEqual(
+      WAITS[phase],
+    );
+    for (const wait of callbacks) {
+      const where = `${phase}: ${wait.name}`;
+      const event = String(payloadOf(wait.state).event) as (typeof WAIT_EVENTS)[number];
+      expect(WAIT_EVENTS, where).toContain(event);
+      expect(wait.name, where).toBe(WAIT_STATES[event]);
+      expect(taskFunction(wait.state), where).toBe("awaitEvent");
+      expect(payloadOf(wait.state)["taskToken.$"], where).toBe("$$.Task.Token");
+      expect(wait.state.TimeoutSeconds, where).toBe(WAIT_CEILING_SECONDS[event]);
+      expect(wait.state.HeartbeatSeconds, where).toEqual(expect.any(Number));
+      expect(wait.state.HeartbeatSeconds as number, where).toBeLessThan(
+        wait.state.TimeoutSeconds as number,
+      );
+      const onHeartbeat = retriers(wait.state).find((r) =>
+        (r.ErrorEquals as string[]).includes("States.HeartbeatTimeout"),
+      );
+      expect(onHeartbeat?.MaxAttempts, where).toEqual(expect.any(Number));
     }
-    for (const wait of waits) {
-      const where = `${phase}: ${label(wait)}`;
-      expect(wait.enclosing, where).toHaveLength(1);
-      expect(wait.enclosing[0] ?? "", where).toMatch(new RegExp(`^${AWAIT}`));
-      expect(wait.state.SecondsPath, where).toEqual(expect.any(String));
-      for (const fixed of ["Seconds", "Timestamp", "TimestampPath"]) {
-        expect(wait.state, where).not.toHaveProperty(fixed);
-      }
+    // Only the callback tasks use the callback resource, and only through awaitEvent.
+    const names = callbacks.map((t) => t.name);
+    for (const task of ofType(definition, "Task")) {
+      if (task.state.Resource === CALLBACK_RESOURCE) expect(names).toContain(task.name);
     }
   });
 
@@ -230,7 +256,7 @@ describe("functions the state machines call", () => {
     expect(called).toEqual(
       expect.arrayContaining([
         "startImaging",
-        "checkImaging",
+        "awaitEvent",
         "markReady",
         "markReleased",
         "recordFailure",
@@ -238,16 +264,18 @@ describe("functions the state machines call", () => {
     );
   });
 
+  const handlers: Record<string, unknown> = steps.stepHandlers;
+
   it.each(called)("%s is a function in serverless.yml and a bound step handler", (name) => {
     const declared = functions[name];
     expect(isObject(declared), `serverless.yml functions.${name}`).toBe(true);
-    expect(steps.stepHandlers[name], `stepHandlers.${name}`).toEqual(expect.any(Function));
+    expect(handlers[name], `stepHandlers.${name}`).toEqual(expect.any(Function));
     // The Lambda function runs the very handler the local engine binds.
     const handler = isObject(declared) ? String(declared.handler) : "";
     const [file, exported] = handler.split(".");
     expect(file).toBe("functions/steps");
     const exports: Record<string, unknown> = steps;
-    expect(exports[exported ?? ""], handler).toBe(steps.stepHandlers[name]);
+    expect(exports[exported ?? ""], handler).toBe(handlers[name]);
   });
 });
 
@@ -280,12 +308,23 @@ describe("the failure-path walk", () => {
     ).toEqual([expect.stringMatching(/MarkReady \(caught\) → Provisioned: ends without/)]);
   });
 
-  it("sees a branch failure the Parallel state does not catch", () => {
+  it("sees a catcher that goes round in a circle", () => {
     expect(
       problemsAfter((d) => {
-        delete state(d, "AwaitImaging").Catch;
+        state(d, "UndoAccess").Next = "UndoAccess";
       }),
-    ).toEqual([expect.stringMatching(/AwaitImaging\/ImagingGaveUp: fails without recording/)]);
+    ).toContainEqual(expect.stringMatching(/UndoAccess → UndoAccess: goes round in a circle/));
+  });
+
+  it("sees a circle of transitions, and no circle where there is none", () => {
+    const definition = structuredClone(load("provision"));
+    expect(transitionCycle(definition.States as Record<string, JsonObject>)).toBeNull();
+    state(definition, "BuildPod").Next = "AwaitHost";
+    expect(transitionCycle(definition.States as Record<string, JsonObject>)).toEqual([
+      "AwaitHost",
+      "BuildPod",
+      "AwaitHost",
+    ]);
   });
 
   it("sees a recorded failure that ends in success", () => {

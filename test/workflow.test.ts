@@ -6,18 +6,17 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stepHandlers } from "../functions/steps";
-import { type EmbeddedRuntime, openEmbeddedRuntime } from "../lib/app/embedded";
-import { Listener } from "../lib/app/listener";
+import type { EmbeddedRuntime } from "../lib/app/embedded";
+import type { Listener } from "../lib/app/listener";
 import type { Booking } from "../lib/domain/booking";
-import { listenOnLab } from "./helpers/lab-listener";
-import { capturingLogger } from "./helpers/logs";
+import { type LabListener, listenOnLab } from "./helpers/lab-listener";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
 import { type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 interface Harness {
   lab: SimulatedLab;
+  listening: LabListener;
   embedded: EmbeddedRuntime;
   listener: Listener;
   lines: string[];
@@ -36,16 +35,16 @@ async function harness(
     ...(options.imagingTimeout !== undefined ? { imagingTimeout: options.imagingTimeout } : {}),
     ...(options.installerFails ? { installerFails: options.installerFails } : {}),
   });
-  const { embedded, listener, lines } = await listenOnLab(lab);
+  const listening = await listenOnLab(lab);
   const h: Harness = {
     lab,
-    embedded,
-    listener,
-    lines,
+    listening,
+    embedded: listening.embedded,
+    listener: listening.listener,
+    lines: listening.lines,
     workDir,
     close: async () => {
-      await h.embedded.engine.drain(5_000);
-      await h.embedded.close();
+      await h.listening.close();
       await lab.close();
       await rm(workDir, { recursive: true, force: true });
     },
@@ -197,7 +196,10 @@ describe("a booking whose imaging never finishes", () => {
       state: "quarantined",
       bookingId: "201",
     });
-    expect(await h.embedded.engine.status("booking-201-provision-1")).toBe("FAILED");
+    // The execution ends after the failure is recorded (and noted on the dashboard).
+    await waitFor("the execution to end", async () =>
+      (await h.embedded.engine.status("booking-201-provision-1")) === "FAILED" ? true : undefined,
+    );
   });
 });
 
@@ -223,32 +225,36 @@ describe("failures before the host is touched, and handing work over", () => {
     expect(h.lab.fog.tasks()).toEqual([]);
   });
 
-  it("hands a running provision over to the next listener, which restarts it under its name", async () => {
+  it("hands a running provision over to the next listener, which resumes it where it was", async () => {
     const host = h.lab.inventory[0]!;
     h.lab.fog.stallHost(host.name);
     bookFromNow(h, 302, host, { installer_name: "Compass" });
     await h.listener.pollOnce();
     await waitFor("imaging to be under way", async () => {
       const b = await h.embedded.runtime.store.getBooking("302");
-      return b?.progress?.startsWith("imaging") ? b : undefined;
+      return b?.wait?.event === "imaged" ? b : undefined;
     });
+    await h.listening.stopWatching();
     const drained = await h.embedded.engine.drain(0);
     expect(drained.handedOver).toEqual(["booking-302-provision-1"]);
     expect((await h.embedded.runtime.store.getBooking("302"))?.state).toBe("provisioning");
+    expect(await h.embedded.engine.status("booking-302-provision-1")).toBe("RUNNING");
 
-    // The next listener: a fresh process's engine knows no executions.
-    await h.embedded.close();
-    h.embedded = await openEmbeddedRuntime(h.lab.configPath, {
-      handlers: stepHandlers,
-      listen: true,
-      logger: capturingLogger().logger,
-    });
-    h.listener = new Listener(h.embedded, { drainMs: 5_000 });
+    // The next listener: a fresh process's engine finds the execution in the journal.
+    await h.listening.close();
+    h.listening = await listenOnLab(h.lab, { resetHosts: false });
+    h.embedded = h.listening.embedded;
+    h.listener = h.listening.listener;
     h.lab.fog.stallHost(host.name, false);
-    const report = await h.listener.pollOnce();
-    expect(report?.started).toEqual(["booking-302-provision-1"]);
     await bookingState(h, "302", "ready");
-    // The FOG task of the first run was cancelled and created again: one deploy completed.
+    expect(
+      h.listening.lines.some(
+        (l) => l.includes('"execution resumed"') && l.includes('"at":"AwaitImaging"'),
+      ),
+    ).toBe(true);
+    // Resumed at its wait: no second deploy task, no second reboot.
+    expect(h.lab.fog.tasks().filter((t) => t.hostName === host.name)).toHaveLength(1);
+    expect(h.lab.hosts.reboots.filter((r) => r.host === host.name)).toHaveLength(1);
     expect(h.lab.fog.hosts().find((x) => x.name === host.name)?.imageId).toBe(
       h.embedded.runtime.config.defaultConfigs.get("Compass")!.fog.imageId,
     );

@@ -8,22 +8,31 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DynamoDbExecutionJournal } from "../adapters/aws/dynamodb-journal";
 import { DynamoDbStore } from "../adapters/aws/dynamodb-store";
 import { createDynamoClient } from "../adapters/aws/dynamodb-tables";
 import { StoreLockedError, startEmbeddedDynamo } from "../adapters/local/embedded-dynamodb";
+import type { ExecutionJournal } from "../adapters/local/journal";
+import { isRunning, type ProcessId, thisProcess } from "../adapters/local/process-identity";
 import type { Store } from "../ports/store";
 
 export interface ListenerRecord {
   pid: number;
+  /** The listener process's start time (see process-identity.ts), null where unknown. */
+  startTicks: number | null;
   endpoint: string;
   startedAt: string;
 }
 
 export interface StoreHandle {
   store: Store;
+  /** The local engine's executions, in the same database. */
+  journal: ExecutionJournal;
   endpoint: string;
   /** True when this process runs the dynalite (and must keep running for others to use it). */
   owner: boolean;
+  /** The process that runs workflows on this store: this one, or the running listener. */
+  runner: ProcessId;
   close(): Promise<void>;
 }
 
@@ -39,16 +48,11 @@ export async function runningListener(database: string): Promise<ListenerRecord 
   } catch {
     return null;
   }
-  return isAlive(record.pid) ? record : null;
+  return isRunning(listenerProcess(record)) ? record : null;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+export function listenerProcess(record: ListenerRecord): ProcessId {
+  return { pid: record.pid, startTicks: record.startTicks ?? null };
 }
 
 /**
@@ -69,14 +73,25 @@ export async function openEmbeddedStore(
     }
     const client = createDynamoClient({ endpoint: running.endpoint });
     const store = await DynamoDbStore.open(client);
-    return { store, endpoint: running.endpoint, owner: false, close: async () => client.destroy() };
+    const journal = await DynamoDbExecutionJournal.open(client);
+    return {
+      store,
+      journal,
+      endpoint: running.endpoint,
+      owner: false,
+      runner: listenerProcess(running),
+      close: async () => client.destroy(),
+    };
   }
   const dynamo = await startEmbeddedDynamo({ path: join(database, "dynamodb") });
   const client = createDynamoClient({ endpoint: dynamo.endpoint });
   const store = await DynamoDbStore.open(client);
+  const journal = await DynamoDbExecutionJournal.open(client);
   if (options.listen) {
+    const me = thisProcess();
     const record: ListenerRecord = {
-      pid: process.pid,
+      pid: me.pid,
+      startTicks: me.startTicks,
       endpoint: dynamo.endpoint,
       startedAt: new Date().toISOString(),
     };
@@ -87,8 +102,10 @@ export async function openEmbeddedStore(
   }
   return {
     store,
+    journal,
     endpoint: dynamo.endpoint,
     owner: true,
+    runner: thisProcess(),
     close: async () => {
       client.destroy();
       await dynamo.close();

@@ -1,9 +1,15 @@
 /**
  * The embedded default: one machine, no cloud account. The DynamoDB adapter against in-process
- * dynalite, and the local engine running statemachines/ with Tasks bound to the step handlers.
+ * dynalite, and the local engine running statemachines/ with Tasks bound to the step handlers,
+ * its executions journaled in the same database.
+ *
+ * Whoever opens the database itself runs the workflows it starts (and, as the listener, adopts
+ * those of a process that is gone); a process that reaches a running listener's store instead
+ * hands what it starts to that listener.
  */
 
 import { LocalEngine, type StepHandler } from "../adapters/local/local-engine";
+import { sameProcess, thisProcess } from "../adapters/local/process-identity";
 import { loadPharosConfig } from "../config/load";
 import type { PharosConfig } from "../config/types";
 import { createLogger, type Logger } from "../log";
@@ -20,6 +26,8 @@ export interface EmbeddedOptions {
   dashboard?: Dashboard;
   waitOverridesMs?: Record<string, number>;
   retryOverridesMs?: Record<string, number | number[]>;
+  heartbeatOverridesMs?: Record<string, number>;
+  timeoutOverridesMs?: Record<string, number>;
   now?: () => Date;
 }
 
@@ -27,6 +35,8 @@ export interface EmbeddedRuntime {
   runtime: Runtime;
   engine: LocalEngine;
   storeHandle: StoreHandle;
+  /** Whether workflows started here run in this process (else: in the running listener). */
+  runsWorkflows: boolean;
   close(): Promise<void>;
 }
 
@@ -39,9 +49,13 @@ export async function openEmbeddedRuntime(
   const storeHandle = await openEmbeddedStore(loaded.database, { listen: options.listen });
   const engine = new LocalEngine({
     handlers: options.handlers,
+    journal: storeHandle.journal,
+    owner: storeHandle.runner,
     logger,
     ...(options.waitOverridesMs ? { waitOverridesMs: options.waitOverridesMs } : {}),
     ...(options.retryOverridesMs ? { retryOverridesMs: options.retryOverridesMs } : {}),
+    ...(options.heartbeatOverridesMs ? { heartbeatOverridesMs: options.heartbeatOverridesMs } : {}),
+    ...(options.timeoutOverridesMs ? { timeoutOverridesMs: options.timeoutOverridesMs } : {}),
   });
   const runtime = buildRuntime({
     config: loaded,
@@ -52,5 +66,11 @@ export async function openEmbeddedRuntime(
     ...(options.now ? { now: options.now } : {}),
   });
   installRuntime(runtime);
-  return { runtime, engine, storeHandle, close: () => storeHandle.close() };
+  return {
+    runtime,
+    engine,
+    storeHandle,
+    runsWorkflows: sameProcess(storeHandle.runner, thisProcess()),
+    close: () => storeHandle.close(),
+  };
 }

@@ -1,18 +1,23 @@
 /**
- * The embedded default's scheduler: what EventBridge's schedule is in the cloud. Polls every
- * 1/`polling` seconds until stopped; stopping lets running workflows finish for a while, then
- * hands the rest over (aborts them; the next listener's poll restarts them under their names).
+ * The embedded default's scheduler: what EventBridge's schedules are in the cloud. Polls every
+ * 1/`polling` seconds and runs the lab's watcher every `watch_interval` seconds until stopped.
+ * Stopping lets running workflows go on (watched) for a while, then hands the rest over: they stop
+ * running here and keep their place in the journal, and the next listener resumes them there.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors";
 import { type PollReport, poll } from "../lifecycle/poll";
 import { sweepVpnUsers } from "../lifecycle/sweep";
+import type { WatchReport } from "../lifecycle/watch";
+import { Driver } from "./driver";
 import type { EmbeddedRuntime } from "./embedded";
 
 export interface ListenerOptions {
   /** Milliseconds between polls; defaults to 1000 / config.polling. */
   intervalMs?: number;
-  /** How long stop() lets running workflows finish before handing them over. */
+  /** Milliseconds between watcher cycles; defaults to config.watchSeconds. */
+  watchIntervalMs?: number;
+  /** How long stop() lets running workflows go on before handing them over. */
   drainMs: number;
   onPoll?: (report: PollReport) => void;
   /** Milliseconds between directory sweeps; defaults to handover.sweep_interval. */
@@ -22,6 +27,7 @@ export interface ListenerOptions {
 export class Listener {
   readonly #embedded: EmbeddedRuntime;
   readonly #options: ListenerOptions;
+  readonly #driver: Driver;
   readonly #stopping = new AbortController();
   #finished: Promise<{ finished: string[]; handedOver: string[] }> | null = null;
   #lastSweep = Number.NEGATIVE_INFINITY;
@@ -29,13 +35,21 @@ export class Listener {
   constructor(embedded: EmbeddedRuntime, options: ListenerOptions) {
     this.#embedded = embedded;
     this.#options = options;
+    this.#driver = new Driver(embedded, {
+      adopt: true,
+      ...(options.watchIntervalMs !== undefined ? { intervalMs: options.watchIntervalMs } : {}),
+    });
   }
 
   get intervalMs(): number {
     return this.#options.intervalMs ?? Math.round(1000 / this.#embedded.runtime.config.polling);
   }
 
-  /** Polls until stop(); resolves with what was drained and what was handed over. */
+  get watchIntervalMs(): number {
+    return this.#driver.intervalMs;
+  }
+
+  /** Polls and watches until stop(); resolves with what was drained and what was handed over. */
   run(): Promise<{ finished: string[]; handedOver: string[] }> {
     this.#finished ??= this.#loop();
     return this.#finished;
@@ -56,6 +70,16 @@ export class Listener {
       runtime.logger.error({ err: errorMessage(error) }, "poll failed");
       return null;
     }
+  }
+
+  /** One watcher cycle (the engine adopts what was handed over, then the watcher looks). */
+  watchOnce(): Promise<WatchReport | null> {
+    return this.#driver.cycle();
+  }
+
+  /** Watches until no workflow runs here any more (`listen --once`). */
+  untilIdle(): Promise<void> {
+    return this.#driver.untilIdle();
   }
 
   /**
@@ -79,14 +103,40 @@ export class Listener {
   async #loop() {
     const { runtime, engine } = this.#embedded;
     const signal = this.#stopping.signal;
-    runtime.logger.info({ intervalMs: this.intervalMs }, "listener started");
+    runtime.logger.info(
+      { intervalMs: this.intervalMs, watchIntervalMs: this.watchIntervalMs },
+      "listener started",
+    );
+    let nextPoll = 0;
+    let nextWatch = 0;
     while (!signal.aborted) {
-      await this.pollOnce();
+      const now = Date.now();
+      if (now >= nextWatch) {
+        // First thing at start too: executions a previous listener left are resumed at once.
+        await this.watchOnce();
+        nextWatch = Date.now() + this.watchIntervalMs;
+      }
+      if (now >= nextPoll) {
+        await this.pollOnce();
+        nextPoll = Date.now() + this.intervalMs;
+      }
       await this.sweepIfDue();
-      await sleep(this.intervalMs, undefined, { signal }).catch(() => undefined);
+      const pause = Math.max(0, Math.min(nextPoll, nextWatch) - Date.now());
+      await sleep(pause, undefined, { signal }).catch(() => undefined);
     }
     runtime.logger.info({ running: engine.running() }, "listener stopping: draining workflows");
-    const outcome = await engine.drain(this.#options.drainMs);
+    // The watcher keeps answering while the workflows drain, so waits that end meanwhile go on.
+    const draining = engine.drain(this.#options.drainMs);
+    let drained = false;
+    void draining.finally(() => {
+      drained = true;
+    });
+    while (!drained) {
+      // Nothing new is taken on while stopping.
+      await this.#driver.cycle({ adopt: false });
+      await Promise.race([draining, sleep(this.watchIntervalMs)]);
+    }
+    const outcome = await draining;
     runtime.logger.info(outcome, "listener stopped");
     return outcome;
   }

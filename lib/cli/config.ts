@@ -37,7 +37,10 @@ export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
 
 export function labOfOneInstaller(
   installer: InstallerConfig,
-  labWide: Pick<PharosConfig, "power" | "relay" | "defaultConfigs" | "handover"> | null,
+  labWide: Pick<
+    PharosConfig,
+    "power" | "relay" | "defaultConfigs" | "handover" | "watchSeconds"
+  > | null,
 ): PharosConfig {
   // The lab's other installers stay known (a reset must remove the pod another one built); the
   // given config serves its own installer and is the clean image.
@@ -55,6 +58,7 @@ export function labOfOneInstaller(
     inventory: installer.inventory,
     loggingDir: installer.loggingDir,
     polling: 0.1,
+    watchSeconds: labWide?.watchSeconds ?? installer.fog.pollSeconds,
     power: labWide?.power ?? null,
     relay: labWide?.relay ?? null,
     handover: labWide?.handover ?? null,

@@ -1,11 +1,14 @@
 /**
  * `laas deploy --host NAME [--reset]`: one host now, as the original deploy.py. It runs the same
  * provision (or, with --reset, release) workflow a booking would, for a booking of the operator's
- * own (id `manual-…`, which poll leaves alone), and follows it to its end.
+ * own (id `manual-…`, which poll leaves alone), and follows it to its end. With a listener
+ * running, the listener runs the workflow (this command hands it over and follows); without one,
+ * this process runs it and its watcher.
  */
 
 import { join } from "node:path";
 import type { StepHandler } from "../adapters/local/local-engine";
+import { Driver } from "../app/driver";
 import { openEmbeddedRuntime } from "../app/embedded";
 import type { Runtime } from "../app/runtime";
 import {
@@ -60,14 +63,31 @@ export async function deployCommand(
       phase,
       generation,
     });
-    out(`${phase} of ${options.host} started as ${name}`);
-    const final = await followBooking(
+    const runner = embedded.storeHandle.runner.pid;
+    out(
+      embedded.runsWorkflows
+        ? `${phase} of ${options.host} started as ${name}`
+        : `${phase} of ${options.host} handed to the running listener (pid ${runner}) as ${name}`,
+    );
+    const running = async () => (await engine.status(name)) === "RUNNING";
+    const following = followBooking(
       runtime.store,
       booking.id,
       (b) => b.state === "ready" || b.state === "released" || b.state === "failed",
       out,
-      () => engine.running().includes(name),
+      running,
     );
+    // Without a listener this process is the one that moves the workflow on.
+    const stopDriving = new AbortController();
+    const driving = embedded.runsWorkflows
+      ? new Driver(embedded, { adopt: false }).until(
+          async () => !(await running()),
+          stopDriving.signal,
+        )
+      : Promise.resolve();
+    const final = await following;
+    stopDriving.abort();
+    await driving;
     if (final.state === "failed") {
       out(`${options.host}: ${phase} failed: ${final.failure ?? "unknown reason"}`);
       return EXIT.failed;
@@ -139,7 +159,14 @@ async function prepareReset(rt: Runtime, hostName: string): Promise<Booking> {
       throw new Refusal(`host ${hostName} is held by booking ${holder.id} (${holder.state})`);
     }
     if (holder && isManual(holder.id) && holder.state !== "ready") {
-      // A `laas deploy` that was interrupted: its booking ends here.
+      // A `laas deploy` that was interrupted: its workflow and its booking end here.
+      const phase: Phase = holder.state === "releasing" ? "release" : "provision";
+      const generation =
+        phase === "provision" ? holder.provisionGeneration : holder.releaseGeneration;
+      await rt.engine.stop(
+        executionName(holder.id, phase, generation),
+        "interrupted; host reset by the operator",
+      );
       await rt.store.updateBooking(holder.id, (b) =>
         b.state === "provisioning" || b.state === "releasing"
           ? { ...b, state: "failed", failure: "interrupted; host reset by the operator" }

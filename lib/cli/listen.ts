@@ -38,9 +38,10 @@ export async function listenCommand(
       if (stopping.signal.aborted) listener.stop();
       else stopping.signal.addEventListener("abort", () => listener.stop(), { once: true });
       if (options.once) {
+        // What a previous listener left is resumed too, then run to its end with this poll's.
+        await listener.watchOnce();
         await listener.pollOnce();
-        // Let the workflows this poll started run to their end.
-        await embedded.engine.drain(Number.POSITIVE_INFINITY);
+        await listener.untilIdle();
         return 0;
       }
       const { finished, handedOver } = await listener.run();

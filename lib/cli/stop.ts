@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { isAlive, runningListener } from "../app/embedded-store";
+import { isRunning } from "../adapters/local/process-identity";
+import { listenerProcess, runningListener } from "../app/embedded-store";
 import { loadAnyConfig } from "./config";
 import { EXIT, Refusal } from "./exit";
 
@@ -13,7 +14,7 @@ export async function stopCommand(
   out(`stopping listener pid ${listener.pid} (it drains its workflows, then hands the rest over)`);
   process.kill(listener.pid, "SIGTERM");
   const deadline = Date.now() + options.timeoutSeconds * 1000;
-  while (isAlive(listener.pid)) {
+  while (isRunning(listenerProcess(listener))) {
     if (Date.now() > deadline) {
       out(`listener pid ${listener.pid} still runs after ${options.timeoutSeconds} s`);
       return EXIT.failed;

@@ -11,7 +11,7 @@ export async function followBooking(
   bookingId: string,
   done: (booking: Booking) => boolean,
   out: (line: string) => void,
-  isRunning: () => boolean,
+  isRunning: () => boolean | Promise<boolean>,
 ): Promise<Booking> {
   let last = "";
   for (;;) {
@@ -22,7 +22,11 @@ export async function followBooking(
       out(`[${new Date().toISOString()}] ${bookingId} ${line}`);
       last = line;
     }
-    if (done(booking) || !isRunning()) return booking;
+    if (done(booking)) return booking;
+    if (!(await isRunning())) {
+      // Ended between the read and the look: its last write is what the caller wants.
+      return (await store.getBooking(bookingId)) ?? booking;
+    }
     await sleep(500);
   }
 }

@@ -237,6 +237,9 @@ class Loader {
       inventory,
       loggingDir: resolveConfigPath(dir, raw.logging_dir),
       polling: raw.polling,
+      watchSeconds:
+        raw.watch_interval ??
+        Math.min(...[...defaultConfigs.values()].map((c) => c.fog.pollSeconds)),
       power,
       relay,
       handover,

@@ -7,6 +7,8 @@
  * was found (except for secrets) and the field path.
  */
 import { z } from "zod";
+import type { WaitEvent } from "../domain/run";
+import { WAIT_CEILING_SECONDS, WAIT_STATES } from "../workflow/wait-ceilings";
 import { cidrContains, ipv4ToInt, maskToPrefix, parseCidr } from "./ipv4";
 import type { Issue } from "./issues";
 
@@ -24,6 +26,12 @@ const remotePath = z
   .regex(/^\/[^\0\n]*$/, expected("an absolute path"));
 
 const positiveInt = z.int(expected("a positive integer")).positive(expected("a positive integer"));
+
+/** A deadline the watcher enforces, below the ceiling its wait state has in statemachines/. */
+const deadline = (event: WaitEvent) =>
+  positiveInt.max(WAIT_CEILING_SECONDS[event], {
+    error: `expected at most ${WAIT_CEILING_SECONDS[event]} seconds (the ${WAIT_STATES[event]} state's TimeoutSeconds)`,
+  });
 
 const positiveNumber = z
   .number(expected("a positive number"))
@@ -384,7 +392,7 @@ export const installerSchema = z.strictObject(
         user_key: secretSource,
         image_id: positiveInt,
         poll_interval: positiveInt.default(15),
-        imaging_timeout: positiveInt.default(3600),
+        imaging_timeout: deadline("imaged").default(3600),
         request_timeout: positiveInt.default(30),
       },
       expected("a mapping {api_key, server, user_key, image_id}"),
@@ -406,8 +414,8 @@ export const installerSchema = z.strictObject(
     pod: z
       .strictObject(
         {
-          boot_timeout: positiveInt.default(900),
-          install_timeout: positiveInt.default(4 * 3600),
+          boot_timeout: deadline("host-up").default(900),
+          install_timeout: deadline("installer-done").default(4 * 3600),
           disk_size: positiveInt.default(100),
           remote_dir: remotePath.default("/var/lib/laas"),
           libvirt_uri: z.string(expected("a libvirt URI")).min(1).default("qemu:///system"),
@@ -439,6 +447,8 @@ export const pharosSchema = z.strictObject(
     inventory: configPath,
     logging_dir: configPath,
     polling: positiveNumber,
+    // Extension: seconds between two looks of the lab's watcher.
+    watch_interval: positiveInt.optional(),
     token: secretSource,
     power: powerSchema.nullish(),
     relay: relaySchema.nullish(),

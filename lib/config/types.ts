@@ -55,7 +55,10 @@ export interface FogConfig {
   apiKey: Secret;
   userKey: Secret;
   imageId: number;
-  /** Seconds between two looks at task/current while imaging (default 15). */
+  /**
+   * Seconds between two looks at task/current while imaging (default 15); the lab's watcher
+   * looks as often as the most frequent installer config asks, unless `watch_interval` says.
+   */
   pollSeconds: number;
   /** Imaging deadline in seconds, from task creation (default 3600). */
   imagingTimeoutSeconds: number;
@@ -210,6 +213,11 @@ export interface PharosConfig {
   loggingDir: string;
   /** The seed's meaning: how many times a second the dashboard is polled (0.1 → every 10 s). */
   polling: number;
+  /**
+   * Seconds between two looks of the lab's watcher at what workflows wait for (imaging, boots,
+   * installers): `watch_interval`, by default the smallest `fog.poll_interval` of the installers.
+   */
+  watchSeconds: number;
   /** Lab-wide power defaults, merged under each inventory host's own. */
   power: PowerConfig | null;
   /** The lab-side relay; needed for everything after imaging (address, pod, installer). */

@@ -1,3 +1,5 @@
+import type { RunRecord, WaitRecord } from "./run";
+
 /**
  * A booking as LaaS keeps it. It starts as a copy of the dashboard's booking and then moves
  * through its lifecycle; every move is a conditional write (see ports/store.ts).
@@ -75,7 +77,7 @@ export interface Booking {
   state: BookingState;
   /**
    * Which run of each phase is current. Execution names carry it, so a phase is started at most
-   * once per generation; it only grows when a stopped local listener hands its work over.
+   * once per generation.
    */
   provisionGeneration: number;
   releaseGeneration: number;
@@ -87,6 +89,10 @@ export interface Booking {
   progress: string | null;
   /** The access handed over (VPN user, root password, SSH key); null before the access stage. */
   access: BookingAccess | null;
+  /** What the current run's steps have done (see domain/run.ts); null before the first step. */
+  run: RunRecord | null;
+  /** The world event the current run waits for (imaging, boot, installer), with its task token. */
+  wait: WaitRecord | null;
   createdAt: string;
   updatedAt: string;
   /** Optimistic-locking counter: every write checks and bumps it. */

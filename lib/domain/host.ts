@@ -19,6 +19,13 @@ export interface Host {
    * logins until the host is imaged again. Null until seen.
    */
   hostKey: string | null;
+  /**
+   * FOG's `deployed` time of the system the recorded key belongs to. A deploy FOG completed since
+   * (its `deployed` changed) makes the key stale: it is forgotten, never required.
+   */
+  hostKeyDeployed: string | null;
+  /** FOG's `deployed` time as last seen (at a reboot into imaging, or when imaging completed). */
+  deployed: string | null;
   /** Address the host answered SSH on after its last imaging (DHCP or inventory). */
   address: string | null;
   /** Why the host is quarantined. */
@@ -30,7 +37,7 @@ export interface Host {
 /** A host as it enters the store: free, with what FOG knows of it. */
 export function newHost(
   name: string,
-  fog: { id: string; mac: string | null } | null,
+  fog: { id: string; mac: string | null; deployed?: string | null } | null,
   now: Date = new Date(),
 ): Host {
   return {
@@ -40,6 +47,8 @@ export function newHost(
     state: "free",
     bookingId: null,
     hostKey: null,
+    hostKeyDeployed: null,
+    deployed: fog?.deployed ?? null,
     address: null,
     reason: null,
     updatedAt: now.toISOString(),

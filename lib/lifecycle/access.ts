@@ -19,12 +19,13 @@ import { parseSshPublicKey } from "../access/ssh-public-key";
 import type { Runtime } from "../app/runtime";
 import type { HandoverConfig, VpnConfig } from "../config/types";
 import { type Booking, isManual, type Phase } from "../domain/booking";
-import { ConfigError, NotFoundError } from "../errors";
+import { ConfigError, NotFoundError, SupersededError } from "../errors";
 import { type HandoverDetails, renderHandover } from "../handover/message";
 import type { DashboardUser } from "../ports/dashboard";
 import { type Directory, type RemovalOutcome, vpnUserNameProblem } from "../ports/directory";
 import type { PhaseInput } from "../ports/engine";
 import type { Mailer } from "../ports/mailer";
+import { Secret } from "../secret";
 import {
   accessWithdrawn,
   changeAccess,
@@ -33,9 +34,10 @@ import {
   handoverUndelivered,
   isHandoverRun,
 } from "./access-transitions";
-import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
+import { allOf, doneResult, recordDone } from "./checkpoints";
+import { imagingConfig, loadCurrentBooking } from "./current-run";
+import { onHost } from "./host-access";
 import { type CaughtError, describeCaught } from "./outcomes";
-import { onHost } from "./pod";
 import { noteProgress } from "./transitions";
 
 /** The account whose password and keys the booking user gets. */
@@ -95,6 +97,39 @@ function opened(handover: HandoverConfig, booking: Booking): Record<string, stri
   return text ? openCredentials(handover.sealingKey, text) : {};
 }
 
+/**
+ * The password `name` of this run: the one sealed on the booking by an earlier attempt of the
+ * step, or a new one — sealed and recorded before anything uses it, so an attempt after a crash
+ * sets the same password as the one before it.
+ */
+async function runPassword(
+  rt: Runtime,
+  booking: Booking,
+  input: PhaseInput,
+  handover: HandoverConfig,
+  name: string,
+): Promise<Secret> {
+  const sealed = opened(handover, booking)[name];
+  if (sealed !== undefined) return new Secret(sealed);
+  const password = generatePassword();
+  const { changed } = await rt.store.updateBooking(
+    booking.id,
+    changeAccess("provision", input.generation, (access) => ({
+      ...access,
+      sealedCredentials: sealCredentials(handover.sealingKey, {
+        ...(access.sealedCredentials
+          ? openCredentials(handover.sealingKey, access.sealedCredentials)
+          : {}),
+        [name]: password.reveal(),
+      }),
+    })),
+  );
+  if (!changed) {
+    throw new SupersededError(`booking ${booking.id}: the run ended before its access was made`);
+  }
+  return password;
+}
+
 export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
   const booking = await loadCurrentBooking(rt, input);
   const handover = rt.config.handover;
@@ -115,8 +150,15 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
   const user = await bookingUserOf(rt, booking);
   const vpn = vpnOf(rt, booking);
-  const password = generatePassword();
+  const password = await runPassword(rt, booking, input, handover, VPN_PASSWORD);
   await withDirectory(rt, vpn, async (directory) => {
+    // An entry an earlier attempt made but could not record (a crash between the two): made
+    // again, under the same name, with the password on record — never a second account.
+    for (const earlier of await directory.listManagedUsers()) {
+      if (earlier.bookingId !== booking.id) continue;
+      const outcome = await directory.removeUser(earlier.dn, booking.id);
+      log.info({ dn: earlier.dn, outcome }, "VPN user of an earlier attempt replaced");
+    }
     const account = await directory.createUser({
       bookingId: booking.id,
       preferredName: preferredVpnName(booking, user),
@@ -128,10 +170,6 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
       ...access,
       vpnUser: account.uid,
       vpnUserDn: account.dn,
-      sealedCredentials: sealCredentials(handover.sealingKey, {
-        ...opened(handover, booking),
-        [VPN_PASSWORD]: password.reveal(),
-      }),
     }));
     let changed = false;
     try {
@@ -148,8 +186,12 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   return { done: true };
 }
 
+const SET_HOST_ACCESS = "setHostAccess";
+
 export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
   const booking = await loadCurrentBooking(rt, input);
+  const recorded = doneResult(booking, input, SET_HOST_ACCESS);
+  if (recorded !== undefined) return { done: true };
   const handover = rt.config.handover;
   if (!handover || (!handover.rootPassword && !handover.sshKey)) {
     return { done: false, skipped: handover ? "root_password and ssh_key off" : "no handover" };
@@ -161,7 +203,9 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
   const log = rt.logger.child({ bookingId: booking.id, step: "SetHostAccess" });
   const user = handover.sshKey ? await bookingUserOf(rt, booking) : null;
   const key = handover.sshKey ? sshKeyOf(user) : null;
-  const password = handover.rootPassword ? generatePassword() : null;
+  const password = handover.rootPassword
+    ? await runPassword(rt, booking, input, handover, ROOT_PASSWORD)
+    : null;
   await onHost(rt, input.hostName, async (host, login) => {
     // The login user decides whether the commands need sudo.
     const options = { loginUser: login.user, timeoutSeconds: ACCESS_COMMAND_TIMEOUT_SECONDS };
@@ -177,17 +221,14 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
         : `refused: ${key.reason}`;
   await rt.store.updateBooking(
     booking.id,
-    changeAccess("provision", input.generation, (access) => ({
-      ...access,
-      rootPasswordSet: password !== null || access.rootPasswordSet,
-      sshKey,
-      sealedCredentials: password
-        ? sealCredentials(handover.sealingKey, {
-            ...opened(handover, booking),
-            [ROOT_PASSWORD]: password.reveal(),
-          })
-        : access.sealedCredentials,
-    })),
+    allOf(
+      changeAccess("provision", input.generation, (access) => ({
+        ...access,
+        rootPasswordSet: password !== null || access.rootPasswordSet,
+        sshKey,
+      })),
+      recordDone(input, SET_HOST_ACCESS, { done: true }, rt.now()),
+    ),
   );
   log.info({ rootPassword: password ? "set" : "unchanged", sshKey }, "host access set");
   return { done: true };

@@ -7,9 +7,9 @@
 import type { Runtime } from "../app/runtime";
 import { inventoryHostByName, powerFor } from "../config/load";
 import type { Host } from "../domain/host";
-import { ConfigError } from "../errors";
+import { ConfigError, HostUnreachableError } from "../errors";
 import type { Logger } from "../log";
-import type { HostLogin, OutputSink, Relay } from "../ports/relay";
+import type { HostLogin, HostSession, OutputSink, Relay } from "../ports/relay";
 
 export function requireRelay(rt: Runtime): Relay {
   if (!rt.relay) {
@@ -43,4 +43,21 @@ export function hostLogin(rt: Runtime, host: Host, address: string): HostLogin {
 export function bookingSink(logger: Logger, bookingId: string, step: string): OutputSink {
   const log = logger.child({ bookingId, step });
   return (stream, line) => log.info({ stream }, line);
+}
+
+/**
+ * Runs `work` in a login on the host, through the relay, at the address it answered on. The
+ * login is passed on for steps whose commands depend on who logged in (sudo or not).
+ */
+export async function onHost<T>(
+  rt: Runtime,
+  hostName: string,
+  work: (host: HostSession, login: HostLogin) => Promise<T>,
+): Promise<T> {
+  const host = await rt.store.getHost(hostName);
+  if (!host?.address) {
+    throw new HostUnreachableError(`${hostName} has no known address: it was never reached`);
+  }
+  const login = hostLogin(rt, host, host.address);
+  return requireRelay(rt).session(async (session) => work(await session.host(login), login));
 }

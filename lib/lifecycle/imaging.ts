@@ -1,66 +1,46 @@
 /**
- * The imaging steps of both workflows. StartImaging asks FOG for a deploy and reboots the host
- * into it; CheckImaging looks once at FOG's active tasks and answers. The waiting between looks
- * is the state machine's (a Wait state), never a sleep here.
+ * StartImaging, in both workflows: find the host in FOG, set the image, create the deploy task,
+ * reboot the host into it. The waiting that follows is a callback task the lab's watcher
+ * completes (watch-imaging.ts), never a loop here.
+ *
+ * Run again, the step does not repeat what it did: a deploy task asked for before (its intent is
+ * on the booking) is adopted when FOG still has it or has completed it, and a reboot sent before
+ * is never sent again in the same run.
  */
 
 import type { Runtime } from "../app/runtime";
-import { installerConfigFor, inventoryHostByName, powerFor } from "../config/load";
-import type { InstallerConfig, InventoryHost } from "../config/types";
-import type { Booking, Phase } from "../domain/booking";
+import { inventoryHostByName, powerFor } from "../config/load";
+import type { InventoryHost } from "../config/types";
 import type { Host } from "../domain/host";
-import { ConfigError, ImagingError, LaasError, NotFoundError } from "../errors";
+import type { JsonObject } from "../domain/run";
+import { ConfigError } from "../errors";
 import { installerPlugin } from "../installers/registry";
 import type { PhaseInput } from "../ports/engine";
+import type { Imager, ImagerHost } from "../ports/imager";
+import { allOf, doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
+import { imagingConfig, loadCurrentBooking } from "./current-run";
 import {
-  forgetHostKey,
   hostCleaning,
   hostInUse,
-  isCurrentRun,
   noteProgress,
+  observeDeployed,
   recordHostKey,
 } from "./transitions";
 
-/** The run was superseded (booking released, cancelled or handed over): stop quietly. */
-export class SupersededError extends LaasError {
-  override name = "Superseded";
-}
+export const START_IMAGING = "startImaging";
 
-/** What StartImaging hands to CheckImaging, and CheckImaging to itself, through the workflow. */
-export interface ImagingState {
+/** What StartImaging hands on (the workflow keeps it as `$.imaging`; RecordFailure uses it). */
+export interface ImagingStarted extends JsonObject {
   fogHostId: string;
   imageId: number;
-  /** ISO time after which CheckImaging gives up and cancels the task. */
-  deadline: string;
-  /** Seconds the workflow waits between two looks (the Wait state reads it). */
-  pollSeconds: number;
   /** FOG's `deployed` before this task: a new value proves the deploy completed. */
   deployedBefore: string | null;
-  done: boolean;
-  percent: number;
-  stage: string;
 }
 
-export async function loadCurrentBooking(rt: Runtime, input: PhaseInput): Promise<Booking> {
-  const booking = await rt.store.getBooking(input.bookingId);
-  if (!booking) throw new NotFoundError(`booking ${input.bookingId} is not in the store`);
-  if (!isCurrentRun(booking, input.phase, input.generation)) {
-    throw new SupersededError(
-      `booking ${booking.id} is ${booking.state}: ${input.phase} run ${input.generation} is no longer current`,
-    );
-  }
-  return booking;
-}
-
-/** Provisioning writes the booked installer's image; release writes the clean image. */
-export function imagingConfig(rt: Runtime, booking: Booking, phase: Phase): InstallerConfig {
-  return phase === "provision"
-    ? installerConfigFor(rt.config, booking.installer)
-    : rt.config.cleanConfig;
-}
-
-export async function startImaging(rt: Runtime, input: PhaseInput): Promise<ImagingState> {
+export async function startImaging(rt: Runtime, input: PhaseInput): Promise<ImagingStarted> {
   const booking = await loadCurrentBooking(rt, input);
+  const recorded = doneResult(booking, input, START_IMAGING);
+  if (recorded !== undefined) return recorded as ImagingStarted;
   const log = rt.logger.child({ bookingId: booking.id, phase: input.phase, host: input.hostName });
   const config = imagingConfig(rt, booking, input.phase);
   // An installer LaaS cannot run fails here, before the host is touched.
@@ -71,42 +51,97 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   }
   const imager = rt.imagerFor(config.fog);
   const fogHost = await imager.findHost(input.hostName);
-  await rt.store.updateHost(input.hostName, (h) =>
-    h.fogId === fogHost.id && h.mac === fogHost.mac
-      ? null
-      : { ...h, fogId: fogHost.id, mac: fogHost.mac },
+  // FOG's word on the host: a key recorded for a system FOG has since replaced is forgotten.
+  await rt.store.updateHost(
+    input.hostName,
+    allOf(
+      (h) =>
+        h.fogId === fogHost.id && h.mac === fogHost.mac
+          ? null
+          : { ...h, fogId: fogHost.id, mac: fogHost.mac },
+      observeDeployed(fogHost.deployed),
+    ),
   );
 
-  await imager.deploy(fogHost.id, config.fog.imageId, `laas ${input.phase} booking ${booking.id}`);
-  log.info({ imageId: config.fog.imageId, fogHostId: fogHost.id }, "deploy task created");
+  const intent = intentOf(booking, input, START_IMAGING);
+  const deployedBefore =
+    "deployedBefore" in intent ? asDeployed(intent.deployedBefore) : fogHost.deployed;
+  const started: ImagingStarted = {
+    fogHostId: fogHost.id,
+    imageId: config.fog.imageId,
+    deployedBefore,
+  };
+  const taskName = `laas ${input.phase} booking ${booking.id}`;
+  if (intent.deployRequested !== true) {
+    await rt.store.updateBooking(
+      booking.id,
+      recordIntent(input, START_IMAGING, { deployRequested: true, deployedBefore }, rt.now()),
+    );
+    await imager.deploy(fogHost.id, config.fog.imageId, taskName);
+    log.info({ imageId: config.fog.imageId, fogHostId: fogHost.id }, "deploy task created");
+  } else if (await deployUnderWay(imager, fogHost, deployedBefore, taskName)) {
+    log.info({ fogHostId: fogHost.id }, "deploy task asked for before is there: adopted");
+  } else {
+    await imager.deploy(fogHost.id, config.fog.imageId, taskName);
+    log.info({ fogHostId: fogHost.id }, "deploy task asked for before is gone: created again");
+  }
 
   // From here on the host is being changed: on failure it is quarantined, not simply freed.
   const { item: host } = await rt.store.updateHost(
     input.hostName,
     input.phase === "provision" ? hostInUse(booking.id) : hostCleaning(booking.id),
   );
-  await rebootIntoImaging(
-    rt,
-    inventoryHost,
-    host,
-    inventoryHost.address ?? host.address ?? fogHost.ip,
-  );
+  if (intent.rebootRequested === true) {
+    // Sent before a restart: a second reboot would restart the host's network boot (or its
+    // imaging). The imaging deadline covers a reboot that never happened.
+    log.warn("a reboot was sent for this imaging before: not rebooting again");
+  } else {
+    await rt.store.updateBooking(
+      booking.id,
+      recordIntent(input, START_IMAGING, { rebootRequested: true }, rt.now()),
+    );
+    try {
+      await rebootIntoImaging(
+        rt,
+        inventoryHost,
+        host,
+        inventoryHost.address ?? host.address ?? fogHost.ip,
+      );
+    } catch (error) {
+      // Refused or unreachable: no reboot happened, so a retry must send one.
+      await rt.store.updateBooking(
+        booking.id,
+        recordIntent(input, START_IMAGING, { rebootRequested: false }, rt.now()),
+      );
+      throw error;
+    }
+  }
   await rt.store.updateBooking(
     booking.id,
-    noteProgress(input.phase, input.generation, "imaging: waiting for the host to network-boot"),
+    allOf(
+      noteProgress(input.phase, input.generation, "imaging: waiting for the host to network-boot"),
+      recordDone(input, START_IMAGING, started, rt.now()),
+    ),
   );
+  return started;
+}
 
-  const now = rt.now();
-  return {
-    fogHostId: fogHost.id,
-    imageId: config.fog.imageId,
-    deadline: new Date(now.getTime() + config.fog.imagingTimeoutSeconds * 1000).toISOString(),
-    pollSeconds: config.fog.pollSeconds,
-    deployedBefore: fogHost.deployed,
-    done: false,
-    percent: 0,
-    stage: "Queued",
-  };
+function asDeployed(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+/**
+ * The deploy asked for is still in FOG's active tasks (under its name: another task on the host
+ * is not ours to adopt), or has completed since.
+ */
+async function deployUnderWay(
+  imager: Imager,
+  fogHost: ImagerHost,
+  deployedBefore: string | null,
+  taskName: string,
+): Promise<boolean> {
+  if (fogHost.deployed !== null && fogHost.deployed !== deployedBefore) return true;
+  return (await imager.progress(fogHost.id))?.taskName === taskName;
 }
 
 async function rebootIntoImaging(
@@ -135,49 +170,4 @@ async function rebootIntoImaging(
     knownHostKey: host.hostKey,
   });
   await rt.store.updateHost(hostName, recordHostKey(hostKey));
-}
-
-export interface CheckImagingInput extends PhaseInput {
-  imaging: ImagingState;
-}
-
-export async function checkImaging(rt: Runtime, input: CheckImagingInput): Promise<ImagingState> {
-  const booking = await loadCurrentBooking(rt, input);
-  const config = imagingConfig(rt, booking, input.phase);
-  const imager = rt.imagerFor(config.fog);
-  const { imaging } = input;
-  const progress = await imager.progress(imaging.fogHostId);
-
-  if (progress) {
-    if (rt.now().getTime() > Date.parse(imaging.deadline)) {
-      await imager.cancel(imaging.fogHostId);
-      throw new ImagingError(
-        `imaging of ${input.hostName} did not finish by its deadline ${imaging.deadline} ` +
-          `(last seen: ${progress.stateName}, ${progress.percent.toFixed(0)}%); the task was cancelled`,
-      );
-    }
-    const stage = progress.stateName;
-    await rt.store.updateBooking(
-      booking.id,
-      noteProgress(
-        input.phase,
-        input.generation,
-        `imaging: ${stage}${progress.stateId === 3 ? ` ${progress.percent.toFixed(0)}%` : ""}`,
-      ),
-    );
-    return { ...imaging, done: false, percent: progress.percent, stage };
-  }
-
-  // The task has left FOG's active list: completed, or cancelled by someone. Only a new
-  // `deployed` time on the host tells the two apart.
-  const fogHost = await imager.findHost(input.hostName);
-  if (fogHost.deployed === null || fogHost.deployed === imaging.deployedBefore) {
-    throw new ImagingError(
-      `the imaging task of ${input.hostName} left FOG's active tasks without a completed deploy (cancelled or failed in FOG)`,
-    );
-  }
-  // The freshly imaged host has new SSH keys: the first one seen from now on is recorded.
-  await rt.store.updateHost(input.hostName, forgetHostKey);
-  await rt.store.updateBooking(booking.id, noteProgress(input.phase, input.generation, "imaged"));
-  return { ...imaging, done: true, percent: 100, stage: "Complete" };
 }

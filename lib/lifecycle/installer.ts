@@ -1,35 +1,32 @@
 /**
  * The booked installer, on the pod host. Its short steps (directories, script copies) run in
  * StartInstaller; its deployment — hours long — is started detached on the host, writing its log
- * and, when it ends, its exit status next to its script. CheckInstaller looks once at that status
- * file; the workflow waits between looks until the install deadline.
+ * and, when it ends, its exit status next to its script. The lab's watcher reads that status file
+ * (watch-installer.ts) and completes the AwaitInstaller callback task.
+ *
+ * A launch is announced on the booking first; StartInstaller run again after that finds the
+ * deployment's log on the host and adopts it instead of starting the installer a second time.
  */
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import type { Runtime } from "../app/runtime";
-import { LaasError } from "../errors";
+import type { JsonObject } from "../domain/run";
 import { installerPlugin } from "../installers/registry";
 import type { InstallerStep } from "../installers/types";
 import type { PhaseInput } from "../ports/engine";
 import type { HostSession, RemoteCommand } from "../ports/relay";
-import { bookingSink } from "./host-access";
-import { imagingConfig, loadCurrentBooking } from "./imaging";
-import { onHost } from "./pod";
+import { doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
+import { imagingConfig, loadCurrentBooking } from "./current-run";
+import { bookingSink, onHost } from "./host-access";
 import { noteProgress } from "./transitions";
 
-/** The installer ended with a failure, or ran past its deadline. */
-export class InstallerFailedError extends LaasError {
-  override name = "InstallerFailed";
-}
+export const START_INSTALLER = "startInstaller";
 
-export interface InstallState {
-  /** False when the installer has nothing to run (no installer booked): the workflow goes on. */
+export interface InstallStarted extends JsonObject {
+  /** False when the installer has nothing to run (no installer booked): nothing to wait for. */
   running: boolean;
-  done: boolean;
   /** Status and log files are `<base>.status` and `<base>.log` on the host. */
   base: string | null;
-  deadline: string;
-  pollSeconds: number;
 }
 
 /**
@@ -40,8 +37,10 @@ export interface InstallState {
 const DETACHED =
   'exec >"$0.log" 2>&1 </dev/null; "$@"; echo "$?" >"$0.status.part"; mv -f -- "$0.status.part" "$0.status"';
 
-export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<InstallState> {
+export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<InstallStarted> {
   const booking = await loadCurrentBooking(rt, input);
+  const recorded = doneResult(booking, input, START_INSTALLER);
+  if (recorded !== undefined) return recorded as InstallStarted;
   const config = imagingConfig(rt, booking, input.phase);
   const plugin = installerPlugin(booking.installer);
   const remoteDir = posix.join(config.pod.remoteDir, `booking-${booking.id}`);
@@ -52,30 +51,41 @@ export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<In
     networks: config.hypervisor.networks,
     remoteDir,
   });
-  const deadline = new Date(rt.now().getTime() + config.pod.installTimeoutSeconds * 1000);
-  const state: InstallState = {
-    running: false,
-    done: true,
-    base: null,
-    deadline: deadline.toISOString(),
-    pollSeconds: config.fog.pollSeconds,
-  };
   const last = steps.at(-1);
-  if (!last) return state;
+  const base = posix.join(remoteDir, "deploy");
+  const launched: InstallStarted =
+    last?.kind === "run" ? { running: true, base } : { running: false, base: null };
+  const relaunch = intentOf(booking, input, START_INSTALLER).launched === true;
+  if (!last) {
+    await rt.store.updateBooking(
+      booking.id,
+      recordDone(input, START_INSTALLER, launched, rt.now()),
+    );
+    return launched;
+  }
 
   await rt.store.updateBooking(
     booking.id,
     noteProgress(input.phase, input.generation, `installing ${plugin.name}`),
   );
   const sink = bookingSink(rt.logger, booking.id, "StartInstaller");
-  const base = posix.join(remoteDir, "deploy");
   await onHost(rt, input.hostName, async (host) => {
-    for (const step of steps.slice(0, -1)) await runStep(host, step, sink);
-    if (last.kind !== "run") {
-      await runStep(host, last, sink);
+    if (relaunch && (await launchedBefore(host, base))) {
+      rt.logger.warn(
+        { bookingId: booking.id, host: input.hostName },
+        "the installer was started before a restart: adopted, not started again",
+      );
       return;
     }
+    for (const step of last.kind === "run" ? steps.slice(0, -1) : steps) {
+      await runStep(host, step, sink);
+    }
+    if (last.kind !== "run") return;
     await host.run({ argv: ["rm", "-f", "--", `${base}.status`], timeoutSeconds: 30 }, sink);
+    await rt.store.updateBooking(
+      booking.id,
+      recordIntent(input, START_INSTALLER, { launched: true, base }, rt.now()),
+    );
     await host.run(
       {
         argv: ["setsid", "-f", "sh", "-c", DETACHED, base, ...last.command.argv],
@@ -85,8 +95,18 @@ export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<In
       sink,
     );
   });
-  if (last.kind !== "run") return state;
-  return { ...state, running: true, done: false, base };
+  await rt.store.updateBooking(booking.id, recordDone(input, START_INSTALLER, launched, rt.now()));
+  return launched;
+}
+
+/** The detached wrapper opens its log first thing: a log there means it was started. */
+async function launchedBefore(host: HostSession, base: string): Promise<boolean> {
+  const probe = await host.run({
+    argv: ["test", "-e", `${base}.log`],
+    timeoutSeconds: 30,
+    okExitCodes: [0, 1],
+  });
+  return probe.exitCode === 0;
 }
 
 async function runStep(
@@ -105,51 +125,4 @@ async function runStep(
     display: `copy ${step.description} to ${step.destination}`,
   };
   await host.run(command, sink);
-}
-
-export interface CheckInstallerInput extends PhaseInput {
-  install: InstallState;
-}
-
-export async function checkInstaller(
-  rt: Runtime,
-  input: CheckInstallerInput,
-): Promise<InstallState> {
-  const booking = await loadCurrentBooking(rt, input);
-  const { install } = input;
-  if (!install.running || !install.base) return { ...install, done: true };
-  const base = install.base;
-  const status = await onHost(rt, input.hostName, async (host) => {
-    const read = await host.run({
-      argv: ["cat", "--", `${base}.status`],
-      timeoutSeconds: 30,
-      okExitCodes: [0, 1],
-    });
-    if (read.exitCode !== 0) return null;
-    const code = Number.parseInt(read.stdout.trim(), 10);
-    const tail = await host.run({
-      argv: ["tail", "-n", "20", "--", `${base}.log`],
-      timeoutSeconds: 30,
-      okExitCodes: [0, 1],
-    });
-    return { code, tail: tail.stdout.trim() };
-  });
-  if (status === null) {
-    if (rt.now().getTime() > Date.parse(install.deadline)) {
-      throw new InstallerFailedError(
-        `the installer on ${input.hostName} did not finish by its deadline ${install.deadline}`,
-      );
-    }
-    return install;
-  }
-  if (status.code !== 0) {
-    throw new InstallerFailedError(
-      `the installer on ${input.hostName} exited with ${Number.isNaN(status.code) ? "an unreadable status" : status.code}; its log ends:\n${status.tail}`,
-    );
-  }
-  await rt.store.updateBooking(
-    booking.id,
-    noteProgress(input.phase, input.generation, "installer finished"),
-  );
-  return { ...install, running: false, done: true };
 }

@@ -3,13 +3,24 @@
  * reason and the host freed (never touched) or quarantined (touched, state unknown).
  */
 import type { Runtime } from "../app/runtime";
-import { errorMessage } from "../errors";
+import type { Booking } from "../domain/booking";
+import { errorMessage, SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { imagingConfig, loadCurrentBooking, SupersededError } from "./imaging";
+import { readBooking } from "./checkpoints";
+import { imagingConfig, requireCurrentRun } from "./current-run";
 import { failPhase, finishPhase, freeHost, quarantineHost } from "./transitions";
 
+/** The run already ended the way this step ends it (the step is run again after a restart). */
+function endedAs(booking: Booking, input: PhaseInput, state: Booking["state"]): boolean {
+  const generation =
+    input.phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  return booking.state === state && generation === input.generation;
+}
+
 export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state: string }> {
-  await loadCurrentBooking(rt, input);
+  const booking = await readBooking(rt, input.bookingId);
+  if (endedAs(booking, input, "ready")) return { state: "ready" };
+  requireCurrentRun(booking, input);
   const { item } = await rt.store.updateBooking(
     input.bookingId,
     finishPhase("provision", input.generation),
@@ -19,7 +30,9 @@ export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state
 }
 
 export async function markReleased(rt: Runtime, input: PhaseInput): Promise<{ state: string }> {
-  await loadCurrentBooking(rt, input);
+  const booking = await readBooking(rt, input.bookingId);
+  if (endedAs(booking, input, "released")) return { state: "released" };
+  requireCurrentRun(booking, input);
   await rt.store.updateHost(input.hostName, freeHost(input.bookingId));
   const { item } = await rt.store.updateBooking(
     input.bookingId,
@@ -46,9 +59,12 @@ export async function recordFailure(
 ): Promise<{ state: string; host: string }> {
   const reason = describeCaught(input.error);
   const log = rt.logger.child({ bookingId: input.bookingId, phase: input.phase });
-  let booking: Awaited<ReturnType<typeof loadCurrentBooking>>;
+  let booking: Booking;
   try {
-    booking = await loadCurrentBooking(rt, input);
+    booking = await readBooking(rt, input.bookingId);
+    // Recorded already (the step is run again after a restart): nothing more to do.
+    if (endedAs(booking, input, "failed")) return { state: "failed", host: "unchanged" };
+    requireCurrentRun(booking, input);
   } catch (error) {
     if (error instanceof SupersededError) {
       // A newer run or a release owns the booking now; recording this failure would undo it.

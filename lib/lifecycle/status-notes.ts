@@ -5,9 +5,9 @@
  */
 import type { Runtime } from "../app/runtime";
 import { type Booking, isManual } from "../domain/booking";
-import { NotFoundError } from "../errors";
 import type { StatusNote } from "../ports/dashboard";
 import type { PhaseInput } from "../ports/engine";
+import { once } from "./checkpoints";
 
 export const NOTE_STAGES = ["started", "ready", "failed", "released", "release-failed"] as const;
 export type NoteStage = (typeof NOTE_STAGES)[number];
@@ -64,17 +64,17 @@ export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
   }
 }
 
-export async function postStatus(
-  rt: Runtime,
-  input: StatusNoteInput,
-): Promise<{ posted: boolean; skipped?: string }> {
+type NoteResult = { posted: true } | { posted: false; skipped: string };
+
+/** Posts the stage's note once per run (run again, it answers what it did). */
+export async function postStatus(rt: Runtime, input: StatusNoteInput): Promise<NoteResult> {
   if (!rt.config.handover?.dashboardNotes) return { posted: false, skipped: "notes are off" };
-  const booking = await rt.store.getBooking(input.bookingId);
-  if (!booking) throw new NotFoundError(`booking ${input.bookingId} is not in the store`);
-  if (isManual(booking.id) || booking.resourceId === "") {
-    return { posted: false, skipped: "not a dashboard booking" };
-  }
-  await rt.dashboard.postStatusNote(statusNoteFor(booking, input.stage));
-  rt.logger.info({ bookingId: booking.id, stage: input.stage }, "status note posted");
-  return { posted: true };
+  return once(rt, input, `postStatus:${input.stage}`, async (booking): Promise<NoteResult> => {
+    if (isManual(booking.id) || booking.resourceId === "") {
+      return { posted: false, skipped: "not a dashboard booking" };
+    }
+    await rt.dashboard.postStatusNote(statusNoteFor(booking, input.stage));
+    rt.logger.info({ bookingId: booking.id, stage: input.stage }, "status note posted");
+    return { posted: true };
+  });
 }

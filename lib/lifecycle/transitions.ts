@@ -29,6 +29,8 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     failure: null,
     progress: null,
     access: null,
+    run: null,
+    wait: null,
     createdAt: at,
     updatedAt: at,
     version: 0,
@@ -130,15 +132,15 @@ export function finishPhase(phase: Phase, generation: number): BookingChange {
   return (current) => {
     if (!isCurrentRun(current, phase, generation)) return null;
     return phase === "provision"
-      ? { ...current, state: "ready", progress: "ready" }
-      : { ...current, state: "released", progress: "released" };
+      ? { ...current, state: "ready", progress: "ready", wait: null }
+      : { ...current, state: "released", progress: "released", wait: null };
   };
 }
 
 export function failPhase(phase: Phase, generation: number, reason: string): BookingChange {
   return (current) =>
     isCurrentRun(current, phase, generation)
-      ? { ...current, state: "failed", failure: reason, progress: "failed" }
+      ? { ...current, state: "failed", failure: reason, progress: "failed", wait: null }
       : null;
 }
 
@@ -186,11 +188,28 @@ export function quarantineHost(bookingId: string, reason: string): HostChange {
       : null;
 }
 
-/** A new host key was accepted: record it (after imaging the host presents a fresh one). */
+/**
+ * A host key was accepted (first seen since the last deploy, or the one required): record it as
+ * the key of the system FOG deployed last.
+ */
 export function recordHostKey(hostKey: string): HostChange {
-  return (current) => (current.hostKey === hostKey ? null : { ...current, hostKey });
+  return (current) =>
+    current.hostKey === hostKey && current.hostKeyDeployed === current.deployed
+      ? null
+      : { ...current, hostKey, hostKeyDeployed: current.deployed };
 }
 
-/** Imaging replaces the host's SSH keys: forget the old one so the first new one is recorded. */
-export const forgetHostKey: HostChange = (current) =>
-  current.hostKey === null ? null : { ...current, hostKey: null };
+/**
+ * FOG says the host's last deploy completed at `deployed`. A key recorded for an earlier deploy
+ * belongs to a system that is gone: it is forgotten, and the first key seen from now on is
+ * recorded (and then required).
+ */
+export function observeDeployed(deployed: string | null): HostChange {
+  return (current) => {
+    const stale = current.hostKey !== null && current.hostKeyDeployed !== deployed;
+    if (current.deployed === deployed && !stale) return null;
+    return stale
+      ? { ...current, deployed, hostKey: null, hostKeyDeployed: null }
+      : { ...current, deployed };
+  };
+}

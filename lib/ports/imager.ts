@@ -13,6 +13,10 @@ export interface ImagerHost {
 /** An imaging task still in the server's active list. */
 export interface ImagingProgress {
   taskId: string;
+  /** The host the task is for (FOG's host id). */
+  hostId: string;
+  /** The task's name, as given when it was created. */
+  taskName: string;
   /** 1 Queued, 2 Checked In, 3 In-Progress (FOG's task states). */
   stateId: number;
   stateName: string;
@@ -31,8 +35,16 @@ export interface Imager {
   /**
    * Sets the host's image and creates a deploy task. When the host is already in an active task,
    * cancels that task and creates the deploy again, once.
+   *
+   * Not idempotent by itself: each call asks for a new task (and cancels one under way). Callers
+   * that may run twice record their intent first and look (progress) before calling again.
    */
   deploy(hostId: string, imageId: number, taskName: string): Promise<void>;
+  /**
+   * Every task in the active list, one request however many hosts are imaging: what the lab's
+   * watcher reads once per cycle. One task per host (the newest, should FOG list two).
+   */
+  activeTasks(): Promise<ImagingProgress[]>;
   /** The host's task while it is in the active list; null once it has left it. */
   progress(hostId: string): Promise<ImagingProgress | null>;
   /** Cancels the host's active task, if any. */

@@ -1,8 +1,11 @@
 /**
- * The state machine files in statemachines/ are the single source for both engines. On AWS,
- * serverless-step-functions turns each Task's `Resource: {Fn::GetAtt: [fn, Arn]}` into the Lambda
- * ARN. Locally, bindTasks() rewrites the same references to placeholder ARNs and reports which
- * function each Task state calls, so the local engine can run the handler in-process.
+ * The state machine files in statemachines/ are the single source for both engines. A Task calls
+ * a Lambda function in one of two ways: `Resource: {Fn::GetAtt: [fn, Arn]}` (the step returns its
+ * result), or a callback task — `Resource: arn:aws:states:::lambda:invoke.waitForTaskToken` with
+ * `Parameters.FunctionName: {Fn::GetAtt: [fn, Arn]}` — whose function hands the task token out and
+ * whose result is whatever completes that token later. On AWS, serverless-step-functions turns the
+ * references into Lambda ARNs. Locally, bindTasks() rewrites them to placeholder ARNs and reports
+ * which function each Task state calls, so the local engine can run the handler in-process.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -37,9 +40,19 @@ export function loadDefinition(path: string): JsonObject {
   return parsed;
 }
 
+/** The Resource of a callback task: a Lambda invocation that waits for its task token. */
+export const CALLBACK_RESOURCE = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+
+export interface CallbackLimits {
+  heartbeatSeconds: number | null;
+  timeoutSeconds: number | null;
+}
+
 export interface TaskBinding {
   stateName: string;
   functionName: string;
+  /** Set for a callback task (`.waitForTaskToken`), with its HeartbeatSeconds and TimeoutSeconds. */
+  callback: CallbackLimits | null;
 }
 
 /** Every state of the machine, including those inside Parallel branches and Map iterators. */
@@ -58,15 +71,34 @@ export function* allStates(definition: JsonObject): Generator<[string, JsonObjec
   }
 }
 
-/** The function a Task's `Resource: {Fn::GetAtt: [fn, Arn]}` names, or null. */
-export function taskFunction(state: JsonObject): string | null {
-  const resource = state.Resource;
-  if (!isObject(resource)) return null;
-  const getAtt = resource["Fn::GetAtt"];
+function getAttFunction(reference: unknown): string | null {
+  if (!isObject(reference)) return null;
+  const getAtt = reference["Fn::GetAtt"];
   if (Array.isArray(getAtt) && typeof getAtt[0] === "string" && getAtt[1] === "Arn") {
     return getAtt[0];
   }
   return null;
+}
+
+export function isCallbackTask(state: JsonObject): boolean {
+  return state.Type === "Task" && state.Resource === CALLBACK_RESOURCE;
+}
+
+/**
+ * The function a Task calls: its `Resource: {Fn::GetAtt: [fn, Arn]}`, or for a callback task its
+ * `Parameters.FunctionName`; null when it names none that way.
+ */
+export function taskFunction(state: JsonObject): string | null {
+  if (isCallbackTask(state)) {
+    const parameters = state.Parameters;
+    return isObject(parameters) ? getAttFunction(parameters.FunctionName) : null;
+  }
+  return getAttFunction(state.Resource);
+}
+
+function secondsField(state: JsonObject, field: string): number | null {
+  const value = state[field];
+  return typeof value === "number" ? value : null;
 }
 
 /** A copy of the definition whose Task resources are plain ARNs, and which Task calls what. */
@@ -82,8 +114,21 @@ export function bindTasks(definition: JsonObject): {
     if (!functionName) {
       throw new Error(`Task state ${stateName} does not name a function with Fn::GetAtt`);
     }
-    state.Resource = `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`;
-    bindings.push({ stateName, functionName });
+    const arn = `arn:aws:lambda:us-east-1:000000000000:function:${functionName}`;
+    if (isCallbackTask(state) && isObject(state.Parameters)) {
+      state.Parameters.FunctionName = arn;
+      bindings.push({
+        stateName,
+        functionName,
+        callback: {
+          heartbeatSeconds: secondsField(state, "HeartbeatSeconds"),
+          timeoutSeconds: secondsField(state, "TimeoutSeconds"),
+        },
+      });
+    } else {
+      state.Resource = arn;
+      bindings.push({ stateName, functionName, callback: null });
+    }
   }
   return { definition: copy, bindings };
 }

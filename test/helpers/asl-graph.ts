@@ -153,3 +153,35 @@ export function unrecordedFailurePaths(
   }
   return problems;
 }
+
+/**
+ * A circle in the transitions of one scope (Next, Choice rules, Default and Catch targets), as
+ * the state names along it, or null when there is none: a workflow with no circle cannot loop
+ * with time, whatever it waits for.
+ */
+export function transitionCycle(scopeStates: Record<string, JsonObject>): string[] | null {
+  const targets = (state: JsonObject): string[] => [
+    ...successors(state),
+    ...catchers(state)
+      .map((c) => c.Next)
+      .filter((n): n is string => typeof n === "string"),
+  ];
+  const done = new Set<string>();
+  const visit = (name: string, path: string[]): string[] | null => {
+    if (path.includes(name)) return [...path.slice(path.indexOf(name)), name];
+    if (done.has(name)) return null;
+    const state = scopeStates[name];
+    if (!state) return null;
+    for (const next of targets(state)) {
+      const found = visit(next, [...path, name]);
+      if (found) return found;
+    }
+    done.add(name);
+    return null;
+  };
+  for (const name of Object.keys(scopeStates)) {
+    const found = visit(name, []);
+    if (found) return found;
+  }
+  return null;
+}

@@ -1,11 +1,17 @@
 /**
  * The embedded default listening on a simulated lab, as `laas reset-db --host` then `laas listen`
  * would set it up: host table filled from the lab's FOG, the store and local engine opened as the
- * listener, every log line captured. Tests poll with `listener.pollOnce()`.
+ * listener, every log line captured. Tests poll with `listener.pollOnce()`; the watcher runs in
+ * the background every `watchIntervalMs`, as in `laas listen`.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "vitest";
 import { stepHandlers } from "../../functions/steps";
-import { type EmbeddedRuntime, openEmbeddedRuntime } from "../../lib/app/embedded";
+import {
+  type EmbeddedOptions,
+  type EmbeddedRuntime,
+  openEmbeddedRuntime,
+} from "../../lib/app/embedded";
 import { Listener } from "../../lib/app/listener";
 import { main } from "../../lib/cli/main";
 import type { SimulatedLab } from "../sim/lab";
@@ -16,33 +22,67 @@ export interface LabListener {
   listener: Listener;
   /** Every JSON log line so far. */
   lines: string[];
+  /** Stops the background watcher (as a killed listener would). */
+  stopWatching(): Promise<void>;
   /** Lets running workflows finish (5 s at most), then closes the store. */
   close(): Promise<void>;
 }
 
+export type LabListenerOptions = Pick<
+  EmbeddedOptions,
+  "retryOverridesMs" | "heartbeatOverridesMs" | "timeoutOverridesMs"
+> & { watchIntervalMs?: number; resetHosts?: boolean };
+
+/** Watcher cycles every `intervalMs` until the signal aborts. */
+export function watchInBackground(
+  listener: Listener,
+  intervalMs: number,
+): { stop(): Promise<void> } {
+  const stopping = new AbortController();
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      await listener.watchOnce();
+      await sleep(intervalMs, undefined, { signal: stopping.signal }).catch(() => undefined);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping.abort();
+      await loop;
+    },
+  };
+}
+
 export async function listenOnLab(
   lab: SimulatedLab,
-  options: { retryOverridesMs?: Record<string, number> } = {},
+  options: LabListenerOptions = {},
 ): Promise<LabListener> {
   const quiet = () => undefined;
-  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
-    handlers: stepHandlers,
-    out: quiet,
-    err: quiet,
-  });
-  expect(code).toBe(0);
+  if (options.resetHosts !== false) {
+    const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
+      handlers: stepHandlers,
+      out: quiet,
+      err: quiet,
+    });
+    expect(code).toBe(0);
+  }
   const { logger, lines } = capturingLogger();
+  const { watchIntervalMs = 200, resetHosts: _, ...engineOptions } = options;
   const embedded = await openEmbeddedRuntime(lab.configPath, {
     handlers: stepHandlers,
     listen: true,
     logger,
-    ...(options.retryOverridesMs ? { retryOverridesMs: options.retryOverridesMs } : {}),
+    ...engineOptions,
   });
+  const listener = new Listener(embedded, { drainMs: 5_000, watchIntervalMs });
+  const watcher = watchInBackground(listener, watchIntervalMs);
   return {
     embedded,
-    listener: new Listener(embedded, { drainMs: 5_000 }),
+    listener,
     lines,
+    stopWatching: () => watcher.stop(),
     close: async () => {
+      await watcher.stop();
       await embedded.engine.drain(5_000);
       await embedded.close();
     },

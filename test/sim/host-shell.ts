@@ -251,6 +251,8 @@ export class HostShell {
         return this.#rm(args);
       case "cat":
         return this.#cat(args);
+      case "test":
+        return this.#test(args);
       case "tail":
         return this.#tail(args);
       case "grep":
@@ -549,6 +551,19 @@ export class HostShell {
       }
     }
     return ok();
+  }
+
+  /** coreutils `test -e PATH` (and -f, -d): exit 0 when it holds, 1 when not, 2 on bad usage. */
+  #test(args: readonly string[]): ShellResult {
+    const [flag, path, ...extra] = args;
+    if (path === undefined || extra.length > 0 || !["-e", "-f", "-d"].includes(flag ?? "")) {
+      return fail(2, "test: the simulated host knows only `test -e|-f|-d PATH`");
+    }
+    const full = this.#path(path);
+    const isFile = this.files.has(full);
+    const isDirectory = this.directories.has(full);
+    const holds = flag === "-f" ? isFile : flag === "-d" ? isDirectory : isFile || isDirectory;
+    return { exitCode: holds ? 0 : 1, stdout: "", stderr: "" };
   }
 
   #cat(args: readonly string[]): ShellResult {

@@ -30,12 +30,12 @@ export const tableKeys = {
   bookings: "id",
 } as const satisfies Record<keyof TableNames, string>;
 
-interface TableDefinition {
+export interface TableDefinition {
   keySchema: KeySchemaElement[];
   attributeDefinitions: AttributeDefinition[];
 }
 
-function partitionKeyOnly(attribute: string): TableDefinition {
+export function partitionKeyOnly(attribute: string): TableDefinition {
   return {
     keySchema: [{ AttributeName: attribute, KeyType: "HASH" }],
     attributeDefinitions: [{ AttributeName: attribute, AttributeType: "S" }],
@@ -68,7 +68,7 @@ async function tableExists(client: DynamoDBClient, tableName: string): Promise<b
   }
 }
 
-async function ensureTable(
+export async function ensureTable(
   client: DynamoDBClient,
   tableName: string,
   definition: TableDefinition,

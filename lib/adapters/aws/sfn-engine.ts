@@ -7,12 +7,23 @@ import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
+  InvalidToken,
+  SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
   SFNClient,
   StartExecutionCommand,
   StopExecutionCommand,
+  TaskDoesNotExist,
+  TaskTimedOut,
 } from "@aws-sdk/client-sfn";
 import { type Phase, phaseOfExecution } from "../../domain/booking";
-import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../../ports/engine";
+import type { JsonObject } from "../../domain/run";
+import type { ExecutionStatus, PhaseInput, TokenAnswer, WorkflowEngine } from "../../ports/engine";
+
+/** SendTaskFailure's limits: error up to 256 characters, cause up to 32,768. */
+const MAX_ERROR_CHARS = 256;
+const MAX_CAUSE_CHARS = 32_768;
 
 export interface StateMachineArns {
   provision: string;
@@ -100,6 +111,48 @@ export class StepFunctionsEngine implements WorkflowEngine {
       return (answer.status as ExecutionStatus | undefined) ?? null;
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return null;
+      throw error;
+    }
+  }
+
+  sendTaskSuccess(token: string, output: JsonObject): Promise<TokenAnswer> {
+    return this.#answer(
+      new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify(output) }),
+    );
+  }
+
+  sendTaskFailure(token: string, error: string, cause: string): Promise<TokenAnswer> {
+    return this.#answer(
+      new SendTaskFailureCommand({
+        taskToken: token,
+        error: error.slice(0, MAX_ERROR_CHARS),
+        cause: cause.slice(0, MAX_CAUSE_CHARS),
+      }),
+    );
+  }
+
+  sendTaskHeartbeat(token: string): Promise<TokenAnswer> {
+    return this.#answer(new SendTaskHeartbeatCommand({ taskToken: token }));
+  }
+
+  /** A token Step Functions no longer knows (completed, timed out, execution ended) is `gone`. */
+  async #answer(
+    command: SendTaskSuccessCommand | SendTaskFailureCommand | SendTaskHeartbeatCommand,
+  ): Promise<TokenAnswer> {
+    try {
+      // The three commands share their output shape; the union needs one send per type.
+      if (command instanceof SendTaskSuccessCommand) await this.#client.send(command);
+      else if (command instanceof SendTaskFailureCommand) await this.#client.send(command);
+      else await this.#client.send(command);
+      return "accepted";
+    } catch (error) {
+      if (
+        error instanceof TaskDoesNotExist ||
+        error instanceof TaskTimedOut ||
+        error instanceof InvalidToken
+      ) {
+        return "gone";
+      }
       throw error;
     }
   }

@@ -127,15 +127,23 @@ export class FogClient implements Imager {
     );
   }
 
-  async progress(hostId: string): Promise<ImagingProgress | null> {
-    const id = hostIdOf(hostId);
+  async activeTasks(): Promise<ImagingProgress[]> {
     const response = await this.#request("GET", "task/current");
     const { tasks } = parseBody(response, taskListSchema);
-    const mine = tasks.filter((task) => canonicalId(task.hostID) === id && isActiveTask(task));
-    if (mine.length === 0) return null;
     // FOG keeps one active task per host; should two show up, the newest is the one we made.
-    const newest = mine.reduce((a, b) => (Number(b.id) > Number(a.id) ? b : a));
-    return toImagingProgress(newest);
+    const newest = new Map<string, (typeof tasks)[number]>();
+    for (const task of tasks) {
+      if (!isActiveTask(task)) continue;
+      const host = canonicalId(task.hostID) ?? task.hostID;
+      const seen = newest.get(host);
+      if (!seen || Number(task.id) > Number(seen.id)) newest.set(host, task);
+    }
+    return [...newest.values()].map(toImagingProgress);
+  }
+
+  async progress(hostId: string): Promise<ImagingProgress | null> {
+    const id = hostIdOf(hostId);
+    return (await this.activeTasks()).find((task) => task.hostId === id) ?? null;
   }
 
   async cancel(hostId: string): Promise<void> {

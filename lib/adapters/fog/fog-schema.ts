@@ -60,6 +60,7 @@ const stateSchema = z.object({ id: optionalText, name: optionalText });
 
 export const fogTaskSchema = z.object({
   id: text,
+  name: optionalText,
   hostID: text,
   typeID: optionalText,
   stateID: numeric,
@@ -125,6 +126,8 @@ export function toImagingProgress(task: FogTask): ImagingProgress {
   const embeddedName = task.state?.name ?? "";
   return {
     taskId: canonicalId(task.id) ?? task.id,
+    hostId: canonicalId(task.hostID) ?? task.hostID,
+    taskName: task.name,
     stateId: task.stateID,
     stateName: embeddedName || (TASK_STATE_NAMES[task.stateID] ?? `State ${task.stateID}`),
     percent: taskPercent(task),

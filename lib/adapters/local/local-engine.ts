@@ -1,178 +1,278 @@
 /**
  * The embedded default's workflow engine: the very ASL files AWS runs, interpreted in-process by
- * aws-local-stepfunctions, with each Task bound to the same handler the Lambda function runs.
+ * aws-local-stepfunctions, each Task bound to the same handler the Lambda function runs, with the
+ * parts of Step Functions the library lacks:
  *
- * Execution names are unique per engine, as in Step Functions. The registry lives in memory: the
- * embedded store admits one listener per database, so one engine owns its bookings; after a
- * restart, poll starts the phases that were in flight again under their names.
+ * - Durable executions. Each execution has a record in the journal (adapters/local/journal.ts):
+ *   its owner, its status, and the top-level state it is in with that state's input, written
+ *   before the state's step runs. A listener started after `kill -9` resumes each execution at
+ *   the state it was in — a step checkpoints its own work on the booking, so running it again
+ *   returns what it did (lib/lifecycle/checkpoints.ts).
+ * - Callback tasks (`.waitForTaskToken`, callbacks.ts): token, success, failure with error and
+ *   cause, HeartbeatSeconds and TimeoutSeconds.
+ * - One owner per execution. Executions run in their owner's process only; an engine whose owner
+ *   is another live process (a listener) hands what it starts to that owner through the journal,
+ *   and asks it to stop what it stops.
  */
 import "../../polyfills";
 import {
   ExecutionAbortedError,
+  ExecutionError,
   ExecutionTimeoutError,
   StateMachine,
   type StateMachineDefinition,
 } from "aws-local-stepfunctions";
 import type { Phase } from "../../domain/booking";
+import type { JsonObject as JsonRecord, JsonValue } from "../../domain/run";
 import { errorMessage } from "../../errors";
 import type { Logger } from "../../log";
-import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../../ports/engine";
+import type { ExecutionStatus, PhaseInput, TokenAnswer, WorkflowEngine } from "../../ports/engine";
 import {
   bindTasks,
   definitionPath,
   type JsonObject,
   loadDefinition,
+  type TaskBinding,
 } from "../../workflow/definitions";
+import { CallbackTasks } from "./callbacks";
+import type { ExecutionJournal, ExecutionPosition, ExecutionRecord } from "./journal";
+import { isRunning, type ProcessId, sameProcess, thisProcess } from "./process-identity";
 
-export type StepHandler = (input: unknown) => Promise<unknown>;
+/** A step handler takes the event its Task passes (JSON from the workflow, read by the step). */
+export type StepHandler = (input: never) => Promise<unknown>;
 
-interface Execution {
-  name: string;
-  phase: Phase;
-  status: ExecutionStatus;
-  startedAt: Date;
-  stoppedAt: Date | null;
-  error: string | null;
-  abort: () => void;
-  done: Promise<void>;
-}
+/** Where `$$.Task.Token` points in the context object; each callback task swaps in its token. */
+const TOKEN_PLACEHOLDER = "__laas_local_task_token__";
+/** Added to a top-level Task's Parameters so its step sees the state's own input as well. */
+const STATE_INPUT = "__laas_state_input__";
 
 export interface LocalEngineOptions {
   /** Lambda function name (as in serverless.yml) → handler. */
   handlers: Record<string, StepHandler>;
+  journal: ExecutionJournal;
   logger: Logger;
+  /** Who runs the executions: this process, or the live owner (a listener) to hand them to. */
+  owner?: ProcessId;
   /** Where statemachines/ is; defaults to the project root. */
   root?: string;
   /** Wait-state durations in ms by state name (tests compress time with this). */
   waitOverridesMs?: Record<string, number>;
   /** Pause before each retry in ms by state name (tests compress a Retry's backoff with this). */
   retryOverridesMs?: Record<string, number | number[]>;
+  /** Callback tasks' HeartbeatSeconds, in ms by state name (tests compress time with this). */
+  heartbeatOverridesMs?: Record<string, number>;
+  /** Callback tasks' TimeoutSeconds, in ms by state name. */
+  timeoutOverridesMs?: Record<string, number>;
+}
+
+interface Machine {
+  definition: JsonObject;
+  bindings: Map<string, TaskBinding>;
+  topLevel: Set<string>;
+  byStart: Map<string, StateMachine>;
+}
+
+interface Run {
+  name: string;
+  phase: Phase;
+  abort(): void;
+  /** Why it is being stopped here (engine.stop), or null. */
+  stopCause: string | null;
+  /** This process lets go of it (drain): its record stays RUNNING for the next owner. */
+  handingOver: boolean;
+  /** Where the run resumed, until that state has been entered again. */
+  resumedAt: ExecutionPosition | null;
+  transitions: number;
+  done: Promise<void>;
 }
 
 export class LocalEngine implements WorkflowEngine {
-  readonly #machines = new Map<
-    Phase,
-    { machine: StateMachine; overrides: Record<string, StepHandler> }
-  >();
-  readonly #executions = new Map<string, Execution>();
+  readonly #machines = new Map<Phase, Machine>();
+  readonly #runs = new Map<string, Run>();
+  readonly #callbacks = new CallbackTasks();
+  readonly #journal: ExecutionJournal;
   readonly #logger: Logger;
-  readonly #waitOverridesMs: Record<string, number>;
-  readonly #retryOverridesMs: Record<string, number | number[]>;
+  readonly #owner: ProcessId;
+  readonly #handlers: Record<string, StepHandler>;
+  readonly #options: LocalEngineOptions;
 
   constructor(options: LocalEngineOptions) {
+    this.#options = options;
+    this.#journal = options.journal;
     this.#logger = options.logger;
-    this.#waitOverridesMs = options.waitOverridesMs ?? {};
-    this.#retryOverridesMs = options.retryOverridesMs ?? {};
+    this.#owner = options.owner ?? thisProcess();
+    this.#handlers = options.handlers;
     for (const phase of ["provision", "release"] as const) {
       const { definition, bindings } = bindTasks(
         loadDefinition(definitionPath(phase, options.root)),
       );
-      const overrides: Record<string, StepHandler> = {};
       for (const { stateName, functionName } of bindings) {
-        const handler = options.handlers[functionName];
-        if (!handler) {
+        if (!options.handlers[functionName]) {
           throw new Error(
             `${phase}: Task ${stateName} calls ${functionName}, which has no handler`,
           );
         }
-        // What Lambda's own log shows in the cloud: which step failed, and why (error messages
-        // never carry secrets).
-        overrides[stateName] = async (event) => {
-          try {
-            return await handler(event);
-          } catch (error) {
-            this.#logger.warn(
-              { state: stateName, error: errorName(error), err: errorMessage(error) },
-              "step failed",
-            );
-            throw error;
-          }
-        };
       }
-      const machine = new StateMachine(asDefinition(definition), {
-        validationOptions: { checkArn: true, checkPaths: true },
-      });
-      this.#machines.set(phase, { machine, overrides });
+      const topLevel = new Set(Object.keys(statesOf(definition)));
+      passStateInput(definition, topLevel);
+      const machine: Machine = {
+        definition,
+        bindings: new Map(bindings.map((b) => [b.stateName, b])),
+        topLevel,
+        byStart: new Map(),
+      };
+      // Validated once here, so a broken file fails at start rather than at the first booking.
+      machineStartingAt(machine, String(definition.StartAt));
+      this.#machines.set(phase, machine);
     }
   }
 
+  /** Whether executions started here run in this process (else they go to the owner). */
+  get runsHere(): boolean {
+    return sameProcess(this.#owner, thisProcess());
+  }
+
   async start(phase: Phase, name: string, input: PhaseInput): Promise<{ started: boolean }> {
-    if (this.#executions.has(name)) return { started: false };
-    const entry = this.#machines.get(phase);
-    if (!entry) throw new Error(`no state machine for phase ${phase}`);
-    const log = this.#logger.child({ execution: name, bookingId: input.bookingId });
-    const run = entry.machine.run(input as unknown as JsonValue, {
-      overrides: {
-        taskResourceLocalHandlers: entry.overrides as Record<
-          string,
-          (i: JsonValue) => Promise<JsonValue>
-        >,
-        waitTimeOverrides: this.#waitOverridesMs,
-        retryIntervalOverrides: this.#retryOverridesMs,
-      },
-    });
-    const execution: Execution = {
+    const now = new Date().toISOString();
+    const record: ExecutionRecord = {
       name,
       phase,
+      input,
       status: "RUNNING",
-      startedAt: new Date(),
+      owner: this.#owner,
+      startedAt: now,
       stoppedAt: null,
       error: null,
-      abort: run.abort,
-      done: Promise.resolve(),
+      cause: null,
+      position: null,
+      stopRequested: null,
+      transitions: 0,
+      updatedAt: now,
+      version: 0,
     };
-    execution.done = run.result
-      .then(
-        () => {
-          execution.status = "SUCCEEDED";
-        },
-        (error: unknown) => {
-          execution.status =
-            error instanceof ExecutionAbortedError
-              ? "ABORTED"
-              : error instanceof ExecutionTimeoutError
-                ? "TIMED_OUT"
-                : "FAILED";
-          execution.error = error instanceof Error ? error.message : String(error);
-        },
-      )
-      .finally(() => {
-        execution.stoppedAt = new Date();
-        log.info(
-          { status: execution.status, error: execution.error ?? undefined },
-          "execution ended",
-        );
-      });
-    this.#executions.set(name, execution);
-    void this.#trace(run.eventLogs, log);
-    log.info({ phase }, "execution started");
+    // Step Functions refuses a second execution of a name (ExecutionAlreadyExists): so does this.
+    if (!(await this.#journal.create(record))) return { started: false };
+    if (this.runsHere) {
+      this.#launch(record);
+      this.#logger.info(
+        { execution: name, bookingId: input.bookingId, phase },
+        "execution started",
+      );
+    } else {
+      this.#logger.info(
+        { execution: name, bookingId: input.bookingId, owner: this.#owner.pid },
+        "execution handed to the listener that owns this store",
+      );
+    }
     return { started: true };
   }
 
   async stop(name: string, cause: string): Promise<void> {
-    const execution = this.#executions.get(name);
-    if (execution?.status !== "RUNNING") return;
-    this.#logger.info({ execution: name, cause }, "stopping execution");
-    execution.abort();
-    await execution.done;
+    const record = await this.#journal.get(name);
+    if (record?.status !== "RUNNING") return;
+    const run = this.#runs.get(name);
+    if (run) {
+      this.#logger.info({ execution: name, cause }, "stopping execution");
+      run.stopCause = cause;
+      run.abort();
+      await run.done;
+      return;
+    }
+    const owner = record.owner;
+    if (owner && !sameProcess(owner, thisProcess()) && isRunning(owner)) {
+      // Its owner stops it at its next look at the journal (tick).
+      await this.#journal.update(name, (r) =>
+        r.status === "RUNNING" && r.stopRequested === null ? { ...r, stopRequested: cause } : null,
+      );
+      return;
+    }
+    await this.#finish(name, "ABORTED", null, cause);
   }
 
   async status(name: string): Promise<ExecutionStatus | null> {
-    return this.#executions.get(name)?.status ?? null;
+    return (await this.#journal.get(name))?.status ?? null;
   }
 
-  /** Executions still running. */
+  async sendTaskSuccess(token: string, output: JsonRecord): Promise<TokenAnswer> {
+    return this.#callbacks.succeed(token, output);
+  }
+
+  async sendTaskFailure(token: string, error: string, cause: string): Promise<TokenAnswer> {
+    return this.#callbacks.fail(token, error, cause);
+  }
+
+  async sendTaskHeartbeat(token: string): Promise<TokenAnswer> {
+    return this.#callbacks.heartbeat(token);
+  }
+
+  /** Names of the executions running in this process. */
   running(): string[] {
-    return [...this.#executions.values()].filter((e) => e.status === "RUNNING").map((e) => e.name);
+    return [...this.#runs.keys()];
   }
 
   /**
-   * Waits up to `timeoutMs` for running executions to end by themselves, then aborts the rest.
-   * Aborted ones are picked up again by the next listener's poll (same names, restarted).
+   * The owner's look at the journal: stops what another process asked to stop and, with
+   * `adopt`, takes over the executions handed to this process or left by an owner that is gone
+   * (killed, or drained and exited), resuming each at the state it was in.
+   */
+  async tick(options: { adopt: boolean }): Promise<{ adopted: string[]; stopped: string[] }> {
+    const adopted: string[] = [];
+    const stopped: string[] = [];
+    if (!this.runsHere) return { adopted, stopped };
+    const me = thisProcess();
+    for (const record of await this.#journal.list()) {
+      if (record.status !== "RUNNING") continue;
+      const run = this.#runs.get(record.name);
+      if (run) {
+        if (record.stopRequested !== null) {
+          await this.stop(record.name, record.stopRequested);
+          stopped.push(record.name);
+        }
+        continue;
+      }
+      if (!options.adopt) continue;
+      const owner = record.owner;
+      const orphan = owner === null || sameProcess(owner, me) || !isRunning(owner);
+      if (!orphan) continue;
+      const { changed, item } = await this.#journal.update(record.name, (r) =>
+        r.status === "RUNNING" && r.version === record.version ? { ...r, owner: me } : null,
+      );
+      if (!changed) continue;
+      if (item.stopRequested !== null) {
+        await this.#finish(item.name, "ABORTED", null, item.stopRequested);
+        stopped.push(item.name);
+        continue;
+      }
+      try {
+        this.#launch(item);
+      } catch (error) {
+        // A position the machine cannot resume from (a state renamed by an upgrade): it fails,
+        // which poll records on the booking, rather than being adopted again and again.
+        await this.#finish(item.name, "FAILED", "States.Runtime", errorMessage(error));
+        continue;
+      }
+      adopted.push(item.name);
+      this.#logger.info(
+        {
+          execution: item.name,
+          bookingId: item.input.bookingId,
+          at: item.position?.state ?? "start",
+          previousOwner: owner?.pid ?? null,
+        },
+        "execution resumed",
+      );
+    }
+    return { adopted, stopped };
+  }
+
+  /**
+   * Waits up to `timeoutMs` for the executions running here to end, then hands the rest over:
+   * they stop running in this process and keep their records (state and input), which the next
+   * owner adopts and resumes where they were.
    */
   async drain(timeoutMs: number): Promise<{ finished: string[]; handedOver: string[] }> {
-    const running = [...this.#executions.values()].filter((e) => e.stoppedAt === null);
-    const allDone = Promise.all(running.map((e) => e.done));
+    const running = [...this.#runs.values()];
+    const allDone = Promise.all(running.map((r) => r.done));
     if (Number.isFinite(timeoutMs)) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -185,21 +285,223 @@ export class LocalEngine implements WorkflowEngine {
     } else {
       await allDone;
     }
-    const handedOver = running.filter((e) => e.status === "RUNNING");
-    for (const execution of handedOver) execution.abort();
-    await Promise.all(handedOver.map((e) => e.done));
+    const handedOver = running.filter((r) => this.#runs.has(r.name));
+    for (const run of handedOver) {
+      run.handingOver = true;
+      run.abort();
+    }
+    await Promise.all(handedOver.map((r) => r.done));
     return {
-      finished: running.filter((e) => !handedOver.includes(e)).map((e) => e.name),
-      handedOver: handedOver.map((e) => e.name),
+      finished: running.filter((r) => !handedOver.includes(r)).map((r) => r.name),
+      handedOver: handedOver.map((r) => r.name),
     };
   }
 
-  async #trace(events: AsyncGenerator<EventLogLike>, log: Logger): Promise<void> {
+  #launch(record: ExecutionRecord): void {
+    const machine = this.#machine(record.phase);
+    const position = record.position;
+    const stateMachine = machineStartingAt(
+      machine,
+      position?.state ?? String(machine.definition.StartAt),
+    );
+    const log = this.#logger.child({ execution: record.name, bookingId: record.input.bookingId });
+    const run: Run = {
+      name: record.name,
+      phase: record.phase,
+      abort: () => undefined,
+      stopCause: null,
+      handingOver: false,
+      resumedAt: position,
+      transitions: record.transitions,
+      done: Promise.resolve(),
+    };
+    const execution = stateMachine.run((position?.input ?? record.input) as never, {
+      overrides: {
+        taskResourceLocalHandlers: this.#taskHandlers(machine, run, log) as never,
+        waitTimeOverrides: this.#options.waitOverridesMs ?? {},
+        retryIntervalOverrides: this.#options.retryOverridesMs ?? {},
+      },
+      context: {
+        Execution: { Name: record.name },
+        StateMachine: { Name: record.phase },
+        Task: { Token: TOKEN_PLACEHOLDER },
+      },
+    });
+    run.abort = execution.abort;
+    this.#runs.set(record.name, run);
+    void this.#trace(execution.eventLogs as AsyncGenerator<EventLike>, run, log);
+    run.done = execution.result.then(
+      async () => this.#ended(run, "SUCCEEDED", null, null, log),
+      async (error: unknown) => {
+        if (error instanceof ExecutionAbortedError) {
+          if (run.handingOver) await this.#letGo(run, log);
+          else await this.#ended(run, "ABORTED", null, run.stopCause, log);
+        } else if (error instanceof ExecutionTimeoutError) {
+          await this.#ended(run, "TIMED_OUT", "States.Timeout", errorMessage(error), log);
+        } else {
+          const cause = error instanceof ExecutionError ? error.cause : error;
+          await this.#ended(
+            run,
+            "FAILED",
+            cause instanceof Error ? cause.name : "Error",
+            errorMessage(cause),
+            log,
+          );
+        }
+      },
+    );
+  }
+
+  #taskHandlers(machine: Machine, run: Run, log: Logger): Record<string, StepHandler> {
+    const handlers: Record<string, StepHandler> = {};
+    for (const [stateName, binding] of machine.bindings) {
+      const handler = this.#handlers[binding.functionName];
+      if (!handler) continue;
+      const topLevel = machine.topLevel.has(stateName);
+      handlers[stateName] = async (processed) => {
+        const { stateInput, parameters } = splitStateInput(processed);
+        const enteredAt = topLevel
+          ? await this.#enter(run, stateName, stateInput ?? parameters)
+          : Date.now();
+        try {
+          if (binding.callback) {
+            return await this.#waitForToken(run, binding, parameters, enteredAt, handler);
+          }
+          return await invoke(handler, parameters);
+        } catch (error) {
+          // What Lambda's own log shows in the cloud: which step failed, and why (error messages
+          // never carry secrets).
+          log.warn(
+            { state: stateName, error: errorName(error), err: errorMessage(error) },
+            "step failed",
+          );
+          throw error;
+        }
+      };
+    }
+    return handlers;
+  }
+
+  /**
+   * Records that the run is in `state` with `input` before its step runs, and answers when the
+   * state was entered (a resumed callback task keeps its original TimeoutSeconds).
+   */
+  async #enter(run: Run, state: string, input: unknown): Promise<number> {
+    const resumed = run.resumedAt?.state === state ? run.resumedAt : null;
+    run.resumedAt = null;
+    const enteredAt = resumed ? Date.parse(resumed.enteredAt) : Date.now();
+    const position: ExecutionPosition = {
+      state,
+      input: input as JsonValue,
+      enteredAt: new Date(enteredAt).toISOString(),
+    };
+    const me = thisProcess();
+    const { changed } = await this.#journal.update(run.name, (r) =>
+      r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
+        ? { ...r, position, transitions: run.transitions }
+        : null,
+    );
+    if (!changed) {
+      // Another process took the execution over (or it was stopped): it is not ours to run.
+      run.handingOver = true;
+      run.abort();
+      throw new Error(`execution ${run.name} is no longer owned by this process`);
+    }
+    return enteredAt;
+  }
+
+  async #waitForToken(
+    run: Run,
+    binding: TaskBinding,
+    parameters: unknown,
+    enteredAt: number,
+    handler: StepHandler,
+  ): Promise<unknown> {
+    const { stateName } = binding;
+    const heartbeatMs =
+      this.#options.heartbeatOverridesMs?.[stateName] ??
+      secondsToMs(binding.callback?.heartbeatSeconds ?? null);
+    const timeoutMs =
+      this.#options.timeoutOverridesMs?.[stateName] ??
+      secondsToMs(binding.callback?.timeoutSeconds ?? null);
+    const token = this.#callbacks.newToken(run.name, stateName);
+    const waiting = this.#callbacks.open(token, run.name, {
+      heartbeatMs,
+      timeoutAtMs: timeoutMs === null ? null : enteredAt + timeoutMs,
+    });
+    // The wait may fail (a timeout) before the handler has returned; it is awaited below.
+    waiting.catch(() => undefined);
+    const payload = isObject(parameters) ? parameters.Payload : undefined;
+    try {
+      await invoke(handler, withToken(payload, token));
+    } catch (error) {
+      this.#callbacks.drop(token);
+      throw error;
+    }
+    return waiting;
+  }
+
+  async #ended(
+    run: Run,
+    status: ExecutionStatus,
+    error: string | null,
+    cause: string | null,
+    log: Logger,
+  ): Promise<void> {
+    this.#runs.delete(run.name);
+    this.#callbacks.dropExecution(run.name);
+    await this.#finish(run.name, status, error, cause, run.transitions).catch((failure: unknown) =>
+      log.error({ err: errorMessage(failure) }, "could not record the end of the execution"),
+    );
+    log.info({ status, error: error ?? undefined, cause: cause ?? undefined }, "execution ended");
+  }
+
+  /** Hands the run over: its record keeps state and input, with no owner, for the next one. */
+  async #letGo(run: Run, log: Logger): Promise<void> {
+    this.#runs.delete(run.name);
+    this.#callbacks.dropExecution(run.name);
+    const me = thisProcess();
+    await this.#journal
+      .update(run.name, (r) =>
+        r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
+          ? { ...r, owner: null, transitions: run.transitions }
+          : null,
+      )
+      .catch((failure: unknown) =>
+        log.error({ err: errorMessage(failure) }, "could not hand the execution over"),
+      );
+    log.info("execution handed over: the next listener resumes it");
+  }
+
+  async #finish(
+    name: string,
+    status: ExecutionStatus,
+    error: string | null,
+    cause: string | null,
+    transitions?: number,
+  ): Promise<void> {
+    await this.#journal.update(name, (r) =>
+      r.status === "RUNNING"
+        ? {
+            ...r,
+            status,
+            error,
+            cause,
+            stoppedAt: new Date().toISOString(),
+            transitions: transitions ?? r.transitions,
+          }
+        : null,
+    );
+  }
+
+  async #trace(events: AsyncGenerator<EventLike>, run: Run, log: Logger): Promise<void> {
     try {
       for await (const event of events) {
         if (event.type === "StateEntered" && event.state) {
+          run.transitions += 1;
           log.debug({ state: event.state.name }, "state entered");
         } else if (event.type === "StateRetried" && event.state) {
+          run.transitions += 1;
           log.warn({ state: event.state.name }, "state retried");
         } else if (event.type === "StateCaught" && event.state) {
           log.warn({ state: event.state.name }, "error caught");
@@ -209,16 +511,90 @@ export class LocalEngine implements WorkflowEngine {
       // The event stream ends with the execution; an aborted one may end it abruptly.
     }
   }
+
+  #machine(phase: Phase): Machine {
+    const machine = this.#machines.get(phase);
+    if (!machine) throw new Error(`no state machine for phase ${phase}`);
+    return machine;
+  }
 }
 
-type JsonValue = Parameters<StateMachine["run"]>[0];
-interface EventLogLike {
+interface EventLike {
   type: string;
   state?: { name: string };
 }
 
-function asDefinition(definition: JsonObject): StateMachineDefinition {
-  return definition as unknown as StateMachineDefinition;
+/**
+ * The machine, started at `state`. The definition is validated as written (from its StartAt);
+ * started elsewhere, to resume, states before `state` are unreachable, which the validator
+ * would call an error, so that copy is not validated again.
+ */
+function machineStartingAt(machine: Machine, state: string): StateMachine {
+  let found = machine.byStart.get(state);
+  if (!found) {
+    if (!(state in statesOf(machine.definition))) {
+      throw new Error(`the state machine has no state ${state} to resume at`);
+    }
+    const asWritten = state === machine.definition.StartAt;
+    found = new StateMachine(
+      { ...machine.definition, StartAt: state } as unknown as StateMachineDefinition,
+      {
+        validationOptions: asWritten ? { checkArn: true, checkPaths: true } : { noValidate: true },
+      },
+    );
+    machine.byStart.set(state, found);
+  }
+  return found;
+}
+
+/**
+ * Makes each top-level Task with Parameters also pass its raw state input, which a resumed
+ * execution starts from (the step itself is given the Parameters as before).
+ */
+function passStateInput(definition: JsonObject, topLevel: Set<string>): void {
+  const states = statesOf(definition);
+  for (const name of topLevel) {
+    const state = states[name];
+    if (state?.Type === "Task" && isObject(state.Parameters)) {
+      state.Parameters = { ...state.Parameters, [`${STATE_INPUT}.$`]: "$" };
+    }
+  }
+}
+
+function splitStateInput(processed: unknown): { stateInput: unknown; parameters: unknown } {
+  if (!isObject(processed) || !(STATE_INPUT in processed)) {
+    return { stateInput: undefined, parameters: processed };
+  }
+  const { [STATE_INPUT]: stateInput, ...parameters } = processed;
+  return { stateInput, parameters };
+}
+
+/** The payload with the placeholder `$$.Task.Token` resolved to replaced by the task's token. */
+function withToken(value: unknown, token: string): unknown {
+  if (value === TOKEN_PLACEHOLDER) return token;
+  if (Array.isArray(value)) return value.map((item) => withToken(item, token));
+  if (isObject(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withToken(v, token)]));
+  }
+  return value;
+}
+
+function statesOf(definition: JsonObject): Record<string, JsonObject> {
+  const states = definition.States;
+  return isObject(states) ? (states as Record<string, JsonObject>) : {};
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The workflow's JSON goes to the step as its event; the step reads (and checks) what it needs. */
+function invoke(handler: StepHandler, input: unknown): Promise<unknown> {
+  return (handler as (event: unknown) => Promise<unknown>)(input);
+}
+
+function secondsToMs(seconds: number | null): number | null {
+  return seconds === null ? null : seconds * 1000;
 }
 
 function errorName(error: unknown): string {

@@ -1,0 +1,253 @@
+/**
+ * One DynamoDB table of items validated by a schema and versioned for compare-and-set: what the
+ * store's two tables and the local engine's execution journal share. Only single-item
+ * conditional writes are used — dynalite has no transactions and no TTL.
+ */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  type NativeAttributeValue,
+  PutCommand,
+  paginateScan,
+} from "@aws-sdk/lib-dynamodb";
+import pRetry from "p-retry";
+import type { z } from "zod";
+import {
+  ConfigError,
+  ConflictError,
+  NotFoundError,
+  ProtocolError,
+  TransientError,
+} from "../../errors";
+import type { Updated } from "../../ports/store";
+
+export type Item = Record<string, NativeAttributeValue>;
+
+/** How one table's items are keyed, written and read back. */
+export interface ItemKind<T> {
+  label: string;
+  keyAttribute: string;
+  keyOf(value: T): string;
+  toItem(value: T): Item;
+  schema: z.ZodType<T>;
+}
+
+const THROTTLING_ERRORS = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "InternalServerError",
+  "ServiceUnavailable",
+  "TimeoutError",
+]);
+
+const NETWORK_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+]);
+
+function isConditionalCheckFailed(error: unknown): boolean {
+  return error instanceof Error && error.name === "ConditionalCheckFailedException";
+}
+
+function httpStatusOf(error: Error): number | undefined {
+  const metadata: unknown = Reflect.get(error, "$metadata");
+  if (typeof metadata !== "object" || metadata === null) return undefined;
+  const status: unknown = Reflect.get(metadata, "httpStatusCode");
+  return typeof status === "number" ? status : undefined;
+}
+
+/**
+ * Turns an SDK failure into one of the project's errors (the SDK has already retried throttling
+ * and network errors a few times by then). Unknown errors pass through unchanged.
+ */
+export function mapSdkError(error: unknown, table: string, action: string): unknown {
+  if (!(error instanceof Error)) return error;
+  const where = `DynamoDB ${action} on table "${table}"`;
+  if (error.name === "ResourceNotFoundException") {
+    return new ConfigError(
+      `DynamoDB table "${table}" does not exist (check LAAS_HOSTS_TABLE / LAAS_BOOKINGS_TABLE, or deploy the tables)`,
+      { cause: error },
+    );
+  }
+  const code: unknown = Reflect.get(error, "code");
+  const status = httpStatusOf(error);
+  if (
+    THROTTLING_ERRORS.has(error.name) ||
+    (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) ||
+    (status !== undefined && status >= 500)
+  ) {
+    return new TransientError(`${where} failed: ${error.message}`, { cause: error });
+  }
+  return error;
+}
+
+/** Raised inside the compare-and-set loop when another writer bumped the version first. */
+class LostRace extends Error {
+  override name = "LostRace";
+}
+
+export interface VersionedTableOptions {
+  /** Attempts of one compare-and-set update before giving up with ConflictError. */
+  maxUpdateAttempts?: number;
+}
+
+export class VersionedTable<T extends { version: number; updatedAt: string }> {
+  readonly #doc: DynamoDBDocumentClient;
+  readonly #kind: ItemKind<T>;
+  readonly #table: string;
+  readonly #maxUpdateAttempts: number;
+
+  constructor(
+    client: DynamoDBClient,
+    kind: ItemKind<T>,
+    table: string,
+    options: VersionedTableOptions = {},
+  ) {
+    this.#doc = DynamoDBDocumentClient.from(client);
+    this.#kind = kind;
+    this.#table = table;
+    this.#maxUpdateAttempts = options.maxUpdateAttempts ?? 20;
+  }
+
+  #parse(item: Item): T {
+    const kind = this.#kind;
+    const result = kind.schema.safeParse(item);
+    if (result.success) return result.data;
+    const key: unknown = item[kind.keyAttribute];
+    const problems = result.error.issues
+      .map((issue) => `${issue.path.join(".") || "(item)"}: ${issue.message}`)
+      .join("; ");
+    throw new ProtocolError(
+      `Corrupted ${kind.label} item ${typeof key === "string" ? `"${key}" ` : ""}in table "${this.#table}": ${problems}`,
+    );
+  }
+
+  async read(key: string): Promise<T | null> {
+    let item: Item | undefined;
+    try {
+      const output = await this.#doc.send(
+        new GetCommand({
+          TableName: this.#table,
+          Key: { [this.#kind.keyAttribute]: key },
+          ConsistentRead: true,
+        }),
+      );
+      item = output.Item;
+    } catch (error) {
+      throw mapSdkError(error, this.#table, "GetItem");
+    }
+    return item === undefined ? null : this.#parse(item);
+  }
+
+  async scan(): Promise<T[]> {
+    const items: T[] = [];
+    try {
+      for await (const page of paginateScan(
+        { client: this.#doc },
+        { TableName: this.#table, ConsistentRead: true },
+      )) {
+        for (const item of page.Items ?? []) items.push(this.#parse(item));
+      }
+    } catch (error) {
+      throw mapSdkError(error, this.#table, "Scan");
+    }
+    return items;
+  }
+
+  /** Creates the item; false if one with its key exists already. */
+  async create(value: T): Promise<boolean> {
+    try {
+      await this.#doc.send(
+        new PutCommand({
+          TableName: this.#table,
+          Item: this.#kind.toItem(value),
+          ConditionExpression: "attribute_not_exists(#key)",
+          ExpressionAttributeNames: { "#key": this.#kind.keyAttribute },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionalCheckFailed(error)) return false;
+      throw mapSdkError(error, this.#table, "PutItem");
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    try {
+      await this.#doc.send(
+        new DeleteCommand({ TableName: this.#table, Key: { [this.#kind.keyAttribute]: key } }),
+      );
+    } catch (error) {
+      throw mapSdkError(error, this.#table, "DeleteItem");
+    }
+  }
+
+  /**
+   * Compare-and-set: read the latest item, let `change` decide, write only if nobody bumped the
+   * version meanwhile; otherwise read again and let `change` decide again. `change` must be pure:
+   * it may run several times and only its last result is written.
+   */
+  async update(key: string, change: (current: T) => T | null): Promise<Updated<T>> {
+    const kind = this.#kind;
+    const attempt = async (): Promise<Updated<T>> => {
+      const current = await this.read(key);
+      if (current === null) {
+        throw new NotFoundError(`No ${kind.label} "${key}" in table "${this.#table}"`);
+      }
+      const proposed = change(current);
+      if (proposed === null) return { changed: false, item: current };
+      if (kind.keyOf(proposed) !== key) {
+        throw new Error(`A ${kind.label} update may not change its key ("${key}")`);
+      }
+      const next: T = {
+        ...proposed,
+        version: current.version + 1,
+        updatedAt: new Date().toISOString(),
+      };
+      try {
+        await this.#doc.send(
+          new PutCommand({
+            TableName: this.#table,
+            Item: kind.toItem(next),
+            ConditionExpression: "#version = :expected",
+            ExpressionAttributeNames: { "#version": "version" },
+            ExpressionAttributeValues: { ":expected": current.version },
+          }),
+        );
+      } catch (error) {
+        if (isConditionalCheckFailed(error)) throw new LostRace();
+        throw mapSdkError(error, this.#table, "PutItem");
+      }
+      return { changed: true, item: next };
+    };
+
+    try {
+      return await pRetry(attempt, {
+        retries: this.#maxUpdateAttempts - 1,
+        // Small, jittered delays: racing writers are on the same item, so spreading them out
+        // matters more than waiting long.
+        minTimeout: 5,
+        maxTimeout: 150,
+        factor: 1.5,
+        randomize: true,
+        shouldRetry: ({ error }) => error instanceof LostRace,
+      });
+    } catch (error) {
+      if (error instanceof LostRace) {
+        throw new ConflictError(
+          `${kind.label} "${key}" in table "${this.#table}" kept changing under concurrent writers; gave up after ${this.#maxUpdateAttempts} attempts`,
+        );
+      }
+      throw error;
+    }
+  }
+}
