@@ -69,6 +69,10 @@ export interface TestSmtpServer {
   readonly logins: ReadonlyArray<{ user: string; ok: boolean }>;
   /** The next `count` messages (transactions) meet `rejection`. */
   rejectNext(count: number, rejection: Rejection): void;
+  /** Drops the rejections not met yet: the next messages are accepted. */
+  acceptAll(): void;
+  /** How many transactions met a rejection so far. */
+  readonly rejected: number;
   close(): Promise<void>;
 }
 
@@ -128,6 +132,7 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
   const messages: CapturedMail[] = [];
   const logins: Array<{ user: string; ok: boolean }> = [];
   const pending: Rejection[] = [];
+  let rejected = 0;
   // The rejection a session's current transaction meets, chosen at its MAIL FROM.
   const current = new Map<string, Rejection | null>();
   const auth = options.auth;
@@ -163,7 +168,9 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
         callback(smtpError(530, "5.7.0 Must issue a STARTTLS command first"));
         return;
       }
-      current.set(session.id, pending.shift() ?? null);
+      const rejection = pending.shift() ?? null;
+      if (rejection) rejected += 1;
+      current.set(session.id, rejection);
       callback();
     },
     onRcptTo(address, session, callback) {
@@ -219,6 +226,12 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
     logins,
     rejectNext(count, rejection) {
       for (let i = 0; i < count; i++) pending.push(rejection);
+    },
+    acceptAll() {
+      pending.length = 0;
+    },
+    get rejected() {
+      return rejected;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -95,6 +95,8 @@ export interface BareMetalLab {
   isImaged(name: string): boolean;
   /** Every command the host was asked to run, as argv arrays, oldest first (kept across imaging). */
   hostCommands(name: string): string[][];
+  /** Calls `listener` as each command reaches a host, before the host runs it. */
+  onCommand(listener: (host: string, argv: readonly string[]) => void): void;
   /** The host's emulated system (files, libvirt networks and domains, detached installers). */
   shell(name: string): HostShell;
   /** Whether sshd on the host accepts connections. */
@@ -227,6 +229,7 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
   const upDelayMs = options.upDelayMs ?? 50;
   const imagedBootMs = options.imagedBootMs ?? 300;
   const reboots: RebootRecord[] = [];
+  const commandListeners: ((host: string, argv: readonly string[]) => void)[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let closed = false;
 
@@ -313,6 +316,7 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
       return;
     }
     host.commands.push(argv);
+    for (const listener of commandListeners) listener(host.spec.name, argv);
     if (argv.length === 1 && argv[0] === "reboot") {
       reboot(host, channel);
       return;
@@ -450,6 +454,9 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
     reimage: (name) => reimage(get(name)),
     isImaged: (name) => get(name).imaged,
     hostCommands: (name) => get(name).commands.map((argv) => [...argv]),
+    onCommand: (listener) => {
+      commandListeners.push(listener);
+    },
     shell: (name) => get(name).shell,
     isUp: (name) => get(name).listener !== null,
     whenUp(name) {

@@ -109,6 +109,11 @@ export interface FogSim {
   stallHost(hostName: string, stalled?: boolean): void;
   /** The next n matching requests answer `status` (before any token check, like a proxy). */
   failNextRequests(n: number, status: number, fault?: FogSimFault): void;
+  /**
+   * Calls `listener` whenever a task is created or changes state (synchronously, before FOG
+   * answers anything that shows the change): tests act at an exact point of an imaging.
+   */
+  onTaskChange(listener: (task: FogSimTask) => void): void;
   setTokens(tokens: { apiToken?: string; userToken?: string }): void;
   close(): Promise<void>;
 }
@@ -244,6 +249,7 @@ class FogSimServer implements FogSim {
   readonly #startDelayMs: number;
   readonly #gbPerMs: number;
   readonly #onDeployed: ((hostName: string) => void) | undefined;
+  readonly #taskListeners: ((task: FogSimTask) => void)[] = [];
   readonly #realStart = performance.now();
   readonly #epochStart = Date.now();
   #apiToken: string;
@@ -348,6 +354,7 @@ class FogSimServer implements FogSim {
     task.startedAt = null;
     task.copiedGB = 0;
     task.reported = null;
+    this.#changed(task);
     this.#promote(now);
     return true;
   }
@@ -362,6 +369,16 @@ class FogSimServer implements FogSim {
 
   failNextRequests(n: number, status: number, fault: FogSimFault = {}): void {
     this.#faults.push({ ...fault, remaining: n, status });
+  }
+
+  onTaskChange(listener: (task: FogSimTask) => void): void {
+    this.#taskListeners.push(listener);
+  }
+
+  #changed(task: TaskRecord): void {
+    if (this.#taskListeners.length === 0) return;
+    const view = this.tasks().find((t) => t.id === task.id);
+    if (view) for (const listener of this.#taskListeners) listener(view);
   }
 
   setTokens(tokens: { apiToken?: string; userToken?: string }): void {
@@ -399,6 +416,7 @@ class FogSimServer implements FogSim {
             this.#onDeployed?.(host.name);
           }
         }
+        this.#changed(task);
       } else {
         task.reported = this.#progressOf(task, image, now);
       }
@@ -425,6 +443,7 @@ class FogSimServer implements FogSim {
       task.advancedTo = now;
       task.reported = this.#progressOf(task, this.#imageById(task.imageId), now);
       running += 1;
+      this.#changed(task);
     }
   }
 
@@ -649,13 +668,18 @@ class FogSimServer implements FogSim {
       copiedGB: 0,
       reported: null,
     });
+    const created = this.#tasks.at(-1);
+    if (created) this.#changed(created);
     return EMPTY;
   }
 
   /** Cancels the host's active task, if any; the host's `deployed` stays as it was. */
   #cancel(host: HostRecord): Reply {
     const task = this.#activeTask(host.id);
-    if (task) task.stateId = 5;
+    if (task) {
+      task.stateId = 5;
+      this.#changed(task);
+    }
     this.#promote(this.#simNow());
     return EMPTY;
   }

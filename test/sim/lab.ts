@@ -118,6 +118,8 @@ export interface SimulatedLab {
   inventory: SimulatedLabHost[];
   /** Every command a host was asked to run (argv arrays), oldest first. */
   hostCommands(name: string): string[][];
+  /** Calls `listener` as FOG completes a deploy to a host (before FOG shows it complete). */
+  onDeployed(listener: (hostName: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -158,6 +160,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   });
   // The hosts need FOG (network boot) and FOG the hosts (deploy done): tied once both exist.
   let hostsRef: BareMetalLab | null = null;
+  const deployedListeners: ((hostName: string) => void)[] = [];
 
   const fog = await startFogSim({
     ...(options.fogPort !== undefined ? { port: options.fogPort } : {}),
@@ -172,6 +175,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     })),
     onDeployed: (name) => {
       hostsRef?.reimage(name);
+      for (const listener of deployedListeners) listener(name);
     },
   });
   const hosts = await startBareMetalLab({
@@ -219,6 +223,9 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     relay,
     inventory,
     hostCommands: (name) => hosts.hostCommands(name),
+    onDeployed: (listener) => {
+      deployedListeners.push(listener);
+    },
     close: async () => {
       await Promise.allSettled([dashboard.close(), fog.close(), hosts.close(), relay.close()]);
     },

@@ -1,0 +1,351 @@
+/**
+ * The local engine keeps Step Functions' semantics over the very ASL files AWS runs: callback
+ * tasks (token, success with output, failure with error and cause reaching the Catch, heartbeat
+ * timeout, overall timeout), execution names started once, durable executions that another
+ * engine resumes at the state they were in, and one owner per execution. The steps here are
+ * stand-ins that record what they were given; the journal is the real DynamoDB adapter on
+ * dynalite.
+ */
+import { spawn } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { stepHandlers } from "../functions/steps";
+import { DynamoDbExecutionJournal } from "../lib/adapters/aws/dynamodb-journal";
+import { createDynamoClient } from "../lib/adapters/aws/dynamodb-tables";
+import { type EmbeddedDynamo, startEmbeddedDynamo } from "../lib/adapters/local/embedded-dynamodb";
+import type { ExecutionJournal } from "../lib/adapters/local/journal";
+import { LocalEngine, type StepHandler } from "../lib/adapters/local/local-engine";
+import type { ProcessId } from "../lib/adapters/local/process-identity";
+import { silentLogger } from "../lib/log";
+import type { PhaseInput } from "../lib/ports/engine";
+import { waitFor } from "./helpers/wait";
+
+interface Call {
+  fn: string;
+  event: Record<string, unknown>;
+}
+
+/** Stand-in steps: every function of the ASL, recording its event; awaitEvent hands tokens out. */
+class Steps {
+  readonly calls: Call[] = [];
+  readonly tokens: { event: string; token: string }[] = [];
+  /** What a function answers (default {}); a function may throw instead. */
+  readonly answers = new Map<string, (event: Record<string, unknown>) => Promise<unknown>>();
+
+  handlers(): Record<string, StepHandler> {
+    const handlers: Record<string, StepHandler> = {};
+    for (const fn of Object.keys(stepHandlers)) {
+      handlers[fn] = (async (event: Record<string, unknown>) => {
+        this.calls.push({ fn, event });
+        if (fn === "awaitEvent") {
+          this.tokens.push({ event: String(event.event), token: String(event.taskToken) });
+        }
+        const answer = this.answers.get(fn);
+        return answer ? answer(event) : {};
+      }) as StepHandler;
+    }
+    return handlers;
+  }
+
+  called(fn: string): Call[] {
+    return this.calls.filter((c) => c.fn === fn);
+  }
+
+  /** The token of the latest registration of `event`, once there is one. */
+  tokenOf(event: string, nth = 0): Promise<string> {
+    return waitFor(
+      `registration ${nth} of ${event}`,
+      () => this.tokens.filter((t) => t.event === event).at(nth)?.token,
+    );
+  }
+}
+
+const INPUT: PhaseInput = { bookingId: "7", hostName: "pod1", phase: "provision", generation: 1 };
+const NAME = "booking-7-provision-1";
+
+let dynamo: EmbeddedDynamo;
+let journal: ExecutionJournal;
+let tables = 0;
+
+beforeAll(async () => {
+  dynamo = await startEmbeddedDynamo({ path: null });
+});
+afterAll(async () => dynamo?.close());
+
+/** A journal of its own for each test (a fresh table on the shared dynalite). */
+async function freshJournal(): Promise<ExecutionJournal> {
+  tables += 1;
+  return DynamoDbExecutionJournal.open(
+    createDynamoClient({ endpoint: dynamo.endpoint }),
+    `executions-${process.pid}-${tables}`,
+  );
+}
+
+function engine(
+  steps: Steps,
+  options: {
+    owner?: ProcessId;
+    heartbeatOverridesMs?: Record<string, number>;
+    timeoutOverridesMs?: Record<string, number>;
+  } = {},
+): LocalEngine {
+  return new LocalEngine({
+    handlers: steps.handlers(),
+    journal,
+    logger: silentLogger,
+    retryOverridesMs: { AwaitImaging: 10, AwaitHost: 10, AwaitInstaller: 10 },
+    ...options,
+  });
+}
+
+async function ended(e: LocalEngine, name = NAME) {
+  return waitFor(`${name} to end`, async () => {
+    const status = await e.status(name);
+    return status && status !== "RUNNING" ? status : undefined;
+  });
+}
+
+describe("callback tasks", () => {
+  let steps: Steps;
+  let local: LocalEngine;
+  beforeEach(async () => {
+    journal = await freshJournal();
+    steps = new Steps();
+  });
+  afterEach(async () => {
+    await local?.drain(0);
+  });
+
+  it("hand a token to the step and go on with the output SendTaskSuccess gives", async () => {
+    local = engine(steps);
+    expect(await local.start("provision", NAME, INPUT)).toEqual({ started: true });
+    // A name is started once, as in Step Functions.
+    expect(await local.start("provision", NAME, INPUT)).toEqual({ started: false });
+    const token = await steps.tokenOf("imaged");
+    const registration = steps.called("awaitEvent")[0]!.event;
+    expect(registration).toMatchObject({ ...INPUT, event: "imaged", taskToken: token });
+    // Nothing runs while the task waits.
+    await sleep(100);
+    expect(steps.called("buildPod")).toEqual([]);
+    expect(await local.sendTaskSuccess(token, { deployed: "2026-12-01 10:00:00" })).toBe(
+      "accepted",
+    );
+    // The token is spent: a second answer finds nothing waiting.
+    expect(await local.sendTaskSuccess(token, {})).toBe("gone");
+    expect(await local.sendTaskHeartbeat(token)).toBe("gone");
+    await local.sendTaskSuccess(await steps.tokenOf("host-up"), { address: "10.0.0.5" });
+    await waitFor("BuildPod", () => steps.called("buildPod")[0]);
+    await local.sendTaskSuccess(await steps.tokenOf("installer-done"), { exitCode: 0 });
+    expect(await ended(local)).toBe("SUCCEEDED");
+    // The result went where the ASL's ResultPath says: the next steps got the state input.
+    expect(steps.called("buildPod")[0]!.event).toMatchObject({
+      imaged: { deployed: "2026-12-01 10:00:00" },
+      reach: { address: "10.0.0.5" },
+    });
+  });
+
+  it("fail with the error and cause SendTaskFailure gives, which reach the Catch", async () => {
+    local = engine(steps);
+    await local.start("provision", NAME, INPUT);
+    const token = await steps.tokenOf("imaged");
+    expect(await local.sendTaskFailure(token, "ImagingFailed", "FOG cancelled the task")).toBe(
+      "accepted",
+    );
+    expect(await ended(local)).toBe("FAILED");
+    const caught = { Error: "ImagingFailed", Cause: "FOG cancelled the task" };
+    expect(steps.called("undoAccess")[0]!.event).toMatchObject({ error: caught });
+    expect(steps.called("recordFailure")[0]!.event).toMatchObject({ error: caught });
+    expect(steps.called("buildPod")).toEqual([]);
+    const record = await journal.get(NAME);
+    expect(record).toMatchObject({ status: "FAILED", error: "ProvisionFailed" });
+  });
+
+  it("take a token answered before the step that hands it out has returned", async () => {
+    local = engine(steps);
+    // awaitEvent itself finds the event came already (a wait run again after a restart).
+    steps.answers.set("awaitEvent", async (event) => {
+      await local.sendTaskSuccess(String(event.taskToken), { early: String(event.event) });
+      return { waiting: false };
+    });
+    await local.start("provision", NAME, INPUT);
+    expect(await ended(local)).toBe("SUCCEEDED");
+    expect(steps.called("buildPod")[0]!.event).toMatchObject({ imaged: { early: "imaged" } });
+  });
+
+  it("time out without heartbeats, register again (the Retry), then reach the Catch", async () => {
+    local = engine(steps, { heartbeatOverridesMs: { AwaitImaging: 150 } });
+    await local.start("provision", NAME, INPUT);
+    await steps.tokenOf("imaged");
+    expect(await ended(local)).toBe("FAILED");
+    // One registration and the Retry's two more, each with its own token.
+    const tokens = steps.tokens.filter((t) => t.event === "imaged").map((t) => t.token);
+    expect(tokens).toHaveLength(3);
+    expect(new Set(tokens).size).toBe(3);
+    expect(steps.called("recordFailure")[0]!.event).toMatchObject({
+      error: { Error: "States.HeartbeatTimeout" },
+    });
+  });
+
+  it("keep waiting while heartbeats come, and time out at TimeoutSeconds all the same", async () => {
+    local = engine(steps, {
+      heartbeatOverridesMs: { AwaitImaging: 150 },
+      timeoutOverridesMs: { AwaitImaging: 700 },
+    });
+    await local.start("provision", NAME, INPUT);
+    const token = await steps.tokenOf("imaged");
+    const started = Date.now();
+    // Heartbeats every 50 ms: the 150 ms heartbeat timeout never comes.
+    while ((await local.status(NAME)) === "RUNNING" && Date.now() - started < 5_000) {
+      await local.sendTaskHeartbeat(token);
+      await sleep(50);
+    }
+    expect(await ended(local)).toBe("FAILED");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+    expect(steps.tokens.filter((t) => t.event === "imaged")).toHaveLength(1);
+    expect(steps.called("recordFailure")[0]!.event).toMatchObject({
+      error: { Error: "States.Timeout" },
+    });
+  });
+
+  it("fail like the step when the step that hands the token out fails", async () => {
+    local = engine(steps);
+    steps.answers.set("awaitEvent", async () => {
+      const refused = new Error("booking 7 is released");
+      refused.name = "Superseded";
+      throw refused;
+    });
+    await local.start("provision", NAME, INPUT);
+    expect(await ended(local)).toBe("FAILED");
+    expect(steps.called("recordFailure")[0]!.event).toMatchObject({
+      error: { Error: "Superseded", Cause: "booking 7 is released" },
+    });
+  });
+
+  it("answer `gone` for a token nobody handed out", async () => {
+    local = engine(steps);
+    expect(await local.sendTaskSuccess("no-such-token", {})).toBe("gone");
+    expect(await local.sendTaskFailure("no-such-token", "E", "c")).toBe("gone");
+  });
+});
+
+/** A process that runs for the test's length: a live owner other than this process. */
+function otherProcess(): { id: Promise<ProcessId>; kill(): void } {
+  const child = spawn("sleep", ["60"], { stdio: "ignore" });
+  const id = (async () => {
+    const pid = child.pid;
+    if (pid === undefined) throw new Error("could not start sleep");
+    const { readFileSync } = await import("node:fs");
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ticks = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]);
+    return { pid, startTicks: ticks };
+  })();
+  return { id, kill: () => child.kill("SIGKILL") };
+}
+
+describe("durable executions, one owner each", () => {
+  let steps: Steps;
+  beforeEach(async () => {
+    journal = await freshJournal();
+    steps = new Steps();
+  });
+
+  it("are resumed by the next owner at the state they were in, not started over", async () => {
+    const first = engine(steps);
+    await first.start("provision", NAME, INPUT);
+    await answerWait(first, steps, "imaged", { deployed: "d1" });
+    await steps.tokenOf("host-up");
+    // The process goes away with the execution waiting for the host (a drain hands it over).
+    expect(await first.drain(0)).toEqual({ finished: [], handedOver: [NAME] });
+    expect(await journal.get(NAME)).toMatchObject({
+      status: "RUNNING",
+      owner: null,
+      position: { state: "AwaitHost" },
+    });
+
+    const next = engine(steps);
+    expect(await next.tick({ adopt: true })).toEqual({ adopted: [NAME], stopped: [] });
+    // Resumed at AwaitHost: the wait registers again; nothing before it ran again.
+    await answerWait(next, steps, "host-up", { address: "10.0.0.5" }, 1);
+    await answerWait(next, steps, "installer-done", { exitCode: 0 });
+    expect(await ended(next)).toBe("SUCCEEDED");
+    expect(steps.called("startImaging")).toHaveLength(1);
+    expect(steps.tokens.filter((t) => t.event === "imaged")).toHaveLength(1);
+    // The state input survived the hand-over: the imaging result is still there.
+    expect(steps.called("buildPod")[0]!.event).toMatchObject({ imaged: { deployed: "d1" } });
+  });
+
+  it("left by an owner that is gone are adopted; one whose owner runs are not", async () => {
+    const sleeper = otherProcess();
+    try {
+      const owner = await sleeper.id;
+      const delegate = engine(steps, { owner });
+      expect(delegate.runsHere).toBe(false);
+      // Handed to the owner: recorded, not run here.
+      expect(await delegate.start("provision", NAME, INPUT)).toEqual({ started: true });
+      await sleep(100);
+      expect(steps.calls).toEqual([]);
+      expect(await journal.get(NAME)).toMatchObject({ status: "RUNNING", owner });
+
+      const here = engine(steps);
+      // Its owner lives: not ours to take.
+      expect(await here.tick({ adopt: true })).toEqual({ adopted: [], stopped: [] });
+      sleeper.kill();
+      await waitFor("the owner to die", async () =>
+        (await here.tick({ adopt: true })).adopted.includes(NAME) ? true : undefined,
+      );
+      await steps.tokenOf("imaged");
+      expect(steps.called("postStatus")).toHaveLength(1);
+      await here.drain(0);
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  it("are stopped by their owner when another process asks", async () => {
+    const sleeper = otherProcess();
+    try {
+      // Another process owns it: a stop from here is a request on its record.
+      const owner = await sleeper.id;
+      await engine(steps, { owner }).start("provision", NAME, INPUT);
+      const here = engine(steps);
+      await here.stop(NAME, "booking ended during provisioning");
+      expect(await journal.get(NAME)).toMatchObject({
+        status: "RUNNING",
+        stopRequested: "booking ended during provisioning",
+      });
+      // The next owner honours it instead of running the execution.
+      sleeper.kill();
+      await waitFor("the owner to die", async () =>
+        (await here.tick({ adopt: true })).stopped.includes(NAME) ? true : undefined,
+      );
+      expect(await journal.get(NAME)).toMatchObject({
+        status: "ABORTED",
+        cause: "booking ended during provisioning",
+      });
+      expect(steps.calls).toEqual([]);
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  it("running here stop at the owner's next look when a request is on their record", async () => {
+    const owner = engine(steps);
+    await owner.start("provision", NAME, INPUT);
+    await steps.tokenOf("imaged");
+    await journal.update(NAME, (r) => ({ ...r, stopRequested: "booking ended" }));
+    expect(await owner.tick({ adopt: false })).toEqual({ adopted: [], stopped: [NAME] });
+    expect(await journal.get(NAME)).toMatchObject({ status: "ABORTED", cause: "booking ended" });
+    expect(owner.running()).toEqual([]);
+  });
+});
+
+async function answerWait(
+  e: LocalEngine,
+  steps: Steps,
+  event: string,
+  output: Record<string, string | number>,
+  nth = 0,
+): Promise<void> {
+  const token = await steps.tokenOf(event, nth);
+  expect(await e.sendTaskSuccess(token, output)).toBe("accepted");
+}

@@ -1,0 +1,293 @@
+/**
+ * The lab's one watcher against the FOG simulator: one `task/current` read per cycle however many
+ * hosts are imaging (1 or 20), a host list read only in a cycle where some task has left the
+ * active list, every waiting booking's token answered once — success when the host's `deployed`
+ * changed, failure (task cancelled) at the deadline — and heartbeats meanwhile. Bookings and hosts
+ * live in the real store (dynalite); the engine is a stand-in that records what it is told.
+ */
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FogClient } from "../lib/adapters/fog/fog-client";
+import type { Runtime } from "../lib/app/runtime";
+import { loadPharosConfig } from "../lib/config/load";
+import type { PharosConfig } from "../lib/config/types";
+import type { Booking } from "../lib/domain/booking";
+import { newHost } from "../lib/domain/host";
+import type { JsonObject } from "../lib/domain/run";
+import { allOf, recordDone } from "../lib/lifecycle/checkpoints";
+import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
+import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
+import { watch } from "../lib/lifecycle/watch";
+import { silentLogger } from "../lib/log";
+import type { TokenAnswer, WorkflowEngine } from "../lib/ports/engine";
+import { Secret } from "../lib/secret";
+import { startTestStore, type TestStore } from "./helpers/dynalite";
+import { type FogSim, startFogSim } from "./sim/fog-sim";
+import { repoRoot } from "./sim/lab";
+
+/** The engine as the watcher sees it: it records every answer; tokens it was told of are live. */
+class AnsweringEngine implements WorkflowEngine {
+  readonly answers: { token: string; kind: string; detail: unknown }[] = [];
+  readonly live = new Set<string>();
+  async start() {
+    return { started: true };
+  }
+  async stop() {}
+  async status() {
+    return null;
+  }
+  #answer(token: string, kind: string, detail: unknown): TokenAnswer {
+    this.answers.push({ token, kind, detail });
+    if (!this.live.has(token)) return "gone";
+    if (kind !== "heartbeat") this.live.delete(token);
+    return "accepted";
+  }
+  async sendTaskSuccess(token: string, output: JsonObject) {
+    return this.#answer(token, "success", output);
+  }
+  async sendTaskFailure(token: string, error: string, cause: string) {
+    return this.#answer(token, "failure", { error, cause });
+  }
+  async sendTaskHeartbeat(token: string) {
+    return this.#answer(token, "heartbeat", null);
+  }
+  of(kind: string) {
+    return this.answers.filter((a) => a.kind === kind);
+  }
+}
+
+const TOKENS = { apiToken: "watcher-api", userToken: "watcher-user" };
+const IMAGE = 9;
+
+let config: PharosConfig;
+beforeAll(async () => {
+  config = await loadPharosConfig(join(repoRoot, "conf", "pharos.yaml"));
+});
+
+interface Lab {
+  fog: FogSim;
+  db: TestStore;
+  engine: AnsweringEngine;
+  rt: Runtime;
+  close(): Promise<void>;
+}
+
+async function lab(hosts: number): Promise<Lab> {
+  const names = Array.from({ length: hosts }, (_, i) => `pod${i + 1}`);
+  const fog = await startFogSim({
+    ...TOKENS,
+    timeScale: 120,
+    startDelaySeconds: 1,
+    // Every host at once: no queue.
+    queueSize: hosts,
+    hosts: names.map((name, i) => ({
+      name,
+      mac: `52:54:00:00:01:${i.toString(16).padStart(2, "0")}`,
+    })),
+    images: [{ id: IMAGE, name: "clean", sizeGB: 4 }],
+  });
+  const db = await startTestStore();
+  const engine = new AnsweringEngine();
+  const client = new FogClient(
+    { server: fog.url, ...secretsOf(), requestTimeoutSeconds: 5 },
+    silentLogger,
+  );
+  const rt: Runtime = {
+    config,
+    store: db.store,
+    dashboard: {
+      listBookings: async () => [],
+      bookingUser: async () => null,
+      postStatusNote: async () => {},
+    },
+    engine,
+    imagerFor: () => client,
+    power: { reboot: async () => ({ hostKey: "SHA256:x" }) },
+    relay: null,
+    directoryFor: () => {
+      throw new Error("no directory here");
+    },
+    mailer: null,
+    logger: silentLogger,
+    now: () => new Date(),
+  };
+  return {
+    fog,
+    db,
+    engine,
+    rt,
+    close: async () => {
+      await fog.close();
+      await db.close();
+    },
+  };
+}
+
+function secretsOf() {
+  return { apiKey: new Secret(TOKENS.apiToken), userKey: new Secret(TOKENS.userToken) };
+}
+
+/** A booking provisioning on `host`, its deploy asked for, waiting for imaging under `token`. */
+async function waiting(l: Lab, host: string, index: number, deadline: Date): Promise<string> {
+  const fogHost = await l.rt.imagerFor(config.cleanConfig.fog).findHost(host);
+  await l.rt.imagerFor(config.cleanConfig.fog).deploy(fogHost.id, IMAGE, `laas provision ${index}`);
+  l.fog.networkBoot(host);
+  await l.db.store.createHost({
+    ...newHost(host, fogHost),
+    state: "in-use",
+    bookingId: `${index}`,
+  });
+  const booking: Booking = newBooking(
+    {
+      id: `${index}`,
+      resourceId: `${index}`,
+      hostName: host,
+      start: new Date(Date.now() - 1_000),
+      end: new Date(Date.now() + 3_600_000),
+      installer: null,
+      scenario: null,
+      purpose: "watcher test",
+      user: null,
+    },
+    new Date(),
+  );
+  await l.db.store.createBooking(booking);
+  const input = {
+    bookingId: booking.id,
+    hostName: host,
+    phase: "provision",
+    generation: 1,
+  } as const;
+  const token = `token-${index}`;
+  l.engine.live.add(token);
+  await l.db.store.updateBooking(
+    booking.id,
+    allOf(
+      beginProvisioning,
+      recordDone(
+        input,
+        "startImaging",
+        { fogHostId: fogHost.id, imageId: IMAGE, deployedBefore: fogHost.deployed },
+        new Date(),
+      ),
+      registerWait(input, "imaged", token, new Date(), deadline),
+    ),
+  );
+  return token;
+}
+
+/** Runs one watcher cycle and answers the FOG requests it made, by route. */
+async function cycle(l: Lab): Promise<string[]> {
+  const before = l.fog.requests.length;
+  await watch(l.rt);
+  return l.fog.requests.slice(before).map((r) => `${r.method} ${r.route}`);
+}
+
+describe.each([1, 20])("the watcher with %i host(s) imaging", (hosts) => {
+  let l: Lab;
+  afterEach(async () => l?.close());
+
+  it("reads task/current once per cycle, the host list only when a task has left it", async () => {
+    l = await lab(hosts);
+    const later = new Date(Date.now() + 3_600_000);
+    const tokens: string[] = [];
+    for (let i = 0; i < hosts; i++) tokens.push(await waiting(l, `pod${i + 1}`, i + 1, later));
+
+    const cycles: { requests: string[]; completed: number }[] = [];
+    for (let n = 0; n < 400 && l.engine.of("success").length < hosts; n++) {
+      const before = l.engine.of("success").length;
+      const requests = await cycle(l);
+      cycles.push({ requests, completed: l.engine.of("success").length - before });
+      await sleep(20);
+    }
+    expect(l.engine.of("success")).toHaveLength(hosts);
+    for (const { requests, completed } of cycles) {
+      expect(requests.filter((r) => r === "GET task/current")).toHaveLength(1);
+      expect(requests.length).toBeLessThanOrEqual(2);
+      for (const r of requests) expect(["GET task/current", "GET host"]).toContain(r);
+      // The host list is read in the cycles where some deploy has finished, and only then.
+      expect(requests.includes("GET host")).toBe(completed > 0);
+    }
+    // Each token answered once with the new `deployed`, the host's key provenance updated.
+    expect(new Set(l.engine.of("success").map((a) => a.token))).toEqual(new Set(tokens));
+    const deployed = new Map(l.fog.hosts().map((h) => [h.name, h.deployed]));
+    for (let i = 0; i < hosts; i++) {
+      const answer = l.engine.of("success").find((a) => a.token === tokens[i]);
+      expect(answer?.detail).toEqual({ deployed: deployed.get(`pod${i + 1}`) });
+      expect((await l.db.store.getHost(`pod${i + 1}`))?.deployed).toBe(deployed.get(`pod${i + 1}`));
+      const booking = await l.db.store.getBooking(`${i + 1}`);
+      expect(booking?.wait?.answeredAt).not.toBeNull();
+      expect(booking?.progress).toBe("imaged");
+    }
+    // While they were imaging the tokens got heartbeats; answered ones get nothing more.
+    expect(l.engine.of("heartbeat").length).toBeGreaterThan(0);
+    const after = l.engine.answers.length;
+    expect(await cycle(l)).toEqual([]);
+    expect(l.engine.answers.length).toBe(after);
+  });
+});
+
+describe("the watcher at a deadline", () => {
+  let l: Lab;
+  afterEach(async () => l?.close());
+
+  it("cancels the imaging task and fails the wait with why", async () => {
+    l = await lab(2);
+    const token = await waiting(l, "pod1", 1, new Date(Date.now() - 1_000));
+    l.fog.stallHost("pod2");
+    const other = await waiting(l, "pod2", 2, new Date(Date.now() + 3_600_000));
+    await cycle(l);
+    const failures = l.engine.of("failure");
+    expect(failures).toEqual([
+      {
+        token,
+        kind: "failure",
+        detail: {
+          error: "ImagingFailed",
+          cause: expect.stringMatching(
+            /^imaging of pod1 did not finish by its deadline .*; the task was cancelled$/,
+          ),
+        },
+      },
+    ]);
+    expect(l.fog.tasks().find((t) => t.hostName === "pod1")?.stateId).toBe(5);
+    // The other booking's wait goes on, with a heartbeat.
+    expect(l.engine.of("heartbeat").map((a) => a.token)).toContain(other);
+    expect((await l.db.store.getBooking("1"))?.wait?.outcome).toMatchObject({ ok: false });
+  });
+
+  it("fails a wait whose task left FOG without a completed deploy", async () => {
+    l = await lab(1);
+    const token = await waiting(l, "pod1", 1, new Date(Date.now() + 3_600_000));
+    await l.rt.imagerFor(config.cleanConfig.fog).cancel("1");
+    await cycle(l);
+    expect(l.engine.of("failure")).toEqual([
+      {
+        token,
+        kind: "failure",
+        detail: {
+          error: "ImagingFailed",
+          cause:
+            "the imaging task of pod1 left FOG's active tasks without a completed deploy (cancelled or failed in FOG)",
+        },
+      },
+    ]);
+  });
+
+  it("answers an outcome a watcher found but did not answer (it stopped between the two)", async () => {
+    l = await lab(1);
+    const token = await waiting(l, "pod1", 1, new Date(Date.now() + 3_600_000));
+    const booking = await l.db.store.getBooking("1");
+    const found = { ok: true as const, result: { deployed: "2026-12-01 10:00:00" } };
+    await l.db.store.updateBooking("1", recordOutcome(booking!.wait!, found, new Date()));
+    // The next cycle answers what is on record, without looking at FOG for it again.
+    expect(await cycle(l)).toEqual([]);
+    expect(l.engine.of("success")).toEqual([
+      { token, kind: "success", detail: { deployed: "2026-12-01 10:00:00" } },
+    ]);
+    expect((await l.db.store.getBooking("1"))?.wait?.answeredAt).not.toBeNull();
+    await cycle(l);
+    expect(l.engine.of("success")).toHaveLength(1);
+  });
+});
