@@ -467,6 +467,42 @@ describe("listen and stop as processes", () => {
     expect(again.stderr).toContain("no listener is running");
   });
 
+  it("beside a running listener, deploy hands its workflow over, and refuses a host in a running phase", async () => {
+    const listener = listen();
+    await listening(listener);
+    const busy = lab.inventory[1]!;
+    const now = Date.now();
+    lab.dashboard.addBooking(
+      bookingAt({
+        id: 302,
+        resource_id: Number(busy.resourceId),
+        start: new Date(now - 1_000),
+        end: new Date(now + 600_000),
+        installer_name: "Fuel",
+      }),
+    );
+    await waitFor("booking 302's deploy task", () =>
+      lab.fog.tasks().some((t) => t.name === "laas provision booking 302") ? true : undefined,
+    );
+    const fuel = join(dirname(config), "fuel.yaml");
+    // A host in a phase the listener runs: refused, and nothing is done to it.
+    const refused = await runLaasProcess("deploy", "--config", fuel, "--host", busy.name);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(3);
+    expect(refused.stderr).toContain("(booking 302)");
+    // A free host: the listener runs the workflow; deploy follows it to its end.
+    const free = lab.inventory[2]!;
+    const deployed = await runLaasProcess("deploy", "--config", fuel, "--host", free.name);
+    expect(deployed.code, deployed.stdout + deployed.stderr).toBe(0);
+    expect(deployed.stdout).toContain(`handed to the running listener (pid ${listener.pid})`);
+    expect(deployed.stdout).toContain(`${free.name}: ready`);
+    expect(listener.stdout()).toContain("execution started, handed over by another process");
+    const tasksOf = (host: string) => lab.fog.tasks().filter((t) => t.hostName === host);
+    expect(tasksOf(free.name)).toHaveLength(1);
+    expect(tasksOf(busy.name)).toHaveLength(1);
+    listener.child.kill("SIGTERM");
+    expect((await listener.exited).code).toBe(0);
+  });
+
   it("SIGINT stops a listener cleanly", async () => {
     const listener = listen();
     await listening(listener);

@@ -14,7 +14,10 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { loadDefinition } from "../lib/workflow/definitions";
 import { isObject } from "./helpers/asl-graph";
-import { describeRun, type Finished, runCommand } from "./helpers/subprocess";
+import { bookingUntil, startListenerProcess } from "./helpers/listener-process";
+import { commandEnv, laas, printedResult, serverless } from "./helpers/serverless";
+import { describeRun, runCommand } from "./helpers/subprocess";
+import { waitFor } from "./helpers/wait";
 import { unzip } from "./helpers/zip";
 import { bookingAt } from "./sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
@@ -45,41 +48,6 @@ function declaredFunctions(): Record<string, string> {
     .object({ functions: z.record(z.string(), z.object({ handler: z.string() })) })
     .parse(raw).functions;
   return Object.fromEntries(Object.entries(functions).map(([name, f]) => [name, f.handler]));
-}
-
-/** The environment of the commands: no LaaS or AWS settings of the test's own leak in. */
-function commandEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith("LAAS_") || name.startsWith("AWS_")) delete env[name];
-  }
-  return { ...env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...extra };
-}
-
-/**
- * Runs in seconds; a failed `invoke local` may hang instead of exiting, hence the limit. The
- * command gets a temporary directory of its own, removed afterwards: serverless-esbuild leaves a
- * copy of the package's files behind in it on every run.
- */
-async function serverless(args: string[], env: Record<string, string> = {}): Promise<Finished> {
-  const scratch = await mkdtemp(join(tmpdir(), "laas-sls-tmp-"));
-  try {
-    return await runCommand(join(repoRoot, "node_modules", ".bin", "serverless"), args, {
-      cwd: repoRoot,
-      env: commandEnv({ ...env, TMPDIR: scratch }),
-      timeoutMs: 120_000,
-    });
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-}
-
-function laas(args: string[]): Promise<Finished> {
-  return runCommand(process.execPath, [join(repoRoot, "bin", "laas.mjs"), ...args], {
-    cwd: repoRoot,
-    env: commandEnv(),
-    timeoutMs: 60_000,
-  });
 }
 
 const resourceSchema = z.object({
@@ -467,29 +435,15 @@ const statusSchema = z.object({
   bookings: z.array(z.object({ id: z.string(), state: z.string(), hostName: z.string() })),
 });
 
-/**
- * The handler's return value, which serverless prints indented, from a line "{" to a line "}".
- * Log lines (one JSON object each) come before it and may still come after it.
- */
-function printedResult(stdout: string): unknown {
-  const lines = stdout.split("\n");
-  const start = lines.lastIndexOf("{");
-  const end = lines.indexOf("}", start);
-  try {
-    if (start < 0 || end < 0) throw new Error("none found");
-    return JSON.parse(lines.slice(start, end + 1).join("\n"));
-  } catch (error) {
-    throw new Error(`no printed result (${String(error)}) in:\n${stdout}`);
-  }
-}
-
 describe("serverless invoke local -f poll (embedded)", () => {
   let workDir: string;
   let lab: SimulatedLab;
 
   beforeAll(async () => {
     workDir = await mkdtemp(join(tmpdir(), "laas-sls-invoke-"));
-    lab = await startSimulatedLab({ workDir, timeScale: 400, pollInterval: 1 });
+    // The listener of the second test polls at its start only (every 100 s): the invoked poll
+    // is the one that finds the booking.
+    lab = await startSimulatedLab({ workDir, timeScale: 400, pollInterval: 1, polling: 0.01 });
   }, SLOW);
 
   afterAll(async () => {
@@ -539,6 +493,59 @@ describe("serverless invoke local -f poll (embedded)", () => {
       expect(lab.fog.tasks()).toEqual([
         expect.objectContaining({ hostName: host.name, typeId: 1, stateId: 4 }),
       ]);
+    },
+    SLOW,
+  );
+
+  it(
+    "beside a running listener, hands the phase it starts to the listener and drives nothing",
+    async () => {
+      const listener = await startListenerProcess({
+        configPath: lab.configPath,
+        database: join(workDir, "db"),
+      });
+      try {
+        // Its first poll (at its start) is over before the booking is made.
+        await waitFor("the listener's first poll", () =>
+          listener.process.stdout().includes('"poll done"') ? true : undefined,
+        );
+        const host = lab.inventory[1]!;
+        const now = Date.now();
+        lab.dashboard.addBooking(
+          bookingAt({
+            id: 4343,
+            resource_id: Number(host.resourceId),
+            start: new Date(now - 1_000),
+            end: new Date(now + 30 * 60_000),
+            installer_name: "Joid",
+            purpose: "invoke local beside a listener",
+          }),
+        );
+        const invoked = await serverless(["invoke", "local", "-f", "poll"], {
+          LAAS_MODE: "embedded",
+          LAAS_CONFIG: lab.configPath,
+        });
+        expect(invoked.code, describeRun(invoked)).toBe(0);
+        expect(reportSchema.parse(printedResult(invoked.stdout))).toMatchObject({
+          created: ["4343"],
+          started: ["booking-4343-provision-1"],
+        });
+        // The invocation ran no step itself: it handed the execution to the listener.
+        expect(invoked.stdout).toContain("execution handed to the listener that owns this store");
+        expect(invoked.stdout).not.toContain("deploy task created");
+        const ready = await bookingUntil(listener, "4343", "ready", (b) => b.state === "ready");
+        expect(ready.provisionGeneration).toBe(1);
+        expect(listener.process.stdout()).toContain(
+          "execution started, handed over by another process",
+        );
+        // One engine drove it: one deploy task, one reboot.
+        expect(
+          lab.fog.tasks().filter((t) => t.name === "laas provision booking 4343"),
+        ).toHaveLength(1);
+        expect(lab.hosts.reboots.filter((r) => r.host === host.name)).toHaveLength(1);
+      } finally {
+        await listener.stop();
+      }
     },
     SLOW,
   );

@@ -252,15 +252,15 @@ export class LocalEngine implements WorkflowEngine {
         continue;
       }
       adopted.push(item.name);
-      this.#logger.info(
-        {
-          execution: item.name,
-          bookingId: item.input.bookingId,
-          at: item.position?.state ?? "start",
-          previousOwner: owner?.pid ?? null,
-        },
-        "execution resumed",
-      );
+      const fields = { execution: item.name, bookingId: item.input.bookingId };
+      if (item.position === null && owner !== null && sameProcess(owner, me)) {
+        this.#logger.info(fields, "execution started, handed over by another process");
+      } else {
+        this.#logger.info(
+          { ...fields, at: item.position?.state ?? "start", previousOwner: owner?.pid ?? null },
+          "execution resumed",
+        );
+      }
     }
     return { adopted, stopped };
   }
