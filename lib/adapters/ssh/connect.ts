@@ -159,6 +159,9 @@ export function connectPinned(login: SshLogin, logger: Logger): Promise<SshConne
     if (login.sock) config.sock = login.sock;
     try {
       client.connect(config);
+      // No Nagle: every small SSH packet would otherwise wait for the peer's delayed ACK (about
+      // 40 ms per command). A forwarded connection (sock) rides on the relay's socket, set so.
+      client.setNoDelay(true);
     } catch (error) {
       // ssh2 throws synchronously for an unreadable key; its message never quotes the key.
       fail(
