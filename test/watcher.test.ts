@@ -5,177 +5,15 @@
  * changed, failure (task cancelled) at the deadline — and heartbeats meanwhile. Bookings and hosts
  * live in the real store (dynalite); the engine is a stand-in that records what it is told.
  */
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FogClient } from "../lib/adapters/fog/fog-client";
-import type { Runtime } from "../lib/app/runtime";
-import { loadPharosConfig } from "../lib/config/load";
-import type { PharosConfig } from "../lib/config/types";
-import type { Booking } from "../lib/domain/booking";
-import { newHost } from "../lib/domain/host";
-import type { JsonObject } from "../lib/domain/run";
-import { allOf, recordDone } from "../lib/lifecycle/checkpoints";
-import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
-import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
+import { afterEach, describe, expect, it } from "vitest";
+import { recordOutcome } from "../lib/lifecycle/waits";
 import { watch } from "../lib/lifecycle/watch";
-import { silentLogger } from "../lib/log";
-import type { TokenAnswer, WorkflowEngine } from "../lib/ports/engine";
-import { Secret } from "../lib/secret";
-import { startTestStore, type TestStore } from "./helpers/dynalite";
-import { type FogSim, startFogSim } from "./sim/fog-sim";
-import { repoRoot } from "./sim/lab";
+import { type WatcherLab as Lab, startWatcherLab, waitingForImaging } from "./helpers/watcher-lab";
 
-/** The engine as the watcher sees it: it records every answer; tokens it was told of are live. */
-class AnsweringEngine implements WorkflowEngine {
-  readonly answers: { token: string; kind: string; detail: unknown }[] = [];
-  readonly live = new Set<string>();
-  async start() {
-    return { started: true };
-  }
-  async stop() {}
-  async status() {
-    return null;
-  }
-  #answer(token: string, kind: string, detail: unknown): TokenAnswer {
-    this.answers.push({ token, kind, detail });
-    if (!this.live.has(token)) return "gone";
-    if (kind !== "heartbeat") this.live.delete(token);
-    return "accepted";
-  }
-  async sendTaskSuccess(token: string, output: JsonObject) {
-    return this.#answer(token, "success", output);
-  }
-  async sendTaskFailure(token: string, error: string, cause: string) {
-    return this.#answer(token, "failure", { error, cause });
-  }
-  async sendTaskHeartbeat(token: string) {
-    return this.#answer(token, "heartbeat", null);
-  }
-  of(kind: string) {
-    return this.answers.filter((a) => a.kind === kind);
-  }
-}
-
-const TOKENS = { apiToken: "watcher-api", userToken: "watcher-user" };
-const IMAGE = 9;
-
-let config: PharosConfig;
-beforeAll(async () => {
-  config = await loadPharosConfig(join(repoRoot, "conf", "pharos.yaml"));
-});
-
-interface Lab {
-  fog: FogSim;
-  db: TestStore;
-  engine: AnsweringEngine;
-  rt: Runtime;
-  close(): Promise<void>;
-}
-
-async function lab(hosts: number): Promise<Lab> {
-  const names = Array.from({ length: hosts }, (_, i) => `pod${i + 1}`);
-  const fog = await startFogSim({
-    ...TOKENS,
-    timeScale: 120,
-    startDelaySeconds: 1,
-    // Every host at once: no queue.
-    queueSize: hosts,
-    hosts: names.map((name, i) => ({
-      name,
-      mac: `52:54:00:00:01:${i.toString(16).padStart(2, "0")}`,
-    })),
-    images: [{ id: IMAGE, name: "clean", sizeGB: 4 }],
-  });
-  const db = await startTestStore();
-  const engine = new AnsweringEngine();
-  const client = new FogClient(
-    { server: fog.url, ...secretsOf(), requestTimeoutSeconds: 5 },
-    silentLogger,
-  );
-  const rt: Runtime = {
-    config,
-    store: db.store,
-    dashboard: {
-      listBookings: async () => [],
-      bookingUser: async () => null,
-      postStatusNote: async () => {},
-    },
-    engine,
-    imagerFor: () => client,
-    power: { reboot: async () => ({ hostKey: "SHA256:x" }) },
-    relay: null,
-    directoryFor: () => {
-      throw new Error("no directory here");
-    },
-    mailer: null,
-    logger: silentLogger,
-    now: () => new Date(),
-  };
-  return {
-    fog,
-    db,
-    engine,
-    rt,
-    close: async () => {
-      await fog.close();
-      await db.close();
-    },
-  };
-}
-
-function secretsOf() {
-  return { apiKey: new Secret(TOKENS.apiToken), userKey: new Secret(TOKENS.userToken) };
-}
-
-/** A booking provisioning on `host`, its deploy asked for, waiting for imaging under `token`. */
-async function waiting(l: Lab, host: string, index: number, deadline: Date): Promise<string> {
-  const fogHost = await l.rt.imagerFor(config.cleanConfig.fog).findHost(host);
-  await l.rt.imagerFor(config.cleanConfig.fog).deploy(fogHost.id, IMAGE, `laas provision ${index}`);
-  l.fog.networkBoot(host);
-  await l.db.store.createHost({
-    ...newHost(host, fogHost),
-    state: "in-use",
-    bookingId: `${index}`,
-  });
-  const booking: Booking = newBooking(
-    {
-      id: `${index}`,
-      resourceId: `${index}`,
-      hostName: host,
-      start: new Date(Date.now() - 1_000),
-      end: new Date(Date.now() + 3_600_000),
-      installer: null,
-      scenario: null,
-      purpose: "watcher test",
-      user: null,
-    },
-    new Date(),
-  );
-  await l.db.store.createBooking(booking);
-  const input = {
-    bookingId: booking.id,
-    hostName: host,
-    phase: "provision",
-    generation: 1,
-  } as const;
-  const token = `token-${index}`;
-  l.engine.live.add(token);
-  await l.db.store.updateBooking(
-    booking.id,
-    allOf(
-      beginProvisioning,
-      recordDone(
-        input,
-        "startImaging",
-        { fogHostId: fogHost.id, imageId: IMAGE, deployedBefore: fogHost.deployed },
-        new Date(),
-      ),
-      registerWait(input, "imaged", token, new Date(), deadline),
-    ),
-  );
-  return token;
-}
+const lab = startWatcherLab;
+const waiting = async (l: Lab, host: string, index: number, deadline: Date) =>
+  (await waitingForImaging(l, host, index, deadline)).token;
 
 /** Runs one watcher cycle and answers the FOG requests it made, by route. */
 async function cycle(l: Lab): Promise<string[]> {
@@ -260,7 +98,7 @@ describe("the watcher at a deadline", () => {
   it("fails a wait whose task left FOG without a completed deploy", async () => {
     l = await lab(1);
     const token = await waiting(l, "pod1", 1, new Date(Date.now() + 3_600_000));
-    await l.rt.imagerFor(config.cleanConfig.fog).cancel("1");
+    await l.imager.cancel("1");
     await cycle(l);
     expect(l.engine.of("failure")).toEqual([
       {

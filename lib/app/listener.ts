@@ -113,12 +113,13 @@ export class Listener {
       const now = Date.now();
       if (now >= nextWatch) {
         // First thing at start too: executions a previous listener left are resumed at once.
+        // Cycles start every interval, however long each takes: a look is never later than that.
+        nextWatch = now + this.watchIntervalMs;
         await this.watchOnce();
-        nextWatch = Date.now() + this.watchIntervalMs;
       }
-      if (now >= nextPoll) {
-        await this.pollOnce();
+      if (Date.now() >= nextPoll) {
         nextPoll = Date.now() + this.intervalMs;
+        await this.pollOnce();
       }
       await this.sweepIfDue();
       const pause = Math.max(0, Math.min(nextPoll, nextWatch) - Date.now());

@@ -67,8 +67,17 @@ export interface BareMetalLabOptions {
   imagedBootMs?: number;
   /** From the detached installer's launch to its status file (default 3000 ms). */
   installerMs?: number;
+  /**
+   * Up to this many milliseconds more for each boot after imaging and each installer run, drawn
+   * every time (default 0): events then fall at any moment, as in a real lab.
+   */
+  jitterMs?: number;
   /** How long `curl` takes to fetch a file on a host (default 20 ms). */
   fetchMs?: number;
+  /** Called as a host's freshly imaged system answers SSH (its sshd listens). */
+  onImagedUp?: (hostName: string) => void;
+  /** Called as the installer started on a host writes its exit status. */
+  onInstallerDone?: (hostName: string) => void;
 }
 
 export interface RebootRecord {
@@ -215,6 +224,8 @@ interface SimHost {
   waiters: (() => void)[];
   shell: HostShell;
   imaged: boolean;
+  /** Imaged since it last came up: its next start is the new system's first boot. */
+  freshlyImaged: boolean;
   commands: string[][];
   /** Bumped at every shutdown: timers of an earlier boot find it changed and do nothing. */
   boot: number;
@@ -241,8 +252,10 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
     const shell = new HostShell({
       name: spec.name,
       ...(options.installerMs !== undefined ? { installerMs: options.installerMs } : {}),
+      ...(options.jitterMs !== undefined ? { installerJitterMs: options.jitterMs } : {}),
       ...(options.fetchMs !== undefined ? { fetchMs: options.fetchMs } : {}),
       ...(spec.installerFails !== undefined ? { installerFails: spec.installerFails } : {}),
+      onInstallerDone: () => options.onInstallerDone?.(spec.name),
     });
     hosts.set(spec.name, {
       spec,
@@ -253,6 +266,7 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
       waiters: [],
       shell,
       imaged: false,
+      freshlyImaged: false,
       commands: [],
       boot: 0,
     });
@@ -363,8 +377,10 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
     host.hostKey = generateHostKey();
     host.sshd = makeSshd(host.spec.name, host.hostKey.private);
     // DHCP comes early in the boot, sshd late: the address is known before the host answers.
-    laterInBoot(host, imagedBootMs / 2, () => options.onBoot?.(host.spec.name));
-    laterInBoot(host, imagedBootMs, () => comeUp(host));
+    const bootMs = imagedBootMs + Math.random() * (options.jitterMs ?? 0);
+    host.freshlyImaged = true;
+    laterInBoot(host, bootMs / 2, () => options.onBoot?.(host.spec.name));
+    laterInBoot(host, bootMs, () => comeUp(host));
     return host.hostKey.fingerprint;
   }
 
@@ -402,6 +418,8 @@ export async function startBareMetalLab(options: BareMetalLabOptions): Promise<B
         listener.off("error", reject);
         host.listener = listener;
         for (const wake of host.waiters.splice(0)) wake();
+        if (host.freshlyImaged) options.onImagedUp?.(host.spec.name);
+        host.freshlyImaged = false;
         const address = listener.address();
         resolve(typeof address === "object" && address !== null ? address.port : onPort);
       });

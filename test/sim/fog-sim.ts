@@ -43,6 +43,8 @@ export interface FogSimOptions {
   queueSize?: number;
   /** Sim seconds between a host's check-in and its transfer start, when a slot is free (default 10). */
   startDelaySeconds?: number;
+  /** Up to this many sim seconds more, drawn for each check-in (default 0). */
+  startJitterSeconds?: number;
   /** Imaging speed in GB per sim minute (default 8, partclone on 1 GbE). */
   gbPerMinute?: number;
   /**
@@ -59,6 +61,8 @@ export interface FogSimRequest {
   /** Path under the web root, e.g. "host/3/task". */
   route: string;
   status: number;
+  /** Bytes of the answer's body. */
+  bytes: number;
 }
 
 export interface FogSimTask {
@@ -247,6 +251,7 @@ class FogSimServer implements FogSim {
   readonly #timeScale: number;
   readonly #queueSize: number;
   readonly #startDelayMs: number;
+  readonly #startJitterMs: number;
   readonly #gbPerMs: number;
   readonly #onDeployed: ((hostName: string) => void) | undefined;
   readonly #taskListeners: ((task: FogSimTask) => void)[] = [];
@@ -262,6 +267,7 @@ class FogSimServer implements FogSim {
     if (!(this.#timeScale > 0)) throw new Error("timeScale must be positive");
     this.#queueSize = options.queueSize ?? 10;
     this.#startDelayMs = (options.startDelaySeconds ?? 10) * 1000;
+    this.#startJitterMs = (options.startJitterSeconds ?? 0) * 1000;
     this.#gbPerMs = (options.gbPerMinute ?? 8) / 60_000;
     this.#onDeployed = options.onDeployed;
     this.#apiToken = options.apiToken ?? "fog-api-token";
@@ -349,7 +355,8 @@ class FogSimServer implements FogSim {
     if (!task) return false;
     const now = this.#simNow();
     task.stateId = 2;
-    task.checkedInAt = now;
+    // A jittered start is a later check-in, as far as the transfer queue is concerned.
+    task.checkedInAt = now + Math.random() * this.#startJitterMs;
     task.checkInTime = this.#timestamp(now);
     task.startedAt = null;
     task.copiedGB = 0;
@@ -477,15 +484,19 @@ class FogSimServer implements FogSim {
     const route = path.startsWith("/fog/") ? path.slice("/fog/".length).replace(/\/$/, "") : null;
     const body = await readBody(request);
     const reply = this.#answer(method, route, request, body);
-    this.requests.push({ method, path, route: route ?? path, status: reply.status });
+    const record = { method, path, route: route ?? path, status: reply.status, bytes: 0 };
+    this.requests.push(record);
     if (reply.text !== undefined) {
       response.writeHead(reply.status, { "content-type": "text/plain; charset=utf-8" });
+      record.bytes = method === "HEAD" ? 0 : Buffer.byteLength(reply.text);
       response.end(method === "HEAD" ? undefined : reply.text);
       return;
     }
     // FOG says JSON even when the body is empty (401, 403, 404, 501).
     response.writeHead(reply.status, { "content-type": "application/json" });
-    response.end(reply.json === undefined ? "" : JSON.stringify(reply.json, null, 4));
+    const text = reply.json === undefined ? "" : JSON.stringify(reply.json, null, 4);
+    record.bytes = Buffer.byteLength(text);
+    response.end(text);
   }
 
   #answer(method: string, route: string | null, request: IncomingMessage, body: string): Reply {

@@ -109,10 +109,14 @@ export interface HostShellOptions {
   name: string;
   /** From the detached installer's launch to its status file (default 3000 ms). */
   installerMs?: number;
+  /** Up to this many milliseconds more, drawn for each run (default 0). */
+  installerJitterMs?: number;
   /** The installer ends with status 1 and an error in its log. */
   installerFails?: boolean;
   /** How long `curl` takes to fetch a file (default 20 ms). */
   fetchMs?: number;
+  /** Called as the detached installer writes its exit status. */
+  onInstallerDone?: () => void;
 }
 
 export interface DetachedRun {
@@ -649,7 +653,9 @@ export class HostShell {
     const scenario = option("--scenario") ?? "the default scenario";
     const pod = option("--pod") ?? this.#options.name;
     this.files.set(log, `[deploy] deploying ${scenario} on ${pod}\n`);
-    this.#later(this.#options.installerMs ?? 3000, () => {
+    const runsMs =
+      (this.#options.installerMs ?? 3000) + Math.random() * (this.#options.installerJitterMs ?? 0);
+    this.#later(runsMs, () => {
       const fails = this.#options.installerFails === true;
       const lines = [
         "[deploy] master domain up, installing the installer",
@@ -660,6 +666,7 @@ export class HostShell {
       ];
       this.files.set(log, `${this.files.get(log) ?? ""}${lines.join("\n")}\n`);
       this.files.set(`${basePath}.status`, fails ? "1\n" : "0\n");
+      this.#options.onInstallerDone?.();
     });
     return ok();
   }

@@ -50,6 +50,11 @@ export interface SimulatedLabOptions {
   installerFails?: string[];
   /** From the end of imaging until the host answers SSH (default 300 ms). */
   imagedBootMs?: number;
+  /**
+   * Up to this many (real) milliseconds more for each imaging's start, boot after imaging and
+   * installer run, drawn every time (default 0): events then fall at any moment.
+   */
+  jitterMs?: number;
   /** Installer configs' pod.boot_timeout and pod.install_timeout, in seconds (60 and 120). */
   bootTimeout?: number;
   installTimeout?: number;
@@ -120,6 +125,10 @@ export interface SimulatedLab {
   hostCommands(name: string): string[][];
   /** Calls `listener` as FOG completes a deploy to a host (before FOG shows it complete). */
   onDeployed(listener: (hostName: string) => void): void;
+  /** Calls `listener` as a freshly imaged host answers SSH. */
+  onImagedUp(listener: (hostName: string) => void): void;
+  /** Calls `listener` as an installer on a host writes its exit status. */
+  onInstallerDone(listener: (hostName: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -161,12 +170,17 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   // The hosts need FOG (network boot) and FOG the hosts (deploy done): tied once both exist.
   let hostsRef: BareMetalLab | null = null;
   const deployedListeners: ((hostName: string) => void)[] = [];
+  const upListeners: ((hostName: string) => void)[] = [];
+  const installerListeners: ((hostName: string) => void)[] = [];
 
   const fog = await startFogSim({
     ...(options.fogPort !== undefined ? { port: options.fogPort } : {}),
     apiToken: anyInstaller.fog.apiKey.reveal(),
     userToken: anyInstaller.fog.userKey.reveal(),
     timeScale: options.timeScale ?? 60,
+    ...(options.jitterMs !== undefined
+      ? { startJitterSeconds: (options.jitterMs / 1000) * (options.timeScale ?? 60) }
+      : {}),
     hosts: inventory.map((host) => ({ name: host.name, mac: host.mac, ip: host.address })),
     images: [...new Set(installers.map((c) => c.fog.imageId))].map((id) => ({
       id,
@@ -194,7 +208,14 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
       if (host) lease(host, host.address, new Date());
     },
     ...(options.imagedBootMs !== undefined ? { imagedBootMs: options.imagedBootMs } : {}),
+    onImagedUp: (name) => {
+      for (const listener of upListeners) listener(name);
+    },
+    onInstallerDone: (name) => {
+      for (const listener of installerListeners) listener(name);
+    },
     ...(options.installerMs !== undefined ? { installerMs: options.installerMs } : {}),
+    ...(options.jitterMs !== undefined ? { jitterMs: options.jitterMs } : {}),
   });
   hostsRef = hosts;
   const dashboard = await startDashboardSim({
@@ -225,6 +246,12 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     hostCommands: (name) => hosts.hostCommands(name),
     onDeployed: (listener) => {
       deployedListeners.push(listener);
+    },
+    onImagedUp: (listener) => {
+      upListeners.push(listener);
+    },
+    onInstallerDone: (listener) => {
+      installerListeners.push(listener);
     },
     close: async () => {
       await Promise.allSettled([dashboard.close(), fog.close(), hosts.close(), relay.close()]);
