@@ -38,7 +38,7 @@ export interface TransitionRow extends Durations {
 }
 
 const POLL_SECONDS = 15;
-const FIRST_HOST_PAUSE_SECONDS = 1;
+const FIRST_HOST_PAUSE_SECONDS = 2;
 const LONGEST_HOST_PAUSE_SECONDS = 60;
 
 type Json = Record<string, unknown>;

@@ -491,7 +491,17 @@ describe("listen and stop as processes", () => {
     expect(refused.stderr).toContain("(booking 302)");
     // A free host: the listener runs the workflow; deploy follows it to its end.
     const free = lab.inventory[2]!;
-    const deployed = await runLaasProcess("deploy", "--config", fuel, "--host", free.name);
+    const deploying = laasProcess("deploy", "--config", fuel, "--host", free.name);
+    started.push(deploying);
+    await waitFor("the manual deploy's task", () =>
+      lab.fog.tasks().some((t) => t.hostName === free.name) ? true : undefined,
+    );
+    // While the listener runs that deploy, a reset of the host is refused: it is not taken over.
+    const reset = await runLaasProcess("deploy", "--config", fuel, "--host", free.name, "--reset");
+    expect(reset.code, reset.stdout + reset.stderr).toBe(3);
+    expect(reset.stderr).toContain(`is being deployed`);
+    expect(reset.stderr).toContain(`running in pid ${listener.pid}`);
+    const deployed = await deploying.exited;
     expect(deployed.code, deployed.stdout + deployed.stderr).toBe(0);
     expect(deployed.stdout).toContain(`handed to the running listener (pid ${listener.pid})`);
     expect(deployed.stdout).toContain(`${free.name}: ready`);

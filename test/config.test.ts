@@ -258,6 +258,32 @@ describe("a broken configuration", () => {
     writeFileSync(file(name), text.replace(from, to));
   }
 
+  it("holds the watcher's interval and the waits' deadlines to what the workflows allow", async () => {
+    // The default: the smallest fog.poll_interval of the installers.
+    edit("joid.yaml", (doc) => doc.setIn(["fog", "poll_interval"], 7));
+    expect((await loadPharosConfig(pharos)).watchSeconds).toBe(7);
+    edit("pharos.yaml", (doc) => doc.set("watch_interval", 30));
+    expect((await loadPharosConfig(pharos)).watchSeconds).toBe(30);
+    // Heartbeats are 600 s: the watcher must come by at least three times within one.
+    edit("pharos.yaml", (doc) => doc.set("watch_interval", 201));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${pharos}: watch_interval: expected at most 200 seconds (a third of the waits' HeartbeatSeconds), got 201`,
+    );
+    edit("pharos.yaml", (doc) => doc.delete("watch_interval"));
+    for (const installer of ["fuel.yaml", "joid.yaml", "compass.yaml", "none.yaml"]) {
+      edit(installer, (doc) => doc.setIn(["fog", "poll_interval"], 900));
+    }
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /pharos\.yaml: watch_interval: required: the installers' smallest fog\.poll_interval is 900 s, over the watcher's longest interval, 200 s/,
+    );
+    // Deadlines stay under their wait state's TimeoutSeconds.
+    edit("fuel.yaml", (doc) => doc.setIn(["fog", "imaging_timeout"], 43_201));
+    edit("pharos.yaml", (doc) => doc.set("watch_interval", 15));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("fuel.yaml")}: fog.imaging_timeout: expected at most 43200 seconds (the AwaitImaging state's TimeoutSeconds), got 43201`,
+    );
+  });
+
   it("names file and field of a missing field", async () => {
     edit("fuel.yaml", (doc) => doc.deleteIn(["fog", "image_id"]));
     const message = await configErrorOf(loadPharosConfig(pharos));

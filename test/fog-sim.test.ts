@@ -253,8 +253,16 @@ describe("FOG sim: tasks", () => {
       text: expect.stringContaining("Failed to create task"),
     });
     expect(fog.requests).toEqual([
-      { method: "GET", path: "/fog/host", route: "host", status: 200 },
-      { method: "POST", path: "/fog/host/1/task", route: "host/1/task", status: 500 },
+      { method: "GET", path: "/fog/host", route: "host", status: 200, bytes: expect.any(Number) },
+      {
+        method: "POST",
+        path: "/fog/host/1/task",
+        route: "host/1/task",
+        status: 500,
+        // The injected fault's body, counted as it went out.
+        bytes: JSON.stringify({ error: "Failed to create task" }, null, 4).length,
+      },
     ]);
+    expect(fog.requests[0]!.bytes).toBeGreaterThan(100);
   });
 });

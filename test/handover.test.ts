@@ -10,11 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, EqualityFilter } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCredentials } from "../lib/access/sealed";
 import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
 import type { EmbeddedRuntime } from "../lib/app/embedded";
 import type { Listener } from "../lib/app/listener";
 import type { Booking } from "../lib/domain/booking";
+import { createVpnUser } from "../lib/lifecycle/access";
 import { sweepVpnUsers } from "../lib/lifecycle/sweep";
+import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { Secret } from "../lib/secret";
 import { listenOnLab } from "./helpers/lab-listener";
 import { type RunningSlapd, startSlapd } from "./helpers/slapd";
@@ -372,6 +375,66 @@ describe("handing a pod over and taking it back", () => {
     },
     SLOW,
   );
+
+  it("makes the VPN user an attempt made but did not record again, under the same name", async () => {
+    const { runtime } = h.embedded;
+    h.lab.dashboard.addUser({ id: 9, username: "grace", email: "grace@example.org" });
+    const booking = newBooking(
+      {
+        id: "399",
+        resourceId: h.lab.inventory[2]!.resourceId,
+        hostName: h.lab.inventory[2]!.name,
+        start: new Date(Date.now() - 1_000),
+        end: new Date(Date.now() + 600_000),
+        installer: "Fuel",
+        scenario: null,
+        purpose: "an interrupted CreateVpnUser",
+        user: "9",
+      },
+      new Date(),
+    );
+    await runtime.store.createBooking(booking);
+    await runtime.store.updateBooking("399", beginProvisioning);
+    // The earlier attempt's entry, made with a password nobody kept.
+    const directory = new LdapDirectory(runtime.config.cleanConfig.vpn, runtime.logger);
+    try {
+      await directory.createUser({
+        bookingId: "399",
+        preferredName: "grace",
+        fullName: null,
+        email: null,
+        password: new Secret("A-password-that-was-lost-1"),
+      });
+      const input = {
+        bookingId: "399",
+        hostName: booking.hostName,
+        phase: "provision",
+        generation: 1,
+      } as const;
+      expect(await createVpnUser(runtime, input)).toEqual({ done: true });
+      const made = await stored(h, "399");
+      // One account, under the user's own name, whose password is the one kept for delivery.
+      const marked = (await directory.listManagedUsers()).filter((u) => u.bookingId === "399");
+      expect(marked.map((u) => u.uid)).toEqual(["grace"]);
+      expect(made.access?.vpnUser).toBe("grace");
+      const sealed = made.access?.sealedCredentials ?? "";
+      const { vpnPassword } = openCredentials(runtime.config.handover!.sealingKey, sealed);
+      expect(await bindsAs(h, made.access!.vpnUserDn!, vpnPassword!)).toBe(true);
+      // Run again, it finds the account on record and makes nothing.
+      expect(await createVpnUser(runtime, input)).toEqual({ done: true });
+      expect(
+        (await directory.listManagedUsers()).filter((u) => u.bookingId === "399"),
+      ).toHaveLength(1);
+      await directory.removeUser(made.access!.vpnUserDn!, "399");
+    } finally {
+      await directory.close();
+      await runtime.store.updateBooking("399", (b) => ({
+        ...b,
+        state: "failed",
+        failure: "test over",
+      }));
+    }
+  });
 
   it("sweeps exactly the marked entries no active booking uses", { timeout: 60_000 }, async () => {
     const vpn = h.embedded.runtime.config.cleanConfig.vpn;

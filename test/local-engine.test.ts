@@ -7,8 +7,12 @@
  * dynalite.
  */
 import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { stepHandlers } from "../functions/steps";
 import { DynamoDbExecutionJournal } from "../lib/adapters/aws/dynamodb-journal";
 import { createDynamoClient } from "../lib/adapters/aws/dynamodb-tables";
@@ -18,7 +22,9 @@ import { LocalEngine, type StepHandler } from "../lib/adapters/local/local-engin
 import type { ProcessId } from "../lib/adapters/local/process-identity";
 import { silentLogger } from "../lib/log";
 import type { PhaseInput } from "../lib/ports/engine";
+import { runProcess } from "./helpers/process";
 import { waitFor } from "./helpers/wait";
+import { repoRoot } from "./sim/lab";
 
 interface Call {
   fn: string;
@@ -349,3 +355,104 @@ async function answerWait(
   const token = await steps.tokenOf(event, nth);
   expect(await e.sendTaskSuccess(token, output)).toBe("accepted");
 }
+
+describe("the engine's own guards", () => {
+  let steps: Steps;
+  beforeEach(async () => {
+    journal = await freshJournal();
+    steps = new Steps();
+  });
+
+  it("lets a retry after States.Timeout wait for the attempt that timed out, never run beside it", async () => {
+    // A machine of one Task with a 1 s TimeoutSeconds, retried once, whose step takes 1.5 s.
+    const root = await mkdtemp(join(tmpdir(), "laas-engine-root-"));
+    try {
+      await mkdir(join(root, "statemachines"));
+      const slow = {
+        StartAt: "Slow",
+        States: {
+          Slow: {
+            Type: "Task",
+            Resource: { "Fn::GetAtt": ["buildPod", "Arn"] },
+            TimeoutSeconds: 1,
+            Retry: [{ ErrorEquals: ["States.Timeout"], IntervalSeconds: 1, MaxAttempts: 1 }],
+            Catch: [{ ErrorEquals: ["States.ALL"], Next: "Done" }],
+            Next: "Done",
+          },
+          Done: { Type: "Succeed" },
+        },
+      };
+      for (const phase of ["provision", "release"]) {
+        await writeFile(join(root, "statemachines", `${phase}.asl.yaml`), stringify(slow));
+      }
+      let running = 0;
+      let most = 0;
+      steps.answers.set("buildPod", async () => {
+        running += 1;
+        most = Math.max(most, running);
+        await sleep(1_500);
+        running -= 1;
+        return {};
+      });
+      const local = new LocalEngine({
+        handlers: steps.handlers(),
+        journal,
+        logger: silentLogger,
+        root,
+        retryOverridesMs: { Slow: 10 },
+      });
+      await local.start("provision", NAME, INPUT);
+      expect(await ended(local)).toBe("SUCCEEDED");
+      // Both attempts ran (the second after the first timed out), one after the other.
+      expect(steps.called("buildPod")).toHaveLength(2);
+      expect(most).toBe(1);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it("never adopts an execution that has just ended here while its end is being written", async () => {
+    // A journal whose writes of an ended execution take a while: the window a look at the
+    // journal would otherwise fall into.
+    const slowEnds: ExecutionJournal = {
+      create: (record) => journal.create(record),
+      get: (name) => journal.get(name),
+      list: () => journal.list(),
+      update: async (name, change) => {
+        const current = await journal.get(name);
+        const next = current && change(current);
+        if (next && next.status !== "RUNNING") await sleep(300);
+        return journal.update(name, change);
+      },
+    };
+    const local = new LocalEngine({
+      handlers: steps.handlers(),
+      journal: slowEnds,
+      logger: silentLogger,
+    });
+    steps.answers.set("awaitEvent", async (event) => {
+      await local.sendTaskSuccess(String(event.taskToken), {});
+      return {};
+    });
+    await local.start("provision", NAME, INPUT);
+    const adopted: string[] = [];
+    while ((await journal.get(NAME))?.status === "RUNNING") {
+      adopted.push(...(await local.tick({ adopt: true })).adopted);
+      await sleep(10);
+    }
+    expect(adopted).toEqual([]);
+    expect(steps.called("markReady")).toHaveLength(1);
+  });
+
+  it("ends a handed-over wait, leaving no timer of it behind to keep the process alive", async () => {
+    // The process hands a waiting execution over and returns: it must exit by itself (the wait's
+    // 12-hour TimeoutSeconds must not keep it alive).
+    const ran = await runProcess(
+      process.execPath,
+      ["--import", "tsx", join(repoRoot, "test", "fixtures", "hand-over-and-exit.ts")],
+      { cwd: repoRoot, timeoutMs: 20_000 },
+    );
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toContain("handed over: booking-1-provision-1");
+  });
+});

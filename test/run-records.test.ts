@@ -126,6 +126,17 @@ describe("waits", () => {
     expect(waitOf(b, PROVISION, "imaged")).toBeNull();
   });
 
+  it("are not registered again over an outcome the watcher recorded (it is answered instead)", () => {
+    const b = apply(provisioning(), registerWait(PROVISION, "imaged", "t1", T0, deadline));
+    const found = apply(
+      b,
+      recordOutcome(b.wait as WaitRecord, { ok: false, error: "ImagingFailed", cause: "x" }, T1),
+    );
+    expect(registerWait(PROVISION, "imaged", "t2", T1, deadline)(found)).toBeNull();
+    // Another wait of the run is registered as usual.
+    expect(registerWait(PROVISION, "host-up", "t3", T1, deadline)(found)?.wait?.token).toBe("t3");
+  });
+
   it("are not registered for a run that is no longer current", () => {
     const released = apply(provisioning(), beginReleasing);
     expect(registerWait(PROVISION, "imaged", "t1", T0, deadline)(released)).toBeNull();

@@ -146,7 +146,7 @@ describe("serverless package", () => {
     for (const [name, handler] of Object.entries(declared)) {
       const fn = resource(lambdaId(name), "AWS::Lambda::Function");
       expect(fn.Properties.FunctionName).toBe(`${STAGE_PREFIX}-${name}`);
-      expect(fn.Properties.Runtime).toBe("nodejs20.x");
+      expect(fn.Properties.Runtime).toBe("nodejs22.x");
       expect(fn.Properties.Handler).toBe(handler);
     }
     expect(declared.poll).toBe("functions/poll.handler");
@@ -386,7 +386,12 @@ describe("serverless package", () => {
     ]) {
       expect(names).toContain(file);
     }
-    for (const handler of ["functions/poll", "functions/steps"]) {
+    for (const handler of [
+      "functions/poll",
+      "functions/steps",
+      "functions/watch",
+      "functions/sweep",
+    ]) {
       expect(names.filter((n) => n === `${handler}.js` || n === `${handler}.mjs`)).toHaveLength(1);
     }
   });
@@ -400,7 +405,12 @@ describe("serverless package", () => {
           await mkdir(dirname(join(dir, name)), { recursive: true });
           await writeFile(join(dir, name), content);
         }
-        for (const handler of ["functions/poll", "functions/steps"]) {
+        for (const handler of [
+          "functions/poll",
+          "functions/steps",
+          "functions/watch",
+          "functions/sweep",
+        ]) {
           const file = archive.has(`${handler}.mjs`) ? `${handler}.mjs` : `${handler}.js`;
           // Lambda takes a .js handler for an ES module only when the nearest package.json says so.
           const esm = file.endsWith(".mjs") || nearestPackageType(archive, file) === "module";

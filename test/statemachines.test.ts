@@ -21,7 +21,11 @@ import {
   loadDefinition,
   taskFunction,
 } from "../lib/workflow/definitions";
-import { WAIT_CEILING_SECONDS, WAIT_STATES } from "../lib/workflow/wait-ceilings";
+import {
+  WAIT_CEILING_SECONDS,
+  WAIT_HEARTBEAT_SECONDS,
+  WAIT_STATES,
+} from "../lib/workflow/wait-ceilings";
 import {
   catchers,
   isObject,
@@ -152,7 +156,8 @@ describe.each(PHASES)("statemachines/%s.asl.yaml", (phase) => {
       expect(taskFunction(wait.state), where).toBe("awaitEvent");
       expect(payloadOf(wait.state)["taskToken.$"], where).toBe("$$.Task.Token");
       expect(wait.state.TimeoutSeconds, where).toBe(WAIT_CEILING_SECONDS[event]);
-      expect(wait.state.HeartbeatSeconds, where).toEqual(expect.any(Number));
+      // The config holds the watcher's interval to a third of it (lib/workflow/wait-ceilings.ts).
+      expect(wait.state.HeartbeatSeconds, where).toBe(WAIT_HEARTBEAT_SECONDS);
       expect(wait.state.HeartbeatSeconds as number, where).toBeLessThan(
         wait.state.TimeoutSeconds as number,
       );

@@ -7,8 +7,11 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { recordOutcome } from "../lib/lifecycle/waits";
+import { allOf } from "../lib/lifecycle/checkpoints";
+import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
+import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
 import { watch } from "../lib/lifecycle/watch";
+import { waitFor } from "./helpers/wait";
 import { type WatcherLab as Lab, startWatcherLab, waitingForImaging } from "./helpers/watcher-lab";
 
 const lab = startWatcherLab;
@@ -129,3 +132,110 @@ describe("the watcher at a deadline", () => {
     expect(l.engine.of("success")).toHaveLength(1);
   });
 });
+
+describe("the watcher's cycle", () => {
+  let l: Lab;
+  afterEach(async () => l?.close());
+
+  it("heartbeats every wait first, and leaves a look slower than its budget to the next cycle", async () => {
+    l = await lab(1);
+    const imaging = await waiting(l, "pod1", 1, new Date(Date.now() + 3_600_000));
+    // A second booking waits for its host, behind a relay that never answers.
+    const booting = await waitingForHost(l, "2");
+    l.rt.relay = { session: () => new Promise(() => undefined) };
+    const started = Date.now();
+    await watch(l.rt, { budgetMs: 300 });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(
+      l.engine
+        .of("heartbeat")
+        .map((a) => a.token)
+        .sort(),
+    ).toEqual([imaging, booting].sort());
+    // The slow look's wait is neither answered nor failed: it is looked at again next cycle.
+    expect(l.engine.answers.filter((a) => a.token === booting && a.kind !== "heartbeat")).toEqual(
+      [],
+    );
+  });
+
+  it("goes on with the other bookings when one's answer cannot be sent", async () => {
+    l = await lab(2);
+    const first = await waiting(l, "pod1", 1, new Date(Date.now() - 1_000));
+    const second = await waiting(l, "pod2", 2, new Date(Date.now() - 1_000));
+    l.engine.failing.add(first);
+    await watch(l.rt);
+    // Both deadlines passed: the second is failed though the first could not be answered.
+    expect(l.engine.of("failure").map((a) => a.token)).toEqual([second]);
+    l.engine.failing.delete(first);
+    await watch(l.rt);
+    expect(
+      l.engine
+        .of("failure")
+        .map((a) => a.token)
+        .sort(),
+    ).toEqual([first, second].sort());
+  });
+
+  it("answers the token a wait has now, never one that was replaced during the cycle", async () => {
+    l = await lab(1);
+    const old = await waiting(l, "pod1", 1, new Date(Date.now() + 3_600_000));
+    await waitFor("the deploy to complete", () =>
+      l.fog.tasks().every((t) => t.stateId === 4) ? true : undefined,
+    );
+    // While the watcher heartbeats, the workflow registers the wait again under a new token.
+    l.engine.onHeartbeat = async (token) => {
+      if (token !== old) return;
+      l.engine.live.add("token-1b");
+      const input = {
+        bookingId: "1",
+        hostName: "pod1",
+        phase: "provision",
+        generation: 1,
+      } as const;
+      const deadline = new Date(Date.now() + 3_600_000);
+      await l.db.store.updateBooking(
+        "1",
+        registerWait(input, "imaged", "token-1b", new Date(), deadline),
+      );
+    };
+    await watch(l.rt);
+    expect(l.engine.of("success")).toEqual([]);
+    await watch(l.rt);
+    expect(l.engine.of("success").map((a) => a.token)).toEqual(["token-1b"]);
+  });
+});
+
+/** A booking provisioning on a host of its own, waiting for that host to come up. */
+async function waitingForHost(l: Lab, id: string): Promise<string> {
+  const booking = newBooking(
+    {
+      id,
+      resourceId: id,
+      hostName: `boot${id}`,
+      start: new Date(Date.now() - 1_000),
+      end: new Date(Date.now() + 3_600_000),
+      installer: null,
+      scenario: null,
+      purpose: "watcher",
+      user: null,
+    },
+    new Date(),
+  );
+  await l.db.store.createBooking(booking);
+  const input = {
+    bookingId: id,
+    hostName: booking.hostName,
+    phase: "provision",
+    generation: 1,
+  } as const;
+  const token = `boot-token-${id}`;
+  l.engine.live.add(token);
+  await l.db.store.updateBooking(
+    id,
+    allOf(
+      beginProvisioning,
+      registerWait(input, "host-up", token, new Date(), new Date(Date.now() + 3_600_000)),
+    ),
+  );
+  return token;
+}

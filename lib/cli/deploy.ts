@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import type { StepHandler } from "../adapters/local/local-engine";
+import type { LocalEngine, StepHandler } from "../adapters/local/local-engine";
 import { Driver } from "../app/driver";
 import { openEmbeddedRuntime } from "../app/embedded";
 import type { Runtime } from "../app/runtime";
@@ -51,7 +51,7 @@ export async function deployCommand(
   try {
     await ensureHost(runtime, options.host);
     const booking = options.reset
-      ? await prepareReset(runtime, options.host)
+      ? await prepareReset(runtime, engine, options.host)
       : await prepareDeploy(runtime, options.host, installer?.installer ?? null);
     const phase: Phase = options.reset ? "release" : "provision";
     const generation =
@@ -77,7 +77,8 @@ export async function deployCommand(
       out,
       running,
     );
-    // Without a listener this process is the one that moves the workflow on.
+    // Without a listener this process is the one that moves the workflow on — to its end (the
+    // steps after `ready`: status note, hand-over), so that nothing is left for another process.
     const stopDriving = new AbortController();
     const driving = embedded.runsWorkflows
       ? new Driver(embedded, { adopt: false }).until(
@@ -85,9 +86,14 @@ export async function deployCommand(
           stopDriving.signal,
         )
       : Promise.resolve();
-    const final = await following;
-    stopDriving.abort();
-    await driving;
+    let final: Booking;
+    try {
+      final = await following;
+      await driving;
+    } finally {
+      stopDriving.abort();
+      await driving.catch(() => undefined);
+    }
     if (final.state === "failed") {
       out(`${options.host}: ${phase} failed: ${final.failure ?? "unknown reason"}`);
       return EXIT.failed;
@@ -150,7 +156,7 @@ async function prepareDeploy(
  * Reset takes the host back from whatever holds it — except a booking that is still active, which
  * its own release will clean — and reimages it clean. A quarantined host is reset this way too.
  */
-async function prepareReset(rt: Runtime, hostName: string): Promise<Booking> {
+async function prepareReset(rt: Runtime, engine: LocalEngine, hostName: string): Promise<Booking> {
   const host = await rt.store.getHost(hostName);
   if (!host) throw new NotFoundError(`host ${hostName} is not in the store`);
   if (host.bookingId && host.state !== "quarantined") {
@@ -159,14 +165,19 @@ async function prepareReset(rt: Runtime, hostName: string): Promise<Booking> {
       throw new Refusal(`host ${hostName} is held by booking ${holder.id} (${holder.state})`);
     }
     if (holder && isManual(holder.id) && holder.state !== "ready") {
-      // A `laas deploy` that was interrupted: its workflow and its booking end here.
       const phase: Phase = holder.state === "releasing" ? "release" : "provision";
       const generation =
         phase === "provision" ? holder.provisionGeneration : holder.releaseGeneration;
-      await rt.engine.stop(
-        executionName(holder.id, phase, generation),
-        "interrupted; host reset by the operator",
-      );
+      const name = executionName(holder.id, phase, generation);
+      // Still being run (by the listener, or a `laas deploy` going on): not to be taken over.
+      const runner = await engine.runner(name);
+      if (runner) {
+        throw new Refusal(
+          `host ${hostName} is being deployed (booking ${holder.id}, ${phase} running in pid ${runner.pid}); wait for it to end`,
+        );
+      }
+      // A `laas deploy` that was interrupted: its workflow and its booking end here.
+      await engine.stop(name, "interrupted; host reset by the operator");
       await rt.store.updateBooking(holder.id, (b) =>
         b.state === "provisioning" || b.state === "releasing"
           ? { ...b, state: "failed", failure: "interrupted; host reset by the operator" }

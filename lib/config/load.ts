@@ -7,6 +7,7 @@
 import { dirname, resolve } from "node:path";
 import ssh2 from "ssh2";
 import type { Secret } from "../secret";
+import { LONGEST_WATCH_INTERVAL_SECONDS } from "../workflow/wait-ceilings";
 import { handoverConfig, ldapConnection } from "./handover";
 import { configError, describeValue, type Issue, parseWith, throwIfIssues } from "./issues";
 import { displayPath, resolveConfigPath } from "./paths";
@@ -227,6 +228,7 @@ class Loader {
         ...[...defaultConfigs.values()].map((c) => c.inventory),
       ]);
     }
+    const watchSeconds = raw.watch_interval ?? watchIntervalOf(file, defaultConfigs);
     return {
       file,
       dashboard: raw.dashboard,
@@ -237,9 +239,7 @@ class Loader {
       inventory,
       loggingDir: resolveConfigPath(dir, raw.logging_dir),
       polling: raw.polling,
-      watchSeconds:
-        raw.watch_interval ??
-        Math.min(...[...defaultConfigs.values()].map((c) => c.fog.pollSeconds)),
+      watchSeconds,
       power,
       relay,
       handover,
@@ -435,4 +435,21 @@ function requireOwnPowerKeys(pharosFile: string, inventories: readonly Inventory
       }));
     throwIfIssues(inventory.file, issues);
   }
+}
+
+/**
+ * The watcher's interval when `watch_interval` is not given: the smallest `fog.poll_interval` of
+ * the installer configs, which must then be within the bound `watch_interval` itself has.
+ */
+function watchIntervalOf(file: string, configs: Map<string | null, InstallerConfig>): number {
+  const seconds = Math.min(...[...configs.values()].map((c) => c.fog.pollSeconds));
+  if (seconds > LONGEST_WATCH_INTERVAL_SECONDS) {
+    throw configError(file, [
+      {
+        path: "watch_interval",
+        message: `required: the installers' smallest fog.poll_interval is ${seconds} s, over the watcher's longest interval, ${LONGEST_WATCH_INTERVAL_SECONDS} s (a third of the waits' HeartbeatSeconds)`,
+      },
+    ]);
+  }
+  return seconds;
 }

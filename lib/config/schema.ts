@@ -8,7 +8,11 @@
  */
 import { z } from "zod";
 import type { WaitEvent } from "../domain/run";
-import { WAIT_CEILING_SECONDS, WAIT_STATES } from "../workflow/wait-ceilings";
+import {
+  LONGEST_WATCH_INTERVAL_SECONDS,
+  WAIT_CEILING_SECONDS,
+  WAIT_STATES,
+} from "../workflow/wait-ceilings";
 import { cidrContains, ipv4ToInt, maskToPrefix, parseCidr } from "./ipv4";
 import type { Issue } from "./issues";
 
@@ -448,7 +452,11 @@ export const pharosSchema = z.strictObject(
     logging_dir: configPath,
     polling: positiveNumber,
     // Extension: seconds between two looks of the lab's watcher.
-    watch_interval: positiveInt.optional(),
+    watch_interval: positiveInt
+      .max(LONGEST_WATCH_INTERVAL_SECONDS, {
+        error: `expected at most ${LONGEST_WATCH_INTERVAL_SECONDS} seconds (a third of the waits' HeartbeatSeconds)`,
+      })
+      .optional(),
     token: secretSource,
     power: powerSchema.nullish(),
     relay: relaySchema.nullish(),

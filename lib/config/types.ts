@@ -60,7 +60,7 @@ export interface FogConfig {
    * looks as often as the most frequent installer config asks, unless `watch_interval` says.
    */
   pollSeconds: number;
-  /** Imaging deadline in seconds, from task creation (default 3600). */
+  /** Imaging deadline in seconds, from the start of the wait for the deploy (default 3600). */
   imagingTimeoutSeconds: number;
   /** Per-request timeout in seconds (default 30). */
   requestTimeoutSeconds: number;

@@ -104,6 +104,13 @@ export function doneResult(
   return record?.done ? record.result : undefined;
 }
 
+/** A text field of a recorded result (a step's, or a wait's), or null when it has none. */
+export function resultText(result: JsonValue | undefined, name: string): string | null {
+  if (typeof result !== "object" || result === null || Array.isArray(result)) return null;
+  const found = result[name];
+  return typeof found === "string" ? found : null;
+}
+
 export async function readBooking(rt: Pick<Runtime, "store">, id: string): Promise<Booking> {
   const booking = await rt.store.getBooking(id);
   if (!booking) throw new NotFoundError(`booking ${id} is not in the store`);

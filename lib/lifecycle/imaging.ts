@@ -100,8 +100,9 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
       booking.id,
       recordIntent(input, START_IMAGING, { rebootRequested: true }, rt.now()),
     );
+    let accepted: string | null;
     try {
-      await rebootIntoImaging(
+      accepted = await rebootIntoImaging(
         rt,
         inventoryHost,
         host,
@@ -115,6 +116,8 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
       );
       throw error;
     }
+    // Outside the reboot's failure handling: the reboot happened, whatever becomes of this write.
+    if (accepted) await rt.store.updateHost(input.hostName, recordHostKey(accepted));
   }
   await rt.store.updateBooking(
     booking.id,
@@ -144,19 +147,20 @@ async function deployUnderWay(
   return (await imager.progress(fogHost.id))?.taskName === taskName;
 }
 
+/** Reboots the host into its imaging; answers the host key accepted (null: no power control). */
 async function rebootIntoImaging(
   rt: Runtime,
   inventoryHost: InventoryHost,
   host: Host,
   address: string | null,
-) {
+): Promise<string | null> {
   const hostName = host.name;
   const power = powerFor(rt.config, inventoryHost);
   if (!power) {
     // Without power control the host must network-boot by other means (operator, WoL); the
     // imaging deadline still bounds the wait.
     rt.logger.warn({ host: hostName }, "no power control configured: not rebooting the host");
-    return;
+    return null;
   }
   if (!address) {
     throw new ConfigError(
@@ -169,5 +173,5 @@ async function rebootIntoImaging(
     power,
     knownHostKey: host.hostKey,
   });
-  await rt.store.updateHost(hostName, recordHostKey(hostKey));
+  return hostKey;
 }

@@ -15,7 +15,7 @@ import type { Booking } from "../domain/booking";
 import type { JsonObject, WaitEvent, WaitOutcome, WaitRecord } from "../domain/run";
 import { LaasError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { allOf, doneResult, recordDone } from "./checkpoints";
+import { doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { isCurrentRun, noteProgress } from "./transitions";
 
@@ -62,7 +62,10 @@ export function waitOf(booking: Booking, input: PhaseInput, event: WaitEvent): W
     : null;
 }
 
-/** Registers `token` as the run's wait for `event`; null when the run is no longer current. */
+/**
+ * Registers `token` as the run's wait for `event`; null when the run is no longer current, or
+ * when the watcher has recorded an outcome for this wait meanwhile (which is answered instead).
+ */
 export function registerWait(
   input: PhaseInput,
   event: WaitEvent,
@@ -73,6 +76,7 @@ export function registerWait(
   return (current) => {
     if (!isCurrentRun(current, input.phase, input.generation)) return null;
     const previous = waitOf(current, input, event);
+    if (previous?.outcome) return null;
     return {
       ...current,
       wait: {
@@ -118,22 +122,35 @@ export function markAnswered(token: string, now: Date): BookingChange {
       : null;
 }
 
+/**
+ * What the watcher already found for this wait, if it has (before a restart, or between this
+ * step's read and its write): answered at once, a failure thrown under its own name.
+ */
+async function answerFound(
+  rt: Runtime,
+  booking: Booking,
+  input: AwaitEventInput,
+): Promise<boolean> {
+  const done = doneResult(booking, input, waitKey(input.event));
+  if (done !== undefined) {
+    await rt.engine.sendTaskSuccess(input.taskToken, asObject(done));
+    return true;
+  }
+  const outcome = waitOf(booking, input, input.event)?.outcome;
+  if (!outcome) return false;
+  if (!outcome.ok) throw new RecordedFailure(outcome.error, outcome.cause);
+  await rt.engine.sendTaskSuccess(input.taskToken, outcome.result);
+  return true;
+}
+
 export async function awaitEvent(
   rt: Runtime,
   input: AwaitEventInput,
 ): Promise<{ waiting: boolean }> {
   const booking = await loadCurrentBooking(rt, input);
   const { event, taskToken } = input;
-  const done = doneResult(booking, input, waitKey(event));
-  if (done !== undefined) {
-    // The event came before a restart: go on at once.
-    await rt.engine.sendTaskSuccess(taskToken, asObject(done));
-    return { waiting: false };
-  }
+  if (await answerFound(rt, booking, input)) return { waiting: false };
   const previous = waitOf(booking, input, event);
-  if (previous?.outcome && !previous.outcome.ok) {
-    throw new RecordedFailure(previous.outcome.error, previous.outcome.cause);
-  }
   const nothing = nothingToWaitFor(booking, input, event);
   if (nothing) {
     await rt.store.updateBooking(booking.id, recordDone(input, waitKey(event), nothing, rt.now()));
@@ -143,26 +160,26 @@ export async function awaitEvent(
   const now = rt.now();
   const config = imagingConfig(rt, booking, input.phase);
   const deadline = new Date(now.getTime() + deadlineSeconds(event, config) * 1000);
-  const progress =
-    event === "host-up"
-      ? [noteProgress(input.phase, input.generation, "waiting for the host to boot")]
-      : [];
-  const { changed } = await rt.store.updateBooking(
+  const { changed, item } = await rt.store.updateBooking(
     booking.id,
-    allOf(registerWait(input, event, taskToken, now, deadline), ...progress),
+    registerWait(input, event, taskToken, now, deadline),
   );
-  if (changed) {
-    rt.logger.info(
-      {
-        bookingId: booking.id,
-        phase: input.phase,
-        event,
-        deadline: previous?.deadline ?? deadline,
-      },
-      "waiting for the watcher",
+  if (!changed) {
+    // The watcher found it meanwhile (or the run ended, which stops the execution anyway).
+    await answerFound(rt, item, input);
+    return { waiting: false };
+  }
+  if (event === "host-up") {
+    await rt.store.updateBooking(
+      booking.id,
+      noteProgress(input.phase, input.generation, "waiting for the host to boot"),
     );
   }
-  return { waiting: changed };
+  rt.logger.info(
+    { bookingId: booking.id, phase: input.phase, event, deadline: previous?.deadline ?? deadline },
+    "waiting for the watcher",
+  );
+  return { waiting: true };
 }
 
 /** The installer step started nothing (no installer booked): there is nothing to wait for. */

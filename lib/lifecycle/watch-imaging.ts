@@ -6,11 +6,12 @@
  */
 import type { Runtime } from "../app/runtime";
 import type { FogConfig } from "../config/types";
-import type { ImagerHost, ImagingProgress } from "../ports/imager";
-import { doneResult } from "./checkpoints";
+import { errorMessage } from "../errors";
+import type { Imager, ImagerHost, ImagingProgress } from "../ports/imager";
+import { doneResult, resultText } from "./checkpoints";
 import { START_IMAGING } from "./imaging";
 import { observeDeployed } from "./transitions";
-import { isPastDeadline, type Looks, type Waiting } from "./watch";
+import { isPastDeadline, type Look, type Looks, type Waiting } from "./watch";
 
 /** The waits grouped by FOG server and credentials (installer configs may name several). */
 function byServer(waits: Waiting[]): Map<string, { fog: FogConfig; waits: Waiting[] }> {
@@ -27,70 +28,91 @@ function byServer(waits: Waiting[]): Map<string, { fog: FogConfig; waits: Waitin
 
 export async function lookAtImaging(rt: Runtime, waits: Waiting[], looks: Looks): Promise<void> {
   for (const { fog, waits: group } of byServer(waits).values()) {
-    const imager = rt.imagerFor(fog);
-    const tasks = new Map<string, ImagingProgress>();
-    for (const task of await imager.activeTasks()) tasks.set(task.hostId, task);
-    let hosts: Map<string, ImagerHost> | null = null;
-    for (const entry of group) {
-      const { booking, wait } = entry;
-      const started = doneResult(booking, entry.input, START_IMAGING);
-      const fogHostId = field(started, "fogHostId");
-      if (fogHostId === null) {
-        looks.set(booking.id, {
-          kind: "failed",
-          error: "ProtocolError",
-          cause: `booking ${booking.id} waits for imaging that StartImaging never recorded`,
-        });
-        continue;
-      }
-      const task = tasks.get(fogHostId);
-      if (task) {
-        if (isPastDeadline(wait, rt.now())) {
-          await imager.cancel(fogHostId);
-          looks.set(booking.id, {
-            kind: "failed",
-            error: "ImagingFailed",
-            cause:
-              `imaging of ${booking.hostName} did not finish by its deadline ${wait.deadline} ` +
-              `(last seen: ${task.stateName}, ${task.percent.toFixed(0)}%); the task was cancelled`,
-          });
-          continue;
-        }
-        looks.set(booking.id, { kind: "pending", progress: progressText(task) });
-        continue;
-      }
-      hosts ??= new Map((await imager.listHosts()).map((host) => [host.id, host]));
-      const host = hosts.get(fogHostId);
-      const deployedBefore = field(started, "deployedBefore");
-      if (host?.deployed && host.deployed !== deployedBefore) {
-        // The freshly imaged host has new SSH keys: the first one seen from now on is recorded.
-        await rt.store.updateHost(booking.hostName, observeDeployed(host.deployed));
-        looks.set(booking.id, {
-          kind: "done",
-          result: { deployed: host.deployed },
-          progress: "imaged",
-        });
-        continue;
-      }
-      looks.set(booking.id, {
-        kind: "failed",
-        error: "ImagingFailed",
-        cause: host
-          ? `the imaging task of ${booking.hostName} left FOG's active tasks without a completed deploy (cancelled or failed in FOG)`
-          : `FOG no longer has host ${fogHostId} (${booking.hostName})`,
-      });
+    try {
+      await lookAtServer(rt, rt.imagerFor(fog), group, looks);
+    } catch (error) {
+      // This server out of reach: its waits go on (to their deadlines); other servers are looked at.
+      rt.logger.warn({ fog: fog.server, err: errorMessage(error) }, "watcher could not read FOG");
     }
   }
+}
+
+async function lookAtServer(rt: Runtime, imager: Imager, group: Waiting[], looks: Looks) {
+  const tasks = new Map<string, ImagingProgress>();
+  for (const task of await imager.activeTasks()) tasks.set(task.hostId, task);
+  // Read once per cycle, and only when some task has left the active list.
+  let hosts: Promise<Map<string, ImagerHost>> | null = null;
+  const hostList = () => {
+    hosts ??= imager.listHosts().then((list) => new Map(list.map((host) => [host.id, host])));
+    return hosts;
+  };
+  for (const entry of group) {
+    try {
+      looks.set(entry.booking.id, await lookAtOne(rt, imager, entry, tasks, hostList));
+    } catch (error) {
+      // This booking's trouble (a store write) leaves the others' looks alone.
+      rt.logger.warn(
+        { bookingId: entry.booking.id, err: errorMessage(error) },
+        "watcher could not look at an imaging",
+      );
+    }
+  }
+}
+
+async function lookAtOne(
+  rt: Runtime,
+  imager: Imager,
+  entry: Waiting,
+  tasks: Map<string, ImagingProgress>,
+  hostList: () => Promise<Map<string, ImagerHost>>,
+): Promise<Look> {
+  const { booking, wait } = entry;
+  const started = doneResult(booking, entry.input, START_IMAGING);
+  const fogHostId = resultText(started, "fogHostId");
+  if (fogHostId === null) {
+    return {
+      kind: "failed",
+      error: "ProtocolError",
+      cause: `booking ${booking.id} waits for imaging that StartImaging never recorded`,
+    };
+  }
+  const task = tasks.get(fogHostId);
+  if (task) {
+    if (!isPastDeadline(wait, rt.now())) {
+      return { kind: "pending", progress: progressText(task) };
+    }
+    // Best effort: RecordFailure cancels again should this one fail.
+    await imager
+      .cancel(fogHostId)
+      .catch((error: unknown) =>
+        rt.logger.warn({ bookingId: booking.id, err: errorMessage(error) }, "FOG cancel failed"),
+      );
+    return {
+      kind: "failed",
+      error: "ImagingFailed",
+      cause:
+        `imaging of ${booking.hostName} did not finish by its deadline ${wait.deadline} ` +
+        `(last seen: ${task.stateName}, ${task.percent.toFixed(0)}%); the task was cancelled`,
+    };
+  }
+  const host = (await hostList()).get(fogHostId);
+  const deployedBefore = resultText(started, "deployedBefore");
+  if (host?.deployed && host.deployed !== deployedBefore) {
+    // The freshly imaged host has new SSH keys: the first one seen from now on is recorded.
+    await rt.store.updateHost(booking.hostName, observeDeployed(host.deployed));
+    return { kind: "done", result: { deployed: host.deployed }, progress: "imaged" };
+  }
+  return {
+    kind: "failed",
+    error: "ImagingFailed",
+    cause: host
+      ? `the imaging task of ${booking.hostName} left FOG's active tasks without a completed deploy (cancelled or failed in FOG)`
+      : `FOG no longer has host ${fogHostId} (${booking.hostName})`,
+  };
 }
 
 /** The task's state, and its percent once the transfer runs (FOG's, for the partition being written). */
 function progressText(task: ImagingProgress): string {
   if (task.stateId !== 3) return `imaging: ${task.stateName}`;
   return `imaging: ${task.stateName} ${task.percent.toFixed(0)}%`;
-}
-
-function field(value: unknown, name: string): string | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const found: unknown = Reflect.get(value, name);
-  return typeof found === "string" ? found : null;
 }

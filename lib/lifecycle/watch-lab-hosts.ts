@@ -12,7 +12,7 @@ import type { Host } from "../domain/host";
 import { ConfigError, errorMessage, NotFoundError, TransientError } from "../errors";
 import { AddressNotFoundError, discoverAddress } from "../lab/address";
 import type { HostLogin, Relay, RelaySession } from "../ports/relay";
-import { doneResult } from "./checkpoints";
+import { doneResult, resultText } from "./checkpoints";
 import { hostLogin, requireRelay } from "./host-access";
 import { START_INSTALLER } from "./installer";
 import { recordHostKey } from "./transitions";
@@ -100,7 +100,7 @@ async function lookAtBoot(rt: Runtime, session: RelaySession, entry: Waiting): P
 async function lookAtInstaller(rt: Runtime, session: RelaySession, entry: Waiting): Promise<Look> {
   const { booking } = entry;
   const started = doneResult(booking, entry.input, START_INSTALLER);
-  const base = field(started, "base");
+  const base = resultText(started, "base");
   if (base === null) {
     return { kind: "done", result: { exitCode: null, ran: false }, progress: "installer finished" };
   }
@@ -173,10 +173,4 @@ async function findAddress(
 
 function nameOf(error: unknown): string {
   return error instanceof Error ? error.name : "Error";
-}
-
-function field(value: unknown, name: string): string | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const found: unknown = Reflect.get(value, name);
-  return typeof found === "string" ? found : null;
 }

@@ -19,7 +19,6 @@ import type { Booking } from "../domain/booking";
 import type { JsonObject, WaitEvent, WaitOutcome, WaitRecord } from "../domain/run";
 import { errorMessage } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { allOf } from "./checkpoints";
 import { imagingConfig } from "./current-run";
 import { isCurrentRun, noteProgress } from "./transitions";
 import { markAnswered, recordOutcome } from "./waits";
@@ -57,7 +56,17 @@ export function isPastDeadline(wait: WaitRecord, now: Date): boolean {
   return now.getTime() > Date.parse(wait.deadline);
 }
 
-export async function watch(rt: Runtime): Promise<WatchReport> {
+export interface WatchOptions {
+  /**
+   * How long this cycle's looks may take (default 60 s, below the watch function's 120 s):
+   * a look not done by then counts as "not yet" this cycle.
+   */
+  budgetMs?: number;
+}
+
+const DEFAULT_BUDGET_MS = 60_000;
+
+export async function watch(rt: Runtime, options: WatchOptions = {}): Promise<WatchReport> {
   const report: WatchReport = { waiting: 0, completed: [], failed: [], heartbeats: 0, gone: 0 };
   const waiting: Waiting[] = [];
   const unanswered: Waiting[] = [];
@@ -81,43 +90,91 @@ export async function watch(rt: Runtime): Promise<WatchReport> {
     else waiting.push(entry);
   }
   report.waiting = waiting.length;
+  // Heartbeats first: however long the looks take, no wait goes without its heartbeat.
+  for (const entry of waiting) {
+    await isolated(rt, entry, async () => {
+      const answered = await rt.engine.sendTaskHeartbeat(entry.wait.token);
+      if (answered === "accepted") report.heartbeats += 1;
+      else report.gone += 1;
+    });
+  }
   for (const entry of unanswered) {
-    if (entry.wait.outcome) await answer(rt, entry, entry.wait.outcome, report);
+    const outcome = entry.wait.outcome;
+    if (outcome) await isolated(rt, entry, () => answer(rt, entry, outcome, report));
   }
 
   const looks: Looks = new Map();
   const byEvent = (event: WaitEvent) => waiting.filter((w) => w.wait.event === event);
-  await Promise.all([
-    guarded(rt, "imaging", () => lookAtImaging(rt, byEvent("imaged"), looks)),
-    guarded(rt, "lab hosts", () =>
-      lookAtLabHosts(rt, byEvent("host-up"), byEvent("installer-done"), looks),
-    ),
-  ]);
+  await withinBudget(
+    Promise.all([
+      guarded(rt, "imaging", () => lookAtImaging(rt, byEvent("imaged"), looks)),
+      guarded(rt, "lab hosts", () =>
+        lookAtLabHosts(rt, byEvent("host-up"), byEvent("installer-done"), looks),
+      ),
+    ]),
+    options.budgetMs ?? DEFAULT_BUDGET_MS,
+  );
 
   for (const entry of waiting) {
     const look = looks.get(entry.booking.id) ?? { kind: "pending", progress: null };
-    if (look.kind === "pending") {
-      await heartbeat(rt, entry, look, report);
-      continue;
-    }
-    const outcome: WaitOutcome =
-      look.kind === "done"
-        ? { ok: true, result: look.result }
-        : { ok: false, error: look.error, cause: look.cause };
-    const progress =
-      look.kind === "done"
-        ? [noteProgress(entry.input.phase, entry.input.generation, look.progress)]
-        : [];
-    const { changed } = await rt.store.updateBooking(
-      entry.booking.id,
-      allOf(recordOutcome(entry.wait, outcome, rt.now()), ...progress),
-    );
-    if (changed) await answer(rt, entry, outcome, report);
+    await isolated(rt, entry, () => settle(rt, entry, look, report));
   }
   if (report.completed.length + report.failed.length > 0 || report.gone > 0) {
     rt.logger.info(report, "watch cycle");
   }
   return report;
+}
+
+/** Records what a look found and answers the token, or notes progress while it is not yet. */
+async function settle(rt: Runtime, entry: Waiting, look: Look, report: WatchReport) {
+  const { phase, generation } = entry.input;
+  if (look.kind === "pending") {
+    if (look.progress) {
+      await rt.store.updateBooking(
+        entry.booking.id,
+        noteProgress(phase, generation, look.progress),
+      );
+    }
+    return;
+  }
+  const outcome: WaitOutcome =
+    look.kind === "done"
+      ? { ok: true, result: look.result }
+      : { ok: false, error: look.error, cause: look.cause };
+  // Only for the token this look was for: one replaced meanwhile is looked at next cycle.
+  const { changed } = await rt.store.updateBooking(
+    entry.booking.id,
+    recordOutcome(entry.wait, outcome, rt.now()),
+  );
+  if (!changed) return;
+  if (look.kind === "done") {
+    await rt.store.updateBooking(entry.booking.id, noteProgress(phase, generation, look.progress));
+  }
+  await answer(rt, entry, outcome, report);
+}
+
+/** One booking's trouble (a store write, an engine call) must not stop the others. */
+async function isolated(rt: Runtime, entry: Waiting, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    rt.logger.warn(
+      { bookingId: entry.booking.id, event: entry.wait.event, err: errorMessage(error) },
+      "watcher could not handle a wait; it tries again next cycle",
+    );
+  }
+}
+
+/** The looks, or as much of them as is done within `ms`. */
+async function withinBudget(looks: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    looks,
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** One looker's failure (FOG or the relay down) must not stop the other: its waits go on. */
@@ -127,23 +184,6 @@ async function guarded(rt: Runtime, what: string, look: () => Promise<void>): Pr
   } catch (error) {
     rt.logger.warn({ err: errorMessage(error) }, `watcher could not look at ${what}`);
   }
-}
-
-async function heartbeat(
-  rt: Runtime,
-  entry: Waiting,
-  look: Extract<Look, { kind: "pending" }>,
-  report: WatchReport,
-): Promise<void> {
-  if (look.progress) {
-    await rt.store.updateBooking(
-      entry.booking.id,
-      noteProgress(entry.input.phase, entry.input.generation, look.progress),
-    );
-  }
-  const answered = await rt.engine.sendTaskHeartbeat(entry.wait.token);
-  if (answered === "accepted") report.heartbeats += 1;
-  else report.gone += 1;
 }
 
 async function answer(

@@ -64,7 +64,13 @@ export type RemovalOutcome =
   | "permanent";
 
 export interface Directory {
-  /** Creates the VPN user under the users directory; its password is stored hashed. */
+  /**
+   * Creates the VPN user under the users directory; its password is stored hashed.
+   *
+   * Not idempotent: each call makes a new entry (a numbered name when the first is taken).
+   * Callers that may run twice choose and keep the password first, and, run again, remove the
+   * entry an earlier attempt made for the same booking (listManagedUsers) before making it anew.
+   */
   createUser(user: NewVpnUser): Promise<VpnAccount>;
   /** Deletes the entry if, and only if, it carries the mark for `bookingId`. */
   removeUser(dn: string, bookingId: string): Promise<RemovalOutcome>;

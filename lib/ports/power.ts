@@ -13,6 +13,12 @@ export interface PowerTarget {
  * in over SSH and runs `reboot`; IPMI can follow.
  */
 export interface PowerControl {
-  /** Reboots the host; answers the host key that was accepted (to be recorded). */
+  /**
+   * Reboots the host; answers the host key that was accepted (to be recorded).
+   *
+   * Not idempotent: each call restarts the host, and a second one restarts its network boot (or
+   * its imaging). Callers record their intent before calling and never call it twice for one
+   * imaging; a call that failed (refused, unreachable) rebooted nothing and may be made again.
+   */
   reboot(target: PowerTarget): Promise<{ hostKey: string }>;
 }

@@ -51,6 +51,8 @@ export interface CallbackLimits {
 export interface TaskBinding {
   stateName: string;
   functionName: string;
+  /** The state's TimeoutSeconds, when it has one. */
+  timeoutSeconds: number | null;
   /** Set for a callback task (`.waitForTaskToken`), with its HeartbeatSeconds and TimeoutSeconds. */
   callback: CallbackLimits | null;
 }
@@ -120,6 +122,7 @@ export function bindTasks(definition: JsonObject): {
       bindings.push({
         stateName,
         functionName,
+        timeoutSeconds: secondsField(state, "TimeoutSeconds"),
         callback: {
           heartbeatSeconds: secondsField(state, "HeartbeatSeconds"),
           timeoutSeconds: secondsField(state, "TimeoutSeconds"),
@@ -127,7 +130,12 @@ export function bindTasks(definition: JsonObject): {
       });
     } else {
       state.Resource = arn;
-      bindings.push({ stateName, functionName, callback: null });
+      bindings.push({
+        stateName,
+        functionName,
+        timeoutSeconds: secondsField(state, "TimeoutSeconds"),
+        callback: null,
+      });
     }
   }
   return { definition: copy, bindings };

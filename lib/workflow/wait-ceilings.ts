@@ -12,6 +12,15 @@ export const WAIT_CEILING_SECONDS: Readonly<Record<WaitEvent, number>> = {
   "installer-done": 48 * 3600,
 };
 
+/** Every wait's HeartbeatSeconds in statemachines/: the watcher must come by well within it. */
+export const WAIT_HEARTBEAT_SECONDS = 600;
+
+/**
+ * The longest watcher interval: a third of the heartbeat, so that a wait misses two heartbeats
+ * before it times out (a slow cycle, a restart) rather than fail on one.
+ */
+export const LONGEST_WATCH_INTERVAL_SECONDS = WAIT_HEARTBEAT_SECONDS / 3;
+
 /** The ASL state that waits for each event. */
 export const WAIT_STATES: Readonly<Record<WaitEvent, string>> = {
   imaged: "AwaitImaging",

@@ -26,6 +26,10 @@ import { startTestStore, type TestStore } from "./dynalite";
 export class AnsweringEngine implements WorkflowEngine {
   readonly answers: { token: string; kind: string; detail: unknown }[] = [];
   readonly live = new Set<string>();
+  /** Tokens whose every answer throws (the engine is unreachable for them). */
+  readonly failing = new Set<string>();
+  /** Called as a heartbeat comes in, before it is answered. */
+  onHeartbeat: (token: string) => Promise<void> = async () => undefined;
   async start() {
     return { started: true };
   }
@@ -34,6 +38,7 @@ export class AnsweringEngine implements WorkflowEngine {
     return null;
   }
   #answer(token: string, kind: string, detail: unknown): TokenAnswer {
+    if (this.failing.has(token)) throw new Error(`the engine could not be reached for ${token}`);
     this.answers.push({ token, kind, detail });
     if (!this.live.has(token)) return "gone";
     if (kind !== "heartbeat") this.live.delete(token);
@@ -46,6 +51,7 @@ export class AnsweringEngine implements WorkflowEngine {
     return this.#answer(token, "failure", { error, cause });
   }
   async sendTaskHeartbeat(token: string) {
+    await this.onHeartbeat(token);
     return this.#answer(token, "heartbeat", null);
   }
   of(kind: string) {

@@ -18,6 +18,12 @@ export class TaskFailure extends Error {
 
 export const HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout";
 export const TIMEOUT = "States.Timeout";
+/**
+ * What a wait is ended with when its execution stops running here (aborted, handed over): no
+ * Retry names it; the interpreter settles the task and, the execution being aborted, goes no
+ * further — and clears its own TimeoutSeconds timer, which would keep the process alive.
+ */
+export const ABORTED = "LocalEngine.Aborted";
 
 export interface CallbackLimits {
   /** Milliseconds without a heartbeat after which the task fails; null for none. */
@@ -91,10 +97,12 @@ export class CallbackTasks {
     if (pending) this.#clear(token, pending);
   }
 
-  /** Forgets every token of an execution that stopped running here (aborted, handed over). */
+  /** Ends every wait of an execution that stopped running here (aborted, handed over). */
   dropExecution(execution: string): void {
     for (const [token, pending] of this.#pending) {
-      if (pending.execution === execution) this.#clear(token, pending);
+      if (pending.execution !== execution) continue;
+      this.#clear(token, pending);
+      pending.reject(new TaskFailure(ABORTED, "the execution stopped running in this process"));
     }
   }
 

@@ -84,11 +84,17 @@ interface Run {
   resumedAt: ExecutionPosition | null;
   transitions: number;
   done: Promise<void>;
+  /** Step handlers still at work (a handed-over run's steps may outlive it for a moment). */
+  inFlight: Set<Promise<unknown>>;
+  /** Each state's latest attempt: a retry waits for the attempt before it to end. */
+  attempts: Map<string, Promise<unknown>>;
 }
 
 export class LocalEngine implements WorkflowEngine {
   readonly #machines = new Map<Phase, Machine>();
   readonly #runs = new Map<string, Run>();
+  /** Runs that stopped here and whose record is being written: not to be adopted meanwhile. */
+  readonly #finishing = new Set<string>();
   readonly #callbacks = new CallbackTasks();
   readonly #journal: ExecutionJournal;
   readonly #logger: Logger;
@@ -205,6 +211,13 @@ export class LocalEngine implements WorkflowEngine {
     return this.#callbacks.heartbeat(token);
   }
 
+  /** The live process running (or about to adopt) the execution, or null when none does. */
+  async runner(name: string): Promise<ProcessId | null> {
+    const record = await this.#journal.get(name);
+    if (record?.status !== "RUNNING" || record.owner === null) return null;
+    return isRunning(record.owner) ? record.owner : null;
+  }
+
   /** Names of the executions running in this process. */
   running(): string[] {
     return [...this.#runs.keys()];
@@ -222,6 +235,7 @@ export class LocalEngine implements WorkflowEngine {
     const me = thisProcess();
     for (const record of await this.#journal.list()) {
       if (record.status !== "RUNNING") continue;
+      if (this.#finishing.has(record.name)) continue;
       const run = this.#runs.get(record.name);
       if (run) {
         if (record.stopRequested !== null) {
@@ -268,9 +282,14 @@ export class LocalEngine implements WorkflowEngine {
   /**
    * Waits up to `timeoutMs` for the executions running here to end, then hands the rest over:
    * they stop running in this process and keep their records (state and input), which the next
-   * owner adopts and resumes where they were.
+   * owner adopts and resumes where they were. A step still at work is given `settleMs` to end
+   * (its record then saves the next owner from running it again); one that takes longer is run
+   * again by the next owner, as after a crash.
    */
-  async drain(timeoutMs: number): Promise<{ finished: string[]; handedOver: string[] }> {
+  async drain(
+    timeoutMs: number,
+    settleMs = 5_000,
+  ): Promise<{ finished: string[]; handedOver: string[] }> {
     const running = [...this.#runs.values()];
     const allDone = Promise.all(running.map((r) => r.done));
     if (Number.isFinite(timeoutMs)) {
@@ -291,6 +310,17 @@ export class LocalEngine implements WorkflowEngine {
       run.abort();
     }
     await Promise.all(handedOver.map((r) => r.done));
+    const steps = handedOver.flatMap((r) => [...r.inFlight]);
+    if (steps.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(steps),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, settleMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     return {
       finished: running.filter((r) => !handedOver.includes(r)).map((r) => r.name),
       handedOver: handedOver.map((r) => r.name),
@@ -314,6 +344,8 @@ export class LocalEngine implements WorkflowEngine {
       resumedAt: position,
       transitions: record.transitions,
       done: Promise.resolve(),
+      inFlight: new Set(),
+      attempts: new Map(),
     };
     const execution = stateMachine.run((position?.input ?? record.input) as never, {
       overrides: {
@@ -360,6 +392,11 @@ export class LocalEngine implements WorkflowEngine {
       const topLevel = machine.topLevel.has(stateName);
       handlers[stateName] = async (processed) => {
         const { stateInput, parameters } = splitStateInput(processed);
+        // On AWS an attempt that ran past TimeoutSeconds is ended with its Lambda (same
+        // timeout) before the retry runs; here nothing can end it, so the retry waits for it, up
+        // to the same time, rather than run beside it.
+        const previous = run.attempts.get(stateName);
+        if (previous) await settledWithin(previous, (binding.timeoutSeconds ?? 60) * 1000);
         const enteredAt = topLevel
           ? await this.#enter(run, stateName, stateInput ?? parameters)
           : Date.now();
@@ -367,7 +404,9 @@ export class LocalEngine implements WorkflowEngine {
           if (binding.callback) {
             return await this.#waitForToken(run, binding, parameters, enteredAt, handler);
           }
-          return await invoke(handler, parameters);
+          const attempt = invoke(handler, parameters);
+          run.attempts.set(stateName, attempt);
+          return await tracked(run, attempt);
         } catch (error) {
           // What Lambda's own log shows in the cloud: which step failed, and why (error messages
           // never carry secrets).
@@ -433,7 +472,7 @@ export class LocalEngine implements WorkflowEngine {
     waiting.catch(() => undefined);
     const payload = isObject(parameters) ? parameters.Payload : undefined;
     try {
-      await invoke(handler, withToken(payload, token));
+      await tracked(run, invoke(handler, withToken(payload, token)));
     } catch (error) {
       this.#callbacks.drop(token);
       throw error;
@@ -448,16 +487,20 @@ export class LocalEngine implements WorkflowEngine {
     cause: string | null,
     log: Logger,
   ): Promise<void> {
+    this.#finishing.add(run.name);
     this.#runs.delete(run.name);
     this.#callbacks.dropExecution(run.name);
-    await this.#finish(run.name, status, error, cause, run.transitions).catch((failure: unknown) =>
-      log.error({ err: errorMessage(failure) }, "could not record the end of the execution"),
-    );
+    await this.#finish(run.name, status, error, cause, run.transitions)
+      .catch((failure: unknown) =>
+        log.error({ err: errorMessage(failure) }, "could not record the end of the execution"),
+      )
+      .finally(() => this.#finishing.delete(run.name));
     log.info({ status, error: error ?? undefined, cause: cause ?? undefined }, "execution ended");
   }
 
   /** Hands the run over: its record keeps state and input, with no owner, for the next one. */
   async #letGo(run: Run, log: Logger): Promise<void> {
+    this.#finishing.add(run.name);
     this.#runs.delete(run.name);
     this.#callbacks.dropExecution(run.name);
     const me = thisProcess();
@@ -469,7 +512,8 @@ export class LocalEngine implements WorkflowEngine {
       )
       .catch((failure: unknown) =>
         log.error({ err: errorMessage(failure) }, "could not hand the execution over"),
-      );
+      )
+      .finally(() => this.#finishing.delete(run.name));
     log.info("execution handed over: the next listener resumes it");
   }
 
@@ -586,6 +630,29 @@ function statesOf(definition: JsonObject): Record<string, JsonObject> {
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Resolves once `step` has settled, or after `ms`, whichever comes first. */
+async function settledWithin(step: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    step.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Keeps `step` in the run's in-flight set until it settles. */
+function tracked<T>(run: Run, step: Promise<T>): Promise<T> {
+  run.inFlight.add(step);
+  const forget = () => run.inFlight.delete(step);
+  step.then(forget, forget);
+  return step;
 }
 
 /** The workflow's JSON goes to the step as its event; the step reads (and checks) what it needs. */
