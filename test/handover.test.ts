@@ -19,6 +19,7 @@ import { createVpnUser } from "../lib/lifecycle/access";
 import { sweepVpnUsers } from "../lib/lifecycle/sweep";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { Secret } from "../lib/secret";
+import { dashboardBooking } from "./helpers/bookings";
 import { listenOnLab } from "./helpers/lab-listener";
 import { type RunningSlapd, startSlapd } from "./helpers/slapd";
 import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
@@ -379,18 +380,15 @@ describe("handing a pod over and taking it back", () => {
   it("makes the VPN user an attempt made but did not record again, under the same name", async () => {
     const { runtime } = h.embedded;
     h.lab.dashboard.addUser({ id: 9, username: "grace", email: "grace@example.org" });
+    const host = h.lab.inventory[2]!;
     const booking = newBooking(
-      {
+      dashboardBooking({
         id: "399",
-        resourceId: h.lab.inventory[2]!.resourceId,
-        hostName: h.lab.inventory[2]!.name,
-        start: new Date(Date.now() - 1_000),
-        end: new Date(Date.now() + 600_000),
+        resourceId: host.resourceId,
+        hostName: host.name,
         installer: "Fuel",
-        scenario: null,
-        purpose: "an interrupted CreateVpnUser",
         user: "9",
-      },
+      }),
       new Date(),
     );
     await runtime.store.createBooking(booking);

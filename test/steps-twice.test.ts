@@ -10,6 +10,7 @@ import { TransientError } from "../lib/errors";
 import { startImaging } from "../lib/lifecycle/imaging";
 import { beginProvisioning, claimHost, newBooking } from "../lib/lifecycle/transitions";
 import type { PowerTarget } from "../lib/ports/power";
+import { dashboardBooking } from "./helpers/bookings";
 import { startWatcherLab, type WatcherLab } from "./helpers/watcher-lab";
 
 const HOST = "fog-machine-4";
@@ -29,17 +30,7 @@ describe("StartImaging run twice", () => {
     const fogHost = await l.imager.findHost(HOST);
     await l.db.store.createHost(newHost(HOST, fogHost));
     const booking: Booking = newBooking(
-      {
-        id: INPUT.bookingId,
-        resourceId: "50",
-        hostName: HOST,
-        start: new Date(Date.now() - 1_000),
-        end: new Date(Date.now() + 3_600_000),
-        installer: null,
-        scenario: null,
-        purpose: "steps run twice",
-        user: null,
-      },
+      dashboardBooking({ id: INPUT.bookingId, resourceId: "50", hostName: HOST }),
       new Date(),
     );
     await l.db.store.createBooking(booking);

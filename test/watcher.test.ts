@@ -11,6 +11,7 @@ import { allOf } from "../lib/lifecycle/checkpoints";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
 import { watch } from "../lib/lifecycle/watch";
+import { dashboardBooking } from "./helpers/bookings";
 import { waitFor } from "./helpers/wait";
 import { type WatcherLab as Lab, startWatcherLab, waitingForImaging } from "./helpers/watcher-lab";
 
@@ -207,20 +208,7 @@ describe("the watcher's cycle", () => {
 
 /** A booking provisioning on a host of its own, waiting for that host to come up. */
 async function waitingForHost(l: Lab, id: string): Promise<string> {
-  const booking = newBooking(
-    {
-      id,
-      resourceId: id,
-      hostName: `boot${id}`,
-      start: new Date(Date.now() - 1_000),
-      end: new Date(Date.now() + 3_600_000),
-      installer: null,
-      scenario: null,
-      purpose: "watcher",
-      user: null,
-    },
-    new Date(),
-  );
+  const booking = newBooking(dashboardBooking({ id, hostName: `boot${id}` }), new Date());
   await l.db.store.createBooking(booking);
   const input = {
     bookingId: id,

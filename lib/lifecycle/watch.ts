@@ -19,6 +19,7 @@ import type { Booking } from "../domain/booking";
 import type { JsonObject, WaitEvent, WaitOutcome, WaitRecord } from "../domain/run";
 import { errorMessage } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import { settledWithin } from "../time";
 import { imagingConfig } from "./current-run";
 import { isCurrentRun, noteProgress } from "./transitions";
 import { markAnswered, recordOutcome } from "./waits";
@@ -105,7 +106,7 @@ export async function watch(rt: Runtime, options: WatchOptions = {}): Promise<Wa
 
   const looks: Looks = new Map();
   const byEvent = (event: WaitEvent) => waiting.filter((w) => w.wait.event === event);
-  await withinBudget(
+  await settledWithin(
     Promise.all([
       guarded(rt, "imaging", () => lookAtImaging(rt, byEvent("imaged"), looks)),
       guarded(rt, "lab hosts", () =>
@@ -163,18 +164,6 @@ async function isolated(rt: Runtime, entry: Waiting, work: () => Promise<void>):
       "watcher could not handle a wait; it tries again next cycle",
     );
   }
-}
-
-/** The looks, or as much of them as is done within `ms`. */
-async function withinBudget(looks: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    looks,
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
 }
 
 /** One looker's failure (FOG or the relay down) must not stop the other: its waits go on. */

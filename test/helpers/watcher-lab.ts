@@ -20,6 +20,7 @@ import type { Imager } from "../../lib/ports/imager";
 import { Secret } from "../../lib/secret";
 import { type FogSim, type FogSimOptions, startFogSim } from "../sim/fog-sim";
 import { repoRoot } from "../sim/lab";
+import { dashboardBooking } from "./bookings";
 import { startTestStore, type TestStore } from "./dynalite";
 
 /** The engine as the watcher sees it: it records every answer; tokens it was told of are live. */
@@ -155,17 +156,7 @@ export async function waitingForImaging(
     bookingId: `${index}`,
   });
   const booking: Booking = newBooking(
-    {
-      id: `${index}`,
-      resourceId: `${index}`,
-      hostName: host,
-      start: new Date(Date.now() - 1_000),
-      end: new Date(Date.now() + 3_600_000),
-      installer: null,
-      scenario: null,
-      purpose: "watcher",
-      user: null,
-    },
+    dashboardBooking({ id: `${index}`, hostName: host, purpose: "watcher" }),
     new Date(),
   );
   await l.db.store.createBooking(booking);

@@ -27,6 +27,7 @@ import type { JsonObject as JsonRecord, JsonValue } from "../../domain/run";
 import { errorMessage } from "../../errors";
 import type { Logger } from "../../log";
 import type { ExecutionStatus, PhaseInput, TokenAnswer, WorkflowEngine } from "../../ports/engine";
+import { settledWithin } from "../../time";
 import {
   bindTasks,
   definitionPath,
@@ -292,18 +293,8 @@ export class LocalEngine implements WorkflowEngine {
   ): Promise<{ finished: string[]; handedOver: string[] }> {
     const running = [...this.#runs.values()];
     const allDone = Promise.all(running.map((r) => r.done));
-    if (Number.isFinite(timeoutMs)) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        allDone,
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    } else {
-      await allDone;
-    }
+    if (Number.isFinite(timeoutMs)) await settledWithin(allDone, timeoutMs);
+    else await allDone;
     const handedOver = running.filter((r) => this.#runs.has(r.name));
     for (const run of handedOver) {
       run.handingOver = true;
@@ -311,16 +302,7 @@ export class LocalEngine implements WorkflowEngine {
     }
     await Promise.all(handedOver.map((r) => r.done));
     const steps = handedOver.flatMap((r) => [...r.inFlight]);
-    if (steps.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled(steps),
-        new Promise((resolve) => {
-          timer = setTimeout(resolve, settleMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    if (steps.length > 0) await settledWithin(Promise.allSettled(steps), settleMs);
     return {
       finished: running.filter((r) => !handedOver.includes(r)).map((r) => r.name),
       handedOver: handedOver.map((r) => r.name),
@@ -630,21 +612,6 @@ function statesOf(definition: JsonObject): Record<string, JsonObject> {
 
 function isObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** Resolves once `step` has settled, or after `ms`, whichever comes first. */
-async function settledWithin(step: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    step.then(
-      () => undefined,
-      () => undefined,
-    ),
-    new Promise((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
 }
 
 /** Keeps `step` in the run's in-flight set until it settles. */
