@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseDocument } from "yaml";
 import { stepHandlers } from "../functions/steps";
-import type { ListenerRecord } from "../lib/app/embedded-store";
+import { type ListenerRecord, openEmbeddedStore } from "../lib/app/embedded-store";
 import { main } from "../lib/cli/main";
 import { loadInstallerConfig } from "../lib/config/load";
 import type { Booking } from "../lib/domain/booking";
@@ -327,10 +327,49 @@ describe("reset-db, deploy and status on a simulated lab", () => {
     expect(bookings.map((b) => b.state)).toEqual(["released"]);
   });
 
+  it("deploy --reset clears a quarantined host whose recorded key is of a system FOG has replaced", async () => {
+    const host = lab.inventory[0]!.name;
+    // As a restarted release left hosts before: quarantined, with the key of the system imaged
+    // before FOG's last deploy on record (the host now shows another one).
+    const opened = await openEmbeddedStore(join(workDir, "db"), { listen: false });
+    try {
+      await opened.store.updateHost(host, (h) => ({
+        ...h,
+        state: "quarantined",
+        reason: "booking 9 release failed",
+        hostKey: "SHA256:S3Kz4SttIGXu3UM8gSKd0ea0Q/nwmRBbwhVNsbcCNrE",
+        hostKeyDeployed: "2000-01-01 00:00:00",
+      }));
+    } finally {
+      await opened.close();
+    }
+    const result = await laas(
+      "deploy",
+      "--config",
+      join(conf, "none.yaml"),
+      "--host",
+      host,
+      "--reset",
+    );
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toContain(`${host}: released`);
+    const { hosts } = await statusOf(config);
+    // The stale key was never required: the reboot took the key the host showed. The clean
+    // system's key will be recorded at its first login; none is on record for it yet.
+    expect(hosts.find((h) => h.name === host)).toMatchObject({
+      state: "free",
+      reason: null,
+      hostKey: null,
+      deployed: lab.fog.hosts().find((f) => f.name === host)?.deployed,
+    });
+  });
+
   it("reset-db --both --force empties the bookings and refills the hosts", async () => {
+    const before = (await statusOf(config)).bookings.length;
+    expect(before).toBeGreaterThan(0);
     const result = await laas("reset-db", "--both", "--force", "--config", config);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain("bookings: 1 removed");
+    expect(result.stdout).toContain(`bookings: ${before} removed`);
     const { hosts, bookings } = await statusOf(config);
     expect(bookings).toEqual([]);
     expect(hosts.map((h) => h.state)).toEqual(lab.inventory.map(() => "free"));

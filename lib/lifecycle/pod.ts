@@ -12,7 +12,7 @@ import type { PhaseInput } from "../ports/engine";
 import { once } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
 import { bookingSink, onHost } from "./host-access";
-import { noteProgress } from "./transitions";
+import { noteProgress, observeDeployed } from "./transitions";
 
 export interface PodSummary extends JsonObject {
   /** Domain name → (network or bridge → MAC). */
@@ -62,6 +62,13 @@ export async function removePod(rt: Runtime, input: PhaseInput): Promise<{ remov
       booking.id,
       noteProgress(input.phase, input.generation, "removing the virtual pod"),
     );
+    // The first login of a release: a deploy FOG completed since the host's key was recorded
+    // (an earlier release interrupted after its imaging, a reimage outside LaaS) has made that
+    // key stale — it is forgotten, not required.
+    const fogHost = await rt
+      .imagerFor(imagingConfig(rt, booking, input.phase).fog)
+      .findHost(input.hostName);
+    await rt.store.updateHost(input.hostName, observeDeployed(fogHost.deployed));
     const sink = bookingSink(rt.logger, booking.id, "RemovePod");
     await onHost(rt, input.hostName, async (host) => {
       for (const command of plan) await host.run(command, sink);

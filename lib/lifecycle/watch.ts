@@ -142,15 +142,14 @@ async function settle(rt: Runtime, entry: Waiting, look: Look, report: WatchRepo
     look.kind === "done"
       ? { ok: true, result: look.result }
       : { ok: false, error: look.error, cause: look.cause };
-  // Only for the token this look was for: one replaced meanwhile is looked at next cycle.
-  const { changed } = await rt.store.updateBooking(
-    entry.booking.id,
-    recordOutcome(entry.wait, outcome, rt.now()),
-  );
+  // Only for the token this look was for: one replaced meanwhile is looked at next cycle. The
+  // progress goes in the same write, and only with the outcome.
+  const progress = look.kind === "done" ? noteProgress(phase, generation, look.progress) : null;
+  const { changed } = await rt.store.updateBooking(entry.booking.id, (current) => {
+    const recorded = recordOutcome(entry.wait, outcome, rt.now())(current);
+    return recorded && progress ? (progress(recorded) ?? recorded) : recorded;
+  });
   if (!changed) return;
-  if (look.kind === "done") {
-    await rt.store.updateBooking(entry.booking.id, noteProgress(phase, generation, look.progress));
-  }
   await answer(rt, entry, outcome, report);
 }
 

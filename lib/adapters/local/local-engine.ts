@@ -372,35 +372,51 @@ export class LocalEngine implements WorkflowEngine {
       const handler = this.#handlers[binding.functionName];
       if (!handler) continue;
       const topLevel = machine.topLevel.has(stateName);
-      handlers[stateName] = async (processed) => {
-        const { stateInput, parameters } = splitStateInput(processed);
-        // On AWS an attempt that ran past TimeoutSeconds is ended with its Lambda (same
-        // timeout) before the retry runs; here nothing can end it, so the retry waits for it, up
-        // to the same time, rather than run beside it.
-        const previous = run.attempts.get(stateName);
-        if (previous) await settledWithin(previous, (binding.timeoutSeconds ?? 60) * 1000);
-        const enteredAt = topLevel
-          ? await this.#enter(run, stateName, stateInput ?? parameters)
-          : Date.now();
-        try {
-          if (binding.callback) {
-            return await this.#waitForToken(run, binding, parameters, enteredAt, handler);
-          }
-          const attempt = invoke(handler, parameters);
-          run.attempts.set(stateName, attempt);
-          return await tracked(run, attempt);
-        } catch (error) {
-          // What Lambda's own log shows in the cloud: which step failed, and why (error messages
-          // never carry secrets).
-          log.warn(
-            { state: stateName, error: errorName(error), err: errorMessage(error) },
-            "step failed",
-          );
-          throw error;
-        }
-      };
+      handlers[stateName] = (processed) =>
+        tracked(run, this.#runStep(run, binding, topLevel, processed, handler, log));
     }
     return handlers;
+  }
+
+  /** One attempt of a Task: its place in the journal, then its step (or its wait). */
+  async #runStep(
+    run: Run,
+    binding: TaskBinding,
+    topLevel: boolean,
+    processed: unknown,
+    handler: StepHandler,
+    log: Logger,
+  ): Promise<unknown> {
+    const { stateName } = binding;
+    const { stateInput, parameters } = splitStateInput(processed);
+    // On AWS an attempt that ran past TimeoutSeconds is ended with its Lambda (same
+    // timeout) before the retry runs; here nothing can end it, so the retry waits for it, up
+    // to the same time, rather than run beside it.
+    const previous = run.attempts.get(stateName);
+    if (previous) await settledWithin(previous, (binding.timeoutSeconds ?? 60) * 1000);
+    const enteredAt = topLevel
+      ? await this.#enter(run, stateName, stateInput ?? parameters)
+      : Date.now();
+    // Stopped or handed over meanwhile: the step is not this process's to run any more.
+    if (!this.#runs.has(run.name) || run.handingOver) {
+      throw new Error(`execution ${run.name} no longer runs in this process`);
+    }
+    try {
+      if (binding.callback) {
+        return await this.#waitForToken(run, binding, parameters, enteredAt, handler);
+      }
+      const attempt = invoke(handler, parameters);
+      run.attempts.set(stateName, attempt);
+      return await attempt;
+    } catch (error) {
+      // What Lambda's own log shows in the cloud: which step failed, and why (error messages
+      // never carry secrets).
+      log.warn(
+        { state: stateName, error: errorName(error), err: errorMessage(error) },
+        "step failed",
+      );
+      throw error;
+    }
   }
 
   /**
@@ -454,7 +470,7 @@ export class LocalEngine implements WorkflowEngine {
     waiting.catch(() => undefined);
     const payload = isObject(parameters) ? parameters.Payload : undefined;
     try {
-      await tracked(run, invoke(handler, withToken(payload, token)));
+      await invoke(handler, withToken(payload, token));
     } catch (error) {
       this.#callbacks.drop(token);
       throw error;
