@@ -32,9 +32,9 @@ export function installCloudRuntime(): void {
         handlers: stepHandlers,
         listen: false,
       });
-      embeddedRunner = { pid: opened.storeHandle.runner.pid, runsHere: opened.runsWorkflows };
+      embeddedRunner = { pid: opened.storeHandle.runner.pid, runsHere: opened.engine.runsHere };
       closeEmbedded = async () => {
-        if (opened.runsWorkflows) await new Driver(opened, { adopt: false }).untilIdle();
+        if (opened.engine.runsHere) await new Driver(opened, { adopt: false }).untilIdle();
         await opened.close();
       };
       return opened.runtime;

@@ -9,7 +9,6 @@
  */
 
 import { LocalEngine, type StepHandler } from "../adapters/local/local-engine";
-import { sameProcess, thisProcess } from "../adapters/local/process-identity";
 import { loadPharosConfig } from "../config/load";
 import type { PharosConfig } from "../config/types";
 import { createLogger, type Logger } from "../log";
@@ -35,8 +34,6 @@ export interface EmbeddedRuntime {
   runtime: Runtime;
   engine: LocalEngine;
   storeHandle: StoreHandle;
-  /** Whether workflows started here run in this process (else: in the running listener). */
-  runsWorkflows: boolean;
   close(): Promise<void>;
 }
 
@@ -70,7 +67,6 @@ export async function openEmbeddedRuntime(
     runtime,
     engine,
     storeHandle,
-    runsWorkflows: sameProcess(storeHandle.runner, thisProcess()),
     close: () => storeHandle.close(),
   };
 }

@@ -65,7 +65,7 @@ export async function deployCommand(
     });
     const runner = embedded.storeHandle.runner.pid;
     out(
-      embedded.runsWorkflows
+      embedded.engine.runsHere
         ? `${phase} of ${options.host} started as ${name}`
         : `${phase} of ${options.host} handed to the running listener (pid ${runner}) as ${name}`,
     );
@@ -80,7 +80,7 @@ export async function deployCommand(
     // Without a listener this process is the one that moves the workflow on — to its end (the
     // steps after `ready`: status note, hand-over), so that nothing is left for another process.
     const stopDriving = new AbortController();
-    const driving = embedded.runsWorkflows
+    const driving = embedded.engine.runsHere
       ? new Driver(embedded, { adopt: false }).until(
           async () => !(await running()),
           stopDriving.signal,

@@ -7,14 +7,17 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
 import type { JsonValue } from "../../domain/run";
 import type { ExecutionJournal, ExecutionRecord } from "../local/journal";
-import { type Item, type ItemKind, VersionedTable } from "./dynamodb-table";
+import {
+  counter,
+  type Item,
+  type ItemKind,
+  isoTimestamp,
+  phaseSchema as phase,
+  VersionedTable,
+} from "./dynamodb-table";
 import { ensureTable, partitionKeyOnly } from "./dynamodb-tables";
 
 export const EXECUTIONS_TABLE = "laas-executions";
-
-const isoTimestamp = z.iso.datetime({ offset: true });
-const counter = z.number().int().nonnegative();
-const phase = z.enum(["provision", "release"]);
 
 const recordSchema = z.object({
   name: z.string().min(1),

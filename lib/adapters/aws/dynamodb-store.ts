@@ -20,15 +20,19 @@ import {
   type WaitRecord,
 } from "../../domain/run";
 import type { Store, Updated } from "../../ports/store";
-import { type Item, type ItemKind, VersionedTable } from "./dynamodb-table";
+import {
+  counter,
+  type Item,
+  type ItemKind,
+  isoTimestamp,
+  phaseSchema,
+  VersionedTable,
+} from "./dynamodb-table";
 import { defaultTableNames, ensureTables, type TableNames, tableKeys } from "./dynamodb-tables";
 
 // ---------------------------------------------------------------------------------------------
 // Item <-> domain mapping. Written out field by field so that a field added to the domain types
 // fails to compile here instead of silently not being stored; nullable fields are stored as NULL.
-
-const isoTimestamp = z.iso.datetime({ offset: true });
-const counter = z.number().int().nonnegative();
 
 const accessSchema = z.object({
   vpnUser: z.string().nullable(),
@@ -40,7 +44,6 @@ const accessSchema = z.object({
   handoverError: z.string().nullable(),
 }) satisfies z.ZodType<BookingAccess>;
 
-const phaseSchema = z.enum(["provision", "release"]);
 const jsonValue = z.json() as z.ZodType<JsonValue>;
 const jsonObject = z.record(z.string(), jsonValue) as z.ZodType<JsonObject>;
 

@@ -13,7 +13,7 @@ import {
   paginateScan,
 } from "@aws-sdk/lib-dynamodb";
 import pRetry from "p-retry";
-import type { z } from "zod";
+import { z } from "zod";
 import {
   ConfigError,
   ConflictError,
@@ -24,6 +24,11 @@ import {
 import type { Updated } from "../../ports/store";
 
 export type Item = Record<string, NativeAttributeValue>;
+
+/** Field schemas the tables' items share. */
+export const isoTimestamp = z.iso.datetime({ offset: true });
+export const counter = z.number().int().nonnegative();
+export const phaseSchema = z.enum(["provision", "release"]);
 
 /** How one table's items are keyed, written and read back. */
 export interface ItemKind<T> {
