@@ -163,7 +163,7 @@ async function callbackRun(
 export async function transitions(grid: Durations[]): Promise<TransitionRow[]> {
   const dynamo = await startEmbeddedDynamo({ path: null });
   const journal = await DynamoDbExecutionJournal.open(
-    createDynamoClient({ endpoint: dynamo.endpoint }),
+    createDynamoClient({ endpoint: dynamo.endpoint, credentials: dynamo.credentials }),
   );
   const calls = { n: 0 };
   let engine: LocalEngine | null = null;

@@ -56,6 +56,19 @@ export class HostUnreachableError extends LaasError {
   override name = "HostUnreachable";
 }
 
+/** An address outside the lab's subnets (`lab_subnets`), or not an IPv4 address. Not retried. */
+export class AddressOutsideLabError extends LaasError {
+  override name = "AddressOutsideLab";
+}
+
+/**
+ * The machine answering at a host's address could not be shown to be the booked host (its MAC in
+ * the relay's neighbour table is not FOG's, or no proof is configured). Nothing secret went to it.
+ */
+export class HostIdentityError extends LaasError {
+  override name = "HostIdentity";
+}
+
 /** The installer ended with a failure, or ran past its deadline. */
 export class InstallerFailedError extends LaasError {
   override name = "InstallerFailed";

@@ -119,13 +119,13 @@ const describe = (b: Booking) =>
     ? ` — VPN user ${b.access.vpnUser ?? "none"}, SSH key ${b.access.sshKey ?? "-"}, hand-over ${b.access.handover}`
     : "");
 
-// Each hand-over message as it arrives, passwords masked (the user gets them in clear).
+// Each message as it arrives: the user's hand-over (passwords masked here; the user gets them
+// in clear) and the operators' notices, which carry none.
 let mailsShown = 0;
 const showMail = () => {
   for (const mail of smtp.messages.slice(mailsShown)) {
-    say(
-      `hand-over e-mail to ${mail.to.join(", ")} (cc ${mail.cc.join(", ") || "none"}): ${mail.subject}`,
-    );
+    const kind = /Password:/.test(mail.text) ? "hand-over e-mail" : "operators' notice";
+    say(`${kind} to ${mail.to.join(", ")}: ${mail.subject}`);
     const lines = mail.text
       .split("\n")
       .filter((line) => /^\s+(Host|Address|Server|User name|Password|Ends):/.test(line))

@@ -4,7 +4,7 @@
  * measured against what OpenSSH's ssh-keygen makes and prints, not against the code under test.
  */
 import { execFile } from "node:child_process";
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,25 +78,32 @@ describe("sealCredentials / openCredentials", () => {
     vpnPassword: "an entirely different secret",
     note: 'ünïcödé and "quotes" and\nnewlines',
   };
+  const booking = "417";
 
   it("opens what it sealed, with the key in either accepted form", () => {
-    const sealed = sealCredentials(base64Key, credentials);
-    expect(openCredentials(base64Key, sealed)).toEqual(credentials);
-    expect(openCredentials(hexKey, sealed)).toEqual(credentials);
-    expect(openCredentials(base64Key, `  ${sealed}\n`)).toEqual(credentials);
-    expect(openCredentials(base64Key, sealCredentials(base64Key, {}))).toEqual({});
+    const sealed = sealCredentials(base64Key, booking, credentials);
+    expect(openCredentials(base64Key, booking, sealed)).toEqual(credentials);
+    expect(openCredentials(hexKey, booking, sealed)).toEqual(credentials);
+    expect(openCredentials(base64Key, booking, `  ${sealed}\n`)).toEqual(credentials);
+    expect(openCredentials(base64Key, booking, sealCredentials(base64Key, booking, {}))).toEqual(
+      {},
+    );
+    const manual = "manual-pod1-20250101T000000Z";
+    expect(
+      openCredentials(base64Key, manual, sealCredentials(base64Key, manual, credentials)),
+    ).toEqual(credentials);
   });
 
-  it("writes v1.<iv>.<tag>.<ciphertext> in base64url, with a fresh IV each time", () => {
-    const sealed = sealCredentials(base64Key, credentials);
-    expect(sealed).toMatch(/^v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]+$/);
-    const again = sealCredentials(base64Key, credentials);
-    expect(again.split(".")[1]).not.toBe(sealed.split(".")[1]);
-    expect(again.split(".")[3]).not.toBe(sealed.split(".")[3]);
+  it("writes v2.<booking>.<iv>.<tag>.<ciphertext> in base64url, with a fresh IV each time", () => {
+    const sealed = sealCredentials(base64Key, booking, credentials);
+    expect(sealed).toMatch(/^v2\.NDE3\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]+$/);
+    const again = sealCredentials(base64Key, booking, credentials);
+    expect(again.split(".")[2]).not.toBe(sealed.split(".")[2]);
+    expect(again.split(".")[4]).not.toBe(sealed.split(".")[4]);
   });
 
   it("holds nothing of the plaintext, in clear or in base64", () => {
-    const sealed = sealCredentials(base64Key, credentials);
+    const sealed = sealCredentials(base64Key, booking, credentials);
     for (const text of [...Object.keys(credentials), ...Object.values(credentials)]) {
       for (const form of [
         text,
@@ -109,57 +116,132 @@ describe("sealCredentials / openCredentials", () => {
   });
 
   it("refuses a text changed anywhere, saying so without quoting anything secret", () => {
-    const sealed = sealCredentials(base64Key, credentials);
+    const sealed = sealCredentials(base64Key, booking, credentials);
     const parts = sealed.split(".");
-    for (const index of [1, 2, 3]) {
+    for (const index of [2, 3, 4]) {
       const part = parts[index]!;
       const flipped = part[5] === "A" ? "B" : "A";
       const altered = [...parts];
       altered[index] = `${part.slice(0, 5)}${flipped}${part.slice(6)}`;
-      const error = catching(() => openCredentials(base64Key, altered.join(".")));
+      const error = catching(() => openCredentials(base64Key, booking, altered.join(".")));
       expect(error).toBeInstanceOf(SealedCredentialsError);
       expect(error.name).toBe("SealedCredentials");
-      expect(error.message).toMatch(/not the one they were sealed with, or the text was altered/);
-      expectNothingSecretIn(error.message);
+      expect(error.message).toMatch(/not the one they were sealed with, .*or the text was altered/);
+      expect(error.message).toContain(`booking ${booking}:`);
+      expectNothingSecretIn(error.message, sealed);
     }
     // A version label changed: the version is authenticated too.
-    expect(() => openCredentials(base64Key, sealed.replace(/^v1/, "v2"))).toThrow(
+    expect(() => openCredentials(base64Key, booking, sealed.replace(/^v2/, "v3"))).toThrow(
       SealedCredentialsError,
     );
   });
 
+  it("opens only on the booking it was sealed for", () => {
+    const sealed = sealCredentials(base64Key, "417", credentials);
+    expect(openCredentials(base64Key, "417", sealed)).toEqual(credentials);
+    // Copied onto another booking as it is: refused, naming both bookings, nothing secret.
+    for (const other of ["418", "4170", "41", "manual-417"]) {
+      const error = catching(() => openCredentials(base64Key, other, sealed));
+      expect(error).toBeInstanceOf(SealedCredentialsError);
+      expect(error.message).toBe(
+        `booking ${other}: the sealed credentials on it say they were sealed for booking "417": ` +
+          "sealed credentials open only on their own booking",
+      );
+      expectNothingSecretIn(error.message, sealed);
+    }
+  });
+
+  it("does not open on another booking when relabelled for it: the booking is authenticated", () => {
+    const sealed = sealCredentials(base64Key, "417", credentials);
+    const parts = sealed.split(".");
+    parts[1] = Buffer.from("418").toString("base64url");
+    const error = catching(() => openCredentials(base64Key, "418", parts.join(".")));
+    expect(error).toBeInstanceOf(SealedCredentialsError);
+    expect(error.message).toMatch(
+      /^booking 418: sealed credentials cannot be opened with the sealing key \(\/etc\/laas\/sealing_key\): .*sealed for another booking/,
+    );
+    expectNothingSecretIn(error.message, sealed);
+    // Nor does a text relabelled away from its booking open on it.
+    expect(() => openCredentials(base64Key, "417", parts.join("."))).toThrow(
+      /say they were sealed for booking "418"/,
+    );
+  });
+
+  it("refuses a text of the v1 form (sealed without a booking), naming what clears it", () => {
+    // How v1 sealed, before the booking was authenticated: the version alone as additional data.
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", keyBytes, iv, { authTagLength: 16 });
+    cipher.setAAD(Buffer.from("v1"));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(credentials)), cipher.final()]);
+    const v1 = ["v1", iv, cipher.getAuthTag(), ciphertext]
+      .map((part) => (typeof part === "string" ? part : part.toString("base64url")))
+      .join(".");
+    const error = catching(() => openCredentials(base64Key, booking, v1));
+    expect(error).toBeInstanceOf(SealedCredentialsError);
+    expect(error.message).toMatch(
+      /^booking 417: its sealed credentials are of the v1 form, sealed before credentials were bound to their booking, and are not opened/,
+    );
+    expect(error.message).toContain("`laas deploy --reset --host <its host>`");
+    expectNothingSecretIn(error.message, v1);
+  });
+
   it("refuses another key the same way", () => {
-    const sealed = sealCredentials(base64Key, credentials);
-    const error = catching(() => openCredentials(otherKey, sealed));
+    const sealed = sealCredentials(base64Key, booking, credentials);
+    const error = catching(() => openCredentials(otherKey, booking, sealed));
     expect(error).toBeInstanceOf(SealedCredentialsError);
     expect(error.message).toContain("/etc/laas/other_key");
-    expectNothingSecretIn(error.message);
+    expectNothingSecretIn(error.message, sealed);
   });
 
   it("refuses malformed texts before trying to open them", () => {
-    for (const text of ["", "v1", "v1.a.b", "v1.a.b.c.d", "v1.@@@@.AAAA.AAAA", "plain text"]) {
-      const error = catching(() => openCredentials(base64Key, text));
+    for (const text of [
+      "",
+      "v2",
+      "v2.NDE3.a.b",
+      "v2.NDE3.a.b.c.d",
+      "v2.NDE3.@@@@.AAAA.AAAA",
+      "v2.a.b.c",
+      "plain text",
+    ]) {
+      const error = catching(() => openCredentials(base64Key, booking, text));
       expect(error).toBeInstanceOf(SealedCredentialsError);
     }
-    const [version, , tag, ciphertext] = sealCredentials(base64Key, credentials).split(".");
-    const shortIv = [version, "AAAA", tag, ciphertext].join(".");
-    expect(catching(() => openCredentials(base64Key, shortIv)).message).toMatch(/12-byte IV/);
+    const [version, label, , tag, ciphertext] = sealCredentials(
+      base64Key,
+      booking,
+      credentials,
+    ).split(".");
+    const shortIv = [version, label, "AAAA", tag, ciphertext].join(".");
+    expect(catching(() => openCredentials(base64Key, booking, shortIv)).message).toMatch(
+      /12-byte IV/,
+    );
+  });
+
+  it("refuses to seal or open without a booking", () => {
+    expect(() => sealCredentials(base64Key, "", credentials)).toThrow(
+      /need the id of the booking they belong to/,
+    );
+    const sealed = sealCredentials(base64Key, booking, credentials);
+    expect(() => openCredentials(base64Key, "", sealed)).toThrow(
+      /need the id of the booking they belong to/,
+    );
   });
 
   it("refuses a key that is not 32 bytes as a ConfigError naming where it came from", () => {
     const bad = new Secret("not-a-key-at-all-but-a-secret-value", "/etc/laas/sealing_key");
-    const error = catching(() => sealCredentials(bad, credentials));
+    const error = catching(() => sealCredentials(bad, booking, credentials));
     expect(error).toBeInstanceOf(ConfigError);
     expect(error.message).toContain("/etc/laas/sealing_key");
     expect(error.message).not.toContain(bad.reveal());
-    expect(() => openCredentials(bad, sealCredentials(base64Key, credentials))).toThrow(
-      ConfigError,
-    );
+    expect(() =>
+      openCredentials(bad, booking, sealCredentials(base64Key, booking, credentials)),
+    ).toThrow(ConfigError);
   });
 
-  function expectNothingSecretIn(message: string): void {
+  function expectNothingSecretIn(message: string, sealed: string): void {
     for (const key of [base64Key, hexKey, otherKey]) expect(message).not.toContain(key.reveal());
     for (const value of Object.values(credentials)) expect(message).not.toContain(value);
+    for (const part of sealed.split(".").slice(2)) expect(message).not.toContain(part);
   }
 });
 

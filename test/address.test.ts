@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CommandFailedError, NotFoundError, ProtocolError } from "../lib/errors";
+import {
+  AddressOutsideLabError,
+  CommandFailedError,
+  NotFoundError,
+  ProtocolError,
+} from "../lib/errors";
 import {
   AddressNotFoundError,
   type AddressQuery,
@@ -83,6 +88,7 @@ function fakeRelay(machines: { relay: Files; hosts?: Record<string, Files> }) {
       if (!files) throw new Error(`no route to ${login.hostName}`);
       return {
         hostKey: "SHA256:fake",
+        async confirmIdentity() {},
         async run(command) {
           calls.push({ on: login.hostName, command });
           return fakeGrep(files, command);
@@ -99,7 +105,10 @@ function fakeRelay(machines: { relay: Files; hosts?: Record<string, Files> }) {
   return { relay, calls, logins, sessions: () => sessions };
 }
 
-const ack = (ip: string, mac = MAC) => `dhcpd[812]: DHCPACK on ${ip} to ${mac} (pod1) via eth0`;
+const ack = (ip: string, mac = MAC) =>
+  `Mar  3 10:00:02 dhcp1 dhcpd[812]: DHCPACK on ${ip} to ${mac} (pod1) via eth0`;
+
+const log = (...lines: string[]) => `${lines.join("\n")}\n`;
 
 const serverLogin: DhcpServerLogin = {
   hostName: "dhcp1",
@@ -108,6 +117,7 @@ const serverLogin: DhcpServerLogin = {
   user: "laas",
   key: new Secret("not-a-real-key"),
   expectedHostKey: "SHA256:pinned",
+  identity: { kind: "pinned" },
 };
 
 function query(overrides: Partial<AddressQuery> = {}): AddressQuery {
@@ -116,7 +126,9 @@ function query(overrides: Partial<AddressQuery> = {}): AddressQuery {
     staticAddress: null,
     mac: MAC,
     dhcpLog: LOG,
+    dhcpLogFormat: "syslog",
     dhcpServer: null,
+    labSubnets: ["10.0.0.0/16"],
     ...overrides,
   };
 }
@@ -126,10 +138,30 @@ describe("discoverAddress", () => {
     const fake = fakeRelay({ relay: { [LOG]: ack("10.0.0.5") } });
     const found = await discoverAddress(
       { relay: fake.relay, logger: silentLogger },
-      query({ staticAddress: "192.168.1.10", mac: null }),
+      query({ staticAddress: "10.0.8.10", mac: null }),
     );
-    expect(found).toEqual({ address: "192.168.1.10", source: "inventory" });
+    expect(found).toEqual({ address: "10.0.8.10", source: "inventory" });
     expect(fake.sessions()).toBe(0);
+  });
+
+  it("refuses a static address outside the lab's subnets, or one that is a name", async () => {
+    const fake = fakeRelay({ relay: { [LOG]: ack("10.0.0.5") } });
+    const lookup = (staticAddress: string) =>
+      discoverAddress({ relay: fake.relay, logger: silentLogger }, query({ staticAddress }));
+    await expect(lookup("192.168.1.10")).rejects.toThrow(
+      /the inventory's address of pod1 "192\.168\.1\.10" is outside the lab's subnets \(10\.0\.0\.0\/16\); refusing to reach it/,
+    );
+    await expect(lookup("pod1.lab.example.org")).rejects.toBeInstanceOf(AddressOutsideLabError);
+    expect(fake.sessions()).toBe(0);
+  });
+
+  it("refuses a leased address outside the lab's subnets", async () => {
+    const fake = fakeRelay({ relay: { [LOG]: log(ack("10.0.0.5"), ack("192.0.2.66")) } });
+    const lookup = discoverAddress({ relay: fake.relay, logger: silentLogger }, query());
+    await expect(lookup).rejects.toBeInstanceOf(AddressOutsideLabError);
+    await expect(lookup).rejects.toThrow(
+      /the address leased to pod1 .* "192\.0\.2\.66" is outside/,
+    );
   });
 
   it("reads the log on the relay when there is no DHCP server", async () => {

@@ -59,7 +59,16 @@ describe("the shipped configuration", () => {
       user: "laas",
       hostKey: "SHA256:QMehFWXcf+p0qtDu8CEVCj8SnJ/Rt/7uG44MPl9W4Bs",
       timeoutSeconds: 30,
+      hostIdentity: "neighbour",
     });
+    expect(config.labSubnets).toEqual(["127.0.0.0/8"]);
+    // The shipped configs read a lease file, which only the DHCP daemon writes.
+    for (const installer of config.defaultConfigs.values()) {
+      expect(installer).toMatchObject({
+        dhcpLog: "/var/lib/misc/dnsmasq.leases",
+        dhcpLogFormat: "dnsmasq-leases",
+      });
+    }
     expect(config.relay?.key.reveal()).toBe(secretFile("relay_id_ed25519"));
     expect(config.power).toMatchObject({
       type: "ssh",
@@ -90,7 +99,7 @@ describe("the shipped configuration", () => {
     expect(fuel).toMatchObject({
       file: conf("fuel.yaml"),
       database: join(REPO, "var", "laas"),
-      dhcpLog: "/var/log/syslog",
+      dhcpLog: "/var/lib/misc/dnsmasq.leases",
       dhcpServer: null,
       loggingDir: join(REPO, "var", "log"),
       scenario: "os-nosdn-nofeature-ha",
@@ -134,9 +143,10 @@ describe("the shipped configuration", () => {
         used: true,
         url: "http://127.0.0.1:8080/iso/opnfv.iso",
         location: "/var/lib/libvirt/images/opnfv.iso",
+        sha256: null,
       },
     });
-    expect(vms.domains[1]?.iso).toEqual({ used: false, url: null, location: null });
+    expect(vms.domains[1]?.iso).toEqual({ used: false, url: null, location: null, sha256: null });
 
     expect(fuel.vpn).toMatchObject({
       file: conf("vpn.yaml"),
@@ -282,6 +292,48 @@ describe("a broken configuration", () => {
     expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
       `${file("fuel.yaml")}: fog.imaging_timeout: expected at most 43200 seconds (the AwaitImaging state's TimeoutSeconds), got 43201`,
     );
+  });
+
+  it("requires the lab's subnets with power or relay, and knows the lease and identity choices", async () => {
+    edit("pharos.yaml", (doc) => doc.delete("lab_subnets"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${pharos}: lab_subnets: required when power or relay is set: the subnets (CIDRs) lab hosts live on; no address outside them is reached`,
+    );
+    edit("pharos.yaml", (doc) => {
+      doc.delete("power");
+      doc.delete("relay");
+    });
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${pharos}: lab_subnets: required when a host has power settings (fog-pod-52 in the inventory): the subnets (CIDRs) lab hosts live on`,
+    );
+    edit("inventory.yaml", (doc) => doc.deleteIn([52, "power"]));
+    expect((await loadPharosConfig(pharos)).labSubnets).toEqual([]);
+    edit("pharos.yaml", (doc) => doc.set("lab_subnets", ["10.10.0.0/33"]));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${pharos}: lab_subnets[0]: expected an IPv4 CIDR such as 10.10.0.0/24, got "10.10.0.0/33"`,
+    );
+    edit("pharos.yaml", (doc) => doc.set("lab_subnets", []));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /lab_subnets: expected at least one IPv4 CIDR/,
+    );
+    edit("pharos.yaml", (doc) => doc.set("lab_subnets", ["10.10.0.0/24"]));
+    edit("fuel.yaml", (doc) => doc.set("dhcp_log_format", "leases"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /fuel\.yaml: dhcp_log_format: expected "dhcpd-leases", "dnsmasq-leases", "syslog"/,
+    );
+    edit("fuel.yaml", (doc) => doc.delete("dhcp_log_format"));
+    expect((await loadPharosConfig(pharos)).defaultConfigs.get("Fuel")?.dhcpLogFormat).toBe(
+      "syslog",
+    );
+  });
+
+  it("knows how a first host key may be trusted", async () => {
+    edit("pharos.yaml", (doc) => doc.setIn(["relay", "host_identity"], "tofu"));
+    expect(await configErrorOf(loadPharosConfig(pharos))).toMatch(
+      /relay\.host_identity: expected "neighbour", "pinned", "trust-first-key"/,
+    );
+    edit("pharos.yaml", (doc) => doc.deleteIn(["relay", "host_identity"]));
+    expect((await loadPharosConfig(pharos)).relay?.hostIdentity).toBe("neighbour");
   });
 
   it("names file and field of a missing field", async () => {

@@ -1,12 +1,17 @@
 /**
  * The LDAP directory adapter against a real OpenLDAP slapd (test/helpers/slapd.ts): VPN users
- * made, named, escaped, marked, swept and refused as the lab's directory sees them, over ldaps://
- * and StartTLS with certificates made by openssl. Each test works in an OU of its own.
+ * made, named, escaped, labelled, adopted, removed and refused as the lab's directory sees them,
+ * over ldaps:// and StartTLS with certificates made by openssl. Passwords are set with Password
+ * Modify and hashed by slapd's own scheme (argon2 here). Removal trusts the recorded entryUUID,
+ * never the label alone. Each test works in an OU of its own.
  */
+
+import { existsSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { Attribute, Client, EqualityFilter, InvalidCredentialsError } from "ldapts";
+import { Attribute, BerReader, Client, EqualityFilter, InvalidCredentialsError } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { escapeDnValue, isDirectChildOf, parseDn } from "../lib/adapters/ldap/escape";
+import { PASSWORD_MODIFY_OID, passwordModifyRequest } from "../lib/adapters/ldap/extensions";
 import {
   checkUserName,
   InvalidUserNameError,
@@ -15,10 +20,14 @@ import {
   managedMark,
   parseManagedMark,
 } from "../lib/adapters/ldap/ldap-directory";
-import { SSHA_PREFIX, sshaHash, sshaMatches } from "../lib/adapters/ldap/password-hash";
 import type { VpnConfig } from "../lib/config/types";
 import { AuthError, ConfigError, errorMessage, TransientError } from "../lib/errors";
-import type { NewVpnUser } from "../lib/ports/directory";
+import type {
+  IntendedVpnUser,
+  NewVpnUser,
+  RecordedEntry,
+  VpnAccount,
+} from "../lib/ports/directory";
 import { Secret } from "../lib/secret";
 import { capturingLogger } from "./helpers/logs";
 import { type RunningSlapd, startSlapd } from "./helpers/slapd";
@@ -35,7 +44,7 @@ let ouCount = 0;
 
 beforeAll(async () => {
   slapd = await startSlapd();
-  passwords.push(slapd.adminPassword);
+  passwords.push(slapd.adminPassword, slapd.writerPassword);
   admin = await slapd.adminClient();
 }, 900_000);
 
@@ -59,14 +68,21 @@ async function freshOu(): Promise<string> {
 
 function vpnConfig(
   usersRdn: string,
-  overrides: { ldap?: Partial<VpnConfig["ldap"]>; adminPassword?: string } = {},
+  overrides: {
+    ldap?: Partial<VpnConfig["ldap"]>;
+    adminPassword?: string;
+    /** Bind as the writer account (not the rootdn) instead of the admin. */
+    asWriter?: boolean;
+  } = {},
 ): VpnConfig {
-  const adminPassword = overrides.adminPassword ?? slapd.adminPassword;
+  const bindDn = overrides.asWriter ? slapd.writerDn : slapd.adminDn;
+  const adminPassword =
+    overrides.adminPassword ?? (overrides.asWriter ? slapd.writerPassword : slapd.adminPassword);
   passwords.push(adminPassword);
   return {
     file: "/etc/laas/vpn.yaml",
     server: "127.0.0.1",
-    authentication: { user: slapd.adminDn, pass: new Secret(adminPassword, "/etc/laas/ldap_pass") },
+    authentication: { user: bindDn, pass: new Secret(adminPassword, "/etc/laas/ldap_pass") },
     directory: { root: slapd.suffix, user: usersRdn },
     user: { objects: OBJECTS },
     database: "/var/lib/laas/vpn",
@@ -113,9 +129,54 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
   throw new Error("expected a failure, but it succeeded");
 }
 
+/** Every DN createUser said it was about to add, in order. */
+let intended: IntendedVpnUser[] = [];
+
+/** createUser, recording what it announces as the workflow does. */
+function create(dir: LdapDirectory, user: NewVpnUser): Promise<VpnAccount> {
+  return dir.createUser(user, async (name) => {
+    intended.push(name);
+  });
+}
+
+function recorded(account: VpnAccount): RecordedEntry {
+  return { dn: account.dn, entryUUID: account.entryUUID };
+}
+
+/** A removal of a DN nobody has, right under the OU: opens a session like any operation. */
+function probe(dir: LdapDirectory, usersRdn: string): Promise<unknown> {
+  return dir.removeUser({ dn: `uid=probe,${usersRdn},${slapd.suffix}`, entryUUID: null }, "p");
+}
+
 async function readEntry(dn: string): Promise<Record<string, unknown> | undefined> {
-  const { searchEntries } = await admin.search(dn, { scope: "base", attributes: ["*"] });
+  const { searchEntries } = await admin.search(dn, {
+    scope: "base",
+    attributes: ["*", "entryUUID", "creatorsName"],
+  });
   return searchEntries[0];
+}
+
+/** The uids of the entries under the OU labelled for `bookingId`, as the admin sees them. */
+async function labelled(usersRdn: string, bookingId: string): Promise<string[]> {
+  const { searchEntries } = await admin.search(`${usersRdn},${slapd.suffix}`, {
+    scope: "sub",
+    filter: new EqualityFilter({ attribute: "description", value: managedMark(bookingId) }),
+    attributes: ["uid"],
+  });
+  return searchEntries.map((entry) => String(entry.uid)).sort();
+}
+
+async function canBind(dn: string, password: string): Promise<boolean> {
+  const client = new Client({ url: slapd.url, timeout: 5_000 });
+  try {
+    await client.bind(dn, password);
+    return true;
+  } catch (error) {
+    if (error instanceof InvalidCredentialsError) return false;
+    throw error;
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
 }
 
 async function exists(dn: string): Promise<boolean> {
@@ -194,19 +255,26 @@ describe("escaping and marks (no server)", () => {
     expect(parseManagedMark("made by hand")).toBeNull();
   });
 
-  it("hashes passwords as {SSHA} with a fresh salt", () => {
-    const password = new Secret("correct horse");
-    const first = sshaHash(password);
-    const second = sshaHash(password);
-    expect(first.startsWith(SSHA_PREFIX)).toBe(true);
-    expect(first).not.toBe(second);
-    expect(first).not.toContain("correct horse");
-    expect(Buffer.from(first.slice(SSHA_PREFIX.length), "base64").length).toBeGreaterThanOrEqual(
-      28,
+  it("encodes a Password Modify request as RFC 3062 asks", () => {
+    expect(PASSWORD_MODIFY_OID).toBe("1.3.6.1.4.1.4203.1.11.1");
+    const value = passwordModifyRequest("uid=a", new Secret("pw"));
+    // SEQUENCE { [0] userIdentity, [2] newPasswd }, no oldPasswd: an administrator sets it.
+    expect([...value]).toEqual([
+      0x30,
+      0x0b,
+      0x80,
+      0x05,
+      ...Buffer.from("uid=a"),
+      0x82,
+      0x02,
+      ...Buffer.from("pw"),
+    ]);
+    const reader = new BerReader(
+      passwordModifyRequest("uid=Zoë,ou=People", new Secret("pässwörd")),
     );
-    expect(sshaMatches(password, first)).toBe(true);
-    expect(sshaMatches(new Secret("wrong horse"), first)).toBe(false);
-    expect(() => sshaHash(password, Buffer.alloc(4))).toThrow(/8 bytes/);
+    reader.readSequence();
+    expect(reader.readString(0x80)).toBe("uid=Zoë,ou=People");
+    expect(reader.readString(0x82)).toBe("pässwörd");
   });
 
   it("refuses user names with control characters or over 64 characters", () => {
@@ -219,15 +287,18 @@ describe("escaping and marks (no server)", () => {
 });
 
 describe("LdapDirectory against slapd", () => {
-  it("creates a marked user with a hashed password the user can bind with", async () => {
+  it("creates a labelled user whose password slapd hashes, and the user binds with it", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
     const user = newUser("jdoe", "4242", {
       fullName: "Jane Q. Doe",
       email: "jane@example.org",
     });
-    const account = await dir.createUser(user);
-    expect(account).toEqual({ uid: "jdoe", dn: `uid=jdoe,${ou},${slapd.suffix}` });
+    intended = [];
+    const account = await create(dir, user);
+    const dn = `uid=jdoe,${ou},${slapd.suffix}`;
+    expect(account).toEqual({ uid: "jdoe", dn, entryUUID: expect.any(String) });
+    expect(intended).toEqual([{ uid: "jdoe", dn }]);
 
     const entry = await readEntry(account.dn);
     expect(entry).toBeDefined();
@@ -237,27 +308,65 @@ describe("LdapDirectory against slapd", () => {
     expect(entry?.sn).toBe("Doe");
     expect(entry?.mail).toBe("jane@example.org");
     expect(entry?.description).toBe("laas-managed booking=4242");
+    // The identity the caller records is the server's own.
+    expect(entry?.entryUUID).toBe(account.entryUUID);
+
+    // Set through Password Modify, the password is hashed by slapd's scheme: argon2 wherever
+    // the module is installed (as here), never the value as given.
+    if (existsSync("/usr/lib/ldap/argon2.so")) expect(slapd.passwordScheme).toBe("{ARGON2}");
     const stored = String(entry?.userPassword);
-    expect(stored.startsWith("{SSHA}")).toBe(true);
+    expect(stored.startsWith(slapd.passwordScheme)).toBe(true);
     expect(stored).not.toContain(user.password.reveal());
-    expect(sshaMatches(user.password, stored)).toBe(true);
 
     // slapd itself checks the hash: the user binds with the password, not with another.
-    const asUser = new Client({ url: slapd.url, timeout: 5_000 });
-    await asUser.bind(account.dn, user.password.reveal());
-    await asUser.unbind();
-    const wrong = new Client({ url: slapd.url, timeout: 5_000 });
-    await expect(wrong.bind(account.dn, "not-the-password")).rejects.toBeInstanceOf(
-      InvalidCredentialsError,
-    );
-    await wrong.unbind();
+    expect(await canBind(account.dn, user.password.reveal())).toBe(true);
+    expect(await canBind(account.dn, "not-the-password")).toBe(false);
     await dir.close();
+  });
+
+  it("announces the DN before adding it, and adds nothing when the announcement fails", async () => {
+    const ou = await freshOu();
+    const dir = directory(vpnConfig(ou));
+    const seen: { name: IntendedVpnUser; existed: boolean }[] = [];
+    const account = await dir.createUser(newUser("early", "20"), async (name) => {
+      seen.push({ name, existed: await exists(name.dn) });
+    });
+    expect(seen).toEqual([{ name: { uid: "early", dn: account.dn }, existed: false }]);
+
+    const refused = await failure(
+      dir.createUser(newUser("never", "21"), async () => {
+        throw new Error("the run ended");
+      }),
+    );
+    expect(refused.message).toBe("the run ended");
+    expect(await labelled(ou, "21")).toEqual([]);
+
+    // A name taken between the look and the add: the next one is announced before its add.
+    const raced: string[] = [];
+    const second = await dir.createUser(newUser("racer", "22"), async (name) => {
+      raced.push(name.uid);
+      if (name.uid === "racer") await addForeignUser(ou, "racer");
+    });
+    expect(raced).toEqual(["racer", "racer-2"]);
+    expect(second.uid).toBe("racer-2");
+  });
+
+  it("sets passwords as an account that is not the rootdn, with slapd's scheme", async () => {
+    const ou = await freshOu();
+    const dir = directory(vpnConfig(ou, { asWriter: true }));
+    const user = newUser("by-writer", "23");
+    const account = await create(dir, user);
+    const entry = await readEntry(account.dn);
+    expect(String(entry?.creatorsName)).toBe(slapd.writerDn);
+    expect(String(entry?.userPassword).startsWith(slapd.passwordScheme)).toBe(true);
+    expect(await canBind(account.dn, user.password.reveal())).toBe(true);
+    expect(await dir.removeUser(recorded(account), "23")).toBe("deleted");
   });
 
   it("defaults cn and sn to the user name and leaves mail out when there is none", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
-    const account = await dir.createUser(newUser("plain", "7"));
+    const account = await create(dir, newUser("plain", "7"));
     const entry = await readEntry(account.dn);
     expect(entry?.cn).toBe("plain");
     expect(entry?.sn).toBe("plain");
@@ -267,22 +376,44 @@ describe("LdapDirectory against slapd", () => {
   it("makes names unique: taken, foreign and permanent names are skipped", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
-    const first = await dir.createUser(newUser("alice", "1"));
-    const second = await dir.createUser(newUser("alice", "2"));
+    const first = await create(dir, newUser("alice", "1"));
+    const second = await create(dir, newUser("alice", "2"));
     expect([first.uid, second.uid]).toEqual(["alice", "alice-2"]);
     expect(second.dn).toBe(`uid=alice-2,${ou},${slapd.suffix}`);
 
     // Someone else's entry: matched case-insensitively, as the directory compares uids.
     const foreign = await addForeignUser(ou, "Bob");
-    const bob = await dir.createUser(newUser("bob", "3"));
+    const bob = await create(dir, newUser("bob", "3"));
     expect(bob.uid).toBe("bob-2");
     expect((await readEntry(foreign))?.description).toBeUndefined();
 
     // A permanent user's name is never handed out, even while it has no entry.
-    const permanent = await dir.createUser(newUser("vpn-admin", "4"));
+    const permanent = await create(dir, newUser("vpn-admin", "4"));
     expect(permanent.uid).toBe("vpn-admin-2");
-    const operator = await dir.createUser(newUser("operator", "5"));
+    const operator = await create(dir, newUser("operator", "5"));
     expect(operator.uid).toBe("operator-2");
+  });
+
+  it("counts a uid anywhere below the users directory as taken", async () => {
+    const ou = await freshOu();
+    const parent = `${ou},${slapd.suffix}`;
+    for (const sub of ["sub", "sub2"]) {
+      await admin.add(`ou=${sub},${parent}`, {
+        objectClass: ["top", "organizationalUnit"],
+        ou: sub,
+      });
+    }
+    await addForeignUser(`ou=sub,${ou}`, "deep");
+    // Two entries with one uid: more than the look's size limit of one, taken all the same.
+    await addForeignUser(`ou=sub,${ou}`, "twice");
+    await addForeignUser(`ou=sub2,${ou}`, "twice");
+    const dir = directory(vpnConfig(ou));
+    expect((await create(dir, newUser("deep", "30"))).uid).toBe("deep-2");
+    expect((await create(dir, newUser("twice", "31"))).uid).toBe("twice-2");
+    // Entries beside the users directory are not below it: their uids are free.
+    const elsewhere = await freshOu();
+    await addForeignUser(elsewhere, "beside");
+    expect((await create(dir, newUser("beside", "32"))).uid).toBe("beside");
   });
 
   it("gives up with a clear error when every variant is taken", async () => {
@@ -290,7 +421,7 @@ describe("LdapDirectory against slapd", () => {
     await addForeignUser(ou, "full");
     for (let n = 2; n <= 50; n++) await addForeignUser(ou, `full-${n}`);
     const dir = directory(vpnConfig(ou));
-    const error = await failure(dir.createUser(newUser("full", "9")));
+    const error = await failure(create(dir, newUser("full", "9")));
     expect(error.message).toMatch(/no free VPN user name .*"full".*-50/);
   });
 
@@ -312,7 +443,7 @@ describe("LdapDirectory against slapd", () => {
     const dir = directory(vpnConfig(ou));
     const accounts = [];
     for (const [index, name] of hostile.entries()) {
-      const account = await dir.createUser(newUser(name, `h${index}`));
+      const account = await create(dir, newUser(name, `h${index}`));
       // Any filter injection or mis-escaping would have found a "taken" name and added "-2".
       expect(account.uid).toBe(name);
       accounts.push(account);
@@ -332,14 +463,19 @@ describe("LdapDirectory against slapd", () => {
       expect(searchEntries.map((found) => found.uid)).toEqual([name]);
     }
 
-    const managed = await dir.listManagedUsers();
-    expect(managed.map((user) => user.uid).sort()).toEqual([...hostile].sort());
-    // Removal by the DN createUser gave, and by the DN the server lists.
-    const byName = new Map(managed.map((user) => [user.uid, user]));
-    expect(await dir.removeUser(accounts[0]?.dn ?? "", "h0")).toBe("deleted");
-    expect(await dir.removeUser(byName.get("*)(uid=*")?.dn ?? "", "h4")).toBe("deleted");
+    // Removal by the DN createUser gave, and by the DN as the server spells it.
+    expect(await dir.removeUser(recorded(accounts[0]!), "h0")).toBe("deleted");
+    const { searchEntries } = await admin.search(`${ou},${slapd.suffix}`, {
+      scope: "one",
+      filter: new EqualityFilter({ attribute: "uid", value: "*)(uid=*" }),
+      attributes: ["1.1"],
+    });
+    const serverDn = searchEntries[0]?.dn ?? "";
+    expect(await dir.removeUser({ dn: serverDn, entryUUID: accounts[4]!.entryUUID }, "h4")).toBe(
+      "deleted",
+    );
     expect(await exists(accounts[4]?.dn ?? "")).toBe(false);
-    expect((await dir.listManagedUsers()).length).toBe(hostile.length - 2);
+    for (const account of accounts.slice(5)) expect(await exists(account.dn)).toBe(true);
     expect(await exists(`uid=zz-bystander,${ou},${slapd.suffix}`)).toBe(true);
   });
 
@@ -348,7 +484,7 @@ describe("LdapDirectory against slapd", () => {
     const dir = directory(vpnConfig(ou));
     for (const name of ["new\nline", "nul\u0000byte", "tab\tbed", "y".repeat(65)]) {
       const user = newUser(name, "10");
-      const error = await failure(dir.createUser(user));
+      const error = await failure(create(dir, user));
       expect(error).toBeInstanceOf(InvalidUserNameError);
       expect(error.message).toMatch(/control character|characters long/);
       expect(error.message).not.toContain(user.password.reveal());
@@ -357,59 +493,119 @@ describe("LdapDirectory against slapd", () => {
     expect(searchEntries).toEqual([]);
   });
 
-  it("supports the sweep: lists marked entries, removes only its own", async () => {
+  it("removes a recorded entry only while its entryUUID is the one recorded", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
-    const mine = await dir.createUser(newUser("u1", "b1"));
-    const theirs = await dir.createUser(newUser("u2", "b2"));
+    const mine = await create(dir, newUser("u1", "b1"));
+    // Behind LaaS's back the entry is deleted and another is made in its place: same DN, same
+    // label, even made by the same account — but not the entry LaaS made.
+    await admin.del(mine.dn);
+    await addForeignUser(ou, "u1", managedMark("b1"));
+    const impostor = await readEntry(mine.dn);
+    expect(impostor?.entryUUID).not.toBe(mine.entryUUID);
+    expect(await dir.removeUser(recorded(mine), "b1")).toBe("replaced");
+    expect(await exists(mine.dn)).toBe(true);
+    expect(
+      captured.lines.some(
+        (line) => line.includes("not the one recorded") && line.includes(mine.entryUUID),
+      ),
+    ).toBe(true);
+
+    // The entry that is the one recorded goes, once; the DN may be spelt as the server does.
+    const theirs = await create(dir, newUser("u2", "b2"));
+    const spelt = theirs.dn.toUpperCase().replace("UID=U2", "uid=u2");
+    expect(await dir.removeUser({ dn: spelt, entryUUID: theirs.entryUUID }, "b2")).toBe("deleted");
+    expect(await exists(theirs.dn)).toBe(false);
+    expect(await dir.removeUser(recorded(theirs), "b2")).toBe("absent");
+  });
+
+  it("never removes a permanent user, nor anything outside the users directory", async () => {
+    const ou = await freshOu();
+    const dir = directory(vpnConfig(ou));
+    const permanent = await addForeignUser(ou, "vpn-admin", managedMark("b1"));
+    const permanentUuid = String((await readEntry(permanent))?.entryUUID);
+    expect(await dir.removeUser({ dn: permanent, entryUUID: permanentUuid }, "b1")).toBe(
+      "permanent",
+    );
+    // Recorded with its true entryUUID, but not right under the users directory.
+    const elsewhere = await freshOu();
+    const outside = await create(directory(vpnConfig(elsewhere)), newUser("u1", "b1"));
+    expect(await dir.removeUser(recorded(outside), "b1")).toBe("not-managed");
+    const ouUuid = String((await readEntry(`${ou},${slapd.suffix}`))?.entryUUID);
+    expect(await dir.removeUser({ dn: `${ou},${slapd.suffix}`, entryUUID: ouUuid }, "b1")).toBe(
+      "not-managed",
+    );
+    for (const dn of [permanent, outside.dn, `${ou},${slapd.suffix}`]) {
+      expect(await exists(dn)).toBe(true);
+    }
+  });
+
+  it("removes an entry whose entryUUID was never recorded only if labelled and made by its account", async () => {
+    const ou = await freshOu();
+    const asAdmin = directory(vpnConfig(ou));
+    const asWriter = directory(vpnConfig(ou, { asWriter: true }));
+    const unrecorded = (dn: string): RecordedEntry => ({ dn, entryUUID: null });
     const handMade = await addForeignUser(ou, "handmade", "made by the lab admins");
     const lookalike = await addForeignUser(ou, "lookalike", "LAAS-MANAGED booking=b1");
-    const permanent = await addForeignUser(ou, "vpn-admin", managedMark("b1"));
-    const elsewhere = await freshOu();
-    const outside = await addForeignUser(elsewhere, "u1", managedMark("b1"));
+    const otherBooking = await addForeignUser(ou, "other", managedMark("b2"));
+    // Labelled for b1 and made by the admin account: the writer did not make it.
+    const byAdmin = await addForeignUser(ou, "by-admin", managedMark("b1"));
 
-    const listed = await dir.listManagedUsers();
-    expect(
-      listed
-        .map(({ uid, bookingId }) => ({ uid, bookingId }))
-        .sort((a, b) => a.uid.localeCompare(b.uid)),
-    ).toEqual([
-      { uid: "u1", bookingId: "b1" },
-      { uid: "u2", bookingId: "b2" },
-      { uid: "vpn-admin", bookingId: "b1" },
-    ]);
-    for (const user of listed)
-      expect(parseDn(user.dn)[0]).toEqual([{ type: "uid", value: user.uid }]);
-
-    // Another booking's entry, or one nobody marked, is left alone.
-    expect(await dir.removeUser(mine.dn, "b2")).toBe("not-managed");
-    expect(await dir.removeUser(handMade, "b1")).toBe("not-managed");
-    expect(await dir.removeUser(lookalike, "b1")).toBe("not-managed");
-    expect(await dir.removeUser(permanent, "b1")).toBe("permanent");
-    // Marked, but not in the users directory (nor is the users directory itself a user).
-    expect(await dir.removeUser(outside, "b1")).toBe("not-managed");
-    expect(await dir.removeUser(`${ou},${slapd.suffix}`, "b1")).toBe("not-managed");
-    for (const dn of [mine.dn, handMade, lookalike, permanent, outside]) {
+    expect(await asAdmin.removeUser(unrecorded(handMade), "b1")).toBe("not-managed");
+    expect(await asAdmin.removeUser(unrecorded(lookalike), "b1")).toBe("not-managed");
+    expect(await asAdmin.removeUser(unrecorded(otherBooking), "b1")).toBe("not-managed");
+    expect(await asWriter.removeUser(unrecorded(byAdmin), "b1")).toBe("not-managed");
+    for (const dn of [handMade, lookalike, otherBooking, byAdmin]) {
       expect(await exists(dn)).toBe(true);
     }
     expect(captured.lines.some((line) => line.includes("not made by this system"))).toBe(true);
     expect(captured.lines.some((line) => line.includes("marked for another booking"))).toBe(true);
+    expect(captured.lines.some((line) => line.includes("made by another account"))).toBe(true);
 
-    expect(await dir.removeUser(mine.dn, "b1")).toBe("deleted");
-    expect(await exists(mine.dn)).toBe(false);
-    expect(await dir.removeUser(mine.dn, "b1")).toBe("absent");
-    // The DN as the server spells it, in other case, finds the same entry.
-    expect(await dir.removeUser(theirs.dn.toUpperCase().replace("UID=U2", "uid=u2"), "b2")).toBe(
-      "deleted",
-    );
-    expect((await dir.listManagedUsers()).map((user) => user.uid)).toEqual(["vpn-admin"]);
+    // Made by the account that removes it, and labelled for the booking: it goes.
+    expect(await asAdmin.removeUser(unrecorded(byAdmin), "b1")).toBe("deleted");
+    expect(await asAdmin.removeUser(unrecorded(byAdmin), "b1")).toBe("absent");
+  });
+
+  it("adopts the entry an interrupted attempt made, under the same checks", async () => {
+    const ou = await freshOu();
+    const dir = directory(vpnConfig(ou));
+    // The earlier attempt: its entry made, the password it set lost with it.
+    const earlier = await create(dir, newUser("grace", "40"));
+    const password = newUser("grace", "40").password;
+    const adopted = await dir.adoptUser(earlier.dn, "40", password);
+    expect(adopted).toEqual(earlier);
+    expect(await canBind(earlier.dn, password.reveal())).toBe(true);
+    const stored = String((await readEntry(earlier.dn))?.userPassword);
+    expect(stored.startsWith(slapd.passwordScheme)).toBe(true);
+    // Adopted again (a retry of the retry), it stays the same entry.
+    expect(await dir.adoptUser(earlier.dn, "40", password)).toEqual(earlier);
+
+    expect(await dir.adoptUser(`uid=nobody,${ou},${slapd.suffix}`, "40", password)).toBe("absent");
+    const forOther = await addForeignUser(ou, "for-other", managedMark("41"));
+    expect(await dir.adoptUser(forOther, "40", password)).toBe("not-managed");
+    // Labelled for the booking, but made by another account than the one adopting.
+    const byAdmin = await addForeignUser(ou, "by-admin", managedMark("40"));
+    const writer = directory(vpnConfig(ou, { asWriter: true }));
+    expect(await writer.adoptUser(byAdmin, "40", password)).toBe("not-managed");
+    const permanent = await addForeignUser(ou, "vpn-admin", managedMark("40"));
+    expect(await dir.adoptUser(permanent, "40", password)).toBe("permanent");
+    const elsewhere = await freshOu();
+    const outside = await addForeignUser(elsewhere, "grace", managedMark("40"));
+    expect(await dir.adoptUser(outside, "40", password)).toBe("not-managed");
+    for (const dn of [forOther, byAdmin, permanent, outside]) {
+      const entry = await readEntry(dn);
+      expect(entry?.userPassword).toBeUndefined();
+    }
   });
 
   it("answers absent for a DN whose parent is gone", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
     await admin.del(`${ou},${slapd.suffix}`);
-    expect(await dir.removeUser(`uid=ghost,${ou},${slapd.suffix}`, "1")).toBe("absent");
+    expect(
+      await dir.removeUser({ dn: `uid=ghost,${ou},${slapd.suffix}`, entryUUID: null }, "1"),
+    ).toBe("absent");
   });
 });
 
@@ -418,20 +614,20 @@ describe("connection failures", () => {
     const ou = await freshOu();
     const wrongPassword = "Wrong-admin-pass-1";
     const dir = directory(vpnConfig(ou, { adminPassword: wrongPassword }));
-    const error = await failure(dir.listManagedUsers());
+    const error = await failure(probe(dir, ou));
     expect(error).toBeInstanceOf(AuthError);
     expect(error.message).toContain(slapd.adminDn);
     expect(error.message).toContain(slapd.ldapsUrl);
     expect(error.message).toContain("invalid credentials");
     expect(error.message).not.toContain(wrongPassword);
     const user = newUser("never-made", "11");
-    expect(await failure(dir.createUser(user))).toBeInstanceOf(AuthError);
+    expect(await failure(create(dir, user))).toBeInstanceOf(AuthError);
   });
 
   it("an empty admin password is refused before any anonymous bind", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou, { adminPassword: "" }));
-    const error = await failure(dir.listManagedUsers());
+    const error = await failure(probe(dir, ou));
     expect(error).toBeInstanceOf(ConfigError);
     expect(error.message).toMatch(/authentication\.pass is empty/);
   });
@@ -440,7 +636,7 @@ describe("connection failures", () => {
     const port = await freePort("127.0.0.1");
     const url = `ldap://127.0.0.1:${port}`;
     const dir = directory(vpnConfig("ou=People", { ldap: { url, startTls: true } }));
-    const error = await failure(dir.listManagedUsers());
+    const error = await failure(probe(dir, "ou=People"));
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toContain(url);
   });
@@ -470,7 +666,7 @@ describe("connection failures", () => {
           vpnConfig("ou=People", { ldap: { url, startTls, timeoutSeconds: 1 } }),
         );
         const started = Date.now();
-        const error = await failure(dir.listManagedUsers());
+        const error = await failure(probe(dir, "ou=People"));
         expect(error).toBeInstanceOf(TransientError);
         expect(error.message).toContain(url);
         expect(Date.now() - started).toBeLessThan(5_000);
@@ -483,15 +679,15 @@ describe("TLS", () => {
   it("ldaps:// with the CA that signed the server certificate works", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou, { ldap: { url: slapd.ldapsUrl } }));
-    const account = await dir.createUser(newUser("over-ldaps", "t1"));
-    expect(await dir.listManagedUsers()).toEqual([{ ...account, bookingId: "t1" }]);
+    const account = await create(dir, newUser("over-ldaps", "t1"));
+    expect(await labelled(ou, "t1")).toEqual([account.uid]);
   });
 
   it("StartTLS over ldap:// works", async () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou, { ldap: { url: slapd.url, startTls: true } }));
-    const account = await dir.createUser(newUser("over-starttls", "t2"));
-    expect(await dir.removeUser(account.dn, "t2")).toBe("deleted");
+    const account = await create(dir, newUser("over-starttls", "t2"));
+    expect(await dir.removeUser(recorded(account), "t2")).toBe("deleted");
   });
 
   const untrusted: [string, () => Partial<VpnConfig["ldap"]>, RegExp][] = [
@@ -518,7 +714,7 @@ describe("TLS", () => {
       const settings = ldap();
       const dir = directory(vpnConfig(ou, { ldap: settings }));
       const user = newUser("never-made", "t3");
-      const error = await failure(dir.createUser(user));
+      const error = await failure(create(dir, user));
       expect(error).toBeInstanceOf(ConfigError);
       expect(error.message).toContain(settings.url);
       expect(error.message).toMatch(/not trusted/);
@@ -533,7 +729,7 @@ describe("TLS", () => {
     const dir = directory(
       vpnConfig(ou, { ldap: { caPem: slapd.otherCaPem, verifyCertificate: false } }),
     );
-    expect(await dir.listManagedUsers()).toEqual([]);
+    expect(await probe(dir, ou)).toBe("absent");
   });
 });
 
@@ -542,14 +738,14 @@ describe("closing and secrets", () => {
     const ou = await freshOu();
     const dir = directory(vpnConfig(ou));
     const started = Date.now();
-    const pending = failure(dir.listManagedUsers());
+    const pending = failure(probe(dir, ou));
     await dir.close();
     const error = await pending;
     expect(error).toBeInstanceOf(TransientError);
     expect(error.message).toContain(`the connection to ${slapd.ldapsUrl} was closed`);
     expect(Date.now() - started).toBeLessThan(2_000);
     // The directory stays usable: each operation group opens its own connection.
-    expect(await dir.listManagedUsers()).toEqual([]);
+    expect(await probe(dir, ou)).toBe("absent");
   });
 
   it("no password appears in any error message or log line", () => {

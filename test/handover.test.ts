@@ -10,14 +10,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, EqualityFilter } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openCredentials } from "../lib/access/sealed";
+import { openCredentials, sealCredentials } from "../lib/access/sealed";
 import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
 import type { EmbeddedRuntime } from "../lib/app/embedded";
 import type { Listener } from "../lib/app/listener";
-import type { Booking } from "../lib/domain/booking";
-import { createVpnUser } from "../lib/lifecycle/access";
+import type { Booking, BookingAccess } from "../lib/domain/booking";
+import { createVpnUser, undoAccess } from "../lib/lifecycle/access";
+import { changeAccess, emptyAccess } from "../lib/lifecycle/access-transitions";
 import { sweepVpnUsers } from "../lib/lifecycle/sweep";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
+import type { PhaseInput } from "../lib/ports/engine";
 import { Secret } from "../lib/secret";
 import { dashboardBooking } from "./helpers/bookings";
 import { listenOnLab } from "./helpers/lab-listener";
@@ -117,17 +119,101 @@ function field(mail: CapturedMail, label: string, nth = 0): string {
   return value;
 }
 
+/** The hand-overs sent, credentials and all (the operators' notices and failure mails apart). */
+function handovers(h: Harness): CapturedMail[] {
+  return h.smtp.messages.filter((m) => m.subject.startsWith("Your LaaS pod"));
+}
+
+/** The operators' notices about booking `id`'s hand-over. */
+function notices(h: Harness, id: string): CapturedMail[] {
+  return h.smtp.messages.filter((m) => m.subject.startsWith(`LaaS: hand-over of booking ${id} `));
+}
+
 async function vpnEntry(h: Harness, uid: string) {
   const admin = await h.slapd.adminClient();
   try {
     const { searchEntries } = await admin.search(h.slapd.usersBase, {
       scope: "one",
       filter: new EqualityFilter({ attribute: "uid", value: uid }),
+      attributes: ["*", "entryUUID"],
     });
     return searchEntries;
   } finally {
     await admin.unbind();
   }
+}
+
+/** The uids of the entries labelled for the booking, wherever they are below the users base. */
+async function labelledFor(h: Harness, bookingId: string): Promise<string[]> {
+  const admin = await h.slapd.adminClient();
+  try {
+    const { searchEntries } = await admin.search(h.slapd.usersBase, {
+      scope: "sub",
+      filter: new EqualityFilter({
+        attribute: "description",
+        value: `laas-managed booking=${bookingId}`,
+      }),
+      attributes: ["uid"],
+    });
+    return searchEntries.map((entry) => String(entry.uid)).sort();
+  } finally {
+    await admin.unbind();
+  }
+}
+
+/** An entry the lab's admins make by hand, under the users base. */
+async function addByHand(h: Harness, uid: string, description?: string): Promise<string> {
+  const dn = `uid=${uid},${h.slapd.usersBase}`;
+  const admin = await h.slapd.adminClient();
+  try {
+    await admin.add(dn, {
+      objectClass: ["top", "inetOrgPerson"],
+      uid,
+      cn: uid,
+      sn: uid,
+      ...(description ? { description } : {}),
+    });
+    return dn;
+  } finally {
+    await admin.unbind();
+  }
+}
+
+/** A booking of user `user` in provisioning (generation 1) on the third host, and its input. */
+async function provisioning(h: Harness, id: string, user: string) {
+  const host = h.lab.inventory[2]!;
+  const booking = newBooking(
+    dashboardBooking({
+      id,
+      resourceId: host.resourceId,
+      hostName: host.name,
+      installer: "Fuel",
+      user,
+    }),
+    new Date(),
+  );
+  await h.embedded.runtime.store.createBooking(booking);
+  await h.embedded.runtime.store.updateBooking(id, beginProvisioning);
+  return { bookingId: id, hostName: host.name, phase: "provision", generation: 1 } as const;
+}
+
+/** What CreateVpnUser records before its add: the DN it is about to add. */
+async function intendOnBooking(h: Harness, input: PhaseInput, dn: string): Promise<void> {
+  await h.embedded.runtime.store.updateBooking(
+    input.bookingId,
+    changeAccess("provision", input.generation, (access) => ({ ...access, vpnIntendedDn: dn })),
+  );
+}
+
+/** The test's booking ends: its VPN user is taken back as a failed provision's is. */
+async function endAndTakeBack(h: Harness, id: string): Promise<void> {
+  const input = { bookingId: id, hostName: "", phase: "provision", generation: 1 } as const;
+  await undoAccess(h.embedded.runtime, input).catch(() => undefined);
+  await h.embedded.runtime.store.updateBooking(id, (b) => ({
+    ...b,
+    state: "failed",
+    failure: "test over",
+  }));
 }
 
 async function bindsAs(h: Harness, dn: string, password: string): Promise<boolean> {
@@ -196,13 +282,13 @@ describe("handing a pod over and taking it back", () => {
       });
       expect(ready.state).toBe("ready");
 
-      // One message, to the user with the operators in copy, with everything in it.
-      expect(h.smtp.messages).toHaveLength(1);
-      const mail = h.smtp.messages[0]!;
+      // One message, to the user alone, with everything in it.
+      expect(handovers(h)).toHaveLength(1);
+      const mail = handovers(h)[0]!;
       expect(mail.secure).toBe(true);
-      expect(mail.envelope.to.sort()).toEqual(["jdoe@example.org", "lab-ops@lab.example.org"]);
+      expect(mail.envelope.to).toEqual(["jdoe@example.org"]);
       expect(mail.to).toEqual(["jdoe@example.org"]);
-      expect(mail.cc).toEqual(["lab-ops@lab.example.org"]);
+      expect(mail.cc).toEqual([]);
       expect(mail.subject).toContain(host.name);
       expect(field(mail, "Host")).toBe(host.name);
       expect(field(mail, "Address")).toBe(host.address);
@@ -218,11 +304,30 @@ describe("handing a pod over and taking it back", () => {
       expect(vpnPassword).not.toBe(rootPassword);
       expect(vpnPassword.length).toBeGreaterThanOrEqual(20);
 
+      // The operators are told that it went — booking, host, user, recipients, time — and get
+      // none of its credentials: the only other message there is.
+      const notice = await waitFor("the operators' notice", () => notices(h, "301")[0]);
+      expect(h.smtp.messages).toHaveLength(2);
+      expect(notice.envelope.to).toEqual(["lab-ops@lab.example.org"]);
+      expect(notice.to).toEqual(["lab-ops@lab.example.org"]);
+      expect(notice.subject).toBe(`LaaS: hand-over of booking 301 (${host.name}) sent`);
+      expect(notice.text).toContain(`Host:       ${host.name}`);
+      expect(notice.text).toContain("User:       Jane Doe (jdoe)");
+      expect(notice.text).toContain("Sent to:    jdoe@example.org");
+      expect(notice.text).toMatch(/When: {7}\w+day \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+      for (const secret of [vpnPassword, rootPassword]) {
+        expect(notice.raw).not.toContain(secret);
+        expect(notice.text).not.toContain(secret);
+      }
+      expect(notice.text).not.toMatch(/Password:/);
+
       // The VPN account works with the password sent, and is marked as made for this booking.
       const [entry] = await vpnEntry(h, "jdoe");
       expect(entry?.description).toBe("laas-managed booking=301");
-      expect(String(entry?.userPassword)).toMatch(/^\{SSHA\}/);
+      // Hashed by slapd's own scheme (Password Modify), and recorded with the server's entryUUID.
+      expect(String(entry?.userPassword).startsWith(h.slapd.passwordScheme)).toBe(true);
       expect(ready.access?.vpnUserDn).toBe(entry?.dn);
+      expect(ready.access?.vpnEntryUuid).toBe(entry?.entryUUID);
       expect(await bindsAs(h, entry!.dn, vpnPassword)).toBe(true);
       expect(await bindsAs(h, entry!.dn, rootPassword)).toBe(false);
 
@@ -252,7 +357,12 @@ describe("handing a pod over and taking it back", () => {
       await h.listener.pollOnce();
       const released = await until(h, "301", "released", (b) => b.state === "released");
       expect(await vpnEntry(h, "jdoe")).toEqual([]);
-      expect(released.access).toMatchObject({ vpnUser: null, vpnUserDn: null });
+      expect(released.access).toMatchObject({
+        vpnUser: null,
+        vpnUserDn: null,
+        vpnEntryUuid: null,
+        vpnIntendedDn: null,
+      });
       expect(h.lab.hosts.shell(host.name).passwords.size).toBe(0);
       await waitFor("released note", () =>
         notes().includes("info Booking 301: released") ? true : undefined,
@@ -274,7 +384,7 @@ describe("handing a pod over and taking it back", () => {
     "retries a delivery the mail server defers, and keeps the pod ready while it does",
     async () => {
       const host = h.lab.inventory[1]!;
-      const before = h.smtp.messages.length;
+      const before = handovers(h).length;
       h.smtp.rejectNext(2, { code: 451, stage: "rcpt" });
       book(h, 302, host.resourceId, 8);
       await h.listener.pollOnce();
@@ -283,12 +393,14 @@ describe("handing a pod over and taking it back", () => {
         return b.access?.handover === "delivered";
       });
       expect(delivered.state).toBe("ready");
-      expect(h.smtp.messages).toHaveLength(before + 1);
-      const mail = h.smtp.messages.at(-1)!;
+      expect(handovers(h)).toHaveLength(before + 1);
+      const mail = handovers(h).at(-1)!;
       expect(mail.to).toEqual(["rsmith@example.org"]);
       // No key on the dashboard: the message says so, and password login is offered.
       expect(mail.text).toContain("the dashboard has no SSH public key for you");
       expect(delivered.access?.sshKey).toBe("none given");
+      // The operators' notice follows the delivery (and is not what the next test's refusals meet).
+      await waitFor("the operators' notice", () => notices(h, "302")[0]);
       expect(h.lines.some((l) => l.includes("HandOver") || l.includes("hand-over"))).toBe(true);
     },
     SLOW,
@@ -298,7 +410,7 @@ describe("handing a pod over and taking it back", () => {
     "records a delivery that gives up, keeps the pod, and `laas handover` sends it later",
     async () => {
       const host = h.lab.inventory[2]!;
-      const before = h.smtp.messages.length;
+      const before = handovers(h).length;
       // The first try and its six retries are all deferred.
       h.smtp.rejectNext(7, { code: 451, stage: "rcpt" });
       book(h, 303, host.resourceId, 8);
@@ -309,8 +421,8 @@ describe("handing a pod over and taking it back", () => {
       });
       expect(undelivered.state).toBe("ready");
       expect(undelivered.access?.handoverError).toMatch(/TransientError: .*451/);
-      expect(undelivered.access?.sealedCredentials).toMatch(/^v1\./);
-      expect(h.smtp.messages).toHaveLength(before);
+      expect(undelivered.access?.sealedCredentials).toMatch(/^v2\.MzAz\./);
+      expect(handovers(h)).toHaveLength(before);
 
       // `laas handover`, as an operator runs it next to the listener: another process, which
       // reaches the listener's store through its endpoint.
@@ -318,15 +430,34 @@ describe("handing a pod over and taking it back", () => {
         runCommand(process.execPath, [join(repoRoot, "bin", "laas.mjs"), ...args], {
           cwd: repoRoot,
         });
+      // Credentials sealed for another booking, put on this one, do not open: nothing is sent.
+      const { store } = h.embedded.runtime;
+      const key = h.embedded.runtime.config.handover!.sealingKey;
+      const own = undelivered.access!.sealedCredentials!;
+      const moved = sealCredentials(key, "302", openCredentials(key, "303", own));
+      const withSealed = (sealedCredentials: string) => (b: Booking) => ({
+        ...b,
+        access: { ...b.access!, sealedCredentials },
+      });
+      await store.updateBooking("303", withSealed(moved));
+      const refused = await laas("handover", "303", "--config", h.lab.configPath);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        'booking 303: the sealed credentials on it say they were sealed for booking "302"',
+      );
+      expect(refused.stderr).not.toContain(moved.split(".").at(-1));
+      expect(handovers(h)).toHaveLength(before);
+      await store.updateBooking("303", withSealed(own));
       const sentOnce = await laas("handover", "303", "--config", h.lab.configPath);
       expect(sentOnce.stderr).toBe("");
       expect(sentOnce.code).toBe(0);
       expect(sentOnce.stdout).toContain("hand-over sent to rsmith@example.org");
-      expect(h.smtp.messages).toHaveLength(before + 1);
+      expect(handovers(h)).toHaveLength(before + 1);
+      expect(notices(h, "303")).toHaveLength(1);
       const sent = await stored(h, "303");
       expect(sent.access).toMatchObject({ handover: "delivered", sealedCredentials: null });
       // The passwords sent are the ones set: the VPN account binds with the one in the message.
-      const mail = h.smtp.messages.at(-1)!;
+      const mail = handovers(h).at(-1)!;
       expect(await bindsAs(h, sent.access!.vpnUserDn!, field(mail, "Password", 0))).toBe(true);
       expect(h.lab.hosts.shell(host.name).passwords.get("root")).toBe(field(mail, "Password", 1));
       // Sending twice is refused.
@@ -366,110 +497,197 @@ describe("handing a pod over and taking it back", () => {
       expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
         state: "quarantined",
       });
-      await waitFor("failed note", () =>
-        h.lab.dashboard.statusNotes.some(
+      const note = await waitFor("failed note", () =>
+        h.lab.dashboard.statusNotes.find(
           (n) => n.type === "error" && n.title === "Booking 304: provisioning failed",
-        )
-          ? true
-          : undefined,
+        ),
       );
+      // The public is told the kind of failure; the operators get the error itself.
+      expect(note.content).toBe(
+        `${host.name} could not be provisioned: access could not be set up. The lab's operators have the details.`,
+      );
+      expect(note.content).not.toContain("403");
+      const report = await waitFor("the operators' failure mail", () =>
+        h.smtp.messages.find((m) => m.subject.startsWith("LaaS: booking 304 provision failed")),
+      );
+      expect(report.to).toEqual(["lab-ops@lab.example.org"]);
+      expect(report.text).toContain("dashboard refused the token (403)");
+      expect(report.text).toContain("Host now:   quarantined");
     },
     SLOW,
   );
 
-  it("makes the VPN user an attempt made but did not record again, under the same name", async () => {
+  it("adopts the VPN entry an attempt made but recorded only the DN of, under the same name", async () => {
     const { runtime } = h.embedded;
     h.lab.dashboard.addUser({ id: 9, username: "grace", email: "grace@example.org" });
-    const host = h.lab.inventory[2]!;
-    const booking = newBooking(
-      dashboardBooking({
-        id: "399",
-        resourceId: host.resourceId,
-        hostName: host.name,
-        installer: "Fuel",
-        user: "9",
-      }),
-      new Date(),
-    );
-    await runtime.store.createBooking(booking);
-    await runtime.store.updateBooking("399", beginProvisioning);
-    // The earlier attempt's entry, made with a password nobody kept.
+    h.lab.dashboard.addUser({ id: 10, username: "hopper", email: "hopper@example.org" });
     const directory = new LdapDirectory(runtime.config.cleanConfig.vpn, runtime.logger);
     try {
-      await directory.createUser({
-        bookingId: "399",
-        preferredName: "grace",
-        fullName: null,
-        email: null,
-        password: new Secret("A-password-that-was-lost-1"),
-      });
-      const input = {
-        bookingId: "399",
-        hostName: booking.hostName,
-        phase: "provision",
-        generation: 1,
-      } as const;
+      const input = await provisioning(h, "399", "9");
+      // The earlier attempt recorded the DN before its add, made the entry (with a password
+      // nobody kept) and died before it could record the entryUUID.
+      const earlier = await directory.createUser(
+        {
+          bookingId: "399",
+          preferredName: "grace",
+          fullName: null,
+          email: null,
+          password: new Secret("A-password-that-was-lost-1"),
+        },
+        (name) => intendOnBooking(h, input, name.dn),
+      );
       expect(await createVpnUser(runtime, input)).toEqual({ done: true });
       const made = await stored(h, "399");
-      // One account, under the user's own name, whose password is the one kept for delivery.
-      const marked = (await directory.listManagedUsers()).filter((u) => u.bookingId === "399");
-      expect(marked.map((u) => u.uid)).toEqual(["grace"]);
-      expect(made.access?.vpnUser).toBe("grace");
+      // One account: the entry the earlier attempt made, now with the password kept for delivery.
+      expect(await labelledFor(h, "399")).toEqual(["grace"]);
+      expect(made.access).toMatchObject({
+        vpnUser: "grace",
+        vpnUserDn: earlier.dn,
+        vpnEntryUuid: earlier.entryUUID,
+        vpnIntendedDn: null,
+      });
       const sealed = made.access?.sealedCredentials ?? "";
-      const { vpnPassword } = openCredentials(runtime.config.handover!.sealingKey, sealed);
-      expect(await bindsAs(h, made.access!.vpnUserDn!, vpnPassword!)).toBe(true);
+      const { vpnPassword } = openCredentials(runtime.config.handover!.sealingKey, "399", sealed);
+      expect(await bindsAs(h, earlier.dn, vpnPassword!)).toBe(true);
+      expect(await bindsAs(h, earlier.dn, "A-password-that-was-lost-1")).toBe(false);
+      expect(
+        h.lines.some((line) => line.includes("VPN user of an interrupted attempt adopted")),
+      ).toBe(true);
       // Run again, it finds the account on record and makes nothing.
       expect(await createVpnUser(runtime, input)).toEqual({ done: true });
-      expect(
-        (await directory.listManagedUsers()).filter((u) => u.bookingId === "399"),
-      ).toHaveLength(1);
-      await directory.removeUser(made.access!.vpnUserDn!, "399");
+      expect(await labelledFor(h, "399")).toEqual(["grace"]);
+
+      // The DN on record holds an entry the lab's admins made meanwhile: not adopted (no label,
+      // no password set on it), and the user gets another name.
+      const second = await provisioning(h, "398", "10");
+      const handMade = await addByHand(h, "hopper");
+      await intendOnBooking(h, second, handMade);
+      expect(await createVpnUser(runtime, second)).toEqual({ done: true });
+      expect((await stored(h, "398")).access?.vpnUser).toBe("hopper-2");
+      expect(await vpnEntry(h, "hopper")).toMatchObject([{ dn: handMade }]);
+      expect((await vpnEntry(h, "hopper"))[0]?.userPassword).toBeUndefined();
+      expect(await labelledFor(h, "398")).toEqual(["hopper-2"]);
     } finally {
       await directory.close();
-      await runtime.store.updateBooking("399", (b) => ({
-        ...b,
-        state: "failed",
-        failure: "test over",
-      }));
+      for (const id of ["399", "398"]) await endAndTakeBack(h, id);
     }
   });
 
-  it("sweeps exactly the marked entries no active booking uses", { timeout: 60_000 }, async () => {
-    const vpn = h.embedded.runtime.config.cleanConfig.vpn;
-    const directory = new LdapDirectory(vpn, h.embedded.runtime.logger);
-    const made = async (name: string, bookingId: string) =>
-      directory.createUser({
-        bookingId,
-        preferredName: name,
-        fullName: null,
-        email: null,
-        password: new Secret("Sweep-test-password-1"),
-      });
+  it("takes back an entry whose DN alone was recorded when the provision fails", async () => {
+    const { runtime } = h.embedded;
+    const directory = new LdapDirectory(runtime.config.cleanConfig.vpn, runtime.logger);
     try {
-      const orphan = await made("orphan", "999");
-      const ofReady = await made("kept-ready", "302");
-      // An entry nobody marked: made by the lab's own administrators.
-      const client = await h.slapd.adminClient();
-      const foreignDn = `uid=foreign,${h.slapd.usersBase}`;
-      await client.add(foreignDn, {
-        objectClass: ["top", "inetOrgPerson"],
-        uid: "foreign",
-        cn: "foreign",
-        sn: "foreign",
+      const input = await provisioning(h, "397", "10");
+      const interrupted = await directory.createUser(
+        {
+          bookingId: "397",
+          preferredName: "hopper",
+          fullName: null,
+          email: null,
+          password: new Secret("Interrupted-password-1"),
+        },
+        (name) => intendOnBooking(h, input, name.dn),
+      );
+      expect(await undoAccess(runtime, input)).toEqual({ vpnUser: "deleted" });
+      expect(await labelledFor(h, "397")).toEqual([]);
+      expect((await stored(h, "397")).access).toMatchObject({
+        vpnUserDn: null,
+        vpnIntendedDn: null,
       });
-      await client.unbind();
+      expect(await vpnEntry(h, interrupted.uid)).toEqual([]);
+    } finally {
+      await directory.close();
+      await endAndTakeBack(h, "397");
+    }
+  });
 
-      const report = await sweepVpnUsers(h.embedded.runtime);
-      expect(report.removed).toEqual([orphan.dn]);
+  it("sweeps exactly the entries recorded for bookings that are over", {
+    timeout: 60_000,
+  }, async () => {
+    const { runtime } = h.embedded;
+    const directory = new LdapDirectory(runtime.config.cleanConfig.vpn, runtime.logger);
+    const made = async (name: string, bookingId: string) =>
+      directory.createUser(
+        {
+          bookingId,
+          preferredName: name,
+          fullName: null,
+          email: null,
+          password: new Secret("Sweep-test-password-1"),
+        },
+        async () => undefined,
+      );
+    /** A booking that is over (failed), whose record names what `access` says. */
+    const over = async (id: string, access: Partial<BookingAccess>) => {
+      const host = h.lab.inventory[2]!;
+      await runtime.store.createBooking(
+        newBooking(
+          dashboardBooking({ id, resourceId: host.resourceId, hostName: host.name }),
+          new Date(),
+        ),
+      );
+      await runtime.store.updateBooking(id, (b) => ({
+        ...b,
+        state: "failed",
+        failure: "test",
+        access: { ...emptyAccess(), ...access },
+      }));
+    };
+    try {
+      // Recorded with its entryUUID: goes.
+      const orphan = await made("orphan", "990");
+      await over("990", {
+        vpnUser: "orphan",
+        vpnUserDn: orphan.dn,
+        vpnEntryUuid: orphan.entryUUID,
+      });
+      // Only its DN recorded, the attempt interrupted after the add: goes (labelled for the
+      // booking and made by LaaS's account).
+      const interrupted = await made("interrupted", "991");
+      await over("991", { vpnIntendedDn: interrupted.dn });
+      // Recorded, then deleted behind LaaS's back and made again under the same DN and label.
+      const replaced = await made("replaced", "992");
+      await over("992", {
+        vpnUser: "replaced",
+        vpnUserDn: replaced.dn,
+        vpnEntryUuid: replaced.entryUUID,
+      });
+      const client = await h.slapd.adminClient();
+      await client.del(replaced.dn);
+      await client.unbind();
+      await addByHand(h, "replaced", "laas-managed booking=992");
+      // Labelled as LaaS's, but no booking records it: not LaaS's to remove.
+      await made("unrecorded", "989");
+      // An entry nobody labelled: made by the lab's own administrators.
+      await addByHand(h, "foreign");
+
+      const report = await sweepVpnUsers(runtime);
+      expect(report.removed.sort()).toEqual([orphan.dn, interrupted.dn].sort());
+      expect(report.declined).toEqual([{ dn: replaced.dn, outcome: "replaced" }]);
       expect(await vpnEntry(h, "orphan")).toEqual([]);
-      expect(await vpnEntry(h, "kept-ready")).toHaveLength(1);
-      expect(await vpnEntry(h, "foreign")).toHaveLength(1);
-      // Booking 303 is ready and 302's user too: their entries stay.
+      expect(await vpnEntry(h, "interrupted")).toEqual([]);
+      for (const uid of ["replaced", "unrecorded", "foreign"]) {
+        expect(await vpnEntry(h, uid)).toHaveLength(1);
+      }
+      // Bookings 302 and 303 are ready: their entries stay.
       expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
-      expect(report.kept).toBeGreaterThanOrEqual(3);
+      expect(await vpnEntry(h, "rsmith-2")).toHaveLength(1);
+      expect(report.kept).toBe(2);
+      // What was dealt with is forgotten: the next sweep does not look at it again.
+      for (const id of ["990", "991", "992"]) {
+        expect((await stored(h, id)).access).toMatchObject({
+          vpnUserDn: null,
+          vpnIntendedDn: null,
+        });
+      }
 
       // `laas sweep`, as an operator runs it next to the listener, does the same.
-      const another = await made("orphan", "997");
+      const another = await made("orphan", "993");
+      await over("993", {
+        vpnUser: "orphan",
+        vpnUserDn: another.dn,
+        vpnEntryUuid: another.entryUUID,
+      });
       const swept = await runCommand(
         process.execPath,
         [join(repoRoot, "bin", "laas.mjs"), "sweep", "--config", h.lab.configPath],
@@ -478,9 +696,9 @@ describe("handing a pod over and taking it back", () => {
       expect(swept.stderr).toBe("");
       expect(swept.code).toBe(0);
       expect(swept.stdout).toContain(`removed ${another.dn}`);
-      expect(swept.stdout).toMatch(/sweep: 1 removed, \d+ in use/);
+      expect(swept.stdout).toMatch(/sweep: 1 removed, 2 in use/);
+      expect(await vpnEntry(h, "unrecorded")).toHaveLength(1);
       expect(await vpnEntry(h, "foreign")).toHaveLength(1);
-      await directory.removeUser(ofReady.dn, "302");
     } finally {
       await directory.close();
     }

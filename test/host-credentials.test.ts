@@ -37,7 +37,7 @@ import {
 import { generatePassword } from "../lib/access/passwords";
 import { parseSshPublicKey } from "../lib/access/ssh-public-key";
 import { fingerprintSha256 } from "../lib/adapters/ssh/host-key";
-import { type RelayConfig, SshRelay } from "../lib/adapters/ssh/ssh-relay";
+import { type ForwardTargets, type RelayConfig, SshRelay } from "../lib/adapters/ssh/ssh-relay";
 import { CommandFailedError, ProtocolError, TransientError } from "../lib/errors";
 import type { CommandResult, HostLogin, HostSession, RemoteCommand } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
@@ -54,6 +54,8 @@ import { type RelaySim, startRelaySim } from "./sim/relay-sim";
 
 const execFileAsync = promisify(execFile);
 const AS_ROOT = { loginUser: "root", timeoutSeconds: 20 };
+/** The test hosts answer on loopback; their keys are pinned. */
+const LOOPBACK: ForwardTargets = { labSubnets: ["127.0.0.0/8"], names: [] };
 
 /** A host session that records what it is asked to run and answers as told. */
 function recordingSession(
@@ -66,6 +68,7 @@ function recordingSession(
   const commands: RemoteCommand[] = [];
   const session: HostSession = {
     hostKey: "SHA256:recorded",
+    async confirmIdentity() {},
     async run(command) {
       commands.push(command);
       const result = answer(command);
@@ -445,6 +448,7 @@ describe("on a real OpenSSH host, through a relay", () => {
       key: new Secret(labKey.privateKey, "/etc/laas/relay_key"),
       hostKey: relaySshd.hostKeyFingerprint,
       timeoutSeconds: 10,
+      hostIdentity: "pinned",
     };
   }
 
@@ -456,12 +460,13 @@ describe("on a real OpenSSH host, through a relay", () => {
       user,
       key: new Secret(labKey.privateKey, "/etc/laas/host_key"),
       expectedHostKey: targetSshd.hostKeyFingerprint,
+      identity: { kind: "pinned" },
     };
   }
 
   /** Logs in to the host through the relay as the product does, its logs captured. */
   function onHost<T>(work: (host: HostSession) => Promise<T>, user = "root"): Promise<T> {
-    return new SshRelay(relayConfig(), logger).session(async (session) =>
+    return new SshRelay(relayConfig(), LOOPBACK, logger).session(async (session) =>
       work(await session.host(hostLogin(user))),
     );
   }
@@ -584,6 +589,44 @@ describe("on a real OpenSSH host, through a relay", () => {
     }
   });
 
+  it("refuses to follow a symbolic link in place of ~/.ssh/authorized_keys: its target stays as it was", async () => {
+    await rm(sshDir(), { recursive: true, force: true });
+    await mkdir(sshDir(), { mode: 0o700 });
+    const elsewhere = await mkdtemp(join(tmpdir(), "laas-not-keys-"));
+    // What a link could point the key at: a root-only file in the form of /etc/shadow.
+    const shadow = join(elsewhere, "shadow");
+    const content = "root:$y$j9T$notarealhash$notarealhash:19700:0:99999:7:::\n";
+    await writeFile(shadow, content, { mode: 0o640 });
+    const dangling = join(elsewhere, "not-yet");
+    const install = () =>
+      failure(onHost((host) => installAuthorizedKey(host, account, userKey.publicKey, AS_ROOT)));
+    try {
+      await symlink(shadow, keysFile());
+      const error = await install();
+      expect(error).toBeInstanceOf(CommandFailedError);
+      expect(error.message).toContain(`${keysFile()} is a symbolic link: not followed`);
+      expect(error.message).toContain("exit code 3");
+      expect(await readFile(shadow, "utf8")).toBe(content);
+      const info = await stat(shadow);
+      expect([info.uid, info.gid, info.mode & 0o777]).toEqual([0, 0, 0o640]);
+      // The link itself is left alone too (not handed to the account).
+      const link = await lstat(keysFile());
+      expect([link.isSymbolicLink(), link.uid]).toEqual([true, 0]);
+      expect(await login(target(), account, { privateKey: userKey.privateKey })).toEqual({
+        accepted: false,
+      });
+
+      // A link to nothing yet: following it would create the file it names.
+      await rm(keysFile());
+      await symlink(dangling, keysFile());
+      expect((await install()).message).toContain(`${keysFile()} is a symbolic link: not followed`);
+      expect(existsSync(dangling)).toBe(false);
+    } finally {
+      await rm(sshDir(), { recursive: true, force: true });
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it("fails for an account the host does not have, naming it", async () => {
     const error = await failure(
       onHost((host) => installAuthorizedKey(host, missing, userKey.publicKey, AS_ROOT)),
@@ -681,8 +724,9 @@ describe("on a simulated lab host", () => {
       key: new Secret(relayKey.privateKey, "relay_key"),
       hostKey: relay.hostKeyFingerprint,
       timeoutSeconds: 10,
+      hostIdentity: "pinned",
     };
-    return new SshRelay(config).session(async (session) =>
+    return new SshRelay(config, LOOPBACK).session(async (session) =>
       work(
         await session.host({
           hostName: name,
@@ -691,6 +735,7 @@ describe("on a simulated lab host", () => {
           user: "root",
           key: new Secret(clientKey.privateKey, "host_key"),
           expectedHostKey: lab.hostKeyFingerprint(name),
+          identity: { kind: "pinned" },
         }),
       ),
     );

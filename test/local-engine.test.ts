@@ -82,7 +82,7 @@ afterAll(async () => dynamo?.close());
 async function freshJournal(): Promise<ExecutionJournal> {
   tables += 1;
   return DynamoDbExecutionJournal.open(
-    createDynamoClient({ endpoint: dynamo.endpoint }),
+    createDynamoClient({ endpoint: dynamo.endpoint, credentials: dynamo.credentials }),
     `executions-${process.pid}-${tables}`,
   );
 }

@@ -1,7 +1,19 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDocument } from "yaml";
 import { loadPharosConfig } from "../lib/config/load";
 import type {
   DomainDefinition,
@@ -13,18 +25,21 @@ import type {
 } from "../lib/config/types";
 import { ConfigError, ProtocolError } from "../lib/errors";
 import { macsBySource, parseDomiflist } from "../lib/pod/domiflist";
+import { ISO_FETCH_SCRIPT } from "../lib/pod/iso";
 import { buildPlan, POD_TIMEOUTS, removalPlan, teardownPlan } from "../lib/pod/plan";
 import { renderDomainXml, renderNetworkXml } from "../lib/pod/render";
 import type { RemoteCommand } from "../lib/ports/relay";
 import {
   describeRan,
   ensureLibvirtTools,
+  ensureShellcheck,
   run,
   TEST_URI,
   validateXml,
   virsh,
   xpath,
 } from "./helpers/virsh";
+import { HostShell } from "./sim/host-shell";
 
 const REPO = resolve(import.meta.dirname, "..");
 const NETWORK_TEMPLATE = join(REPO, "templates", "libvirt", "network.xml.njk");
@@ -174,6 +189,7 @@ function oddDomain(name: string, pathPart: string): DomainDefinition {
       used: true,
       url: "http://127.0.0.1:8080/iso/x.iso",
       location: `/srv/iso/${pathPart}.iso`,
+      sha256: null,
     },
   };
 }
@@ -529,6 +545,305 @@ describe("buildPlan", () => {
     const config = { ...fuel, hypervisor: { ...fuel.hypervisor, vms: domainFile([node1]) } };
     const plan = buildPlan(config, { masterDomain: null, diskSizeGB: 1 });
     expect(plan.some((c) => c.argv[0] === "curl")).toBe(false);
+  });
+
+  it("fetches an ISO with a sha256 through the checking script, the values its arguments", () => {
+    const digest = "ab".repeat(32);
+    const a = { ...oddDomain("a", "a $(touch x)"), iso: { ...oddDomain("a", "a").iso } };
+    a.iso.sha256 = digest;
+    const b = { ...oddDomain("b", "b"), iso: a.iso };
+    const config = { ...fuel, hypervisor: { ...fuel.hypervisor, vms: domainFile([a, b]) } };
+    const plan = buildPlan(config, { masterDomain: null, diskSizeGB: 1 });
+    expect(plan.some((c) => c.argv[0] === "curl")).toBe(false);
+    const fetches = plan.filter((c) => c.argv[0] === "sh");
+    expect(fetches).toEqual([
+      {
+        argv: ["sh", "-c", ISO_FETCH_SCRIPT, "sh", "/srv/iso/a.iso", a.iso.url, digest],
+        timeoutSeconds: POD_TIMEOUTS.isoFetch,
+        display: `fetch ISO ${a.iso.url} to /srv/iso/a.iso (sha256 ${digest})`,
+      },
+    ]);
+    // The script is fixed: nothing of the config is in it.
+    expect(ISO_FETCH_SCRIPT).not.toContain(digest);
+    expect(ISO_FETCH_SCRIPT).not.toContain("/srv/iso");
+    // After its directory is made, before the disks.
+    const at = plan.indexOf(fetches[0]!);
+    expect(plan[at - 1]?.argv).toEqual(["mkdir", "-p", "--", "/srv/iso"]);
+    expect(plan[at + 1]?.argv[0]).toBe("mkdir");
+  });
+
+  it("refuses two sha256 for one ISO location, and a digest not in sha256sum's form", () => {
+    const a = oddDomain("a", "a");
+    const b = { ...oddDomain("b", "b"), iso: { ...a.iso, sha256: "cd".repeat(32) } };
+    const two = { ...fuel, hypervisor: { ...fuel.hypervisor, vms: domainFile([a, b]) } };
+    expect(() => buildPlan(two, { masterDomain: null, diskSizeGB: 1 })).toThrow(
+      /b: iso\.location \/srv\/iso\/a\.iso is given two sha256 \(none, cdcd/,
+    );
+    for (const sha256 of ["AB".repeat(32), "ab".repeat(31), "$(reboot)", ""]) {
+      const odd = { ...oddDomain("c", "c"), iso: { ...a.iso, sha256 } };
+      const config = { ...fuel, hypervisor: { ...fuel.hypervisor, vms: domainFile([odd]) } };
+      expect(() => buildPlan(config, { masterDomain: null, diskSizeGB: 1 })).toThrow(
+        /c: iso\.sha256 must be 64 lower-case hex digits/,
+      );
+    }
+  });
+});
+
+describe("iso.sha256 in domain.yaml", () => {
+  let root: string;
+  let pharosFile: string;
+  const domainYaml = () => join(root, "conf", "domain.yaml");
+
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), "laas-iso-conf-"));
+    cpSync(join(REPO, "conf"), join(root, "conf"), { recursive: true });
+    cpSync(join(REPO, "templates"), join(root, "templates"), { recursive: true });
+    pharosFile = join(root, "conf", "pharos.yaml");
+  });
+
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  function withSha256(value: unknown): void {
+    const doc = parseDocument(readFileSync(join(REPO, "conf", "domain.yaml"), "utf8"));
+    doc.setIn(["domains", 0, "iso", "sha256"], value);
+    writeFileSync(domainYaml(), String(doc));
+  }
+
+  async function loadError(): Promise<string> {
+    const error = await loadPharosConfig(pharosFile).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).message;
+  }
+
+  it("is optional, and kept in lower case when given", async () => {
+    const shipped = pharos.defaultConfigs.get("Fuel")!.hypervisor.vms.domains;
+    expect(shipped.map((d) => d.iso.sha256)).toEqual([null, null]);
+    const digest = createHash("sha256").update("an ISO").digest("hex");
+    withSha256(`  ${digest.toUpperCase()} `);
+    const loaded = await loadPharosConfig(pharosFile);
+    const vms = loaded.defaultConfigs.get("Fuel")!.hypervisor.vms;
+    expect(vms.domains[0]?.iso).toEqual({
+      used: true,
+      url: "http://127.0.0.1:8080/iso/opnfv.iso",
+      location: "/var/lib/libvirt/images/opnfv.iso",
+      sha256: digest,
+    });
+    withSha256(null);
+    const unset = await loadPharosConfig(pharosFile);
+    expect(unset.defaultConfigs.get("Fuel")!.hypervisor.vms.domains[0]?.iso.sha256).toBeNull();
+  });
+
+  it("refuses anything but 64 hex digits, naming the file and the field", async () => {
+    for (const [value, found] of [
+      ["ab".repeat(31), JSON.stringify(`${"ab".repeat(20)}…`)],
+      ["ab".repeat(33), JSON.stringify(`${"ab".repeat(20)}…`)],
+      [`${"ab".repeat(31)}zz`, JSON.stringify(`${"ab".repeat(20)}…`)],
+      ["sha256:abc", '"sha256:abc"'],
+      [1234, "1234"],
+    ] as const) {
+      withSha256(value);
+      expect(await loadError()).toBe(
+        `${domainYaml()}: domains[0].iso.sha256: expected a SHA-256 digest: 64 hex digits, got ${found}`,
+      );
+    }
+  });
+});
+
+/**
+ * The checked fetch of an ISO: the script run for real (dash, curl, sha256sum) against an HTTP
+ * server on 127.0.0.1, and the simulated host's emulation of it, which must answer the same.
+ */
+describe("the checked ISO fetch", () => {
+  let server: Server;
+  let base: string;
+  const requests: string[] = [];
+  let dir: string;
+
+  /** What the simulated host's curl writes for a URL; the server here sends the same. */
+  const served = (url: string) => `simulated content of ${url}\n`;
+  const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+  beforeAll(async () => {
+    ensureShellcheck();
+    server = createServer((request, response) => {
+      requests.push(request.url ?? "");
+      if (request.url?.startsWith("/missing")) {
+        response.writeHead(404).end("not here\n");
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      response.end(served(`${base}${request.url ?? ""}`));
+    });
+    await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    dir = mkdtempSync(join(work, "iso-"));
+  }, 600_000);
+
+  afterAll(async () => {
+    await new Promise((closed) => server?.close(closed));
+  });
+
+  const argv = (location: string, url: string, digest: string) => [
+    "sh",
+    "-c",
+    ISO_FETCH_SCRIPT,
+    "sh",
+    location,
+    url,
+    digest,
+  ];
+
+  /** The script on this machine; its answer as the relay would report it. */
+  async function real(location: string, url: string, digest: string) {
+    const ran = await run(argv(location, url, digest), { cwd: dir });
+    return { exitCode: ran.code, stdout: ran.stdout, stderr: ran.stderr };
+  }
+
+  /** The same on a simulated host holding `present` at the location (if given). */
+  async function simulated(location: string, url: string, digest: string, present?: string) {
+    const shell = new HostShell({ name: "pod1", fetchMs: 0 });
+    shell.directories.add(dirname(location));
+    if (present !== undefined) shell.files.set(location, present);
+    const result = await shell.run(argv(location, url, digest), async () => "");
+    return { result, file: shell.files.get(location) };
+  }
+
+  function fileAt(location: string): string | undefined {
+    return existsSync(location) ? readFileSync(location, "utf8") : undefined;
+  }
+
+  it("passes shellcheck as POSIX sh", async () => {
+    const script = join(dir, "iso-fetch.sh");
+    writeFileSync(script, `${ISO_FETCH_SCRIPT}\n`);
+    const result = await run(["shellcheck", "--shell=sh", "--severity=style", script]);
+    expect(result.code, describeRan(result)).toBe(0);
+  });
+
+  it("fetches an ISO of the expected digest, then keeps it without fetching again", async () => {
+    // An odd path: none of it is run, and sha256sum reads the file on stdin whatever its name.
+    const location = join(dir, `good $(touch ${MARKER}) \\ 'q'.iso`);
+    const url = `${base}/iso/good.iso`;
+    const digest = sha256(served(url));
+    const before = requests.length;
+    const fetched = await real(location, url, digest);
+    expect(fetched).toEqual({ exitCode: 0, stdout: "fetched\n", stderr: "" });
+    expect(fileAt(location)).toBe(served(url));
+    expect(requests.length).toBe(before + 1);
+    const again = await real(location, url, digest);
+    expect(again).toEqual({ exitCode: 0, stdout: "present\n", stderr: "" });
+    expect(requests.length).toBe(before + 1);
+    expect(existsSync(join(dir, MARKER))).toBe(false);
+
+    expect((await simulated(location, url, digest)).result).toEqual(fetched);
+    const kept = await simulated(location, url, digest, served(url));
+    expect(kept.result).toEqual(again);
+    // Present and good, the URL is not even asked: here it would answer 404.
+    const cached = await real(location, `${base}/missing/good.iso`, digest);
+    expect(cached).toEqual({ exitCode: 0, stdout: "present\n", stderr: "" });
+  });
+
+  it("fails on a download of another digest, naming the ISO and both digests, and leaves no file", async () => {
+    const location = join(dir, "bad.iso");
+    const url = `${base}/iso/bad.iso`;
+    const wrong = sha256("the ISO the mirror should have had");
+    const actual = sha256(served(url));
+    const failed = await real(location, url, wrong);
+    expect(failed).toEqual({
+      exitCode: 4,
+      stdout: "",
+      stderr: `ISO ${location} from ${url}: its sha256 is ${actual}, expected ${wrong}; the file is removed\n`,
+    });
+    expect(fileAt(location)).toBeUndefined();
+    const sim = await simulated(location, url, wrong);
+    expect(sim.result).toEqual(failed);
+    expect(sim.file).toBeUndefined();
+    // Nothing left in place: the next attempt fetches again (and, with the right digest, passes).
+    const before = requests.length;
+    expect(await real(location, url, actual)).toEqual({
+      exitCode: 0,
+      stdout: "fetched\n",
+      stderr: "",
+    });
+    expect(requests.length).toBe(before + 1);
+  });
+
+  it("checks an ISO already in place: a stale one is fetched again, and removed if still wrong", async () => {
+    const location = join(dir, "stale.iso");
+    const url = `${base}/iso/stale.iso`;
+    const stale = "an older ISO\n";
+    const digest = sha256(served(url));
+    const note = `ISO ${location} is there with sha256 ${sha256(stale)}, not ${digest}: fetched again\n`;
+    writeFileSync(location, stale);
+    const refreshed = await real(location, url, digest);
+    expect(refreshed).toEqual({ exitCode: 0, stdout: "fetched\n", stderr: note });
+    expect(fileAt(location)).toBe(served(url));
+    expect((await simulated(location, url, digest, stale)).result).toEqual(refreshed);
+
+    const wrong = sha256("yet another ISO");
+    writeFileSync(location, stale);
+    const failed = await real(location, url, wrong);
+    expect(failed.exitCode).toBe(4);
+    expect(failed.stderr).toBe(
+      `ISO ${location} is there with sha256 ${sha256(stale)}, not ${wrong}: fetched again\n` +
+        `ISO ${location} from ${url}: its sha256 is ${digest}, expected ${wrong}; the file is removed\n`,
+    );
+    expect(fileAt(location)).toBeUndefined();
+    const sim = await simulated(location, url, wrong, stale);
+    expect(sim.result).toEqual(failed);
+    expect(sim.file).toBeUndefined();
+  });
+
+  it("ends with curl's status when the download fails", async () => {
+    const location = join(dir, "missing.iso");
+    const failed = await real(location, `${base}/missing/x.iso`, sha256("x"));
+    expect(failed.exitCode).toBe(22);
+    expect(failed.stderr).toContain("404");
+    expect(failed.stdout).toBe("");
+  });
+
+  it("runs in the pod plan on a simulated host: a good ISO passes, a bad one stops the plan", async () => {
+    const jumphost = fuel.hypervisor.vms.domains.find((d) => d.name === "jumphost")!;
+    const url = jumphost.iso.url!;
+    const location = jumphost.iso.location!;
+    const plan = (digest: string) =>
+      buildPlan(
+        {
+          ...fuel,
+          hypervisor: {
+            ...fuel.hypervisor,
+            vms: domainFile([{ ...jumphost, iso: { ...jumphost.iso, sha256: digest } }]),
+          },
+        },
+        { masterDomain: "jumphost", diskSizeGB: 1 },
+      );
+    /** Runs the plan as buildPod does: in order, stopping at the first failure. */
+    async function build(commands: RemoteCommand[], shell: HostShell) {
+      for (const command of commands) {
+        const result = await shell.run(command.argv, async () => command.stdin ?? "");
+        if (!(command.okExitCodes ?? [0]).includes(result.exitCode)) {
+          return { failed: command.display ?? command.argv.join(" "), result };
+        }
+      }
+      return null;
+    }
+    const good = new HostShell({ name: "pod1", fetchMs: 0 });
+    expect(await build(plan(sha256(served(url))), good)).toBeNull();
+    expect(good.files.get(location)).toBe(served(url));
+    expect(good.domains.get("jumphost")?.running).toBe(true);
+
+    const wrong = sha256("not the ISO");
+    const bad = new HostShell({ name: "pod1", fetchMs: 0 });
+    const stopped = await build(plan(wrong), bad);
+    expect(stopped?.failed).toBe(`fetch ISO ${url} to ${location} (sha256 ${wrong})`);
+    expect(stopped?.result.exitCode).toBe(4);
+    expect(stopped?.result.stderr).toContain(
+      `its sha256 is ${sha256(served(url))}, expected ${wrong}`,
+    );
+    expect(bad.files.has(location)).toBe(false);
+    expect(bad.domains.size).toBe(0);
   });
 });
 

@@ -84,7 +84,14 @@ function target(
   overrides: Partial<PowerConfig> = {},
   knownHostKey: string | null = null,
 ): PowerTarget {
-  return { hostName: name, address, power: power({ port: lab.port, ...overrides }), knownHostKey };
+  return {
+    hostName: name,
+    address,
+    power: power({ port: lab.port, ...overrides }),
+    knownHostKey,
+    // A direct login (no relay) has no neighbour table; the key alone is checked.
+    identity: { kind: "trust-first-key" },
+  };
 }
 
 /** Runs the reboot expecting a failure, and checks that the failure does not carry the key. */

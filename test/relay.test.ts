@@ -10,7 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CommandTimeoutError, type RelayConfig, SshRelay } from "../lib/adapters/ssh/ssh-relay";
+import {
+  CommandTimeoutError,
+  type ForwardTargets,
+  type RelayConfig,
+  SshRelay,
+} from "../lib/adapters/ssh/ssh-relay";
 import {
   AuthError,
   CommandFailedError,
@@ -59,9 +64,13 @@ function relayConfig(overrides: Partial<RelayConfig> = {}): RelayConfig {
     key: new Secret(labKey.privateKey, "/etc/laas/relay_key"),
     hostKey: relaySshd.hostKeyFingerprint,
     timeoutSeconds: 10,
+    hostIdentity: "trust-first-key",
     ...overrides,
   };
 }
+
+/** The test hosts answer on loopback, where there is no neighbour table to read. */
+const LOOPBACK: ForwardTargets = { labSubnets: ["127.0.0.0/8"], names: [] };
 
 function targetLogin(overrides: Partial<HostLogin> = {}): HostLogin {
   return {
@@ -71,6 +80,7 @@ function targetLogin(overrides: Partial<HostLogin> = {}): HostLogin {
     user: "root",
     key: new Secret(labKey.privateKey, "/etc/laas/host_key"),
     expectedHostKey: null,
+    identity: { kind: "trust-first-key" },
     ...overrides,
   };
 }
@@ -81,7 +91,7 @@ async function withRelay<T>(
   overrides: Partial<RelayConfig> = {},
 ): Promise<{ result: T; logs: string[] }> {
   const { logger, lines } = capturingLogger();
-  const result = await new SshRelay(relayConfig(overrides), logger).session(work);
+  const result = await new SshRelay(relayConfig(overrides), LOOPBACK, logger).session(work);
   return { result, logs: lines };
 }
 
@@ -189,7 +199,7 @@ describe("SshRelay: commands on the relay", () => {
   it("shows `display` instead of the argv in errors and logs", async () => {
     const { logger, lines } = capturingLogger();
     const error = await failure(
-      new SshRelay(relayConfig(), logger).session((session) =>
+      new SshRelay(relayConfig(), LOOPBACK, logger).session((session) =>
         session.onRelay({
           argv: ["sh", "-c", "echo visible-output; exit 5", "argument-not-to-show"],
           display: "set the root password of pod1-node1",
@@ -256,7 +266,7 @@ describe("SshRelay: commands on the relay", () => {
   it("keeps the tail of a large output while every line goes to the sink", async () => {
     let count = 0;
     let last = "";
-    const relay = new SshRelay(relayConfig(), silentLogger);
+    const relay = new SshRelay(relayConfig(), LOOPBACK, silentLogger);
     const result = await relay.session((session) =>
       session.onRelay({ argv: ["seq", "1", "300000"], timeoutSeconds: 30 }, (_stream, line) => {
         count++;

@@ -15,7 +15,12 @@ import { quoteShellCommand } from "../lib/adapters/ssh/shell-quote";
 import { SshRelay } from "../lib/adapters/ssh/ssh-relay";
 import { inventoryHostByName, loadPharosConfig, powerFor } from "../lib/config/load";
 import type { InstallerConfig, PharosConfig, RelayConfig } from "../lib/config/types";
-import { AuthError, CommandFailedError, TransientError } from "../lib/errors";
+import {
+  AddressOutsideLabError,
+  AuthError,
+  CommandFailedError,
+  TransientError,
+} from "../lib/errors";
 import { fuelInstaller } from "../lib/installers/fuel";
 import { discoverAddress } from "../lib/lab/address";
 import { findLeaseAddress, leaseCommand } from "../lib/lab/dhcp";
@@ -55,7 +60,7 @@ beforeAll(async () => {
   config = await loadPharosConfig(lab.configPath);
   fuel = config.defaultConfigs.get("Fuel")!;
   relayConfig = config.relay!;
-  relay = new SshRelay(relayConfig);
+  relay = new SshRelay(relayConfig, { labSubnets: config.labSubnets, names: [] });
 });
 
 afterAll(async () => {
@@ -77,6 +82,7 @@ function login(host: SimulatedLabHost, expectedHostKey: string | null): HostLogi
     user: power.user,
     key: power.key,
     expectedHostKey,
+    identity: { kind: "neighbour", mac: host.mac },
   };
 }
 
@@ -158,10 +164,10 @@ describe("the relay", () => {
     expect(result.exitCode).toBe(0);
     expect(lab.relay.commands.at(-1)).toEqual({ argv: ["true"], line: "'true'", exitCode: 0 });
 
-    const impostor = new SshRelay({
-      ...relayConfig,
-      hostKey: lab.hosts.hostKeyFingerprint(labHost(0).name),
-    });
+    const impostor = new SshRelay(
+      { ...relayConfig, hostKey: lab.hosts.hostKeyFingerprint(labHost(0).name) },
+      { labSubnets: config.labSubnets, names: [] },
+    );
     const refused = impostor.session((session) =>
       session.onRelay({ argv: ["true"], timeoutSeconds: 10 }),
     );
@@ -170,10 +176,10 @@ describe("the relay", () => {
   });
 
   it("lets in only its user's key", async () => {
-    const stranger = new SshRelay({
-      ...relayConfig,
-      key: new Secret(generateClientKey().privateKey, "stranger"),
-    });
+    const stranger = new SshRelay(
+      { ...relayConfig, key: new Secret(generateClientKey().privateKey, "stranger") },
+      { labSubnets: config.labSubnets, names: [] },
+    );
     await expect(
       stranger.session((session) => session.onRelay({ argv: ["true"], timeoutSeconds: 10 })),
     ).rejects.toBeInstanceOf(AuthError);
@@ -190,24 +196,24 @@ describe("the relay", () => {
     ).rejects.toThrow(/exit code 127[\s\S]*sh: command not found/);
   });
 
-  it("greps only the DHCP log it holds, and says so like grep for any other file", async () => {
+  it("greps only the DHCP lease file it holds, and says so like grep for any other file", async () => {
     const mac = "02:00:00:00:00:42";
     const missing = await relay.session((session) =>
-      session.onRelay({ ...leaseCommand("/var/log/messages", mac), okExitCodes: [2] }),
+      session.onRelay({ ...leaseCommand("/var/log/messages", mac, "syslog"), okExitCodes: [2] }),
     );
     expect(missing.stderr).toBe("grep: /var/log/messages: No such file or directory\n");
     const none = await relay.session((session) =>
-      session.onRelay(leaseCommand(lab.relay.dhcpLogPath, "02:00:00:00:00:99")),
+      session.onRelay(leaseCommand(lab.relay.dhcpLogPath, "02:00:00:00:00:99", "dnsmasq-leases")),
     );
     expect(none).toEqual({ exitCode: 1, stdout: "", stderr: "" });
-    // Upper case and dashes are how some daemons write the MAC: -i and the second -e find them.
-    lab.relay.appendDhcpLog(
-      `Mar  3 10:00:02 lab dhcpd[77]: DHCPACK on 10.9.9.9 to ${mac.toUpperCase().replaceAll(":", "-")} via eth1`,
-    );
+    const expiresAt = new Date(Date.now() + 3600_000);
+    lab.relay.setLease({ mac, address: "10.9.9.9", hostName: "stray", expiresAt });
     const found = await relay.session((session) =>
-      session.onRelay(leaseCommand(lab.relay.dhcpLogPath, mac)),
+      session.onRelay(leaseCommand(lab.relay.dhcpLogPath, mac, "dnsmasq-leases")),
     );
-    expect(found.stdout.trimEnd().split("\n").at(-1)).toContain("10.9.9.9");
+    expect(found.stdout).toBe(
+      `${Math.floor(expiresAt.getTime() / 1000)} ${mac} 10.9.9.9 stray 01:${mac}\n`,
+    );
   });
 });
 
@@ -248,8 +254,20 @@ describe("hosts through the relay", () => {
       destPort: lab.hosts.port,
       connected: true,
     });
+    // The product asks for no forwarding outside the lab's subnets at all…
+    const forwardsBefore = lab.relay.forwards.length;
+    const outside = relay.session((session) =>
+      session.host({ ...login(host, expected), address: "192.0.2.1", port: 22 }),
+    );
+    await expect(outside).rejects.toBeInstanceOf(AddressOutsideLabError);
+    await expect(outside).rejects.toThrow(
+      /"192\.0\.2\.1" is outside the lab's subnets \(127\.0\.0\.0\/8\)/,
+    );
+    expect(lab.relay.forwards).toHaveLength(forwardsBefore);
+    // …and the simulated relay, asked anyway, refuses as a relay limited to its lab would.
+    const anywhere = new SshRelay(relayConfig, { labSubnets: ["0.0.0.0/0"], names: [] });
     await expect(
-      relay.session((session) =>
+      anywhere.session((session) =>
         session.host({ ...login(host, expected), address: "192.0.2.1", port: 22 }),
       ),
     ).rejects.toBeInstanceOf(TransientError);
@@ -273,7 +291,7 @@ describe("hosts through the relay", () => {
     expect(result.stderr).toBe("bash: virsh: command not found\n");
   });
 
-  it("after a FOG deploy, the host has a new key and a fresh DHCPACK the lease lookup finds", async () => {
+  it("after a FOG deploy, the host has a new key and a fresh lease the lookup finds", async () => {
     const host = labHost(0);
     expect(host.staticAddress).toBe(false);
     const lookup = () =>
@@ -284,19 +302,15 @@ describe("hosts through the relay", () => {
           staticAddress: null,
           mac: host.mac,
           dhcpLog: fuel.dhcpLog,
+          dhcpLogFormat: fuel.dhcpLogFormat,
           dhcpServer: null,
+          labSubnets: config.labSubnets,
         },
       );
     // Before: only yesterday's lease, for an address nothing answers on.
     const stale = await lookup();
     expect(stale.address).not.toBe(host.address);
 
-    const acks = () =>
-      lab.relay
-        .dhcpLog()
-        .split("\n")
-        .filter((line) => line.includes(`DHCPACK(eth0) ${host.address} ${host.mac}`)).length;
-    const acksBefore = acks();
     const oldKey = lab.hosts.hostKeyFingerprint(host.name);
     const fog = new FogClient(fuel.fog, silentLogger);
     const fogHost = await fog.findHost(host.name);
@@ -307,6 +321,7 @@ describe("hosts through the relay", () => {
       address: host.address,
       power,
       knownHostKey: null,
+      identity: { kind: "neighbour", mac: host.mac },
     });
     expect(rebooted.hostKey).toBe(oldKey);
 
@@ -314,18 +329,16 @@ describe("hosts through the relay", () => {
       lab.hosts.isImaged(host.name) ? true : undefined,
     );
     await lab.hosts.whenUp(host.name);
-    // One lease at the boot after `reboot`, one at the boot of the new system.
-    expect(acks() - acksBefore).toBe(2);
+    // dnsmasq keeps one lease per client: the boot of the new system renewed it.
     const grep = await relay.session((session) =>
-      session.onRelay(leaseCommand(fuel.dhcpLog, host.mac)),
+      session.onRelay(leaseCommand(fuel.dhcpLog, host.mac, fuel.dhcpLogFormat)),
     );
-    const lastAck = grep.stdout.trimEnd().split("\n").at(-1) ?? "";
-    expect(lastAck).toMatch(
+    expect(grep.stdout).toMatch(
       new RegExp(
-        `dnsmasq-dhcp\\[321\\]: DHCPACK\\(eth0\\) ${host.address.replaceAll(".", "\\.")} ${host.mac} ${host.name}$`,
+        `^\\d+ ${host.mac} ${host.address.replaceAll(".", "\\.")} ${host.name} 01:${host.mac}\n$`,
       ),
     );
-    expect(findLeaseAddress(grep.stdout, host.mac)).toBe(host.address);
+    expect(findLeaseAddress(grep.stdout, host.mac, fuel.dhcpLogFormat)).toBe(host.address);
     expect(await lookup()).toEqual({ address: host.address, source: "dhcp" });
 
     const newKey = await onHost(host, async (session) => {

@@ -222,7 +222,7 @@ describe("DynamoDbStore failures", () => {
   it("gives up with ConflictError when every write loses to a rival", async () => {
     const booking = makeBooking({ id: freshId() });
     await t.store.createBooking(booking);
-    const client = createDynamoClient({ endpoint: t.endpoint });
+    const client = createDynamoClient({ endpoint: t.endpoint, credentials: t.credentials });
     let rivalWrites = 0;
     // Before each of our conditional puts, a rival bumps the version: every attempt must lose.
     client.middlewareStack.add(
@@ -300,7 +300,10 @@ describe("embedded dynalite on disk", () => {
     const host = makeHost({ name: "persisted-host" });
     try {
       const first = await startEmbeddedDynamo({ path });
-      const firstClient = createDynamoClient({ endpoint: first.endpoint });
+      const firstClient = createDynamoClient({
+        endpoint: first.endpoint,
+        credentials: first.credentials,
+      });
       try {
         await ensureTables(firstClient, tables);
         const store = new DynamoDbStore(firstClient, tables);
@@ -314,7 +317,10 @@ describe("embedded dynalite on disk", () => {
       }
 
       const second = await startEmbeddedDynamo({ path });
-      const secondClient = createDynamoClient({ endpoint: second.endpoint });
+      const secondClient = createDynamoClient({
+        endpoint: second.endpoint,
+        credentials: second.credentials,
+      });
       try {
         await ensureTables(secondClient, tables);
         const store = new DynamoDbStore(secondClient, tables);

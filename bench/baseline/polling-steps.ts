@@ -63,7 +63,9 @@ export function baselineSteps(today: Record<string, StepHandler>): Record<string
             staticAddress: inventoryHost?.address ?? null,
             mac: host.mac,
             dhcpLog: config.dhcpLog,
+            dhcpLogFormat: config.dhcpLogFormat,
             dhcpServer: null,
+            labSubnets: rt.config.labSubnets,
           },
         );
         const login = hostLogin(rt, host, address);

@@ -65,8 +65,9 @@ exit "$status"`;
  * Adds the key line on standard input to the authorized_keys of the account named by $1, unless
  * a line with the same type and key data is there already (a commented-out one does not count).
  * Runs as root: the home directory comes from getent, ~/.ssh and the file are made (0700, 0600)
- * and handed to the account's uid and gid, and symbolic links there are refused rather than
- * followed. Prints "added" or "present"; fails with status 3 and a message on stderr.
+ * and handed to the account's uid and gid, and a symbolic link in place of either is refused
+ * rather than followed (chmod and the append would act on its target: /etc/shadow, say).
+ * Prints "added" or "present"; fails with status 3 and a message on stderr.
  */
 export const AUTHORIZED_KEY_SCRIPT = `fail() { printf '%s\\n' "$*" >&2; exit 3; }
 [ "$#" -eq 1 ] || fail 'usage: sh -c SCRIPT sh ACCOUNT < KEY-LINE'
@@ -88,7 +89,8 @@ case $home in /?*) ;; *) fail "the home directory of $account is not an absolute
 [ -d "$home" ] || fail "the home directory $home of $account does not exist"
 dir=$home/.ssh
 file=$dir/authorized_keys
-if [ -L "$dir" ] || [ -L "$file" ]; then fail "$dir or $file is a symbolic link: not followed"; fi
+if [ -L "$dir" ]; then fail "$dir is a symbolic link: not followed"; fi
+if [ -L "$file" ]; then fail "$file is a symbolic link: not followed"; fi
 mkdir -p "$dir" || exit 1
 chown -h "$uid:$gid" "$dir" && chmod 700 "$dir" || exit 1
 (umask 077 && : >>"$file") || exit 1

@@ -9,7 +9,7 @@ import { PharosDashboard } from "../adapters/pharos/dashboard-client";
 import { SmtpMailer } from "../adapters/smtp/smtp-mailer";
 import { RelayPowerControl } from "../adapters/ssh/relay-power";
 import { SshPowerControl } from "../adapters/ssh/ssh-power";
-import { SshRelay } from "../adapters/ssh/ssh-relay";
+import { type ForwardTargets, SshRelay } from "../adapters/ssh/ssh-relay";
 import type { FogConfig, PharosConfig, VpnConfig } from "../config/types";
 import type { Logger } from "../log";
 import type { Dashboard } from "../ports/dashboard";
@@ -31,7 +31,7 @@ export interface RuntimeParts {
 export function buildRuntime(parts: RuntimeParts): Runtime {
   const { config, logger } = parts;
   const imagers = new Map<string, Imager>();
-  const relay = config.relay ? new SshRelay(config.relay, logger) : null;
+  const relay = config.relay ? new SshRelay(config.relay, forwardTargets(config), logger) : null;
   return {
     config,
     store: parts.store,
@@ -60,4 +60,16 @@ export function buildRuntime(parts: RuntimeParts): Runtime {
     // With a relay, hosts are reached through it; without one (imaging only), directly.
     power: relay ? new RelayPowerControl(relay, logger) : new SshPowerControl({ logger }),
   };
+}
+
+/**
+ * The lab's subnets, and the DHCP servers the installer configs name by host name (their keys are
+ * pinned): the only places the relay is asked to forward to.
+ */
+function forwardTargets(config: PharosConfig): ForwardTargets {
+  const names = new Set<string>();
+  for (const installer of [...config.defaultConfigs.values(), config.cleanConfig]) {
+    if (installer.dhcpServer !== null) names.add(installer.dhcpServer);
+  }
+  return { labSubnets: config.labSubnets, names: [...names] };
 }

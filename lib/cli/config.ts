@@ -39,7 +39,7 @@ export function labOfOneInstaller(
   installer: InstallerConfig,
   labWide: Pick<
     PharosConfig,
-    "power" | "relay" | "defaultConfigs" | "handover" | "watchSeconds"
+    "power" | "relay" | "defaultConfigs" | "handover" | "watchSeconds" | "labSubnets"
   > | null,
 ): PharosConfig {
   // The lab's other installers stay known (a reset must remove the pod another one built); the
@@ -59,6 +59,8 @@ export function labOfOneInstaller(
     loggingDir: installer.loggingDir,
     polling: 0.1,
     watchSeconds: labWide?.watchSeconds ?? installer.fog.pollSeconds,
+    // Without the lab's pharos.yaml no subnet is known, so no host address is reached.
+    labSubnets: labWide?.labSubnets ?? [],
     power: labWide?.power ?? null,
     relay: labWide?.relay ?? null,
     handover: labWide?.handover ?? null,

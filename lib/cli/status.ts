@@ -1,7 +1,13 @@
-/** `laas status`: hosts and bookings with their states, as a table or JSON. */
+/**
+ * `laas status`: hosts and bookings with their states, as a table or JSON. It is for the lab's
+ * operators: a failure is shown whole (the dashboard's note gives only its kind), with the step
+ * that failed, under the tables.
+ */
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
+import type { Booking } from "../domain/booking";
+import { recordedFailure } from "../lifecycle/failure-record";
 import { silentLogger } from "../log";
 import { loadAnyConfig } from "./config";
 import { EXIT } from "./exit";
@@ -37,7 +43,13 @@ export async function statusCommand(
     out(
       table(
         ["HOST", "STATE", "BOOKING", "NOTE"],
-        hosts.map((h) => [h.name, h.state, h.bookingId ?? "-", h.reason ?? ""]),
+        // A quarantine names the failure, which may span lines: shown whole below the tables.
+        hosts.map((h) => [
+          h.name,
+          h.state,
+          h.bookingId ?? "-",
+          h.reason ? firstLine(h.reason) : "",
+        ]),
       ),
     );
     out("");
@@ -63,14 +75,43 @@ export async function statusCommand(
           b.installer ?? "-",
           b.access?.vpnUser ?? "-",
           b.access ? b.access.handover : "-",
-          b.state === "failed" ? `failed: ${b.failure ?? ""}` : (b.progress ?? ""),
+          b.state === "failed" ? `failed: ${firstLine(b.failure)}` : (b.progress ?? ""),
         ]),
       ),
     );
+    const problems = bookings.flatMap(problemLines);
+    if (problems.length > 0) {
+      out("");
+      for (const line of problems) out(line);
+    }
     return EXIT.ok;
   } finally {
     await embedded.close();
   }
+}
+
+function firstLine(text: string | null): string {
+  const [first = "", ...rest] = (text ?? "reason unknown").split("\n");
+  return rest.length > 0 ? `${first} …` : first;
+}
+
+/** The whole failure of a failed booking, and why a hand-over was not delivered, indented. */
+function problemLines(booking: Booking): string[] {
+  const lines: string[] = [];
+  const indented = (text: string) => text.split("\n").map((line) => `    ${line}`);
+  if (booking.state === "failed") {
+    // The run that failed is the booking's last one.
+    const phase = booking.run?.phase ?? (booking.releaseGeneration > 0 ? "release" : "provision");
+    const recorded = recordedFailure(booking, phase);
+    const where = recorded ? ` at ${recorded.step}` : "";
+    lines.push(`booking ${booking.id} (${booking.hostName}): ${phase} failed${where}:`);
+    lines.push(...indented(booking.failure ?? "reason unknown"));
+  }
+  if (booking.access?.handover === "undelivered" && booking.access.handoverError) {
+    lines.push(`booking ${booking.id} (${booking.hostName}): hand-over not delivered:`);
+    lines.push(...indented(booking.access.handoverError));
+  }
+  return lines;
 }
 
 export function table(header: string[], rows: string[][]): string {

@@ -114,6 +114,7 @@ async function relayConfig(raw: RawRelay, dir: string, issues: Issue[]): Promise
     key: await powerKey(raw.key, dir, "relay.key", issues),
     hostKey: raw.host_key,
     timeoutSeconds: raw.timeout,
+    hostIdentity: raw.host_identity,
   };
 }
 
@@ -199,6 +200,13 @@ class Loader {
     const relay = raw.relay ? await relayConfig(raw.relay, dir, issues) : null;
     const handover = raw.handover ? await handoverConfig(raw.handover, file, issues) : null;
     const entries = defaultConfigEntries(raw.default_configs, issues);
+    if ((raw.power || raw.relay) && !raw.lab_subnets) {
+      issues.push({
+        path: "lab_subnets",
+        message:
+          "required when power or relay is set: the subnets (CIDRs) lab hosts live on; no address outside them is reached",
+      });
+    }
     throwIfIssues(file, issues);
 
     const inventory = await this.inventory(resolveConfigPath(dir, raw.inventory), {
@@ -222,11 +230,18 @@ class Loader {
     const cleanConfig = defaultConfigs.get(null);
     if (!cleanConfig)
       throw configError(file, [{ path: "default_configs", message: "no null entry" }]);
-    if (!power) {
-      requireOwnPowerKeys(file, [
-        inventory,
-        ...[...defaultConfigs.values()].map((c) => c.inventory),
+    const inventories = [inventory, ...[...defaultConfigs.values()].map((c) => c.inventory)];
+    const hostPower = inventories.flatMap((i) => i.hosts).find((host) => host.power !== null);
+    if (!raw.lab_subnets && hostPower) {
+      throw configError(file, [
+        {
+          path: "lab_subnets",
+          message: `required when a host has power settings (${hostPower.name} in the inventory): the subnets (CIDRs) lab hosts live on`,
+        },
       ]);
+    }
+    if (!power) {
+      requireOwnPowerKeys(file, inventories);
     }
     const watchSeconds = raw.watch_interval ?? watchIntervalOf(file, defaultConfigs);
     return {
@@ -240,6 +255,7 @@ class Loader {
       loggingDir: resolveConfigPath(dir, raw.logging_dir),
       polling: raw.polling,
       watchSeconds,
+      labSubnets: raw.lab_subnets ?? [],
       power,
       relay,
       handover,
@@ -281,6 +297,7 @@ class Loader {
         installer: raw.installer,
         database: resolveConfigPath(dir, raw.database),
         dhcpLog: raw.dhcp_log,
+        dhcpLogFormat: raw.dhcp_log_format,
         dhcpServer: raw.dhcp_server,
         dhcpServerHostKey: raw.dhcp_server_host_key ?? null,
         fog: {
@@ -375,6 +392,7 @@ class Loader {
             used: domain.iso.used,
             url: domain.iso.URL ?? null,
             location: domain.iso.location ?? null,
+            sha256: domain.iso.sha256 ?? null,
           },
         })),
       };

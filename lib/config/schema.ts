@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import type { WaitEvent } from "../domain/run";
+import { LEASE_FORMATS } from "../lab/dhcp";
 import {
   LONGEST_WATCH_INTERVAL_SECONDS,
   WAIT_CEILING_SECONDS,
@@ -17,6 +18,9 @@ import { cidrContains, ipv4ToInt, maskToPrefix, parseCidr } from "./ipv4";
 import type { Issue } from "./issues";
 
 const expected = (what: string) => ({ error: `expected ${what}` });
+
+/** relay.host_identity: see HostIdentityProof (lib/ports/relay.ts). */
+export const HOST_IDENTITY_MODES = ["neighbour", "pinned", "trust-first-key"] as const;
 
 const text = (what = "a non-empty string") =>
   z.string(expected(what)).trim().min(1, expected(what));
@@ -123,8 +127,12 @@ export const relaySchema = z.strictObject(
     key: secretSource,
     host_key: hostKeyFingerprint,
     timeout: positiveInt.default(30),
+    // Extension: how a host's first key after imaging is shown to be the booked host's.
+    host_identity: z
+      .enum(HOST_IDENTITY_MODES, expected(HOST_IDENTITY_MODES.map((m) => `"${m}"`).join(", ")))
+      .default("neighbour"),
   },
-  expected("a mapping {host, port, user, key, host_key, timeout}"),
+  expected("a mapping {host, port, user, key, host_key, timeout, host_identity}"),
 );
 
 /** Per-host power settings in the inventory: any field, merged over the lab-wide ones. */
@@ -271,6 +279,16 @@ export const networkFileSchema = z
   )
   .superRefine((file, ctx) => uniqueNames("networks", file.networks, ctx));
 
+/**
+ * The SHA-256 an installer ISO must have, as sha256sum prints it (64 hex digits, either case;
+ * kept in lower case, as sha256sum writes it).
+ */
+const sha256Digest = z
+  .string(expected("a SHA-256 digest: 64 hex digits"))
+  .trim()
+  .regex(/^[0-9A-Fa-f]{64}$/, expected("a SHA-256 digest: 64 hex digits"))
+  .transform((digest) => digest.toLowerCase());
+
 const domainSchema = z.strictObject({
   disk: remotePath,
   interfaces: z
@@ -286,6 +304,7 @@ const domainSchema = z.strictObject({
     .strictObject({
       URL: httpUrl.nullable().optional(),
       location: remotePath.nullable().optional(),
+      sha256: sha256Digest.nullable().optional(),
       used: flag,
     })
     .superRefine((iso, ctx) => {
@@ -387,6 +406,11 @@ export const installerSchema = z.strictObject(
   {
     database: configPath,
     dhcp_log: remotePath,
+    // Extension: what dhcp_log is (lib/lab/dhcp.ts); the daemon's tagged lines of a system log
+    // by default, as the seed read it.
+    dhcp_log_format: z
+      .enum(LEASE_FORMATS, expected(LEASE_FORMATS.map((f) => `"${f}"`).join(", ")))
+      .default("syslog"),
     dhcp_server: hostOrAddress.nullable(),
     dhcp_server_host_key: hostKeyFingerprint.nullish(),
     fog: z.strictObject(
@@ -458,6 +482,14 @@ export const pharosSchema = z.strictObject(
       })
       .optional(),
     token: secretSource,
+    // Extension: the networks lab hosts live on; no address outside them is ever reached.
+    lab_subnets: z
+      .array(
+        z.cidrv4(expected("an IPv4 CIDR such as 10.10.0.0/24")),
+        expected("a list of IPv4 CIDRs"),
+      )
+      .min(1, expected("at least one IPv4 CIDR"))
+      .nullish(),
     power: powerSchema.nullish(),
     relay: relaySchema.nullish(),
     handover: handoverSchema.nullish(),

@@ -3,6 +3,7 @@
  * snake_case vocabulary become camelCase here, relative paths are absolute, secrets are Secret,
  * referenced files (inventory, vpn, hypervisor networks/domains, installer configs) are loaded.
  */
+import type { LeaseFormat } from "../lab/dhcp";
 import type { Secret } from "../secret";
 
 export interface PowerConfig {
@@ -31,6 +32,11 @@ export interface RelayConfig {
   hostKey: string;
   /** Seconds allowed to connect and log in. */
   timeoutSeconds: number;
+  /**
+   * How a host's first key after imaging is shown to be the booked host's (HostIdentityProof):
+   * the relay's neighbour table (default), pinned keys only, or blind trust (warned opt-in).
+   */
+  hostIdentity: "neighbour" | "pinned" | "trust-first-key";
 }
 
 export interface InventoryHost {
@@ -90,7 +96,8 @@ export interface DomainDefinition {
   memory: number;
   vcpus: number;
   interfaces: { name: string; type: "bridge" | "network" }[];
-  iso: { used: boolean; url: string | null; location: string | null };
+  /** sha256: what the fetched ISO must hash to (lower-case hex), or null: not checked. */
+  iso: { used: boolean; url: string | null; location: string | null; sha256: string | null };
 }
 
 export interface DomainFile {
@@ -138,7 +145,10 @@ export interface EmailConfig {
   caPem: string | null;
   /** From: header, e.g. `LaaS <laas@lab.example.org>`. */
   from: string;
-  /** Lab operators: copied on every hand-over, and its only recipients when the user has no address. */
+  /**
+   * Lab operators: told of each hand-over (a notice without credentials) and mailed each failure
+   * with its whole error; the recipients of a manual booking's hand-over (lib/handover/recipients.ts).
+   */
   operators: string[];
   timeoutSeconds: number;
 }
@@ -180,6 +190,8 @@ export interface InstallerConfig {
   installer: string | null;
   database: string;
   dhcpLog: string;
+  /** What dhcpLog is: dhcpd's or dnsmasq's lease file, or a system log (lib/lab/dhcp.ts). */
+  dhcpLogFormat: LeaseFormat;
   dhcpServer: string | null;
   /**
    * Pinned host key of dhcp_server (extension), reached through the relay with the relay's user
@@ -218,6 +230,11 @@ export interface PharosConfig {
    * installers): `watch_interval`, by default the smallest `fog.poll_interval` of the installers.
    */
   watchSeconds: number;
+  /**
+   * The lab's subnets (CIDRs): every host address reached (leased, static, from FOG) must lie in
+   * one, and the relay forwards nowhere else. Required when power or relay is configured.
+   */
+  labSubnets: string[];
   /** Lab-wide power defaults, merged under each inventory host's own. */
   power: PowerConfig | null;
   /** The lab-side relay; needed for everything after imaging (address, pod, installer). */

@@ -48,6 +48,19 @@ export interface BookingAccess {
   /** The VPN user made for this booking; null until made and again once removed. */
   vpnUser: string | null;
   vpnUserDn: string | null;
+  /**
+   * The entryUUID (RFC 4530) the directory gave the entry at vpnUserDn, read back after the add:
+   * what proves the entry is the one made for this booking. Removal deletes only the entry that
+   * still has it. Null with a vpnUserDn only in records older versions made.
+   */
+  vpnEntryUuid: string | null;
+  /**
+   * The DN CreateVpnUser chose and is about to add, written before the add; null once the entry
+   * is recorded above or taken back. Left set by an interrupted attempt, it names an entry whose
+   * entryUUID was never read: the next attempt adopts it, and release or the sweep removes it,
+   * under the checks that stand in for a record (see ports/directory.ts RecordedEntry).
+   */
+  vpnIntendedDn: string | null;
   /** Whether a fresh root password was set on the host. */
   rootPasswordSet: boolean;
   /** What became of the user's SSH key ("installed SHA256:…", "none given", "refused: why"). */

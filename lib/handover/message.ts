@@ -163,3 +163,89 @@ function render(template: string, autoescape: boolean, context: Record<string, u
     throw new ConfigError(`templates/messages/${template}: cannot render: ${errorMessage(error)}`);
   }
 }
+
+/** What the operators are told of a failed booking: everything, the whole error included. */
+export interface FailureReportDetails {
+  bookingId: string;
+  hostName: string;
+  phase: "provision" | "release";
+  /** The workflow state that failed ("AwaitInstaller", "CreateVpnUser or SetHostAccess"…). */
+  step: string;
+  /** The booking user as the dashboard refers to them, or null. */
+  user: string | null;
+  installer: string | null;
+  scenario: string | null;
+  /** What became of the host: "free", "quarantined" or "unchanged". */
+  host: string;
+  /** The dashboard note's text, or null when the booking gets no note. */
+  note: string | null;
+  /** The error as recorded on the booking (booking.failure), lines and all. */
+  error: string;
+  /** When the failure was recorded, ISO-8601. */
+  at: string;
+}
+
+export interface RenderedText {
+  subject: string;
+  text: string;
+}
+
+const FAILURE_TEMPLATE = "failure-report.txt.njk";
+
+export function renderFailureReport(details: FailureReportDetails): RenderedText {
+  const error = multiLine(details.error).replace(/^\n+|\s+$/g, "");
+  const context = {
+    bookingId: oneLine(details.bookingId),
+    hostName: oneLine(details.hostName),
+    phase: details.phase,
+    step: oneLine(details.step),
+    user: optional(details.user),
+    installer: optional(details.installer) ?? "none",
+    scenario: optional(details.scenario) ?? "none",
+    host: oneLine(details.host),
+    note: optional(details.note),
+    at: utcTime(details.at),
+    errorLines: error === "" ? ["(no error text was recorded)"] : error.split("\n"),
+  };
+  return {
+    subject: `LaaS: booking ${context.bookingId} ${context.phase} failed on ${context.hostName} (${context.step})`,
+    text: render(FAILURE_TEMPLATE, false, context),
+  };
+}
+
+/** What the operators are told of a hand-over: that it went, or why not; never a credential. */
+export interface HandoverNoticeDetails {
+  bookingId: string;
+  hostName: string;
+  /** The booking user as the dashboard names them (name, or reference), or null. */
+  user: string | null;
+  /** The addresses the hand-over went to; empty when it was not delivered. */
+  recipients: string[];
+  delivered: boolean;
+  /** Why it was not delivered, or null. */
+  problem: string | null;
+  /** The command that sends it once the problem is fixed, or null. */
+  command: string | null;
+  /** ISO-8601. */
+  at: string;
+}
+
+const NOTICE_TEMPLATE = "handover-notice.txt.njk";
+
+export function renderHandoverNotice(details: HandoverNoticeDetails): RenderedText {
+  const context = {
+    bookingId: oneLine(details.bookingId),
+    hostName: oneLine(details.hostName),
+    user: optional(details.user),
+    recipients: details.recipients.map(oneLine),
+    delivered: details.delivered,
+    problem: optional(details.problem),
+    command: optional(details.command),
+    at: utcTime(details.at),
+  };
+  const what = details.delivered ? "sent" : "NOT delivered";
+  return {
+    subject: `LaaS: hand-over of booking ${context.bookingId} (${context.hostName}) ${what}`,
+    text: render(NOTICE_TEMPLATE, false, context),
+  };
+}

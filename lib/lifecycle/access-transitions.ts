@@ -12,6 +12,8 @@ export function emptyAccess(): BookingAccess {
   return {
     vpnUser: null,
     vpnUserDn: null,
+    vpnEntryUuid: null,
+    vpnIntendedDn: null,
     rootPasswordSet: false,
     sshKey: null,
     sealedCredentials: null,
@@ -77,18 +79,20 @@ export function accessWithdrawn(access: BookingAccess): BookingAccess {
     ...access,
     vpnUser: null,
     vpnUserDn: null,
+    vpnEntryUuid: null,
+    vpnIntendedDn: null,
     sealedCredentials: null,
     handover: access.handover === "delivered" ? "delivered" : "withdrawn",
   };
 }
 
 /**
- * A sweep removed the booking's VPN user (the booking is over, whatever its state): the record
- * forgets it. Applies only while the record still names that entry.
+ * A sweep dealt with the booking's VPN entry (the booking is over, whatever its state): the
+ * record forgets it. Applies only while the record still names that entry (made or intended).
  */
 export function forgetVpnUser(dn: string): BookingChange {
   return (current) =>
-    current.access?.vpnUserDn === dn
+    current.access && (current.access.vpnUserDn === dn || current.access.vpnIntendedDn === dn)
       ? { ...current, access: accessWithdrawn(current.access) }
       : null;
 }

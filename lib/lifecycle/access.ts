@@ -1,7 +1,9 @@
 /**
  * Access for the booking user, made after the pod is built and taken back at release:
  *
- *   CreateVpnUser   a VPN user in the lab's LDAP, with a fresh random password
+ *   CreateVpnUser   a VPN user in the lab's LDAP, with a fresh random password; the booking
+ *                   records its DN before the add and its entryUUID after, which is what
+ *                   release takes back (and only that)
  *   SetHostAccess   a fresh random root password (chpasswd, stdin) and the user's SSH key
  *   (MarkReady)
  *   HandOver        one message with everything, by e-mail (retried; never undoes a ready pod)
@@ -9,8 +11,8 @@
  *   RevokeAccess    at release, before the host is reimaged (which takes password and key back)
  *
  * Secrets live in memory, in the sealed field of the booking (AES-256-GCM with the hand-over
- * key) until delivered, and in the message itself: never in a log line, an error, a step's
- * output (the workflow history) or the store in clear.
+ * key, bound to the booking) until delivered, and in the message itself: never in a log line, an
+ * error, a step's output (the workflow history) or the store in clear.
  */
 import { installAuthorizedKey, setPassword } from "../access/host-credentials";
 import { generatePassword } from "../access/passwords";
@@ -19,10 +21,22 @@ import { parseSshPublicKey } from "../access/ssh-public-key";
 import type { Runtime } from "../app/runtime";
 import type { HandoverConfig, VpnConfig } from "../config/types";
 import { type Booking, isManual, type Phase } from "../domain/booking";
-import { ConfigError, NotFoundError, SupersededError } from "../errors";
-import { type HandoverDetails, renderHandover } from "../handover/message";
+import type { Host } from "../domain/host";
+import { errorMessage, NotFoundError, SupersededError } from "../errors";
+import {
+  type HandoverDetails,
+  type HandoverNoticeDetails,
+  renderHandover,
+  renderHandoverNotice,
+} from "../handover/message";
+import { handoverRecipients, noRecipientError } from "../handover/recipients";
 import type { DashboardUser } from "../ports/dashboard";
-import { type Directory, type RemovalOutcome, vpnUserNameProblem } from "../ports/directory";
+import {
+  type Directory,
+  type RemovalOutcome,
+  type VpnAccount,
+  vpnUserNameProblem,
+} from "../ports/directory";
 import type { PhaseInput } from "../ports/engine";
 import type { Mailer } from "../ports/mailer";
 import { Secret } from "../secret";
@@ -39,6 +53,7 @@ import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { onHost } from "./host-access";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { noteProgress } from "./transitions";
+import { recordedVpnEntry } from "./vpn-record";
 
 /** The account whose password and keys the booking user gets. */
 export const ROOT_ACCOUNT = "root";
@@ -94,7 +109,7 @@ export function preferredVpnName(booking: Booking, user: DashboardUser | null): 
 
 function opened(handover: HandoverConfig, booking: Booking): Record<string, string> {
   const text = booking.access?.sealedCredentials;
-  return text ? openCredentials(handover.sealingKey, text) : {};
+  return text ? openCredentials(handover.sealingKey, booking.id, text) : {};
 }
 
 /**
@@ -116,9 +131,9 @@ async function runPassword(
     booking.id,
     changeAccess("provision", input.generation, (access) => ({
       ...access,
-      sealedCredentials: sealCredentials(handover.sealingKey, {
+      sealedCredentials: sealCredentials(handover.sealingKey, booking.id, {
         ...(access.sealedCredentials
-          ? openCredentials(handover.sealingKey, access.sealedCredentials)
+          ? openCredentials(handover.sealingKey, booking.id, access.sealedCredentials)
           : {}),
         [name]: password.reveal(),
       }),
@@ -152,36 +167,68 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   const vpn = vpnOf(rt, booking);
   const password = await runPassword(rt, booking, input, handover, VPN_PASSWORD);
   await withDirectory(rt, vpn, async (directory) => {
-    // An entry an earlier attempt made but could not record (a crash between the two): made
-    // again, under the same name, with the password on record — never a second account.
-    for (const earlier of await directory.listManagedUsers()) {
-      if (earlier.bookingId !== booking.id) continue;
-      const outcome = await directory.removeUser(earlier.dn, booking.id);
-      log.info({ dn: earlier.dn, outcome }, "VPN user of an earlier attempt replaced");
+    // The DN is recorded before the add (vpnIntendedDn) and the entryUUID after it; an attempt
+    // interrupted between the two leaves a DN whose entry nobody read the entryUUID of. That
+    // entry is adopted — kept under its name, with the password on record — rather than
+    // deleted and made again, or left for a second account: the directory takes it only when
+    // it stands at the recorded DN (free when chosen), carries this booking's label and was
+    // made by the account LaaS binds as (creatorsName, set by the server). That is the best
+    // proof there is without an entryUUID, and one a user who can edit their own entry's
+    // description cannot fake: their entry is not at a DN that was free when LaaS chose it.
+    // Anything else at that DN is left alone, and createUser picks another name.
+    const intended = booking.access?.vpnIntendedDn ?? null;
+    let account: VpnAccount | null = null;
+    if (intended) {
+      const adopted = await directory.adoptUser(intended, booking.id, password);
+      if (typeof adopted === "object") account = adopted;
+      else
+        log.info({ dn: intended, outcome: adopted }, "VPN entry of an earlier attempt not adopted");
     }
-    const account = await directory.createUser({
-      bookingId: booking.id,
-      preferredName: preferredVpnName(booking, user),
-      fullName: user?.fullName ?? null,
-      email: user?.email ?? null,
-      password,
-    });
+    account ??= await directory.createUser(
+      {
+        bookingId: booking.id,
+        preferredName: preferredVpnName(booking, user),
+        fullName: user?.fullName ?? null,
+        email: user?.email ?? null,
+        password,
+      },
+      async ({ dn }) => {
+        const { changed } = await rt.store.updateBooking(
+          booking.id,
+          changeAccess("provision", input.generation, (access) => ({
+            ...access,
+            vpnIntendedDn: dn,
+          })),
+        );
+        if (!changed) {
+          throw new SupersededError(`booking ${booking.id}: the run ended before its VPN user`);
+        }
+      },
+    );
+    const made = account;
     const record = changeAccess("provision", input.generation, (access) => ({
       ...access,
-      vpnUser: account.uid,
-      vpnUserDn: account.dn,
+      vpnUser: made.uid,
+      vpnUserDn: made.dn,
+      vpnEntryUuid: made.entryUUID,
+      vpnIntendedDn: null,
     }));
     let changed = false;
     try {
       ({ changed } = await rt.store.updateBooking(booking.id, record));
     } finally {
-      // Not recorded (superseded run, store down): the entry goes now, or the sweep takes it.
-      if (!changed) await directory.removeUser(account.dn, booking.id).catch(() => undefined);
+      // Not recorded (superseded run, store down): the entry goes now, or the sweep takes it
+      // by the DN already on record.
+      if (!changed) {
+        await directory
+          .removeUser({ dn: made.dn, entryUUID: made.entryUUID }, booking.id)
+          .catch(() => undefined);
+      }
     }
     if (!changed) {
       throw new SupersededError(`booking ${booking.id}: the run that made the VPN user ended`);
     }
-    log.info({ vpnUser: account.uid, dn: account.dn }, "VPN user created");
+    log.info({ vpnUser: made.uid, dn: made.dn, entryUUID: made.entryUUID }, "VPN user created");
   });
   return { done: true };
 }
@@ -209,6 +256,8 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
   await onHost(rt, input.hostName, async (host, login) => {
     // The login user decides whether the commands need sudo.
     const options = { loginUser: login.user, timeoutSeconds: ACCESS_COMMAND_TIMEOUT_SECONDS };
+    // The machine is shown again to be the booked host right before the password goes to it.
+    if (password) await host.confirmIdentity();
     if (password) await setPassword(host, ROOT_ACCOUNT, password, options);
     if (key?.ok) await installAuthorizedKey(host, ROOT_ACCOUNT, key.line, options);
   });
@@ -230,7 +279,7 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
       recordDone(input, SET_HOST_ACCESS, { done: true }, rt.now()),
     ),
   );
-  log.info({ rootPassword: password ? "set" : "unchanged", sshKey }, "host access set");
+  log.info({ rootPasswordChange: password ? "set" : "unchanged", sshKey }, "host access set");
   return { done: true };
 }
 
@@ -247,26 +296,16 @@ export interface HandOverResult {
   skipped?: string;
 }
 
-/** Who gets the hand-over: the user when the dashboard gives an address, and the operators. */
-export function recipientsOf(
-  handover: HandoverConfig,
-  user: DashboardUser | null,
-): { to: string[]; cc: string[] } {
-  const operators = handover.email.operators;
-  if (user?.email) return { to: [user.email], cc: operators.filter((o) => o !== user.email) };
-  return { to: operators, cc: [] };
-}
-
 /** The hand-over message of a booking, with the credentials opened from their seal. */
-async function handoverMessage(
+function handoverMessage(
   rt: Runtime,
   booking: Booking,
   handover: HandoverConfig,
-): Promise<{ to: string[]; cc: string[]; subject: string; text: string; html: string }> {
+  user: DashboardUser | null,
+  host: Host | null,
+): { subject: string; text: string; html: string } {
   const access = booking.access ?? emptyAccess();
   const credentials = opened(handover, booking);
-  const user = await bookingUserOf(rt, booking);
-  const host = await rt.store.getHost(booking.hostName);
   const vpn = vpnOf(rt, booking);
   const details: HandoverDetails = {
     bookingId: booking.id,
@@ -285,13 +324,7 @@ async function handoverMessage(
     sshKey: keyForMessage(access.sshKey),
     dashboardUrl: isManual(booking.id) ? null : rt.config.dashboard,
   };
-  const recipients = recipientsOf(handover, user);
-  if (recipients.to.length === 0) {
-    throw new ConfigError(
-      `booking ${booking.id}: no address for the hand-over: the dashboard gave none for the user and handover.email.operators is empty`,
-    );
-  }
-  return { ...recipients, ...renderHandover(details) };
+  return renderHandover(details);
 }
 
 /** The key's outcome as recorded ("installed SHA256:…", "none given", "refused: …") → message. */
@@ -319,9 +352,55 @@ export async function handOver(rt: Runtime, input: PhaseInput): Promise<HandOver
   return { delivered: true, recipients: recipients.length };
 }
 
+/** The booking user as the operators' notice names them. */
+function userLabel(booking: Booking, user: DashboardUser | null): string | null {
+  if (user) return user.fullName ? `${user.fullName} (${user.username})` : user.username;
+  return booking.user === null ? null : `dashboard user ${booking.user}`;
+}
+
 /**
- * Sends a ready booking's hand-over and drops its sealed credentials: the HandOver step, and
- * `laas handover` for one whose delivery gave up. Answers who it went to.
+ * Tells the operators that a hand-over was sent, or why it could not be: booking, host, user,
+ * recipients and time, never a credential. Best effort: the hand-over's own outcome is recorded
+ * whatever becomes of this notice.
+ */
+async function noticeToOperators(
+  rt: Runtime,
+  booking: Booking,
+  handover: HandoverConfig,
+  mailer: Mailer,
+  notice: Pick<HandoverNoticeDetails, "recipients" | "delivered" | "problem" | "command"> & {
+    user: DashboardUser | null;
+  },
+): Promise<void> {
+  const operators = handover.email.operators;
+  if (operators.length === 0) return;
+  const log = rt.logger.child({ bookingId: booking.id });
+  try {
+    const message = renderHandoverNotice({
+      bookingId: booking.id,
+      hostName: booking.hostName,
+      user: userLabel(booking, notice.user),
+      recipients: notice.recipients,
+      delivered: notice.delivered,
+      problem: notice.problem,
+      command: notice.command,
+      at: rt.now().toISOString(),
+    });
+    const sent = await mailer.send({ to: operators, ...message });
+    log.info(
+      { messageId: sent.messageId, recipients: operators.length, delivered: notice.delivered },
+      "operators told of the hand-over",
+    );
+  } catch (error) {
+    log.warn({ err: errorMessage(error) }, "could not tell the operators of the hand-over");
+  }
+}
+
+/**
+ * Sends a ready booking's hand-over to its user alone and drops its sealed credentials: the
+ * HandOver step, and `laas handover` for one whose delivery gave up. The operators get a notice
+ * without credentials. With no address for the user, nothing with credentials is sent: it throws
+ * NoRecipientError (see lib/handover/recipients.ts). Answers who it went to.
  */
 export async function deliverHandover(
   rt: Runtime,
@@ -329,15 +408,38 @@ export async function deliverHandover(
   handover: HandoverConfig,
   mailer: Mailer,
 ): Promise<string[]> {
-  const message = await handoverMessage(rt, booking, handover);
-  const sent = await mailer.send(message);
+  const user = await bookingUserOf(rt, booking);
+  const recipients = handoverRecipients(booking, user, handover.email.operators);
+  if (!recipients.ok) {
+    const { problem, command } = recipients;
+    await noticeToOperators(rt, booking, handover, mailer, {
+      user,
+      recipients: [],
+      delivered: false,
+      problem,
+      command,
+    });
+    throw noRecipientError(problem, command);
+  }
+  const host = await rt.store.getHost(booking.hostName);
+  const message = handoverMessage(rt, booking, handover, user, host);
+  const sent = await mailer.send({ to: recipients.to, ...message });
   await rt.store.updateBooking(booking.id, handoverDelivered(booking.provisionGeneration));
-  const recipients = [...message.to, ...message.cc];
   rt.logger.info(
-    { bookingId: booking.id, messageId: sent.messageId, recipients: recipients.length },
+    { bookingId: booking.id, messageId: sent.messageId, recipients: recipients.to.length },
     "hand-over delivered",
   );
-  return recipients;
+  // A manual booking's hand-over went to the operators themselves: nothing more to tell them.
+  if (!isManual(booking.id)) {
+    await noticeToOperators(rt, booking, handover, mailer, {
+      user,
+      recipients: recipients.to,
+      delivered: true,
+      problem: null,
+      command: null,
+    });
+  }
+  return recipients.to;
 }
 
 export interface HandOverFailedInput extends PhaseInput {
@@ -365,13 +467,15 @@ async function takeBackAccess(
   phase: Phase,
   generation: number,
 ): Promise<RemovalOutcome | "none"> {
-  const dn = booking.access?.vpnUserDn;
+  // Only what the record names: the entry made (with its entryUUID), or the DN an interrupted
+  // attempt chose before its add.
+  const entry = recordedVpnEntry(booking.access);
   let outcome: RemovalOutcome | "none" = "none";
-  if (dn) {
+  if (entry) {
     outcome = await withDirectory(rt, vpnOf(rt, booking), (directory) =>
-      directory.removeUser(dn, booking.id),
+      directory.removeUser(entry, booking.id),
     );
-    rt.logger.info({ bookingId: booking.id, dn, outcome }, "VPN user taken back");
+    rt.logger.info({ bookingId: booking.id, dn: entry.dn, outcome }, "VPN user taken back");
   }
   if (booking.access) {
     await rt.store.updateBooking(booking.id, changeAccess(phase, generation, accessWithdrawn));

@@ -9,7 +9,7 @@ import { inventoryHostByName, powerFor } from "../config/load";
 import type { Host } from "../domain/host";
 import { ConfigError, HostUnreachableError } from "../errors";
 import type { Logger } from "../log";
-import type { HostLogin, HostSession, OutputSink, Relay } from "../ports/relay";
+import type { HostIdentityProof, HostLogin, HostSession, OutputSink, Relay } from "../ports/relay";
 
 export function requireRelay(rt: Runtime): Relay {
   if (!rt.relay) {
@@ -35,8 +35,22 @@ export function hostLogin(rt: Runtime, host: Host, address: string): HostLogin {
     port: power.port,
     user: power.user,
     key: power.key,
-    expectedHostKey: power.hostKey ?? host.hostKey,
+    // `pinned` means what it says: a key recorded at a first login is not enough.
+    expectedHostKey:
+      rt.config.relay?.hostIdentity === "pinned" ? power.hostKey : (power.hostKey ?? host.hostKey),
+    identity: identityProof(rt, host),
   };
+}
+
+/**
+ * How a first key of `host` is shown to be its own (relay.host_identity): by default the relay's
+ * neighbour table must map the address to the MAC FOG has for it. A host without a MAC in FOG
+ * gets a proof that refuses a first key (a pinned or recorded key still logs in).
+ */
+export function identityProof(rt: Runtime, host: Host): HostIdentityProof {
+  const mode = rt.config.relay?.hostIdentity ?? "neighbour";
+  if (mode !== "neighbour") return { kind: mode };
+  return { kind: "neighbour", mac: host.mac };
 }
 
 /** The booking's log: every line a remote command prints, tagged with the booking. */

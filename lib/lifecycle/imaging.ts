@@ -15,10 +15,12 @@ import type { Host } from "../domain/host";
 import type { JsonObject } from "../domain/run";
 import { ConfigError } from "../errors";
 import { installerPlugin } from "../installers/registry";
+import { requireInLabSubnets } from "../lab/subnets";
 import type { PhaseInput } from "../ports/engine";
 import type { Imager, ImagerHost } from "../ports/imager";
 import { allOf, doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
+import { identityProof } from "./host-access";
 import {
   hostCleaning,
   hostInUse,
@@ -167,11 +169,13 @@ async function rebootIntoImaging(
       `host ${hostName} has no address: give one in ${rt.config.inventory.file} or register its IP in FOG`,
     );
   }
+  requireInLabSubnets(address, rt.config.labSubnets, `the address of ${hostName}`);
   const { hostKey } = await rt.power.reboot({
     hostName,
     address,
     power,
     knownHostKey: host.hostKey,
+    identity: identityProof(rt, host),
   });
   return hostKey;
 }

@@ -1,13 +1,17 @@
 /**
  * Status notes on the dashboard (`POST /api/resource_status/`) at each stage of a booking: what
- * the dashboard's users see on the resource's page. Notes never carry secrets; the credentials go
- * to the booking user alone, in the hand-over message.
+ * the dashboard's users — anyone who can read it — see on the resource's page. Notes never carry
+ * secrets, and a failure's note never carries its error: remote stderr, installer logs, internal
+ * addresses and directory names stay with the operators (the booking's log, `laas status`, the
+ * operators' mail). The note gives a short reason chosen from the kind of failure alone: the
+ * step that failed and the error's name (failure-record.ts).
  */
 import type { Runtime } from "../app/runtime";
 import { type Booking, isManual } from "../domain/booking";
 import type { StatusNote } from "../ports/dashboard";
 import type { PhaseInput } from "../ports/engine";
 import { once } from "./checkpoints";
+import { type FailureRecord, recordedFailure } from "./failure-record";
 
 export const NOTE_STAGES = ["started", "ready", "failed", "released", "release-failed"] as const;
 export type NoteStage = (typeof NOTE_STAGES)[number];
@@ -21,7 +25,47 @@ function installerText(booking: Booking): string {
   return booking.scenario ? `${installer}, scenario ${booking.scenario}` : installer;
 }
 
-/** The note for a stage, from the booking as stored (its failure reason holds no secrets). */
+/** What the public is told when no reason can be chosen. */
+export const GENERIC_REASON = "a step of the lab's automation failed";
+
+/** Reasons by step (the workflow's state names; see failure-record.ts). */
+const STEP_REASONS: Record<string, string> = {
+  StartImaging: "imaging could not be started",
+  StartCleanImaging: "imaging could not be started",
+  AwaitImaging: "imaging did not complete",
+  AwaitHost: "the host did not come up",
+  BuildPod: "the pod could not be built",
+  StartInstaller: "the installer could not be started",
+  AwaitInstaller: "the installer failed",
+  CreateVpnUser: "access could not be set up",
+  SetHostAccess: "access could not be set up",
+  "CreateVpnUser or SetHostAccess": "access could not be set up",
+  RemovePod: "the pod could not be removed",
+};
+
+/** Reasons by error name, for a step that says nothing of its own (MarkReady, MarkReleased). */
+const ERROR_REASONS: Record<string, string> = {
+  ImagingFailed: "imaging did not complete",
+  HostUnreachable: "the host did not come up",
+  InstallerFailed: "the installer failed",
+};
+
+/**
+ * The short, safe reason the public is given for a failure: chosen from its kind, never taken
+ * from its text.
+ */
+export function publicReason(record: FailureRecord | null): string {
+  if (!record) return GENERIC_REASON;
+  // The lab cannot serve this booking as configured (an installer it does not have, a host
+  // missing from the inventory…): the same for whichever step found it.
+  if (record.error === "ConfigError") return "the lab is not set up for this booking";
+  if (record.step === "AwaitImaging" && /Timeout$/.test(record.error)) {
+    return "imaging did not finish in time";
+  }
+  return STEP_REASONS[record.step] ?? ERROR_REASONS[record.error] ?? GENERIC_REASON;
+}
+
+/** The note for a stage, from the booking as stored (a failure by its kind, see publicReason). */
 export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
   const base = { resourceId: booking.resourceId };
   const title = `Booking ${booking.id}`;
@@ -45,7 +89,7 @@ export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
         ...base,
         type: "error",
         title: `${title}: provisioning failed`,
-        content: `${booking.hostName} could not be provisioned: ${booking.failure ?? "reason unknown"}. The lab's operators have been told.`,
+        content: `${booking.hostName} could not be provisioned: ${publicReason(recordedFailure(booking, "provision"))}. The lab's operators have the details.`,
       };
     case "released":
       return {
@@ -59,12 +103,21 @@ export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
         ...base,
         type: "warning",
         title: `${title}: release failed`,
-        content: `${booking.hostName} could not be cleaned up: ${booking.failure ?? "reason unknown"}. It stays out of service until an operator looks at it.`,
+        content: `${booking.hostName} could not be cleaned up: ${publicReason(recordedFailure(booking, "release"))}. It stays out of service until an operator looks at it.`,
       };
   }
 }
 
 type NoteResult = { posted: true } | { posted: false; skipped: string };
+
+/** Whether the booking gets status notes: notes are on and it is a dashboard booking. */
+export function hasStatusNote(rt: Pick<Runtime, "config">, booking: Booking): boolean {
+  return (
+    rt.config.handover?.dashboardNotes === true &&
+    !isManual(booking.id) &&
+    booking.resourceId !== ""
+  );
+}
 
 /** Posts the stage's note once per run (run again, it answers what it did). */
 export async function postStatus(rt: Runtime, input: StatusNoteInput): Promise<NoteResult> {

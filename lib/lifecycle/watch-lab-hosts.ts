@@ -141,7 +141,7 @@ async function findAddress(
   host: Host,
   config: InstallerConfig,
 ): Promise<string> {
-  const { dhcpLog, dhcpServer, dhcpServerHostKey } = config;
+  const { dhcpLog, dhcpLogFormat, dhcpServer, dhcpServerHostKey } = config;
   const inventoryHost = inventoryHostByName(rt.config.inventory, host.name);
   const relayConfig = rt.config.relay;
   let serverLogin: HostLogin | null = null;
@@ -154,6 +154,8 @@ async function findAddress(
       user: relayConfig.user,
       key: relayConfig.key,
       expectedHostKey: dhcpServerHostKey,
+      // The DHCP server's key is pinned (required with dhcp_server): nothing to prove beyond it.
+      identity: { kind: "pinned" },
     };
   }
   // The look's open session serves the lease lookup too: no second login to the relay.
@@ -165,7 +167,9 @@ async function findAddress(
       staticAddress: inventoryHost?.address ?? null,
       mac: host.mac,
       dhcpLog,
+      dhcpLogFormat,
       dhcpServer: serverLogin,
+      labSubnets: rt.config.labSubnets,
     },
   );
   return found.address;

@@ -17,6 +17,7 @@ import { displayPath } from "../config/paths";
 import type { DomainFile, InstallerConfig, NetworkFile } from "../config/types";
 import { ConfigError } from "../errors";
 import type { RemoteCommand } from "../ports/relay";
+import { isoFetchCommand, SHA256_HEX } from "./iso";
 import { renderDomainXml, renderNetworkXml } from "./render";
 
 export const DEFAULT_CONNECT_URI = "qemu:///system";
@@ -29,7 +30,7 @@ export const POD_TIMEOUTS = {
   destroy: 120,
   /** `start` of a VM: QEMU startup, memory allocation. */
   start: 120,
-  /** Fetching an installer ISO (several GB) over the lab network. */
+  /** Fetching an installer ISO (several GB) over the lab network, and hashing it. */
   isoFetch: 3600,
   /** qcow2 images are sparse: creating one is quick whatever its size. */
   diskCreate: 300,
@@ -117,30 +118,52 @@ function parentDirectory(path: string, made: Set<string>): RemoteCommand[] {
   return [{ argv: ["mkdir", "-p", "--", directory], timeoutSeconds: POD_TIMEOUTS.mkdir }];
 }
 
-/** One fetch per ISO location; two domains wanting different ISOs at one location is an error. */
+/**
+ * One fetch per ISO location; two domains wanting different ISOs (another URL or another
+ * sha256) at one location is an error. With `iso.sha256` the fetch is the checked one (iso.ts):
+ * an ISO already there is kept when its digest matches, and a fetched one that does not match
+ * is removed and fails the step.
+ */
 function isoFetches(domains: DomainFile, made: Set<string>): RemoteCommand[] {
-  const urls = new Map<string, string>();
+  const wanted = new Map<string, { url: string; sha256: string | null }>();
   const commands: RemoteCommand[] = [];
+  const where = displayPath(domains.file);
   for (const { name, iso } of domains.domains) {
     if (!iso.used) continue;
     if (!iso.url || !iso.location) {
+      throw new ConfigError(`${where}: ${name}: iso.used needs URL and location`);
+    }
+    // The schema keeps digests so; a definition built otherwise is held to the same form.
+    if (iso.sha256 !== null && !SHA256_HEX.test(iso.sha256)) {
       throw new ConfigError(
-        `${displayPath(domains.file)}: ${name}: iso.used needs URL and location`,
+        `${where}: ${name}: iso.sha256 must be 64 lower-case hex digits, got ${JSON.stringify(iso.sha256)}`,
       );
     }
-    const earlier = urls.get(iso.location);
-    if (earlier === iso.url) continue;
-    if (earlier !== undefined) {
-      throw new ConfigError(
-        `${displayPath(domains.file)}: ${name}: iso.location ${iso.location} is given two URLs (${earlier}, ${iso.url})`,
-      );
+    const earlier = wanted.get(iso.location);
+    if (earlier) {
+      if (earlier.url !== iso.url) {
+        throw new ConfigError(
+          `${where}: ${name}: iso.location ${iso.location} is given two URLs (${earlier.url}, ${iso.url})`,
+        );
+      }
+      if (earlier.sha256 !== iso.sha256) {
+        throw new ConfigError(
+          `${where}: ${name}: iso.location ${iso.location} is given two sha256 (${earlier.sha256 ?? "none"}, ${iso.sha256 ?? "none"})`,
+        );
+      }
+      continue;
     }
-    urls.set(iso.location, iso.url);
-    commands.push(...parentDirectory(iso.location, made), {
-      // --url takes the next argument as the URL whatever it looks like.
-      argv: ["curl", "-fsSL", "--retry", "3", "-o", iso.location, "--url", iso.url],
-      timeoutSeconds: POD_TIMEOUTS.isoFetch,
-    });
+    wanted.set(iso.location, { url: iso.url, sha256: iso.sha256 });
+    commands.push(
+      ...parentDirectory(iso.location, made),
+      iso.sha256 === null
+        ? {
+            // --url takes the next argument as the URL whatever it looks like.
+            argv: ["curl", "-fsSL", "--retry", "3", "-o", iso.location, "--url", iso.url],
+            timeoutSeconds: POD_TIMEOUTS.isoFetch,
+          }
+        : isoFetchCommand(iso.location, iso.url, iso.sha256, POD_TIMEOUTS.isoFetch),
+    );
   }
   return commands;
 }
@@ -167,8 +190,9 @@ function diskCreations(domains: DomainFile, sizeGB: number, made: Set<string>): 
 
 /**
  * The whole pod, in order: teardown of anything left with the same names; networks defined,
- * started and autostarted; ISOs fetched (when `iso.used`); qcow2 disks created; domains
- * defined; the master started; then `domiflist` of every domain, whose output holds the MACs.
+ * started and autostarted; ISOs fetched (when `iso.used`; checked when `iso.sha256` is given);
+ * qcow2 disks created; domains defined; the master started; then `domiflist` of every domain,
+ * whose output holds the MACs.
  */
 export function buildPlan(installer: InstallerConfig, options: BuildPlanOptions): RemoteCommand[] {
   const { networks, vms: domains } = installer.hypervisor;

@@ -1,7 +1,10 @@
 /**
- * The lab's user directory (LDAP), where VPN accounts live. Every entry this system makes carries
- * its mark and the booking it was made for; removal checks the mark, so an entry made by someone
- * else is never deleted, whatever its name.
+ * The lab's user directory (LDAP), where VPN accounts live. What this system may delete is what
+ * its own store records: the DN of each entry it made and the entry's server-given identity
+ * (entryUUID, RFC 4530), read back after the add. A removal deletes the entry only while the
+ * server still gives that identity, so an entry someone else put under the same name since is
+ * never touched. Entries also carry a `laas-managed booking=<id>` description, but as a label:
+ * users may be able to edit it, so it proves nothing on its own.
  */
 import type { Secret } from "../secret";
 
@@ -30,7 +33,7 @@ export function vpnUserNameProblem(name: string): string | null {
 }
 
 export interface NewVpnUser {
-  /** Booking the account is for; written into the entry's mark. */
+  /** Booking the account is for; written into the entry's label. */
   bookingId: string;
   /**
    * The user name wanted (the dashboard user's name, or one made from the booking). When taken,
@@ -43,39 +46,77 @@ export interface NewVpnUser {
   password: Secret;
 }
 
-export interface VpnAccount {
+/** A name createUser is about to add: recorded by the caller before the add. */
+export interface IntendedVpnUser {
   uid: string;
   dn: string;
 }
 
-/** An entry carrying this system's mark. */
-export interface ManagedVpnUser extends VpnAccount {
-  bookingId: string;
+export interface VpnAccount extends IntendedVpnUser {
+  /** The entry's entryUUID as the server gave it: what a removal checks. */
+  entryUUID: string;
+}
+
+/**
+ * An entry as this system's store records it. `entryUUID` is null when it was never read: the
+ * DN was recorded before the add and the attempt was interrupted, or an older version of this
+ * system made the entry. Such an entry is taken as this system's only when it is right under the
+ * users directory, carries the booking's label and was made by the account this system binds as
+ * (creatorsName, which the server sets and nobody can edit).
+ */
+export interface RecordedEntry {
+  dn: string;
+  entryUUID: string | null;
 }
 
 export type RemovalOutcome =
-  /** The entry was there, carried the mark for this booking, and is gone now. */
+  /** The entry was the recorded one and is gone now. */
   | "deleted"
   /** There was no such entry (removed before: removal is idempotent). */
   | "absent"
-  /** The entry does not carry this system's mark for this booking: left alone. */
+  /** Another entry stands at the recorded DN now (its entryUUID differs): left alone. */
+  | "replaced"
+  /**
+   * Not provably this system's (not right under the users directory; or, its entryUUID never
+   * recorded, not labelled for the booking or made by another account): left alone.
+   */
   | "not-managed"
   /** The user is one of permanent_users: left alone. */
   | "permanent";
 
+/** What adoptUser found: the entry taken over, or why it was left alone. */
+export type AdoptionOutcome = VpnAccount | "absent" | "not-managed" | "permanent";
+
 export interface Directory {
   /**
-   * Creates the VPN user under the users directory; its password is stored hashed.
+   * Creates the VPN user under the users directory, with a name no entry anywhere below the
+   * users directory has (a numbered variant when the preferred one is taken). Before the add it
+   * calls `intend` with the DN it is about to use, so that the caller records it: an attempt
+   * interrupted after the add leaves the DN on record (see adoptUser). The entry is added
+   * without a password; the password is then set with the Password Modify extended operation
+   * (RFC 3062), so that the server stores it hashed with its own scheme. Answers the entry's
+   * entryUUID, read back from the server.
    *
-   * Not idempotent: each call makes a new entry (a numbered name when the first is taken).
-   * Callers that may run twice choose and keep the password first, and, run again, remove the
-   * entry an earlier attempt made for the same booking (listManagedUsers) before making it anew.
+   * Not idempotent: each call makes a new entry. A caller that may run twice chooses and keeps
+   * the password first, records what `intend` gives, and, run again, adopts that entry instead
+   * of calling createUser once more.
    */
-  createUser(user: NewVpnUser): Promise<VpnAccount>;
-  /** Deletes the entry if, and only if, it carries the mark for `bookingId`. */
-  removeUser(dn: string, bookingId: string): Promise<RemovalOutcome>;
-  /** Every entry under the users directory that carries this system's mark. */
-  listManagedUsers(): Promise<ManagedVpnUser[]>;
+  createUser(
+    user: NewVpnUser,
+    intend: (name: IntendedVpnUser) => Promise<void>,
+  ): Promise<VpnAccount>;
+  /**
+   * Takes over the entry an interrupted createUser may have left at `dn` for `bookingId` (its
+   * entryUUID was never recorded): only when it passes the checks of an unrecorded entry (see
+   * RecordedEntry). Sets its password to `password` and answers its entryUUID. May be repeated.
+   */
+  adoptUser(dn: string, bookingId: string, password: Secret): Promise<AdoptionOutcome>;
+  /**
+   * Deletes the recorded entry if, and only if, the server still gives it the recorded entryUUID
+   * (checked by the server itself in the delete), or, for an entry whose entryUUID was never
+   * read, if it passes the checks of an unrecorded entry. Never a permanent user. May be repeated.
+   */
+  removeUser(entry: RecordedEntry, bookingId: string): Promise<RemovalOutcome>;
   /** Logs out and closes connections. */
   close(): Promise<void>;
 }

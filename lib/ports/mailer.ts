@@ -1,4 +1,7 @@
-/** Outgoing e-mail (the hand-over message). */
+/**
+ * Outgoing e-mail: the hand-over message to the booking user, and the operators' hand-over
+ * notices and failure reports (lib/handover/message.ts).
+ */
 export interface OutgoingMail {
   to: string[];
   cc?: string[];

@@ -1,4 +1,5 @@
 import type { PowerConfig } from "../config/types";
+import type { HostIdentityProof } from "./relay";
 
 export interface PowerTarget {
   hostName: string;
@@ -6,6 +7,12 @@ export interface PowerTarget {
   power: PowerConfig;
   /** Host key recorded for this host earlier (policy "first seen"), if any. */
   knownHostKey: string | null;
+  /**
+   * How a first key is shown to be this host's, when the login goes through the relay (see
+   * HostIdentityProof). A direct login (no relay) has no neighbour table to read and relies on
+   * the key alone; it sends nothing secret, only `reboot`.
+   */
+  identity: HostIdentityProof;
 }
 
 /**

@@ -27,6 +27,20 @@ export interface CommandResult {
   stderr: string;
 }
 
+/**
+ * How a host presenting a key never seen (the first login after imaging) is shown to be the
+ * booked host before anything is sent to it:
+ * - neighbour: the relay's neighbour table maps the address to `mac` (FOG's MAC for the host),
+ *   checked once the relay has connected to the address and before the SSH handshake — and again
+ *   whenever the caller asks (HostSession.confirmIdentity) before it sends a secret.
+ * - pinned: only a pinned key is accepted (the caller passes no recorded one); a first key is
+ *   refused.
+ * - trust-first-key: the first key is accepted blindly (an explicit, warned opt-in).
+ */
+export type HostIdentityProof =
+  /** `mac` null: FOG has none for the host, so a first key cannot be shown to be its own. */
+  { kind: "neighbour"; mac: string | null } | { kind: "pinned" } | { kind: "trust-first-key" };
+
 /** How to log in to a lab host through the relay. */
 export interface HostLogin {
   hostName: string;
@@ -36,9 +50,11 @@ export interface HostLogin {
   key: Secret;
   /**
    * The host key to require (SHA256 fingerprint): pinned in config, or recorded after the host's
-   * last imaging. Null: accept the key presented and report it (first login after imaging).
+   * last imaging. Null: the first login after imaging; the key presented is accepted only as
+   * `identity` allows, and reported.
    */
   expectedHostKey: string | null;
+  identity: HostIdentityProof;
 }
 
 /** Output as it arrives, line by line, for the booking's log. */
@@ -47,13 +63,23 @@ export type OutputSink = (stream: "stdout" | "stderr", line: string) => void;
 export interface RelaySession {
   /** Runs a command on the relay. */
   onRelay(command: RemoteCommand, sink?: OutputSink): Promise<CommandResult>;
-  /** Opens a login on a host through the relay; the key it accepted is reported. */
+  /**
+   * Opens a login on a host through the relay; the key it accepted is reported. The relay is
+   * asked to forward only to the lab's subnets (and the DHCP servers the configs name): any other
+   * address is refused with AddressOutsideLabError before anything is sent.
+   */
   host(login: HostLogin): Promise<HostSession>;
 }
 
 export interface HostSession {
   /** Fingerprint of the host key accepted for this login. */
   readonly hostKey: string;
+  /**
+   * Checks again, right now, that the machine logged in to is the booked host (the neighbour
+   * table, when the login's identity proof is `neighbour`; nothing to check otherwise: a pinned or
+   * recorded key proves it). Throws HostIdentityError when it is not. Call before sending secrets.
+   */
+  confirmIdentity(): Promise<void>;
   run(command: RemoteCommand, sink?: OutputSink): Promise<CommandResult>;
 }
 

@@ -6,13 +6,18 @@ import {
   ensureTables,
   type TableNames,
 } from "../../lib/adapters/aws/dynamodb-tables";
-import { startEmbeddedDynamo } from "../../lib/adapters/local/embedded-dynamodb";
+import {
+  type StoreCredentials,
+  startEmbeddedDynamo,
+} from "../../lib/adapters/local/embedded-dynamodb";
 
 export interface TestStore {
   store: DynamoDbStore;
   client: DynamoDBClient;
   tables: TableNames;
   endpoint: string;
+  /** What the store accepts requests signed with. */
+  credentials: StoreCredentials;
   /** Another store over the same tables with its own client, as a second process would have. */
   openStore(): DynamoDbStore;
   close(): Promise<void>;
@@ -29,7 +34,10 @@ export async function startTestStore(): Promise<TestStore> {
   const dynamo = await startEmbeddedDynamo({ path: null });
   const clients: DynamoDBClient[] = [];
   const newClient = (): DynamoDBClient => {
-    const created = createDynamoClient({ endpoint: dynamo.endpoint });
+    const created = createDynamoClient({
+      endpoint: dynamo.endpoint,
+      credentials: dynamo.credentials,
+    });
     clients.push(created);
     return created;
   };
@@ -42,6 +50,7 @@ export async function startTestStore(): Promise<TestStore> {
       client,
       tables,
       endpoint: dynamo.endpoint,
+      credentials: dynamo.credentials,
       openStore: () => new DynamoDbStore(newClient(), tables),
       async close() {
         for (const each of clients) each.destroy();

@@ -1,13 +1,12 @@
 /**
  * `laas listen` as a real process on a lab's config, as an operator starts it, and the test's
- * own view of that listener's store (its dynalite endpoint, from listener.json): for tests that
- * kill it with SIGKILL or stop it with SIGTERM at an exact point and start another.
+ * own view of that listener's store (its dynalite endpoint and credential, from listener.json):
+ * for tests that kill it with SIGKILL or stop it with SIGTERM at an exact point and start another.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DynamoDbStore } from "../../lib/adapters/aws/dynamodb-store";
 import { createDynamoClient } from "../../lib/adapters/aws/dynamodb-tables";
-import type { ListenerRecord } from "../../lib/app/embedded-store";
+import { type ListenerFile, readListenerFile } from "../../lib/app/embedded-store";
 import type { Booking } from "../../lib/domain/booking";
 import type { Store } from "../../lib/ports/store";
 import { repoRoot } from "../sim/lab";
@@ -20,6 +19,8 @@ const childEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISAB
 export interface ListenerProcess {
   readonly process: RunningProcess;
   readonly pid: number;
+  /** Its listener.json: endpoint and credential. */
+  readonly record: ListenerFile;
   /** The listener's store, reached the way `laas status` reaches it. */
   readonly store: Store;
   /** SIGKILL, and wait for the process to be gone. */
@@ -36,23 +37,28 @@ export interface ListenerStart {
   database: string;
   drainSeconds?: number;
   extraArgs?: string[];
+  /** Started with this umask (through /bin/sh), e.g. 0 to see that laas sets its own modes. */
+  umask?: number;
 }
 
 /** Starts `laas listen` and resolves once it has published its store and is polling. */
 export async function startListenerProcess(start: ListenerStart): Promise<ListenerProcess> {
-  const running = startProcess(
+  const argv = [
     process.execPath,
-    [
-      laasBin,
-      "listen",
-      "--config",
-      start.configPath,
-      "--drain",
-      String(start.drainSeconds ?? 1),
-      ...(start.extraArgs ?? []),
-    ],
-    { cwd: repoRoot, env: childEnv },
-  );
+    laasBin,
+    "listen",
+    "--config",
+    start.configPath,
+    "--drain",
+    String(start.drainSeconds ?? 1),
+    ...(start.extraArgs ?? []),
+  ];
+  const [command, ...args] =
+    start.umask === undefined
+      ? argv
+      : // exec: the pid is the listener's own, as it would be started directly.
+        ["/bin/sh", "-c", `umask ${start.umask.toString(8)} && exec "$@"`, "sh", ...argv];
+  const running = startProcess(command!, args, { cwd: repoRoot, env: childEnv });
   let exited = false;
   void running.exited.finally(() => {
     exited = true;
@@ -63,17 +69,18 @@ export async function startListenerProcess(start: ListenerStart): Promise<Listen
       if (exited) {
         throw new Error(`the listener exited early:\n${running.stdout()}\n${running.stderr()}`);
       }
-      const text = await readFile(join(start.database, "listener.json"), "utf8").catch(() => "");
-      if (!text) return undefined;
-      const parsed = JSON.parse(text) as ListenerRecord;
-      return parsed.pid === running.pid ? parsed : undefined;
+      const file = await readListenerFile(start.database).catch(() => null);
+      return file?.pid === running.pid ? file : undefined;
     },
     30_000,
   );
   await waitFor("the listener to start", () =>
     running.stdout().includes('"listener started"') ? true : undefined,
   );
-  const client = createDynamoClient({ endpoint: record.endpoint });
+  const client = createDynamoClient({
+    endpoint: record.endpoint,
+    credentials: record.credentials,
+  });
   const store = new DynamoDbStore(client, { hosts: "laas-hosts", bookings: "laas-bookings" });
   const ended = async () => {
     const result = await running.exited;
@@ -83,6 +90,7 @@ export async function startListenerProcess(start: ListenerStart): Promise<Listen
   return {
     process: running,
     pid: running.pid,
+    record,
     store,
     killNow: () => {
       if (!exited) process.kill(running.pid, "SIGKILL");

@@ -4,6 +4,11 @@
  * a throwaway directory holding its slapd.conf, an mdb database and TLS files. The CA and the
  * server certificate (SubjectAltName IP:127.0.0.1, DNS:localhost) are made by openssl, so what
  * the tests trust comes from OpenSSL itself, not from the code under test.
+ *
+ * Passwords set through Password Modify are hashed by slapd as a lab would configure it: with
+ * argon2 (`moduleload argon2`, `password-hash {ARGON2}`) when the argon2 module is there, as in
+ * Debian's slapd since OpenLDAP 2.5. Only where it is absent does this fall back to {SSHA}, the
+ * strongest scheme slapd has built in; `passwordScheme` says which one is in use.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -19,6 +24,8 @@ import { freePort } from "./sshd";
 const SLAPD = "/usr/sbin/slapd";
 const SLAPADD = "/usr/sbin/slapadd";
 const POLICY_RC = "/usr/sbin/policy-rc.d";
+const MODULE_PATH = "/usr/lib/ldap";
+const ARGON2_MODULE = join(MODULE_PATH, "argon2.so");
 const run = promisify(execFile);
 
 export interface SlapdOptions {
@@ -41,6 +48,14 @@ export interface RunningSlapd {
   readonly usersBase: string;
   readonly adminDn: string;
   readonly adminPassword: string;
+  /**
+   * A second account that may write everything (an ACL grants it, it is not the rootdn): what
+   * it adds carries its DN, not adminDn, as creatorsName.
+   */
+  readonly writerDn: string;
+  readonly writerPassword: string;
+  /** The scheme slapd hashes passwords with when they are set through Password Modify. */
+  readonly passwordScheme: "{ARGON2}" | "{SSHA}";
   /** The CA that signed the server certificate. */
   readonly caPem: string;
   /** A CA that did not sign it. */
@@ -167,7 +182,15 @@ async function makeTls(dir: string): Promise<TlsFiles> {
   };
 }
 
-function slapdConf(dir: string, tls: TlsFiles, suffix: string, adminDn: string, pw: string) {
+interface ConfAccounts {
+  adminDn: string;
+  adminPassword: string;
+  writerDn: string;
+  passwordScheme: RunningSlapd["passwordScheme"];
+}
+
+function slapdConf(dir: string, tls: TlsFiles, suffix: string, accounts: ConfAccounts) {
+  const { adminDn, adminPassword, writerDn, passwordScheme } = accounts;
   return [
     "include /etc/ldap/schema/core.schema",
     "include /etc/ldap/schema/cosine.schema",
@@ -175,26 +198,28 @@ function slapdConf(dir: string, tls: TlsFiles, suffix: string, adminDn: string, 
     "include /etc/ldap/schema/inetorgperson.schema",
     `pidfile ${join(dir, "slapd.pid")}`,
     `argsfile ${join(dir, "slapd.args")}`,
-    "modulepath /usr/lib/ldap",
+    `modulepath ${MODULE_PATH}`,
     "moduleload back_mdb",
+    ...(passwordScheme === "{ARGON2}" ? ["moduleload argon2"] : []),
     `TLSCACertificateFile ${tls.caFile}`,
     `TLSCertificateFile ${tls.certFile}`,
     `TLSCertificateKeyFile ${tls.keyFile}`,
-    "password-hash {SSHA}",
+    `password-hash ${passwordScheme}`,
     "database mdb",
     `suffix "${suffix}"`,
     `rootdn "${adminDn}"`,
-    `rootpw ${pw}`,
+    `rootpw ${adminPassword}`,
     `directory ${join(dir, "db")}`,
     "maxsize 104857600",
-    // Users may bind with their password, but nobody reads it except the admin (rootdn).
-    "access to attrs=userPassword by self write by anonymous auth by * none",
-    "access to * by * read",
+    // Users may bind with their password, but nobody reads it except the admin (rootdn); the
+    // writer may set it (Password Modify needs write access to userPassword).
+    `access to attrs=userPassword by self write by dn.exact="${writerDn}" write by anonymous auth by * none`,
+    `access to * by dn.exact="${writerDn}" write by * read`,
     "",
   ].join("\n");
 }
 
-function seedLdif(suffix: string, usersRdn: string): string {
+function seedLdif(suffix: string, usersRdn: string, writerDn: string, writerPassword: string) {
   const [firstRdn] = suffix.split(",");
   const [topType, topValue] = (firstRdn ?? "").split("=");
   if (topType?.toLowerCase() !== "dc" || !topValue) {
@@ -214,6 +239,14 @@ function seedLdif(suffix: string, usersRdn: string): string {
     "objectClass: top",
     "objectClass: organizationalUnit",
     `ou: ${ouValue}`,
+    "",
+    `dn: ${writerDn}`,
+    "objectClass: top",
+    "objectClass: organizationalRole",
+    "objectClass: simpleSecurityObject",
+    "cn: writer",
+    // In clear: slapd compares a value without a scheme as is; a throwaway directory's account.
+    `userPassword: ${writerPassword}`,
     "",
   ].join("\n");
 }
@@ -272,17 +305,22 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSla
   const suffix = options.suffix ?? "dc=laas-test,dc=example";
   const usersRdn = options.usersRdn ?? "ou=People";
   const adminDn = `cn=admin,${suffix}`;
-  // Base64url: no character slapd.conf would read as syntax.
+  // Base64url: no character slapd.conf or LDIF would read as syntax.
   const adminPassword = randomBytes(18).toString("base64url");
+  const writerDn = `cn=writer,${suffix}`;
+  const writerPassword = randomBytes(18).toString("base64url");
+  // After ensureSlapd: the module comes with the package.
+  const passwordScheme = existsSync(ARGON2_MODULE) ? "{ARGON2}" : "{SSHA}";
   const dir = await mkdtemp(join(tmpdir(), "laas-slapd-"));
   try {
     const tls = await makeTls(dir);
     await mkdir(join(dir, "db"));
     const configFile = join(dir, "slapd.conf");
-    await writeFile(configFile, slapdConf(dir, tls, suffix, adminDn, adminPassword), {
+    const accounts = { adminDn, adminPassword, writerDn, passwordScheme } as const;
+    await writeFile(configFile, slapdConf(dir, tls, suffix, accounts), { mode: 0o600 });
+    await writeFile(join(dir, "seed.ldif"), seedLdif(suffix, usersRdn, writerDn, writerPassword), {
       mode: 0o600,
     });
-    await writeFile(join(dir, "seed.ldif"), seedLdif(suffix, usersRdn));
     await run(SLAPADD, ["-f", configFile, "-l", join(dir, "seed.ldif")], { timeout: 30_000 });
 
     for (let attempt = 1; ; attempt++) {
@@ -311,6 +349,9 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSla
           usersBase: `${usersRdn},${suffix}`,
           adminDn,
           adminPassword,
+          writerDn,
+          writerPassword,
+          passwordScheme,
           caPem: tls.caPem,
           otherCaPem: tls.otherCaPem,
         });

@@ -34,6 +34,11 @@ export interface SshdOptions {
    * file (default false: the temp file only).
    */
   userAuthorizedKeys?: boolean;
+  /**
+   * Run inside this network namespace (`ip netns exec`), listening on `address` there. The port
+   * defaults to 22: a fresh namespace has nothing listening, and no free-port probe reaches it.
+   */
+  netns?: string;
 }
 
 export interface RunningSshd {
@@ -172,11 +177,11 @@ export async function startSshd(options: SshdOptions): Promise<RunningSshd> {
   await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
 
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await freePort(address));
+    const port = options.port ?? (options.netns ? 22 : await freePort(address));
     const configFile = join(dir, "sshd_config");
     await writeFile(configFile, sshdConfig(dir, address, port, options) + extra);
     try {
-      const child = await launch(configFile, address, port);
+      const child = await launch(configFile, address, port, options.netns);
       return await running(child, dir, address, port, hostKeyFile);
     } catch (error) {
       const portTaken =
@@ -195,11 +200,18 @@ interface Launched {
   exited: Promise<void>;
 }
 
-function launch(configFile: string, address: string, port: number): Promise<Launched> {
+function launch(
+  configFile: string,
+  address: string,
+  port: number,
+  netns: string | undefined,
+): Promise<Launched> {
   // -D: stay in the foreground (the test owns the process); -e: log to stderr, kept below.
-  const child = spawn(SSHD, ["-D", "-e", "-f", configFile], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const argv = ["-D", "-e", "-f", configFile];
+  // `ip netns exec` execs sshd in the namespace: the child's pid is sshd's.
+  const child = netns
+    ? spawn("ip", ["netns", "exec", netns, SSHD, ...argv], { stdio: ["ignore", "ignore", "pipe"] })
+    : spawn(SSHD, argv, { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return new Promise((resolve, reject) => {

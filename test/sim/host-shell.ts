@@ -2,14 +2,16 @@
  * What a simulated lab host (or the relay) does with a command line: the argv is read back from
  * the line the product sends (every word single-quoted), and the commands the product runs on a
  * freshly imaged host are emulated against in-memory state — files and directories, libvirt
- * networks and domains, the detached installer, account passwords (chpasswd) and authorized SSH
- * keys (the product's fixed scripts, recognised word for word). Outputs, error messages and exit
- * codes are those of the real tools (virsh 9, GNU coreutils, curl, qemu-img, Debian 12's
- * chpasswd), so the product's parsing and error handling meet what a real host says.
+ * networks and domains, the detached installer, account passwords (chpasswd), authorized SSH
+ * keys and the checked fetch of an ISO (the product's fixed scripts, recognised word for word).
+ * Outputs, error messages and exit codes are those of the real tools (virsh 9, GNU coreutils,
+ * curl, qemu-img, Debian 12's chpasswd), so the product's parsing and error handling meet what a
+ * real host says.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { AUTHORIZED_KEY_SCRIPT, SET_PASSWORD_SCRIPT } from "../../lib/access/host-credentials";
+import { ISO_FETCH_SCRIPT, ISO_MISMATCH_STATUS } from "../../lib/pod/iso";
 
 export interface ShellResult {
   exitCode: number;
@@ -316,6 +318,9 @@ export class HostShell {
     if (dashC === "-c" && name === "sh" && script === AUTHORIZED_KEY_SCRIPT) {
       return this.#authorizedKeyScript(positional, await stdin());
     }
+    if (dashC === "-c" && name === "sh" && script === ISO_FETCH_SCRIPT) {
+      return this.#isoFetchScript(positional);
+    }
     return fail(2, "sh: the simulated host runs only the product's fixed scripts");
   }
 
@@ -383,6 +388,39 @@ export class HostShell {
     const separated = content === "" || content.endsWith("\n") ? content : `${content}\n`;
     this.files.set(file, `${separated}${key}\n`);
     return ok("added\n");
+  }
+
+  /**
+   * ISO_FETCH_SCRIPT: an ISO already there with the expected SHA-256 is kept ("present");
+   * otherwise curl fetches it, and a fetched file of another digest is removed (status 4). The
+   * digests are those of the files' simulated contents, as sha256sum would print them.
+   */
+  async #isoFetchScript(positional: readonly string[]): Promise<ShellResult> {
+    if (positional.length !== 3) {
+      return fail(2, "usage: sh -c SCRIPT sh LOCATION URL SHA256");
+    }
+    const [location = "", url = "", expected = ""] = positional;
+    const file = this.#path(location);
+    const sha256 = (content: string) => createHash("sha256").update(content).digest("hex");
+    let stderr = "";
+    const present = this.files.get(file);
+    if (present !== undefined) {
+      const actual = sha256(present);
+      if (actual === expected) return ok("present\n");
+      stderr += `ISO ${location} is there with sha256 ${actual}, not ${expected}: fetched again\n`;
+    }
+    const fetched = await this.#curl(["-fsSL", "--retry", "3", "-o", location, "--url", url]);
+    if (fetched.exitCode !== 0) return { ...fetched, stderr: `${stderr}${fetched.stderr}` };
+    const actual = sha256(this.files.get(file) ?? "");
+    if (actual === expected) return { exitCode: 0, stdout: "fetched\n", stderr };
+    this.files.delete(file);
+    return {
+      exitCode: ISO_MISMATCH_STATUS,
+      stdout: "",
+      stderr:
+        `${stderr}ISO ${location} from ${url}: its sha256 is ${actual}, expected ${expected}; ` +
+        "the file is removed\n",
+    };
   }
 
   #path(path: string): string {

@@ -119,6 +119,11 @@ export interface SimulatedLab {
   fog: FogSim;
   hosts: BareMetalLab;
   relay: RelaySim;
+  /**
+   * The lab network: the MAC of the machine answering at each address (what the relay's
+   * neighbour table learns). A test puts another MAC at a host's address to play an impostor.
+   */
+  wire: Map<string, string>;
   /** Inventory hosts: dashboard resource id, FOG name, simulated address. */
   inventory: SimulatedLabHost[];
   /** Every command a host was asked to run (argv arrays), oldest first. */
@@ -154,14 +159,23 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     if (!inventory.some((host) => host.name === name)) throw new Error(`no lab host ${name}`);
   }
 
+  const wire = new Map(inventory.map((host) => [host.address, host.mac]));
   const relay = await startRelaySim({
     user: shipped.relay?.user ?? "laas",
     authorizedKey: relayKey.publicKey,
     dhcpLogPath: anyInstaller.dhcpLog,
+    dhcpFormat: anyInstaller.dhcpLogFormat === "syslog" ? "syslog" : "dnsmasq-leases",
+    // The machine at each host's address is that host (impostors are set up by tests).
+    macAt: (address) => wire.get(address) ?? null,
   });
   const lease = (host: SimulatedLabHost, address: string, at: Date) => {
-    const lines = dnsmasqLeaseLines({ at, address, mac: host.mac, hostName: host.name });
-    for (const line of lines) relay.appendDhcpLog(line);
+    if (anyInstaller.dhcpLogFormat === "syslog") {
+      const lines = dnsmasqLeaseLines({ at, address, mac: host.mac, hostName: host.name });
+      for (const line of lines) relay.appendDhcpLog(line);
+      return;
+    }
+    const expiresAt = new Date(at.getTime() + 12 * 3600_000);
+    relay.setLease({ mac: host.mac, address, hostName: host.name, expiresAt });
   };
   inventory.forEach((host, index) => {
     if (!host.staticAddress)
@@ -238,6 +252,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   });
   return {
     configPath,
+    wire,
     dashboard,
     fog,
     hosts,
@@ -291,6 +306,8 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
     doc.setIn(["power", "port"], at.sshPort);
     doc.setIn(["power", "key"], "./secrets/power_id_ed25519");
     doc.setIn(["power", "timeout"], 10);
+    // The simulated hosts answer on loopback addresses.
+    doc.set("lab_subnets", doc.createNode(["127.0.0.0/8"]));
     doc.set(
       "relay",
       doc.createNode({

@@ -1,8 +1,13 @@
 /**
  * The lab-side relay, simulated: an SSH server on 127.0.0.1 with its own ed25519 host key, that
- * lets one user in with one key, runs the commands the product runs on the relay (`true`, and the
- * lease lookup grep over the DHCP server's log, held in memory), and forwards connections
- * (direct-tcpip, as `ssh -J` or ssh2's forwardOut ask) to the simulated hosts on loopback.
+ * lets one user in with one key, runs the commands the product runs on the relay (`true`, the
+ * lease lookup grep over the DHCP server's file — a system log or dnsmasq's lease file, held in
+ * memory — and `ip -j neigh show to <address>`), and forwards connections (direct-tcpip, as
+ * `ssh -J` or ssh2's forwardOut ask) to the simulated hosts on loopback.
+ *
+ * Its neighbour table is learned as a kernel's is: a forwarded connection that reached a machine
+ * leaves an entry mapping the address to that machine's MAC (`macAt`, the simulated wire); an
+ * address nothing answered at has none.
  *
  * Like an OpenSSH relay, it hands the exec'd line to a shell: here the line is read back into an
  * argv only when every word is single-quoted as the product quotes it; any other line is a
@@ -19,8 +24,15 @@ export interface RelaySimOptions {
   user: string;
   /** The only key allowed in: an OpenSSH public key line. */
   authorizedKey: string;
-  /** Where the DHCP server's log is on the relay (the installer configs' dhcp_log). */
+  /** Where the DHCP server's file is on the relay (the installer configs' dhcp_log). */
   dhcpLogPath: string;
+  /**
+   * What that file is: a system log (appendDhcpLog adds lines) or dnsmasq's lease file
+   * (setLease rewrites it whole, in no time order, as dnsmasq does). Default: syslog.
+   */
+  dhcpFormat?: "syslog" | "dnsmasq-leases";
+  /** The MAC of the machine answering at an address on the lab network, or null for none. */
+  macAt?: (address: string) => string | null;
   /** Port on 127.0.0.1 (default 0: any free one). */
   port?: number;
 }
@@ -46,8 +58,12 @@ export interface RelaySim {
   /** SHA256:… as `ssh-keygen -lf` prints it: what pharos.yaml pins as relay.host_key. */
   readonly hostKeyFingerprint: string;
   readonly dhcpLogPath: string;
-  /** Appends one line to the DHCP log. */
+  /** Appends one line to the DHCP log (syslog format). */
   appendDhcpLog(line: string): void;
+  /** dnsmasq's lease for a MAC, replacing the one it had (dnsmasq-leases format). */
+  setLease(lease: { mac: string; address: string; hostName: string; expiresAt: Date }): void;
+  /** The relay's neighbour table: address → MAC, as learned from connections. */
+  readonly neighbours: Map<string, string>;
   /** The DHCP log as it stands. */
   dhcpLog(): string;
   /** Every command run on the relay, oldest first. */
@@ -88,6 +104,16 @@ export async function startRelaySim(options: RelaySimOptions): Promise<RelaySim>
   const hostKey = generateHostKey();
   const authenticate = publicKeyAuthenticator(options.user, options.authorizedKey);
   const dhcpLines: string[] = [];
+  const leases = new Map<string, string>();
+  const neighbours = new Map<string, string>();
+  const dhcpFile = (): string => {
+    if (options.dhcpFormat !== "dnsmasq-leases") return dhcpLines.map((l) => `${l}\n`).join("");
+    // dnsmasq writes its leases in hash order, not by time: newest first here, to be unhelpful.
+    return [...leases.values()]
+      .reverse()
+      .map((line) => `${line}\n`)
+      .join("");
+  };
   const commands: RelayCommandRecord[] = [];
   const forwards: RelayForwardRecord[] = [];
   const sockets = new Set<Socket>();
@@ -97,9 +123,9 @@ export async function startRelaySim(options: RelaySimOptions): Promise<RelaySim>
       case "true":
         return { exitCode: 0, stdout: "", stderr: "" };
       case "grep":
-        return grep(argv, (path) =>
-          path === options.dhcpLogPath ? dhcpLines.map((line) => `${line}\n`).join("") : null,
-        );
+        return grep(argv, (path) => (path === options.dhcpLogPath ? dhcpFile() : null));
+      case "ip":
+        return ipNeigh(argv, neighbours);
       default:
         return commandNotFound(argv[0] ?? "");
     }
@@ -138,6 +164,8 @@ export async function startRelaySim(options: RelaySimOptions): Promise<RelaySim>
     upstream.once("error", () => reject());
     upstream.once("connect", () => {
       record.connected = true;
+      const mac = options.macAt?.(info.destIP) ?? null;
+      if (mac !== null) neighbours.set(info.destIP, mac);
       const channel = accept();
       upstream.removeAllListeners("error");
       upstream.on("error", () => channel.destroy());
@@ -187,7 +215,17 @@ export async function startRelaySim(options: RelaySimOptions): Promise<RelaySim>
     appendDhcpLog(line) {
       dhcpLines.push(line);
     },
-    dhcpLog: () => dhcpLines.map((line) => `${line}\n`).join(""),
+    setLease(lease) {
+      const expiry = Math.floor(lease.expiresAt.getTime() / 1000);
+      // `<expiry> <mac> <ip> <hostname> <client-id>`, as dnsmasq.leases holds a DHCPv4 lease.
+      leases.delete(lease.mac);
+      leases.set(
+        lease.mac,
+        `${expiry} ${lease.mac} ${lease.address} ${lease.hostName} 01:${lease.mac}`,
+      );
+    },
+    neighbours,
+    dhcpLog: dhcpFile,
     commands,
     forwards,
     async close() {
@@ -195,4 +233,31 @@ export async function startRelaySim(options: RelaySimOptions): Promise<RelaySim>
       await new Promise<void>((resolve) => listener.close(() => resolve()));
     },
   };
+}
+
+/**
+ * `ip -j neigh show to <address>` as iproute2 answers it: a JSON list of the entries for the
+ * address (`[]` when there is none). Any other use of `ip` is refused as ip refuses an unknown
+ * object.
+ */
+function ipNeigh(argv: string[], neighbours: Map<string, string>): ShellResult {
+  const [, json, object, verb, to, address, ...rest] = argv;
+  if (
+    json !== "-j" ||
+    object !== "neigh" ||
+    verb !== "show" ||
+    to !== "to" ||
+    !address ||
+    rest.length
+  ) {
+    return {
+      exitCode: 255,
+      stdout: "",
+      stderr: `Object "${object ?? ""}" is unknown, try "ip help".\n`,
+    };
+  }
+  const mac = neighbours.get(address);
+  const entries =
+    mac === undefined ? [] : [{ dst: address, dev: "eth1", lladdr: mac, state: ["REACHABLE"] }];
+  return { exitCode: 0, stdout: `${JSON.stringify(entries)}\n`, stderr: "" };
 }

@@ -37,6 +37,9 @@ import { defaultTableNames, ensureTables, type TableNames, tableKeys } from "./d
 const accessSchema = z.object({
   vpnUser: z.string().nullable(),
   vpnUserDn: z.string().nullable(),
+  // Absent from items older versions wrote.
+  vpnEntryUuid: z.string().nullable().default(null),
+  vpnIntendedDn: z.string().nullable().default(null),
   rootPasswordSet: z.boolean(),
   sshKey: z.string().nullable(),
   sealedCredentials: z.string().nullable(),

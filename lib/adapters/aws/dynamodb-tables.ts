@@ -121,14 +121,16 @@ export interface DynamoClientOptions {
   /** Explicit endpoint, e.g. the embedded dynalite's http://127.0.0.1:PORT. */
   endpoint?: string;
   region?: string;
+  /** Static credentials, e.g. the embedded store's own (it refuses requests signed otherwise). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /**
  * A DynamoDB client. Without an explicit endpoint the SDK itself honours AWS_ENDPOINT_URL_DYNAMODB
  * and AWS_ENDPOINT_URL (LocalStack), so those are not re-read into the config here; they are only
  * looked at to tell whether the endpoint is on this machine. A loopback endpoint (dynalite,
- * LocalStack) gets dummy static credentials and a default region, so that no credential chain
- * lookup (files, instance metadata) happens and none is needed.
+ * LocalStack) gets dummy static credentials, unless given its own (the embedded store's), and a
+ * default region, so that no credential chain lookup (files, instance metadata) happens.
  */
 export function createDynamoClient(
   options: DynamoClientOptions = {},
@@ -141,6 +143,10 @@ export function createDynamoClient(
     // Left out rather than set to undefined, so the SDK's own env/config resolution still runs.
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     ...(region !== undefined ? { region } : {}),
-    ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+    ...(options.credentials !== undefined
+      ? { credentials: options.credentials }
+      : local
+        ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } }
+        : {}),
   });
 }

@@ -161,3 +161,8 @@ export function isDirectChildOf(dn: ParsedDn, parent: ParsedDn): boolean {
   if (dn.length !== parent.length + 1) return false;
   return parent.every((rdn, index) => sameRdn(rdn, dn[index + 1] ?? []));
 }
+
+/** Whether two DNs name the same entry (attribute types compared by name, as above). */
+export function sameDn(a: ParsedDn, b: ParsedDn): boolean {
+  return a.length === b.length && a.every((rdn, index) => sameRdn(rdn, b[index] ?? []));
+}

@@ -1,142 +1,75 @@
 /**
- * The lab's LDAP directory through ldapts: VPN users are made under `${directory.user},
- * ${directory.root}`, each with the mark `laas-managed booking=<id>` in its description, and
- * removed only when they carry the mark for the booking asking. Every operation group opens its
- * own connection (TLS first: ldaps://, or StartTLS on ldap://), binds as the configured admin,
- * does its work and unbinds, so nothing long-lived can go stale between workflow steps.
+ * The lab's LDAP directory through ldapts. VPN users are made under `${directory.user},
+ * ${directory.root}`, with a uid no entry anywhere below it has, and labelled `laas-managed
+ * booking=<id>` in their description. Ownership does not rest on that label (users may be able
+ * to edit it) but on what the caller records: the DN, and the entryUUID (RFC 4530) read back
+ * after the add. A removal reads the entry and deletes it with an assertion control (RFC 4528)
+ * asserting the recorded entryUUID, so the server itself refuses to delete an entry that took
+ * the recorded one's place. An entry whose entryUUID was never read (an interrupted add, or an
+ * older record) is taken as this system's only when it is right under the users directory,
+ * labelled for the booking and made by the account this system binds as (creatorsName).
+ *
+ * Every operation group opens its own connection, TLS first, bound as the configured admin
+ * (connection.ts).
  *
  * Names are data, never syntax: a DN gets its value escaped (RFC 4514, see escape.ts) and every
  * filter is an ldapts Filter object, whose values travel as raw BER octets. Passwords are sent
- * only in the bind and stored only as {SSHA} hashes; messages and log lines never carry them.
+ * only in the bind and in Password Modify (RFC 3062, see extensions.ts), which leaves the hashing
+ * to the server's own scheme (slapd's `password-hash`); messages and log lines never carry them.
  */
-import { isIP } from "node:net";
-import type { ConnectionOptions } from "node:tls";
 import {
   AlreadyExistsError,
   Attribute,
-  Client,
+  type Client,
   type Entry,
   EqualityFilter,
-  InvalidCredentialsError,
   NoSuchObjectError,
   ResultCodeError,
-  SubstringFilter,
 } from "ldapts";
 import type { VpnConfig } from "../../config/types";
-import { AuthError, ConfigError, errorMessage, LaasError, TransientError } from "../../errors";
+import { ConfigError, errorMessage, LaasError } from "../../errors";
 import type { Logger } from "../../log";
 import {
+  type AdoptionOutcome,
   type Directory,
-  type ManagedVpnUser,
+  type IntendedVpnUser,
   type NewVpnUser,
+  type RecordedEntry,
   type RemovalOutcome,
   type VpnAccount,
   vpnUserNameProblem,
 } from "../../ports/directory";
 import type { Secret } from "../../secret";
-import { escapeDnValue, isDirectChildOf, type ParsedDn, parseDn } from "./escape";
-import { sshaHash } from "./password-hash";
+import { LdapConnector } from "./connection";
+import { DirectoryError, InvalidUserNameError } from "./errors";
+import { escapeDnValue, isDirectChildOf, type ParsedDn, parseDn, sameDn } from "./escape";
+import {
+  ASSERTION_FAILED,
+  AssertionControl,
+  PASSWORD_MODIFY_OID,
+  passwordModifyRequest,
+} from "./extensions";
 
-/** Start of the description that marks an entry as made by this system. */
+export { DirectoryError, InvalidUserNameError };
+
+/** Start of the description that labels an entry as made by this system. */
 export const MANAGED_MARK_PREFIX = "laas-managed booking=";
-/** Longest user name accepted (in characters), as the dashboard side also checks. */
 /** How many names are tried: the preferred one, then `-2` … `-50`. */
 export const MAX_NAME_CANDIDATES = 50;
+
+/** What removal and adoption read of an entry (operational attributes must be asked for). */
+const CHECKED_ATTRIBUTES = ["uid", "description", "entryUUID", "creatorsName"];
 
 export function managedMark(bookingId: string): string {
   return `${MANAGED_MARK_PREFIX}${bookingId}`;
 }
 
-/** The booking a description marks the entry for, or null when it is not this system's mark. */
+/** The booking a description labels the entry for, or null when it is not this system's label. */
 export function parseManagedMark(description: string): string | null {
   if (!description.startsWith(MANAGED_MARK_PREFIX)) return null;
   const bookingId = description.slice(MANAGED_MARK_PREFIX.length);
   return bookingId.length > 0 ? bookingId : null;
 }
-
-/** The directory answered an LDAP result code this adapter has no better class for. */
-export class DirectoryError extends LaasError {
-  override name = "DirectoryError";
-  /** The LDAP result code (RFC 4511), or null when the failure was not an LDAP result. */
-  readonly resultCode: number | null;
-
-  constructor(message: string, resultCode: number | null = null) {
-    super(message);
-    this.resultCode = resultCode;
-  }
-}
-
-/** A user name the directory must not be given (control characters, too long, empty). */
-export class InvalidUserNameError extends LaasError {
-  override name = "InvalidUserName";
-}
-
-/** RFC 4511 names of the result codes, for messages. */
-const RESULT_CODE_NAMES: Record<number, string> = {
-  1: "operationsError",
-  2: "protocolError",
-  3: "timeLimitExceeded",
-  4: "sizeLimitExceeded",
-  7: "authMethodNotSupported",
-  8: "strongerAuthRequired",
-  11: "adminLimitExceeded",
-  12: "unavailableCriticalExtension",
-  13: "confidentialityRequired",
-  14: "saslBindInProgress",
-  16: "noSuchAttribute",
-  17: "undefinedAttributeType",
-  18: "inappropriateMatching",
-  19: "constraintViolation",
-  20: "attributeOrValueExists",
-  21: "invalidAttributeSyntax",
-  32: "noSuchObject",
-  33: "aliasProblem",
-  34: "invalidDNSyntax",
-  35: "isLeaf",
-  36: "aliasDereferencingProblem",
-  48: "inappropriateAuthentication",
-  49: "invalidCredentials",
-  50: "insufficientAccessRights",
-  51: "busy",
-  52: "unavailable",
-  53: "unwillingToPerform",
-  54: "loopDetect",
-  64: "namingViolation",
-  65: "objectClassViolation",
-  66: "notAllowedOnNonLeaf",
-  67: "notAllowedOnRDN",
-  68: "entryAlreadyExists",
-  69: "objectClassModsProhibited",
-  71: "affectsMultipleDSAs",
-  80: "other",
-  112: "tlsNotSupported",
-};
-
-/** Result codes that say "not now" rather than "never". */
-const TRANSIENT_RESULT_CODES = new Set([3, 51, 52]);
-
-/** Node's codes for a TCP connection that could not be made or was lost. */
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-]);
-
-/** OpenSSL's and Node's codes for a server certificate that is not trusted for this name. */
-const CERTIFICATE_CODE =
-  /CERT|SELF_SIGNED|ISSUER|ALTNAME|HOSTNAME|VERIFY|INVALID_CA|PATH_LENGTH|INVALID_PURPOSE/;
-
-/** ldapts's own messages for timers and lost sockets. */
-const LDAPTS_CONNECTION_MESSAGE =
-  /Connection timeout|Operation timed out|Socket error|Connection closed before|Socket connection not established/i;
 
 /** Refuses a name the port's rule refuses (lib/ports/directory.ts), before anything is written. */
 export function checkUserName(name: string): void {
@@ -167,48 +100,31 @@ function valuesOf(entry: Entry, attribute: string): string[] {
   return [];
 }
 
-function nodeErrorCode(error: unknown): string | null {
-  if (typeof error !== "object" || error === null || !("code" in error)) return null;
-  const { code } = error as { code: unknown };
-  return typeof code === "string" ? code : null;
-}
-
 function lastWord(text: string): string {
   const words = text.trim().split(/\s+/);
   return words[words.length - 1] ?? text;
 }
 
+function checkPassword(what: string, password: Secret): void {
+  if (password.reveal().length === 0) throw new LaasError(`${what}: empty password`);
+}
+
 export class LdapDirectory implements Directory {
   readonly #config: VpnConfig;
   readonly #logger: Logger;
+  readonly #connector: LdapConnector;
   /** The server's URL without anything but scheme, host and port: what messages name. */
   readonly #url: string;
-  readonly #host: string;
-  readonly #ldaps: boolean;
-  readonly #timeoutMs: number;
   readonly #usersBase: string;
   readonly #usersBaseDn: ParsedDn;
   readonly #permanent: Set<string>;
-  /** Connections in use, each with the way to end its operation group early (close()). */
-  readonly #open = new Map<Client, (reason: Error) => void>();
+  /** The account this system binds as: the creatorsName of every entry it made. */
+  readonly #bindDn: ParsedDn;
 
   constructor(config: VpnConfig, logger: Logger) {
     this.#config = config;
-    let parsed: URL;
-    try {
-      parsed = new URL(config.ldap.url);
-    } catch {
-      throw new ConfigError(`${config.file}: ldap.url is not a URL`);
-    }
-    if (parsed.protocol !== "ldap:" && parsed.protocol !== "ldaps:") {
-      throw new ConfigError(
-        `${config.file}: ldap.url must be ldap:// or ldaps://, not ${parsed.protocol}//`,
-      );
-    }
-    this.#ldaps = parsed.protocol === "ldaps:";
-    this.#host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-    this.#url = `${parsed.protocol}//${parsed.host}`;
-    this.#timeoutMs = Math.max(1, config.ldap.timeoutSeconds) * 1000;
+    this.#connector = new LdapConnector(config, logger);
+    this.#url = this.#connector.url;
     const user = config.directory.user.trim();
     this.#usersBase = user ? `${user},${config.directory.root}` : config.directory.root;
     try {
@@ -218,11 +134,15 @@ export class LdapDirectory implements Directory {
         `${config.file}: directory user/root do not make a DN: ${errorMessage(error)}`,
       );
     }
+    try {
+      this.#bindDn = parseDn(config.authentication.user);
+    } catch (error) {
+      throw new ConfigError(
+        `${config.file}: authentication.user is not a DN: ${errorMessage(error)}`,
+      );
+    }
     this.#permanent = new Set(config.permanentUsers.map(comparableName));
     this.#logger = logger.child({ directory: this.#url });
-    if (!this.#ldaps && !config.ldap.startTls) {
-      this.#logger.warn("LDAP without TLS: the bind password crosses the network in clear");
-    }
   }
 
   /** Where users are made: `${directory.user},${directory.root}`. */
@@ -230,28 +150,30 @@ export class LdapDirectory implements Directory {
     return this.#usersBase;
   }
 
-  async createUser(user: NewVpnUser): Promise<VpnAccount> {
+  async createUser(
+    user: NewVpnUser,
+    intend: (name: IntendedVpnUser) => Promise<void>,
+  ): Promise<VpnAccount> {
     checkUserName(user.preferredName);
-    if (user.password.reveal().length === 0) {
-      throw new LaasError(`VPN user ${JSON.stringify(user.preferredName)}: empty password`);
-    }
+    checkPassword(`VPN user ${JSON.stringify(user.preferredName)}`, user.password);
     const fullName = user.fullName?.trim() || null;
     const email = user.email?.trim() || null;
-    const userPassword = sshaHash(user.password);
     const secrets = [user.password];
 
-    return this.#session(secrets, async (client) => {
+    return this.#connector.session(secrets, async (client) => {
       for (const uid of nameCandidates(user.preferredName)) {
         if (this.#isPermanent(uid)) continue;
         if (await this.#uidTaken(client, uid, secrets)) continue;
         const dn = `uid=${escapeDnValue(uid)},${this.#usersBase}`;
+        await intend({ uid, dn });
+        // No userPassword here: an added value would be stored as given, where Password Modify
+        // below has the server hash it with its own scheme.
         const attributes = [
           new Attribute({ type: "objectClass", values: [...this.#config.user.objects] }),
           new Attribute({ type: "uid", values: [uid] }),
           new Attribute({ type: "cn", values: [fullName ?? uid] }),
           new Attribute({ type: "sn", values: [fullName ? lastWord(fullName) : uid] }),
           ...(email ? [new Attribute({ type: "mail", values: [email] })] : []),
-          new Attribute({ type: "userPassword", values: [userPassword] }),
           new Attribute({ type: "description", values: [managedMark(user.bookingId)] }),
         ];
         try {
@@ -262,13 +184,15 @@ export class LdapDirectory implements Directory {
             this.#logger.debug({ uid }, "VPN user name taken meanwhile; trying the next");
             continue;
           }
-          throw this.#failure(error, `add of "${dn}"`, secrets);
+          throw this.#connector.failure(error, `add of "${dn}"`, secrets);
         }
+        const entryUUID = await this.#entryUuidOf(client, dn, secrets);
+        await this.#setPassword(client, dn, user.password, secrets);
         this.#logger.info(
-          { uid, dn, bookingId: user.bookingId },
+          { uid, dn, entryUUID, bookingId: user.bookingId },
           "VPN user added to the directory",
         );
-        return { uid, dn };
+        return { uid, dn, entryUUID };
       }
       throw new DirectoryError(
         `no free VPN user name under "${this.#usersBase}" on ${this.#url}: ` +
@@ -278,260 +202,192 @@ export class LdapDirectory implements Directory {
     });
   }
 
-  async removeUser(dn: string, bookingId: string): Promise<RemovalOutcome> {
-    let parsed: ParsedDn;
-    try {
-      parsed = parseDn(dn);
-    } catch (error) {
-      this.#logger.warn({ dn, bookingId, reason: errorMessage(error) }, "VPN user left alone");
-      return "not-managed";
-    }
-    if (!isDirectChildOf(parsed, this.#usersBaseDn)) {
-      this.#logger.warn(
-        { dn, bookingId, usersBase: this.#usersBase },
-        "VPN user left alone: the entry is not right under the users directory",
-      );
-      return "not-managed";
-    }
-
-    return this.#session([], async (client) => {
-      let entry: Entry | undefined;
-      try {
-        const found = await client.search(dn, {
-          scope: "base",
-          attributes: ["uid", "description"],
-          timeLimit: this.#config.ldap.timeoutSeconds,
-        });
-        entry = found.searchEntries[0];
-      } catch (error) {
-        if (error instanceof NoSuchObjectError) return "absent";
-        throw this.#failure(error, `read of "${dn}"`, []);
-      }
+  async adoptUser(dn: string, bookingId: string, password: Secret): Promise<AdoptionOutcome> {
+    checkPassword(`VPN user at "${dn}"`, password);
+    if (!this.#rightUnderUsers(dn, bookingId)) return "not-managed";
+    const secrets = [password];
+    return this.#connector.session(secrets, async (client) => {
+      const entry = await this.#read(client, dn, secrets);
       if (!entry) return "absent";
-
-      const uids = valuesOf(entry, "uid");
-      if (uids.some((uid) => this.#isPermanent(uid))) {
-        this.#logger.info({ dn, bookingId, uids }, "VPN user left alone: a permanent user");
-        return "permanent";
-      }
-      const marks = valuesOf(entry, "description").map(parseManagedMark);
-      if (!marks.includes(bookingId)) {
-        const markedFor = marks.filter((mark) => mark !== null);
+      if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
+      const problem = this.#unrecordedProblem(entry, bookingId);
+      const uid = valuesOf(entry, "uid")[0];
+      const entryUUID = valuesOf(entry, "entryUUID")[0];
+      if (problem !== null || uid === undefined) {
         this.#logger.warn(
-          { dn, bookingId, markedFor },
-          markedFor.length > 0
-            ? "VPN user left alone: marked for another booking"
-            : "VPN user left alone: not made by this system",
+          { dn, bookingId, reason: problem ?? "no uid" },
+          "VPN entry of an interrupted attempt not adopted",
         );
         return "not-managed";
       }
+      if (!entryUUID) throw this.#noEntryUuid(dn);
+      await this.#setPassword(client, dn, password, secrets);
+      this.#logger.info(
+        { uid, dn, entryUUID, bookingId },
+        "VPN user of an interrupted attempt adopted",
+      );
+      return { uid, dn, entryUUID };
+    });
+  }
+
+  async removeUser(recorded: RecordedEntry, bookingId: string): Promise<RemovalOutcome> {
+    const { dn } = recorded;
+    if (!this.#rightUnderUsers(dn, bookingId)) return "not-managed";
+    return this.#connector.session([], async (client) => {
+      const entry = await this.#read(client, dn, []);
+      if (!entry) return "absent";
+      if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
+      const found = valuesOf(entry, "entryUUID")[0] ?? null;
+      // The entry to delete: the recorded one, or, when none was recorded, the one just read
+      // — if it passes the checks that stand in for a record.
+      let expected = recorded.entryUUID;
+      if (expected === null) {
+        const problem = this.#unrecordedProblem(entry, bookingId);
+        if (problem !== null || found === null) {
+          this.#logger.warn(
+            { dn, bookingId, reason: problem ?? "the server gives no entryUUID" },
+            `VPN user left alone: ${problem ?? "the server gives no entryUUID"}`,
+          );
+          return "not-managed";
+        }
+        expected = found;
+      }
+      // The server compares: whatever changed between the read and the delete, only the entry
+      // with this entryUUID can go.
+      const assertion = new AssertionControl(
+        new EqualityFilter({ attribute: "entryUUID", value: expected }),
+      );
       try {
-        await client.del(dn);
+        await client.del(dn, assertion);
       } catch (error) {
         if (error instanceof NoSuchObjectError) return "absent";
-        throw this.#failure(error, `delete of "${dn}"`, []);
+        if (error instanceof ResultCodeError && error.code === ASSERTION_FAILED) {
+          this.#logger.warn(
+            { dn, bookingId, recorded: expected, found },
+            "VPN user left alone: the entry at this DN is not the one recorded (entryUUID differs)",
+          );
+          return "replaced";
+        }
+        throw this.#connector.failure(error, `delete of "${dn}"`, []);
       }
-      this.#logger.info({ dn, bookingId }, "VPN user deleted from the directory");
+      this.#logger.info(
+        { dn, bookingId, entryUUID: expected },
+        "VPN user deleted from the directory",
+      );
       return "deleted";
     });
   }
 
-  async listManagedUsers(): Promise<ManagedVpnUser[]> {
-    return this.#session([], async (client) => {
-      let entries: Entry[];
-      try {
-        ({ searchEntries: entries } = await client.search(this.#usersBase, {
-          scope: "one",
-          filter: new SubstringFilter({ attribute: "description", initial: MANAGED_MARK_PREFIX }),
-          attributes: ["uid", "description"],
-          // Past the server's size limit (500 by default in slapd) only paging sees them all.
-          paged: { pageSize: 200 },
-          timeLimit: this.#config.ldap.timeoutSeconds,
-        }));
-      } catch (error) {
-        throw this.#failure(error, `search under "${this.#usersBase}"`, []);
-      }
-      const users: ManagedVpnUser[] = [];
-      for (const entry of entries) {
-        // The filter matches case-insensitively; the mark itself is exact.
-        const bookingId = valuesOf(entry, "description")
-          .map(parseManagedMark)
-          .find((mark) => mark !== null);
-        const uid = valuesOf(entry, "uid")[0];
-        if (!bookingId) continue;
-        if (uid === undefined) {
-          this.#logger.warn({ dn: entry.dn }, "marked directory entry without uid: skipped");
-          continue;
-        }
-        users.push({ uid, dn: entry.dn, bookingId });
-      }
-      return users;
-    });
-  }
-
-  async close(): Promise<void> {
-    const open = [...this.#open];
-    this.#open.clear();
-    const closed = new TransientError(`the connection to ${this.#url} was closed`);
-    for (const [, abandon] of open) abandon(closed);
-    await Promise.all(open.map(([client]) => client.unbind().catch(() => undefined)));
+  close(): Promise<void> {
+    return this.#connector.close();
   }
 
   #isPermanent(uid: string): boolean {
     return this.#permanent.has(comparableName(uid));
   }
 
+  /** Whether `dn` names an entry right under the users directory (logged when not). */
+  #rightUnderUsers(dn: string, bookingId: string): boolean {
+    let parsed: ParsedDn;
+    try {
+      parsed = parseDn(dn);
+    } catch (error) {
+      this.#logger.warn({ dn, bookingId, reason: errorMessage(error) }, "VPN user left alone");
+      return false;
+    }
+    if (isDirectChildOf(parsed, this.#usersBaseDn)) return true;
+    this.#logger.warn(
+      { dn, bookingId, usersBase: this.#usersBase },
+      "VPN user left alone: the entry is not right under the users directory",
+    );
+    return false;
+  }
+
+  #permanentEntry(entry: Entry, dn: string, bookingId: string): boolean {
+    const uids = valuesOf(entry, "uid");
+    if (!uids.some((uid) => this.#isPermanent(uid))) return false;
+    this.#logger.info({ dn, bookingId, uids }, "VPN user left alone: a permanent user");
+    return true;
+  }
+
+  /**
+   * Why an entry whose entryUUID was never recorded is not provably this system's, or null when
+   * it is: labelled for the booking (the label alone proves little, users may edit it) and made
+   * by the account this system binds as (creatorsName, which the server sets and nobody edits).
+   * The DN itself was recorded by the caller before the add, and checked by #rightUnderUsers.
+   */
+  #unrecordedProblem(entry: Entry, bookingId: string): string | null {
+    const marks = valuesOf(entry, "description").map(parseManagedMark);
+    if (!marks.includes(bookingId)) {
+      return marks.some((mark) => mark !== null)
+        ? "marked for another booking"
+        : "not made by this system (no label)";
+    }
+    const creators = valuesOf(entry, "creatorsName");
+    if (creators.length === 0) return "the server gives no creatorsName";
+    const madeByUs = creators.some((creator) => {
+      try {
+        return sameDn(parseDn(creator), this.#bindDn);
+      } catch {
+        return false;
+      }
+    });
+    return madeByUs ? null : `made by another account (${creators.join(", ")})`;
+  }
+
+  /** The entry at `dn` with the attributes the checks need, or null when there is none. */
+  async #read(client: Client, dn: string, secrets: Secret[]): Promise<Entry | null> {
+    try {
+      const found = await client.search(dn, {
+        scope: "base",
+        attributes: CHECKED_ATTRIBUTES,
+        timeLimit: this.#config.ldap.timeoutSeconds,
+      });
+      return found.searchEntries[0] ?? null;
+    } catch (error) {
+      if (error instanceof NoSuchObjectError) return null;
+      throw this.#connector.failure(error, `read of "${dn}"`, secrets);
+    }
+  }
+
+  async #entryUuidOf(client: Client, dn: string, secrets: Secret[]): Promise<string> {
+    const entry = await this.#read(client, dn, secrets);
+    const entryUUID = entry ? valuesOf(entry, "entryUUID")[0] : undefined;
+    if (!entryUUID) throw this.#noEntryUuid(dn);
+    return entryUUID;
+  }
+
+  #noEntryUuid(dn: string): DirectoryError {
+    return new DirectoryError(
+      `LDAP server ${this.#url} gives no entryUUID (RFC 4530) for "${dn}": without it this ` +
+        "system cannot tell later that the entry is the one it made",
+    );
+  }
+
+  /** Password Modify as the admin: the server hashes the password with its own scheme. */
+  async #setPassword(client: Client, dn: string, password: Secret, secrets: Secret[]) {
+    try {
+      await client.exop(PASSWORD_MODIFY_OID, passwordModifyRequest(dn, password));
+    } catch (error) {
+      throw this.#connector.failure(error, `Password Modify of "${dn}"`, secrets);
+    }
+  }
+
+  /** Whether an entry anywhere below the users directory has this uid. */
   async #uidTaken(client: Client, uid: string, secrets: Secret[]): Promise<boolean> {
     try {
       const found = await client.search(this.#usersBase, {
-        scope: "one",
+        // The whole subtree: a uid in a sub-OU is as taken as one right under the users base.
+        scope: "sub",
         filter: new EqualityFilter({ attribute: "uid", value: uid }),
         attributes: ["1.1"],
         sizeLimit: 1,
         timeLimit: this.#config.ldap.timeoutSeconds,
       });
+      // More entries than the size limit of one have it: ldapts answers the one it got.
       return found.searchEntries.length > 0;
     } catch (error) {
-      throw this.#failure(error, `search under "${this.#usersBase}"`, secrets);
+      throw this.#connector.failure(error, `search under "${this.#usersBase}"`, secrets);
     }
-  }
-
-  #tlsOptions(): ConnectionOptions {
-    const { caPem, verifyCertificate } = this.#config.ldap;
-    return {
-      ...(caPem ? { ca: caPem } : {}),
-      rejectUnauthorized: verifyCertificate,
-      // SNI takes names only; for an address the certificate is checked against `host`.
-      ...(isIP(this.#host) === 0 ? { servername: this.#host } : {}),
-      minVersion: "TLSv1.2",
-    };
-  }
-
-  /** One connection: TLS, admin bind, `work`, unbind (whatever happened). */
-  async #session<T>(secrets: Secret[], work: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client({
-      url: this.#url,
-      timeout: this.#timeoutMs,
-      connectTimeout: this.#timeoutMs,
-      // Given to an ldap:// client, TLS options would make ldapts speak TLS from the first byte.
-      ...(this.#ldaps ? { tlsOptions: this.#tlsOptions() } : {}),
-    });
-    // Unbinding a client that is still connecting leaves ldapts's connect pending for ever,
-    // so close() also settles the group itself.
-    let abandon: (reason: Error) => void = () => undefined;
-    const abandoned = new Promise<never>((_, reject) => {
-      abandon = reject;
-    });
-    this.#open.set(client, abandon);
-    const group = (async () => {
-      if (!this.#ldaps && this.#config.ldap.startTls) await this.#startTls(client, secrets);
-      await this.#bind(client, secrets);
-      return await work(client);
-    })();
-    try {
-      return await Promise.race([group, abandoned]);
-    } catch (error) {
-      group.catch(() => undefined);
-      throw error;
-    } finally {
-      this.#open.delete(client);
-      await client.unbind().catch(() => undefined);
-    }
-  }
-
-  async #startTls(client: Client, secrets: Secret[]): Promise<void> {
-    // ldapts times the StartTLS request but not the handshake after it.
-    const upgrade = client.startTLS({ ...this.#tlsOptions(), host: this.#host });
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new TransientError(
-              `StartTLS with ${this.#url} took longer than ${this.#config.ldap.timeoutSeconds}s`,
-            ),
-          ),
-        this.#timeoutMs,
-      );
-    });
-    try {
-      await Promise.race([upgrade, expired]);
-    } catch (error) {
-      upgrade.catch(() => undefined);
-      if (error instanceof ResultCodeError) {
-        throw new ConfigError(
-          `${this.#url} refused StartTLS (${this.#describeResult(error)}); ` +
-            "use ldaps:// or set ldap.start_tls: false",
-        );
-      }
-      throw this.#failure(error, "StartTLS", secrets);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async #bind(client: Client, secrets: Secret[]): Promise<void> {
-    const { user, pass } = this.#config.authentication;
-    // An empty password makes a simple bind anonymous, which most servers accept.
-    if (pass.reveal().length === 0) {
-      throw new ConfigError(
-        `${this.#config.file}: authentication.pass is empty; binding as "${user}" would be anonymous`,
-      );
-    }
-    try {
-      await client.bind(user, pass.reveal());
-    } catch (error) {
-      if (error instanceof InvalidCredentialsError) {
-        throw new AuthError(`LDAP bind as "${user}" to ${this.#url} refused: invalid credentials`);
-      }
-      throw this.#failure(error, `bind as "${user}"`, secrets);
-    }
-  }
-
-  #describeResult(error: ResultCodeError): string {
-    const name = RESULT_CODE_NAMES[error.code] ?? "unknown result code";
-    const detail = error.message.trim();
-    return detail ? `${name} (${error.code}): ${detail}` : `${name} (${error.code})`;
-  }
-
-  /** The project's error for a failed `action`, its message free of every secret in play. */
-  #failure(error: unknown, action: string, secrets: Secret[]): LaasError {
-    const failure = this.#classify(error, action);
-    const all = [this.#config.authentication.pass, ...secrets];
-    let message = failure.message;
-    for (const secret of all) {
-      const value = secret.reveal();
-      if (value.length > 0) message = message.split(value).join("[secret]");
-    }
-    failure.message = message;
-    return failure;
-  }
-
-  #classify(error: unknown, action: string): LaasError {
-    if (error instanceof LaasError) return error;
-    const at = `LDAP ${action} on ${this.#url}`;
-    if (error instanceof ResultCodeError) {
-      const described = this.#describeResult(error);
-      if (error.code === 49 || error.code === 50) {
-        return new AuthError(`${at} refused: ${described}`);
-      }
-      if (TRANSIENT_RESULT_CODES.has(error.code)) return new TransientError(`${at}: ${described}`);
-      return new DirectoryError(`${at} failed: ${described}`, error.code);
-    }
-    const code = nodeErrorCode(error);
-    const message = errorMessage(error);
-    if (code !== null && CERTIFICATE_CODE.test(code)) {
-      return new ConfigError(
-        `${at}: the server's certificate is not trusted (${code}: ${message}); ` +
-          "check ldap.ca and the host name in ldap.url",
-      );
-    }
-    if (code?.startsWith("ERR_SSL_") || code?.startsWith("ERR_TLS_")) {
-      return new ConfigError(`${at}: TLS handshake failed (${code}: ${message})`);
-    }
-    if ((code !== null && NETWORK_CODES.has(code)) || LDAPTS_CONNECTION_MESSAGE.test(message)) {
-      return new TransientError(`${at}: server unreachable or not answering (${message})`);
-    }
-    return new DirectoryError(`${at} failed: ${message}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The hand-over by e-mail, through the lab's SMTP server (pharos.yaml `handover.email`), with
- * nodemailer. TLS is as configured and never quietly dropped: "tls" speaks TLS from the first
+ * E-mail through the lab's SMTP server (pharos.yaml `handover.email`), with nodemailer: the
+ * hand-over to the booking user, and the operators' notices and failure reports. TLS is as configured and never quietly dropped: "tls" speaks TLS from the first
  * byte, "starttls" fails unless the upgrade happens, and the certificate is always verified
  * (against `ca` when given, the system's CAs otherwise).
  *

@@ -28,6 +28,7 @@ export class RelayPowerControl implements PowerControl {
         user: power.user,
         key: power.key,
         expectedHostKey: power.hostKey ?? target.knownHostKey,
+        identity: target.identity,
       });
       try {
         await host.run({ argv: ["reboot"], timeoutSeconds: power.timeoutSeconds });

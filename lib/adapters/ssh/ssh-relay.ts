@@ -8,7 +8,15 @@
 import { StringDecoder } from "node:string_decoder";
 import type { ClientChannel } from "ssh2";
 import type { RelayConfig } from "../../config/types";
-import { AuthError, CommandFailedError, errorMessage, TransientError } from "../../errors";
+import {
+  AuthError,
+  CommandFailedError,
+  errorMessage,
+  HostIdentityError,
+  TransientError,
+} from "../../errors";
+import { neighbourCommand, requireNeighbourMac } from "../../lab/neighbour";
+import { requireInLabSubnets } from "../../lab/subnets";
 import { type Logger, silentLogger } from "../../log";
 import type {
   CommandResult,
@@ -36,12 +44,23 @@ const LONGEST_LINE_CHARS = 64 * 1024;
 const STDERR_TAIL_LINES = 20;
 const STDERR_TAIL_CHARS = 2000;
 
+/**
+ * Where the relay may be asked to forward: the lab's subnets, and hosts named in the configs
+ * that are not addresses (a DHCP server given by name, with its key pinned).
+ */
+export interface ForwardTargets {
+  labSubnets: readonly string[];
+  names: readonly string[];
+}
+
 export class SshRelay implements Relay {
   readonly #config: RelayConfig;
+  readonly #targets: ForwardTargets;
   readonly #logger: Logger;
 
-  constructor(config: RelayConfig, logger: Logger = silentLogger) {
+  constructor(config: RelayConfig, targets: ForwardTargets, logger: Logger = silentLogger) {
     this.#config = config;
+    this.#targets = targets;
     this.#logger = logger;
   }
 
@@ -63,7 +82,7 @@ export class SshRelay implements Relay {
       logger,
     );
     logger.debug({ user: config.user }, "relay: logged in");
-    const session = new SshRelaySession(connection, config, logger);
+    const session = new SshRelaySession(connection, config, this.#targets, logger);
     try {
       return await work(session);
     } finally {
@@ -75,13 +94,15 @@ export class SshRelay implements Relay {
 class SshRelaySession implements RelaySession {
   readonly #relay: SshConnection;
   readonly #config: RelayConfig;
+  readonly #targets: ForwardTargets;
   readonly #logger: Logger;
   readonly #hosts: SshConnection[] = [];
   #closed = false;
 
-  constructor(relay: SshConnection, config: RelayConfig, logger: Logger) {
+  constructor(relay: SshConnection, config: RelayConfig, targets: ForwardTargets, logger: Logger) {
     this.#relay = relay;
     this.#config = config;
+    this.#targets = targets;
     this.#logger = logger;
   }
 
@@ -100,10 +121,43 @@ class SshRelaySession implements RelaySession {
       login.expectedHostKey === null
         ? null
         : requireFingerprint(login.expectedHostKey, `The expected host key of ${login.hostName}`);
+    if (!this.#targets.names.includes(login.address)) {
+      requireInLabSubnets(
+        login.address,
+        this.#targets.labSubnets,
+        `the address of ${login.hostName}`,
+      );
+    }
+    if (expectedHostKey === null && login.identity.kind === "pinned") {
+      throw new HostIdentityError(
+        `${login.hostName} has no pinned host key, and relay.host_identity: pinned accepts no ` +
+          "other: pin its key (power.host_key in the inventory; dhcp_server_host_key for a DHCP server)",
+      );
+    }
+    if (
+      expectedHostKey === null &&
+      login.identity.kind === "neighbour" &&
+      login.identity.mac === null
+    ) {
+      throw new HostIdentityError(
+        `FOG has no MAC for ${login.hostName}, so the relay's neighbour table cannot show that ` +
+          "the machine answering is this host; nothing was sent to it. Register its MAC in FOG, " +
+          "or pin its host key (power.host_key in the inventory)",
+      );
+    }
     const timeoutSeconds = this.#config.timeoutSeconds;
     const tunnel = await forwardThroughRelay(relay, login, label, timeoutSeconds);
+    const confirmIdentity = async (): Promise<void> => {
+      // No MAC to compare: the login was let in only on a pinned or recorded key, its proof.
+      if (login.identity.kind !== "neighbour" || login.identity.mac === null) return;
+      // The relay has just connected to the address, so its kernel holds a fresh entry for it.
+      const table = await this.onRelay(neighbourCommand(login.address));
+      requireNeighbourMac(table.stdout, login.address, login.identity.mac, login.hostName);
+    };
     let connection: SshConnection;
     try {
+      // Before the handshake, so a machine that is not the host never sees a login.
+      if (expectedHostKey === null) await confirmIdentity();
       connection = await connectPinned(
         {
           label,
@@ -129,11 +183,20 @@ class SshRelaySession implements RelaySession {
     }
     this.#hosts.push(connection);
     if (expectedHostKey === null) {
-      logger.info({ hostKey: connection.hostKey }, "accepted the host key of a first login");
+      const how =
+        login.identity.kind === "neighbour"
+          ? "accepted the host key of a first login: the relay's neighbour table shows the host's MAC"
+          : "accepted the host key of a first login WITHOUT proof of the host's identity (relay.host_identity: trust-first-key)";
+      (login.identity.kind === "neighbour" ? logger.info : logger.warn).call(
+        logger,
+        { hostKey: connection.hostKey },
+        how,
+      );
     }
     logger.debug({ user: login.user }, "logged in through the relay");
     return {
       hostKey: connection.hostKey,
+      confirmIdentity,
       run: (command, sink) => runCommand(connection, command, sink, label, logger),
     };
   }

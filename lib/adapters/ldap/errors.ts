@@ -1,0 +1,134 @@
+/**
+ * What an LDAP failure means for LaaS: ldapts's result codes, Node's socket and TLS codes and
+ * ldapts's own timer messages, each turned into the project's error class that says whether a
+ * retry may help (TransientError), the configuration is wrong (ConfigError), the credentials are
+ * refused (AuthError), or the directory said no (DirectoryError, with the LDAP result code).
+ */
+import { ResultCodeError } from "ldapts";
+import { AuthError, ConfigError, errorMessage, LaasError, TransientError } from "../../errors";
+
+/** The directory answered an LDAP result code this adapter has no better class for. */
+export class DirectoryError extends LaasError {
+  override name = "DirectoryError";
+  /** The LDAP result code (RFC 4511), or null when the failure was not an LDAP result. */
+  readonly resultCode: number | null;
+
+  constructor(message: string, resultCode: number | null = null) {
+    super(message);
+    this.resultCode = resultCode;
+  }
+}
+
+/** A user name the directory must not be given (control characters, too long, empty). */
+export class InvalidUserNameError extends LaasError {
+  override name = "InvalidUserName";
+}
+
+/** RFC 4511 names of the result codes (and RFC 4528's assertionFailed), for messages. */
+const RESULT_CODE_NAMES: Record<number, string> = {
+  1: "operationsError",
+  2: "protocolError",
+  3: "timeLimitExceeded",
+  4: "sizeLimitExceeded",
+  7: "authMethodNotSupported",
+  8: "strongerAuthRequired",
+  11: "adminLimitExceeded",
+  12: "unavailableCriticalExtension",
+  13: "confidentialityRequired",
+  14: "saslBindInProgress",
+  16: "noSuchAttribute",
+  17: "undefinedAttributeType",
+  18: "inappropriateMatching",
+  19: "constraintViolation",
+  20: "attributeOrValueExists",
+  21: "invalidAttributeSyntax",
+  32: "noSuchObject",
+  33: "aliasProblem",
+  34: "invalidDNSyntax",
+  35: "isLeaf",
+  36: "aliasDereferencingProblem",
+  48: "inappropriateAuthentication",
+  49: "invalidCredentials",
+  50: "insufficientAccessRights",
+  51: "busy",
+  52: "unavailable",
+  53: "unwillingToPerform",
+  54: "loopDetect",
+  64: "namingViolation",
+  65: "objectClassViolation",
+  66: "notAllowedOnNonLeaf",
+  67: "notAllowedOnRDN",
+  68: "entryAlreadyExists",
+  69: "objectClassModsProhibited",
+  71: "affectsMultipleDSAs",
+  80: "other",
+  112: "tlsNotSupported",
+  122: "assertionFailed",
+};
+
+/** Result codes that say "not now" rather than "never". */
+const TRANSIENT_RESULT_CODES = new Set([3, 51, 52]);
+
+/** Node's codes for a TCP connection that could not be made or was lost. */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+]);
+
+/** OpenSSL's and Node's codes for a server certificate that is not trusted for this name. */
+const CERTIFICATE_CODE =
+  /CERT|SELF_SIGNED|ISSUER|ALTNAME|HOSTNAME|VERIFY|INVALID_CA|PATH_LENGTH|INVALID_PURPOSE/;
+
+/** ldapts's own messages for timers and lost sockets. */
+const LDAPTS_CONNECTION_MESSAGE =
+  /Connection timeout|Operation timed out|Socket error|Connection closed before|Socket connection not established/i;
+
+function nodeErrorCode(error: unknown): string | null {
+  if (typeof error !== "object" || error === null || !("code" in error)) return null;
+  const { code } = error as { code: unknown };
+  return typeof code === "string" ? code : null;
+}
+
+/** `name (code): detail` of an LDAP result. */
+export function describeResult(error: ResultCodeError): string {
+  const name = RESULT_CODE_NAMES[error.code] ?? "unknown result code";
+  const detail = error.message.trim();
+  return detail ? `${name} (${error.code}): ${detail}` : `${name} (${error.code})`;
+}
+
+/** The project's error for `error`, which happened during `at` ("LDAP add of … on ldaps://…"). */
+export function classifyLdapError(error: unknown, at: string): LaasError {
+  if (error instanceof LaasError) return error;
+  if (error instanceof ResultCodeError) {
+    const described = describeResult(error);
+    if (error.code === 49 || error.code === 50) {
+      return new AuthError(`${at} refused: ${described}`);
+    }
+    if (TRANSIENT_RESULT_CODES.has(error.code)) return new TransientError(`${at}: ${described}`);
+    return new DirectoryError(`${at} failed: ${described}`, error.code);
+  }
+  const code = nodeErrorCode(error);
+  const message = errorMessage(error);
+  if (code !== null && CERTIFICATE_CODE.test(code)) {
+    return new ConfigError(
+      `${at}: the server's certificate is not trusted (${code}: ${message}); ` +
+        "check ldap.ca and the host name in ldap.url",
+    );
+  }
+  if (code?.startsWith("ERR_SSL_") || code?.startsWith("ERR_TLS_")) {
+    return new ConfigError(`${at}: TLS handshake failed (${code}: ${message})`);
+  }
+  if ((code !== null && NETWORK_CODES.has(code)) || LDAPTS_CONNECTION_MESSAGE.test(message)) {
+    return new TransientError(`${at}: server unreachable or not answering (${message})`);
+  }
+  return new DirectoryError(`${at} failed: ${message}`);
+}
