@@ -29,6 +29,7 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import dynalite from "dynalite";
 import { errorMessage, LaasError } from "../../errors";
 import { keepNewFilesOwnerOnly, ownerOnlyFilesIn, ownerOnlyFolder } from "../../owner-only";
+import { settledWithin } from "../../time";
 
 /** The store directory is held by another process (or another instance in this one). */
 export class StoreLockedError extends LaasError {
@@ -326,18 +327,31 @@ function readBody(request: IncomingMessage): Promise<Buffer | null> {
   });
 }
 
+/** The guarded requests under way, and whether the store has begun to close. */
+interface Traffic {
+  inFlight: Set<Promise<void>>;
+  closing: boolean;
+}
+
 /**
  * Puts the guard in front of dynalite's request handler: dynalite gets only the requests that
  * pass it, as a replay of the same request (the guard has read the body to check its hash).
+ *
+ * The guard reads the body before dynalite sees the request, so a client that goes away during
+ * that read ends its connection while the request is still on its way to dynalite, and dynalite
+ * closes its database once no connection is left. Requests are therefore tracked until their
+ * response is done, close() waits for them first, and a request arriving once closing began, or
+ * whose client is gone, never reaches dynalite.
  */
-function guard(server: Server, credentials: StoreCredentials): void {
+function guard(server: Server, credentials: StoreCredentials, traffic: Traffic): void {
   const handlers = server.listeners("request");
   // One handler, taken out and called only from here: any other would bypass the guard.
   if (handlers.length !== 1) {
     throw new LaasError(`dynalite's server has ${handlers.length} request handlers, expected one`);
   }
   server.removeAllListeners("request");
-  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+  /** Answers the request, or hands it to dynalite (true: dynalite will write the answer). */
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<boolean> => {
     // A browser's request (any page's script, a DNS-rebinding one) carries an Origin, and a
     // preflight asks whether one may follow: the store answers neither.
     if (request.headers.origin !== undefined || request.method === "OPTIONS") {
@@ -345,17 +359,23 @@ function guard(server: Server, credentials: StoreCredentials): void {
         type: "AccessDeniedException",
         message: "requests from browsers (with an Origin header, or CORS preflights) are refused",
       });
-      return;
+      return false;
     }
     const body = await readBody(request);
     if (body === null) {
       answer(response, 413, { type: "RequestEntityTooLarge", message: "the request is too large" });
-      return;
+      return false;
     }
     const refusal = await verifySignature(request, body, credentials);
     if (refusal) {
       answer(response, 403, refusal);
-      return;
+      return false;
+    }
+    // The client is gone: dynalite would see the whole body and act for nobody.
+    if (request.socket.destroyed) return false;
+    if (traffic.closing) {
+      answer(response, 503, { type: "ServiceUnavailable", message: "the store is closing" });
+      return false;
     }
     const replay = Object.assign(Readable.from(body.length > 0 ? [body] : []), {
       headers: request.headers,
@@ -363,17 +383,40 @@ function guard(server: Server, credentials: StoreCredentials): void {
       url: request.url,
     });
     for (const handler of handlers) Reflect.apply(handler, server, [replay, response]);
+    return true;
   };
   server.on("request", (request: IncomingMessage, response: ServerResponse) => {
-    handle(request, response).catch((error: unknown) => {
-      if (response.headersSent) {
-        response.destroy();
-        return;
-      }
-      answer(response, 500, { type: "InternalServerError", message: errorMessage(error) });
+    // Under way until an answer is written (by the guard or by dynalite, which writes one even
+    // to a client that left), or the guard gives up on it: not merely until the socket closes.
+    let finish = (): void => undefined;
+    const done = new Promise<void>((resolve) => {
+      finish = resolve;
     });
+    traffic.inFlight.add(done);
+    void done.then(() => traffic.inFlight.delete(done));
+    response.end = new Proxy(response.end, {
+      apply(target, thisArg, args) {
+        finish();
+        return Reflect.apply(target, thisArg, args);
+      },
+    });
+    handle(request, response)
+      .then((handedOver) => {
+        if (!handedOver) finish();
+      })
+      .catch((error: unknown) => {
+        finish();
+        if (response.headersSent) {
+          response.destroy();
+          return;
+        }
+        answer(response, 500, { type: "InternalServerError", message: errorMessage(error) });
+      });
   });
 }
+
+/** How long close() waits for requests under way before it stops answering. */
+const CLOSE_DRAIN_MS = 5_000;
 
 function newCredentials(): StoreCredentials {
   return {
@@ -399,7 +442,8 @@ export async function startEmbeddedDynamo(options: EmbeddedDynamoOptions): Promi
       updateTableMs: 0,
     });
     const credentials = newCredentials();
-    guard(server, credentials);
+    const traffic: Traffic = { inFlight: new Set(), closing: false };
+    guard(server, credentials, traffic);
     await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
     const endpoint = endpointOf(server);
     let closing: Promise<void> | undefined;
@@ -407,9 +451,18 @@ export async function startEmbeddedDynamo(options: EmbeddedDynamoOptions): Promi
       endpoint,
       credentials,
       close() {
-        closing ??= new Promise<void>((resolve, reject) => {
-          server.close((error) => (error ? reject(error) : resolve()));
-        }).finally(releaseUmask);
+        closing ??= (async () => {
+          // Requests under way (and any that come meanwhile) are answered; none after that. A
+          // client that never finishes its request does not hold the close up for long.
+          const drained = (async () => {
+            while (traffic.inFlight.size > 0) await Promise.allSettled([...traffic.inFlight]);
+          })();
+          await settledWithin(drained, CLOSE_DRAIN_MS);
+          traffic.closing = true;
+          await new Promise<void>((resolve, reject) => {
+            server.close((error) => (error ? reject(error) : resolve()));
+          });
+        })().finally(releaseUmask);
         return closing;
       },
     };
