@@ -1,30 +1,17 @@
-/**
- * What a failure tells whom, end to end on the embedded default: the simulated lab, a real
- * OpenLDAP slapd and a real SMTP server. Real failures are driven through the workflow — an
- * installer whose log names internal addresses, a directory that answers with a DN — and the
- * dashboard's note (public) must carry none of that, while `laas status`, the log and the
- * operators' mail carry all of it. The operators' mail goes once per failure, and a mail that
- * cannot be sent loses nothing of the failure's record.
- */
-import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SmtpMailer } from "../lib/adapters/smtp/smtp-mailer";
-import type { EmbeddedRuntime } from "../lib/app/embedded";
-import type { Listener } from "../lib/app/listener";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { dashboardBooking } from "./helpers/bookings";
-import { listenOnLab } from "./helpers/lab-listener";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
-import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
+import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
+import type { CapturedMail } from "./helpers/smtp";
 import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
 import { bookingAt, type StatusNote } from "./sim/dashboard-sim";
-import { handoverWith, repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
+import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 const OPERATORS = ["lab-ops@lab.example.org"];
@@ -32,42 +19,14 @@ const FAILING_HOST = "fog-machine-5";
 /** What the failing installer's log ends with: addresses and a path inside the lab. */
 const LOG_TAIL = "ERROR: mirror http://10.20.30.40:8080/fuel/ unreachable from 192.168.122.2";
 
-interface Harness {
-  lab: SimulatedLab;
-  slapd: RunningSlapd;
-  smtp: TestSmtpServer;
-  embedded: EmbeddedRuntime;
-  listener: Listener;
-  lines: string[];
-  close(): Promise<void>;
-}
+type Harness = ListeningHandoverLab;
 
-async function harness(): Promise<Harness> {
-  const workDir = await mkdtemp(join(tmpdir(), "laas-failure-"));
-  const slapd = await startSlapd();
-  const smtp = await startSmtpServer({ security: "starttls" });
-  const lab = await startSimulatedLab({
-    workDir,
-    timeScale: 400,
-    pollInterval: 1,
-    installerFails: [FAILING_HOST],
-    handover: handoverWith(slapd, smtp, { operators: OPERATORS }),
+const harness = (): Promise<Harness> =>
+  listenOnHandoverLab({
+    name: "laas-failure",
+    lab: { installerFails: [FAILING_HOST] },
+    handover: { operators: OPERATORS },
   });
-  const { embedded, listener, lines, close } = await listenOnLab(lab);
-  return {
-    lab,
-    slapd,
-    smtp,
-    embedded,
-    listener,
-    lines,
-    close: async () => {
-      await close();
-      await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
-      await rm(workDir, { recursive: true, force: true });
-    },
-  };
-}
 
 function book(h: Harness, id: number, resourceId: string, installer: string): void {
   const now = Date.now();

@@ -1,26 +1,14 @@
-/**
- * Who a hand-over may go to. The booking user alone gets the credentials; when the dashboard
- * gives no address for them, nobody gets them in the user's place — not the operators, who are
- * told that it could not be delivered and what sends it — and `laas handover` delivers it once
- * the dashboard has the address. End to end on the simulated lab with a real slapd and a real
- * SMTP server, whose every captured message is searched for the passwords.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCredentials } from "../lib/access/sealed";
-import type { EmbeddedRuntime } from "../lib/app/embedded";
-import type { Listener } from "../lib/app/listener";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { handoverRecipients } from "../lib/handover/recipients";
-import { listenOnLab } from "./helpers/lab-listener";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
-import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
+import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
+import type { CapturedMail } from "./helpers/smtp";
 import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
-import { handoverWith, repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
+import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 const OPERATORS = ["lab-ops@lab.example.org", "oncall@lab.example.org"];
@@ -67,39 +55,10 @@ describe("handoverRecipients", () => {
   });
 });
 
-interface Harness {
-  lab: SimulatedLab;
-  slapd: RunningSlapd;
-  smtp: TestSmtpServer;
-  embedded: EmbeddedRuntime;
-  listener: Listener;
-  close(): Promise<void>;
-}
+type Harness = ListeningHandoverLab;
 
-async function harness(): Promise<Harness> {
-  const workDir = await mkdtemp(join(tmpdir(), "laas-recipients-"));
-  const slapd = await startSlapd();
-  const smtp = await startSmtpServer({ security: "starttls" });
-  const lab = await startSimulatedLab({
-    workDir,
-    timeScale: 400,
-    pollInterval: 1,
-    handover: handoverWith(slapd, smtp, { operators: OPERATORS }),
-  });
-  const { embedded, listener, close } = await listenOnLab(lab);
-  return {
-    lab,
-    slapd,
-    smtp,
-    embedded,
-    listener,
-    close: async () => {
-      await close();
-      await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
-      await rm(workDir, { recursive: true, force: true });
-    },
-  };
-}
+const harness = (): Promise<Harness> =>
+  listenOnHandoverLab({ name: "laas-recipients", handover: { operators: OPERATORS } });
 
 describe("a hand-over the dashboard gives no address for", () => {
   let h: Harness;

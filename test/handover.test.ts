@@ -1,19 +1,8 @@
-/**
- * The hand-over end to end on the embedded default: a whole booking against the simulated lab
- * with a real OpenLDAP slapd for VPN users and a real SMTP server (smtp-server) for the message.
- * What the user is sent must work (the VPN password binds, the root password and key are on the
- * host), release must take it back, a failure must leave no VPN user behind, and no secret handed
- * out may appear in any log line or stored item.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, EqualityFilter } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCredentials, sealCredentials } from "../lib/access/sealed";
 import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
-import type { EmbeddedRuntime } from "../lib/app/embedded";
-import type { Listener } from "../lib/app/listener";
 import type { Booking, BookingAccess } from "../lib/domain/booking";
 import { createVpnUser, undoAccess } from "../lib/lifecycle/access";
 import { changeAccess, emptyAccess } from "../lib/lifecycle/access-transitions";
@@ -22,59 +11,26 @@ import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import type { PhaseInput } from "../lib/ports/engine";
 import { Secret } from "../lib/secret";
 import { dashboardBooking } from "./helpers/bookings";
-import { listenOnLab } from "./helpers/lab-listener";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
-import { type CapturedMail, startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
+import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
+import type { CapturedMail } from "./helpers/smtp";
 import { generateSshKey } from "./helpers/sshd";
 import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
-import { handoverWith, repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
+import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 /** How often a failed delivery is tried again here (the ASL waits a minute, then longer). */
 const RETRY_MS = 100;
 
-interface Harness {
-  lab: SimulatedLab;
-  slapd: RunningSlapd;
-  smtp: TestSmtpServer;
-  embedded: EmbeddedRuntime;
-  listener: Listener;
-  lines: string[];
-  close(): Promise<void>;
-}
+type Harness = ListeningHandoverLab;
 
-async function harness(): Promise<Harness> {
-  const workDir = await mkdtemp(join(tmpdir(), "laas-handover-"));
-  const slapd = await startSlapd();
-  const smtp = await startSmtpServer({ security: "starttls" });
-  const lab = await startSimulatedLab({
-    workDir,
-    timeScale: 400,
-    pollInterval: 1,
-    handover: handoverWith(slapd, smtp, {
-      permanentUsers: ["admin"],
-      operators: ["lab-ops@lab.example.org"],
-    }),
+const harness = (): Promise<Harness> =>
+  listenOnHandoverLab({
+    name: "laas-handover",
+    handover: { permanentUsers: ["admin"], operators: ["lab-ops@lab.example.org"] },
+    listen: { retryOverridesMs: { HandOver: RETRY_MS } },
   });
-  const { embedded, listener, lines, close } = await listenOnLab(lab, {
-    retryOverridesMs: { HandOver: RETRY_MS },
-  });
-  return {
-    lab,
-    slapd,
-    smtp,
-    embedded,
-    listener,
-    lines,
-    close: async () => {
-      await close();
-      await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
-      await rm(workDir, { recursive: true, force: true });
-    },
-  };
-}
 
 function book(h: Harness, id: number, resourceId: string, user: number, minutes = 10): void {
   const now = Date.now();

@@ -19,14 +19,11 @@ import { discoverAddress } from "../lib/lab/address";
 import { silentLogger } from "../lib/log";
 import type { HostLogin } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
-import { listenOnLab } from "./helpers/lab-listener";
+import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
 import { type LabSegment, startLabSegment } from "./helpers/netns";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
-import { startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
 import { generateSshKey, type RunningSshd, type SshKeyPair, startSshd } from "./helpers/sshd";
 import { waitFor } from "./helpers/wait";
 import { bookingAt } from "./sim/dashboard-sim";
-import { handoverWith, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 const HOST_MAC = "02:00:00:5e:00:05";
 const IMPOSTOR_MAC = "02:00:00:66:66:66";
@@ -217,34 +214,17 @@ describe("the relay's neighbour table, on real network namespaces", () => {
 });
 
 describe("bookings whose host is not the booked one, on the simulated lab", () => {
-  let workDir: string;
-  let slapd: RunningSlapd;
-  let smtp: TestSmtpServer;
-  let lab: SimulatedLab;
-  let listening: Awaited<ReturnType<typeof listenOnLab>>;
+  let h: ListeningHandoverLab;
 
   beforeAll(async () => {
-    workDir = await mkdtemp(join(tmpdir(), "laas-identity-"));
-    slapd = await startSlapd();
-    smtp = await startSmtpServer({ security: "starttls" });
-    lab = await startSimulatedLab({
-      workDir,
-      timeScale: 400,
-      pollInterval: 1,
-      handover: handoverWith(slapd, smtp),
-    });
-    listening = await listenOnLab(lab);
+    h = await listenOnHandoverLab({ name: "laas-identity" });
   }, 120_000);
 
-  afterAll(async () => {
-    await listening?.close();
-    await Promise.allSettled([lab?.close(), smtp?.close(), slapd?.stop()]);
-    if (workDir) await rm(workDir, { recursive: true, force: true });
-  });
+  afterAll(async () => h?.close());
 
   function book(id: number, resourceId: string): void {
     const now = Date.now();
-    lab.dashboard.addBooking(
+    h.lab.dashboard.addBooking(
       bookingAt({
         id,
         resource_id: Number(resourceId),
@@ -262,7 +242,7 @@ describe("bookings whose host is not the booked one, on the simulated lab", () =
     return waitFor(
       `booking ${id} to fail`,
       async () => {
-        const booking = await listening.embedded.runtime.store.getBooking(id);
+        const booking = await h.embedded.runtime.store.getBooking(id);
         if (booking?.state === "ready") throw new Error(`booking ${id} became ready`);
         return booking?.state === "failed" ? booking : undefined;
       },
@@ -271,25 +251,25 @@ describe("bookings whose host is not the booked one, on the simulated lab", () =
   }
 
   const ran = (hostName: string, program: string) =>
-    lab.hostCommands(hostName).some((argv) => argv.join(" ").includes(program));
+    h.lab.hostCommands(hostName).some((argv) => argv.join(" ").includes(program));
 
   it("fails each booking with the reason, and sends no password, pod or hand-over", async () => {
-    const [first, second, third] = lab.inventory;
+    const [first, second, third] = h.lab.inventory;
     if (!first || !second || !third) throw new Error("the lab needs three hosts");
     // 1: another machine holds the address from the end of imaging on: no first login at all.
-    lab.onDeployed((name) => {
-      if (name === first.name) lab.wire.set(first.address, IMPOSTOR_MAC);
+    h.lab.onDeployed((name) => {
+      if (name === first.name) h.lab.wire.set(first.address, IMPOSTOR_MAC);
     });
-    lab.onInstallerDone((name) => {
+    h.lab.onInstallerDone((name) => {
       // 2: another machine takes the address once the pod is built, before access is set.
-      if (name === second.name) lab.wire.set(second.address, IMPOSTOR_MAC);
+      if (name === second.name) h.lab.wire.set(second.address, IMPOSTOR_MAC);
       // 3: the machine answering presents another key than the one recorded after imaging.
-      if (name === third.name) lab.hosts.regenerateHostKey(third.name);
+      if (name === third.name) h.lab.hosts.regenerateHostKey(third.name);
     });
     book(801, first.resourceId);
     book(802, second.resourceId);
     book(803, third.resourceId);
-    await listening.listener.pollOnce();
+    await h.listener.pollOnce();
 
     const [one, two, three] = await Promise.all([failed("801"), failed("802"), failed("803")]);
     expect(one.failure).toMatch(
@@ -306,6 +286,8 @@ describe("bookings whose host is not the booked one, on the simulated lab", () =
     }
     // The pod was built on the second and third hosts: the guards stood between it and access.
     expect(ran(second.name, "virsh")).toBe(true);
-    expect(smtp.messages.filter((m) => /is ready \(booking 80[123]\)/.test(m.subject))).toEqual([]);
+    expect(h.smtp.messages.filter((m) => /is ready \(booking 80[123]\)/.test(m.subject))).toEqual(
+      [],
+    );
   }, 180_000);
 });

@@ -1,11 +1,3 @@
-/**
- * A simulated lab with the hand-over's real services (slapd, SMTP) and `laas listen` run as real
- * processes, for tests that interrupt a listener — SIGKILL or a SIGTERM drain — at an exact point
- * of a booking and let the next listener finish it. Each booking is counted at the simulators:
- * FOG deploy tasks per phase, reboots, installer launches, VPN entries, hand-over messages.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EqualityFilter } from "ldapts";
 import { expect } from "vitest";
@@ -13,15 +5,11 @@ import { stepHandlers } from "../../functions/steps";
 import { main } from "../../lib/cli/main";
 import type { Booking } from "../../lib/domain/booking";
 import { bookingAt } from "../sim/dashboard-sim";
-import {
-  handoverWith,
-  type SimulatedLab,
-  type SimulatedLabHost,
-  startSimulatedLab,
-} from "../sim/lab";
+import type { SimulatedLab, SimulatedLabHost } from "../sim/lab";
+import { startHandoverLab } from "./handover-lab";
 import { bookingUntil, type ListenerProcess, startListenerProcess } from "./listener-process";
-import { type RunningSlapd, startSlapd } from "./slapd";
-import { startSmtpServer, type TestSmtpServer } from "./smtp";
+import type { RunningSlapd } from "./slapd";
+import type { TestSmtpServer } from "./smtp";
 import { generateSshKey } from "./sshd";
 import { waitFor } from "./wait";
 
@@ -37,18 +25,11 @@ export interface RestartLab {
 }
 
 export async function startRestartLab(): Promise<RestartLab> {
-  const workDir = await mkdtemp(join(tmpdir(), "laas-restart-"));
-  const slapd = await startSlapd();
-  const smtp = await startSmtpServer({ security: "starttls" });
-  const lab = await startSimulatedLab({
-    workDir,
-    timeScale: 400,
-    pollInterval: 1,
-    polling: 1,
-    installerMs: 1_500,
-    imagedBootMs: 600,
-    handover: handoverWith(slapd, smtp),
+  const services = await startHandoverLab({
+    name: "laas-restart",
+    lab: { polling: 1, installerMs: 1_500, imagedBootMs: 600 },
   });
+  const { lab } = services;
   const key = await generateSshKey("ada@laptop");
   lab.dashboard.addUser({
     id: USER_ID,
@@ -63,16 +44,7 @@ export async function startRestartLab(): Promise<RestartLab> {
     err: quiet,
   });
   expect(code).toBe(0);
-  return {
-    lab,
-    slapd,
-    smtp,
-    database: join(workDir, "db"),
-    close: async () => {
-      await Promise.allSettled([lab.close(), smtp.close(), slapd.stop()]);
-      await rm(workDir, { recursive: true, force: true });
-    },
-  };
+  return { ...services, database: join(services.workDir, "db") };
 }
 
 export type Interruption = "kill" | "drain";
