@@ -1,10 +1,3 @@
-/**
- * The embedded store is its owner's alone. Its endpoint answers only requests signed with the
- * run's own credential, and nothing from a browser; its folder, listener.json (which holds that
- * credential) and the logs are owner-only whatever the umask; `laas stop` signals only the
- * listener. Seen from another Unix user (`nobody`, through runuser) against a real `laas listen`.
- */
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import {
   chmod,
   chown,
@@ -20,6 +13,7 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { Sha256 } from "@smithy/core/checksum";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -78,38 +72,6 @@ function expectOwnerOnly(entries: { path: string; dir: boolean; mode: number }[]
   expect(loose.map((e) => `${e.path} ${e.mode.toString(8)}`)).toEqual([]);
 }
 
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-
-/** SHA-256 for the test's own signer (a client's, independent of the store's code). */
-class TestSha256 {
-  readonly #secret: SourceData | undefined;
-  #hash: Hash | Hmac;
-  constructor(secret?: SourceData) {
-    this.#secret = secret;
-    this.#hash = this.#fresh();
-  }
-  #fresh(): Hash | Hmac {
-    const secret = this.#secret;
-    if (secret === undefined) return createHash("sha256");
-    const key =
-      typeof secret === "string"
-        ? secret
-        : ArrayBuffer.isView(secret)
-          ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
-          : Buffer.from(secret);
-    return createHmac("sha256", key);
-  }
-  update(data: Uint8Array): void {
-    this.#hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-}
-
 interface RawRequest {
   method?: string;
   target?: string;
@@ -139,7 +101,7 @@ async function signedHeaders(
     service: "dynamodb",
     region: "us-east-1",
     credentials,
-    sha256: TestSha256,
+    sha256: Sha256,
     applyChecksum: options.contentHash ?? true,
   });
   const signed = await signer.sign(
