@@ -39,7 +39,13 @@ export function labOfOneInstaller(
   installer: InstallerConfig,
   labWide: Pick<
     PharosConfig,
-    "power" | "relay" | "defaultConfigs" | "handover" | "watchSeconds" | "labSubnets"
+    | "power"
+    | "relay"
+    | "defaultConfigs"
+    | "handover"
+    | "watchSeconds"
+    | "labSubnets"
+    | "quarantineAfter"
   > | null,
 ): PharosConfig {
   // The lab's other installers stay known (a reset must remove the pod another one built); the
@@ -59,6 +65,7 @@ export function labOfOneInstaller(
     loggingDir: installer.loggingDir,
     polling: 0.1,
     watchSeconds: labWide?.watchSeconds ?? installer.fog.pollSeconds,
+    quarantineAfter: labWide?.quarantineAfter ?? 2,
     // Without the lab's pharos.yaml no subnet is known, so no host address is reached.
     labSubnets: labWide?.labSubnets ?? [],
     power: labWide?.power ?? null,

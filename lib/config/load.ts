@@ -255,6 +255,7 @@ class Loader {
       loggingDir: resolveConfigPath(dir, raw.logging_dir),
       polling: raw.polling,
       watchSeconds,
+      quarantineAfter: raw.quarantine_after,
       labSubnets: raw.lab_subnets ?? [],
       power,
       relay,

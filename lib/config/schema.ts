@@ -482,6 +482,8 @@ export const pharosSchema = z.strictObject(
       })
       .optional(),
     token: secretSource,
+    // Extension: failed provisions or cleanings of one host in a row before it stays quarantined.
+    quarantine_after: positiveInt.max(10, { error: "expected at most 10 failures" }).default(2),
     // Extension: the networks lab hosts live on; no address outside them is ever reached.
     lab_subnets: z
       .array(

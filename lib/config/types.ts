@@ -231,6 +231,12 @@ export interface PharosConfig {
    */
   watchSeconds: number;
   /**
+   * A host whose provision or cleaning fails is cleaned automatically and returned to the pool;
+   * after this many failures in a row (`quarantine_after`, default 2) it stays quarantined until
+   * an operator releases it (`laas host release`).
+   */
+  quarantineAfter: number;
+  /**
    * The lab's subnets (CIDRs): every host address reached (leased, static, from FOG) must lie in
    * one, and the relay forwards nowhere else. Required when power or relay is configured.
    */

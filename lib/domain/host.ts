@@ -1,6 +1,8 @@
 /**
- * A lab host (a FOG host name). free → claimed → in-use → cleaning → free; a host whose
- * provisioning or release gave up after touching it is quarantined until an operator resets it.
+ * A lab host (a FOG host name). free → claimed → in-use → cleaning → free. A host a failed
+ * provision or cleaning touched goes to cleaning (its pod removed, the clean image written) and
+ * back to the pool; after `quarantine_after` failures in a row it is quarantined until an operator
+ * releases it (`laas host release`), or when an operator quarantines it (`laas host quarantine`).
  */
 export const HOST_STATES = ["free", "claimed", "in-use", "cleaning", "quarantined"] as const;
 export type HostState = (typeof HOST_STATES)[number];
@@ -30,8 +32,42 @@ export interface Host {
   address: string | null;
   /** Why the host is quarantined. */
   reason: string | null;
+  /**
+   * Failed provisions and cleanings since the host last became ready for a booking or was released
+   * by an operator: the streak that quarantines it at `quarantine_after`.
+   */
+  failures: number;
+  /** The last failure on the host (booking, phase, reason), kept after the streak ends. */
+  lastFailure: HostEvent | null;
+  /** What happened to the host, oldest first, the last HOST_HISTORY_LENGTH events. */
+  history: HostEvent[];
   updatedAt: string;
   version: number;
+}
+
+export interface HostEvent {
+  /** ISO-8601 UTC. */
+  at: string;
+  /** What happened: "claimed", "failed", "cleaning", "quarantined", "released", "key forgotten"… */
+  event: string;
+  bookingId: string | null;
+  /** The reason or detail (never holds secrets). */
+  detail: string | null;
+}
+
+/** Events kept in a host's history; older ones are dropped. */
+export const HOST_HISTORY_LENGTH = 20;
+
+/** The host with `event` appended to its history (bounded). */
+export function withEvent(
+  host: Host,
+  event: string,
+  bookingId: string | null,
+  detail: string | null,
+  now: Date,
+): Host {
+  const entry: HostEvent = { at: now.toISOString(), event, bookingId, detail };
+  return { ...host, history: [...host.history, entry].slice(-HOST_HISTORY_LENGTH) };
 }
 
 /** A host as it enters the store: free, with what FOG knows of it. */
@@ -51,6 +87,9 @@ export function newHost(
     deployed: fog?.deployed ?? null,
     address: null,
     reason: null,
+    failures: 0,
+    lastFailure: null,
+    history: [],
     updatedAt: now.toISOString(),
     version: 0,
   };

@@ -105,6 +105,13 @@ const bookingSchema = z.object({
   version: counter,
 }) satisfies z.ZodType<Booking, unknown>;
 
+const hostEventSchema = z.object({
+  at: isoTimestamp,
+  event: z.string(),
+  bookingId: z.string().nullable(),
+  detail: z.string().nullable(),
+});
+
 const hostSchema = z.object({
   name: z.string().min(1),
   fogId: z.string().nullable(),
@@ -118,9 +125,13 @@ const hostSchema = z.object({
   // Absent on items written before hosts had an address.
   address: z.string().nullable().default(null),
   reason: z.string().nullable(),
+  // Absent on items written before hosts kept a failure streak and a history.
+  failures: counter.default(0),
+  lastFailure: hostEventSchema.nullable().default(null),
+  history: z.array(hostEventSchema).default([]),
   updatedAt: isoTimestamp,
   version: counter,
-}) satisfies z.ZodType<Host>;
+}) satisfies z.ZodType<Host, unknown>;
 
 function bookingToItem(booking: Booking): Item {
   const item: { [K in keyof Booking]-?: Booking[K] } = {
@@ -161,6 +172,9 @@ function hostToItem(host: Host): Item {
     deployed: host.deployed,
     address: host.address,
     reason: host.reason,
+    failures: host.failures,
+    lastFailure: host.lastFailure,
+    history: host.history,
     updatedAt: host.updatedAt,
     version: host.version,
   };
