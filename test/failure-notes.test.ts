@@ -8,7 +8,12 @@ import type { HandoverConfig } from "../lib/config/types";
 import type { Booking, Phase } from "../lib/domain/booking";
 import type { WaitEvent } from "../lib/domain/run";
 import { allOf, recordDone } from "../lib/lifecycle/checkpoints";
-import { FAILURE_RECORD, failedStep, recordedFailure } from "../lib/lifecycle/failure-record";
+import {
+  FAILURE_MAIL,
+  FAILURE_RECORD,
+  failedStep,
+  recordedFailure,
+} from "../lib/lifecycle/failure-record";
 import { GENERIC_REASON, publicReason, statusNoteFor } from "../lib/lifecycle/status-notes";
 import { beginProvisioning, beginReleasing, newBooking } from "../lib/lifecycle/transitions";
 import { registerWait, waitKey } from "../lib/lifecycle/waits";
@@ -97,7 +102,7 @@ describe("the failure's public note", () => {
     const record = recordDone(
       input(phase),
       FAILURE_RECORD,
-      { step, error, host: "quarantined" },
+      { step, error, host: "quarantined", field: null },
       AT,
     );
     return { ...record(booking(phase))!, state: "failed", failure };
@@ -123,7 +128,12 @@ describe("the failure's public note", () => {
     for (const [phase, step, error, reason] of reasons) {
       const failed = failedAt(phase, step, error);
       const note = statusNoteFor(failed, phase === "provision" ? "failed" : "release-failed");
-      expect(recordedFailure(failed, phase)).toEqual({ step, error, host: "quarantined" });
+      expect(recordedFailure(failed, phase)).toEqual({
+        step,
+        error,
+        host: "quarantined",
+        field: null,
+      });
       expect(note.content, `${step} ${error}`).toContain(`: ${reason}. `);
       for (const internal of ["uid=", "ldap://", "10.1.2.3", "192.168", "stderr", error]) {
         expect(`${note.title} ${note.content}`, `${step} ${error}`).not.toContain(internal);
@@ -139,7 +149,33 @@ describe("the failure's public note", () => {
       failure: "ProtocolError: 10.0.0.1",
     };
     expect(statusNoteFor(bare, "failed").content).toBe(
-      `pod1 could not be provisioned: ${GENERIC_REASON}. The lab's operators have the details.`,
+      `pod1 could not be provisioned: ${GENERIC_REASON}. The lab's operators can see the details in its records.`,
+    );
+  });
+
+  it("says the operators were told only when their mail went out", () => {
+    const failed = failedAt("provision", "AwaitInstaller", "InstallerFailed");
+    expect(statusNoteFor(failed, "failed").content).toMatch(
+      /can see the details in its records\.$/,
+    );
+    const mailed = recordDone(
+      { bookingId: "7", hostName: "pod1", phase: "provision", generation: 1 },
+      FAILURE_MAIL,
+      { messageId: "<1@lab>" },
+      AT,
+    )(failed);
+    expect(statusNoteFor(mailed!, "failed").content).toMatch(/have been told\.$/);
+  });
+
+  it("names the field a booking was refused for, never its value", () => {
+    const refused = recordDone(
+      { bookingId: "7", hostName: "pod1", phase: "provision", generation: 0 },
+      FAILURE_RECORD,
+      { step: "Poll", error: "InvalidBooking", host: "free", field: "scenario_name" },
+      AT,
+    )({ ...booking("provision"), provisionGeneration: 0, state: "failed" as const });
+    expect(statusNoteFor(refused!, "failed").content).toContain(
+      "could not be provisioned: the booking's scenario_name cannot be served by this lab.",
     );
   });
 });

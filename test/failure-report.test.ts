@@ -120,7 +120,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
       const note = await noteOf(h, "501");
       expect(note.type).toBe("error");
       expect(note.content).toBe(
-        `${FAILING_HOST} could not be provisioned: the installer failed. The lab's operators have the details.`,
+        `${FAILING_HOST} could not be provisioned: the installer failed. The lab's operators have been told.`,
       );
       expectNothingInternal(note, [LOG_TAIL, "exited with", "InstallerFailed", "[deploy]"]);
 
@@ -133,9 +133,10 @@ describe("what a failure tells the public, and what it tells the operators", () 
       );
       expect(mail.text).toContain(`Host:       ${FAILING_HOST}`);
       expect(mail.text).toContain("Failed at:  AwaitInstaller");
-      expect(mail.text).toContain("Host now:   quarantined");
+      expect(mail.text).toContain("Host now:   cleaning");
       expect(mail.text).toContain(LOG_TAIL);
-      expect(mail.text).toContain(`laas deploy --host ${FAILING_HOST} --reset`);
+      expect(mail.text).toContain("goes\nback to the free pool");
+      expect(mail.text).toContain(`laas host show ${FAILING_HOST}`);
       expect(mail.text).toContain(note.content);
 
       // `laas status` shows the whole error, with the step, below its tables.
@@ -168,7 +169,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
 
         const note = await noteOf(h, "502");
         expect(note.content).toBe(
-          `${host.name} could not be provisioned: access could not be set up. The lab's operators have the details.`,
+          `${host.name} could not be provisioned: access could not be set up. The lab's operators have been told.`,
         );
         expectNothingInternal(note, [h.slapd.usersBase, h.slapd.suffix, h.slapd.url]);
 
@@ -232,7 +233,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
       expect(failureMails(h, refused.bookingId)).toEqual([]);
       expect(
         h.lines.some(
-          (l) => l.includes(refused.bookingId) && l.includes("could not mail the failure"),
+          (l) => l.includes(refused.bookingId) && l.includes("could not mail the operators"),
         ),
       ).toBe(true);
       // Run again (a restart), RecordFailure sends the mail it could not send.

@@ -4,6 +4,7 @@
  * engine (as two processes would be), so only the store's conditional writes keep them apart.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { PharosConfig } from "../lib/config/types";
 import type { DashboardBooking, Phase } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
 import { poll } from "../lib/lifecycle/poll";
@@ -60,6 +61,18 @@ class RecordingEngine implements WorkflowEngine {
   }
 }
 
+/** The parts of pharos.yaml poll reads: the installers it serves and the quarantine limit. */
+const LAB = {
+  file: "pharos.yaml",
+  defaultConfigs: new Map([
+    ["Fuel", {}],
+    [null, {}],
+  ]),
+  cleanConfig: {},
+  quarantineAfter: 2,
+  handover: null,
+} as unknown as PharosConfig;
+
 function booking(id: string, hostName: string, start: Date, end: Date): DashboardBooking {
   return {
     id,
@@ -82,7 +95,16 @@ describe("poll", () => {
 
   const poller = (store: Store = db.store, engine = new RecordingEngine(log)) => ({
     engine,
-    run: () => poll({ dashboard, store, engine, logger: silentLogger, now: () => now }),
+    run: () =>
+      poll({
+        dashboard,
+        store,
+        engine,
+        logger: silentLogger,
+        now: () => now,
+        config: LAB,
+        mailer: null,
+      }),
   });
 
   beforeEach(async () => {
@@ -157,7 +179,106 @@ describe("poll", () => {
     const recovered = await restarted.run();
     expect(recovered.recovered).toEqual(["1"]);
     expect((await db.store.getBooking("1"))?.failure).toMatch(/ended ABORTED without recording/);
-    expect((await db.store.getHost("h1"))?.state).toBe("quarantined");
+    // Only claimed, never touched: the host goes back to the pool, its streak untouched.
+    expect(await db.store.getHost("h1")).toMatchObject({ state: "free", failures: 0 });
+  });
+
+  it("cleans a host a failed run touched, and quarantines it at the second failure in a row", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, new Date("2026-06-01T15:00:00Z"))];
+    const first = poller();
+    await first.run();
+    // The run reached the host (rebooted it into imaging), then its execution stopped.
+    await db.store.updateHost("h1", (h) => ({ ...h, state: "in-use" }));
+    await first.engine.stop("booking-1-provision-1");
+    const recovered = await first.run();
+    expect(recovered.recovered).toEqual(["1"]);
+    expect(await db.store.getHost("h1")).toMatchObject({
+      state: "cleaning",
+      bookingId: "1",
+      failures: 1,
+    });
+    expect(await db.store.getBooking("1")).toMatchObject({
+      state: "failed",
+      cleanup: "after-provision",
+    });
+    // The next poll starts the release run that cleans the host; the booking stays failed.
+    const cleaning = await first.run();
+    expect(cleaning.cleaning).toEqual(["1"]);
+    expect(cleaning.started).toEqual(["booking-1-release-1"]);
+    expect((await db.store.getBooking("1"))?.state).toBe("releasing");
+    expect(await first.run()).toMatchObject({ started: [], cleaning: [] });
+    // The cleaning fails too: the second failure in a row quarantines the host.
+    await first.engine.stop("booking-1-release-1");
+    await first.run();
+    const host = await db.store.getHost("h1");
+    expect(host).toMatchObject({ state: "quarantined", bookingId: "1", failures: 2 });
+    expect(host?.reason).toMatch(/2 failure\(s\) in a row/);
+    expect(host?.history.map((e) => e.event)).toEqual([
+      "claimed",
+      "failed",
+      "cleaning",
+      "failed",
+      "quarantined",
+    ]);
+    expect(await db.store.getBooking("1")).toMatchObject({ state: "failed", cleanup: null });
+    expect((await first.run()).started).toEqual([]);
+  });
+
+  it("refuses a booking it cannot serve before touching its host, and serves the next one", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T15:00:00Z");
+    const later = new Date("2026-06-01T11:30:00Z");
+    dashboard.bookings = [
+      { ...booking("1", "h1", start, end), scenario: "os-nosdn\u0000; reboot" },
+      { ...booking("2", "h1", later, end), installer: "NoSuchInstaller" },
+      { ...booking("3", "h1", later, end), purpose: "x".repeat(1001) },
+      { ...booking("4", "h1", later, end), user: "ada;rm -rf /" },
+      booking("5", "h1", later, end),
+    ];
+    const report = await poller().run();
+    expect(report.refused).toEqual(["1", "2", "3", "4"]);
+    expect(report.started).toEqual(["booking-5-provision-1"]);
+    const refused = await db.store.getBooking("1");
+    expect(refused).toMatchObject({ state: "failed", provisionGeneration: 0 });
+    expect(refused?.failure).toMatch(/scenario_name holds a control character \(U\+0000\)/);
+    // The reason names the field, never the hostile value.
+    expect(refused?.failure).not.toContain("reboot");
+    expect((await db.store.getBooking("2"))?.failure).toMatch(/installer_name names no installer/);
+    expect((await db.store.getBooking("3"))?.failure).toMatch(/purpose is 1001 characters/);
+    expect((await db.store.getBooking("4"))?.failure).toMatch(/user may hold only/);
+    expect(await db.store.getHost("h1")).toMatchObject({ bookingId: "5", failures: 0 });
+    // A booking edited into one the lab cannot serve before it starts is refused then.
+    const sixth = booking("6", "h2", new Date("2026-06-01T13:00:00Z"), end);
+    dashboard.bookings.push(sixth);
+    await poller().run();
+    dashboard.bookings[5] = { ...sixth, scenario: "a b" };
+    expect((await poller().run()).refused).toEqual(["6"]);
+    expect((await poller().run()).refused).toEqual([]);
+  });
+
+  it("never starts a phase when the write that moves the booking into it lost", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, new Date("2026-06-01T15:00:00Z"))];
+    // A second process cancels the booking between this poller's read and its write.
+    const updateBooking: Store["updateBooking"] = async (id, change) => {
+      const current = await db.store.getBooking(id);
+      if (current?.state === "scheduled" && change(current)?.state === "provisioning") {
+        await db.store.updateBooking(id, (b) => ({ ...b, state: "cancelled" }));
+      }
+      return db.store.updateBooking(id, change);
+    };
+    const racing = new Proxy(db.store, {
+      get(target, property) {
+        if (property === "updateBooking") return updateBooking;
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const report = await poller(racing).run();
+    expect(report.started).toEqual([]);
+    expect(log).toEqual([]);
+    expect((await db.store.getBooking("1"))?.state).toBe("cancelled");
   });
 
   it("starts each phase once and claims each host once when pollers race", async () => {

@@ -35,6 +35,7 @@ function makeBooking(overrides: Partial<Booking> = {}): Booking {
     releaseGeneration: 0,
     vanished: false,
     failure: null,
+    cleanup: null,
     progress: null,
     access: null,
     run: null,

@@ -6,6 +6,8 @@ import type { RunRecord, WaitRecord } from "./run";
  *
  *   scheduled → provisioning → ready → releasing → released
  *        ↘ cancelled (vanished before it started)      any step that gives up → failed
+ *   failed (host left dirty) → releasing (cleaning) → failed, or released after a release
+ *   scheduled → failed: refused at poll (a field that cannot be served); its host never touched
  */
 export const BOOKING_STATES = [
   "scheduled",
@@ -72,6 +74,9 @@ export interface BookingAccess {
   handoverError: string | null;
 }
 
+export const CLEANUPS = ["after-provision", "after-release"] as const;
+export type Cleanup = (typeof CLEANUPS)[number];
+
 export const HANDOVER_STATES = ["pending", "delivered", "undelivered", "withdrawn"] as const;
 export type HandoverState = (typeof HANDOVER_STATES)[number];
 
@@ -98,6 +103,12 @@ export interface Booking {
   vanished: boolean;
   /** Why the booking failed, for the operator and the user (never holds secrets). */
   failure: string | null;
+  /**
+   * Set when a failed run left the host dirty (touched, state unknown) and the lab cleans it: a
+   * release run removes the pod and writes the clean image, then frees the host. The booking ends
+   * failed after a failed provision, released after a release that needed a second cleaning.
+   */
+  cleanup: Cleanup | null;
   /** Short human-readable note on what is happening now ("imaging 45%"). */
   progress: string | null;
   /** The access handed over (VPN user, root password, SSH key); null before the access stage. */

@@ -51,6 +51,8 @@ export interface HostEvent {
   /** What happened: "claimed", "failed", "cleaning", "quarantined", "released", "key forgotten"… */
   event: string;
   bookingId: string | null;
+  /** The booking's run it happened in ("provision 1", "release 2"), when it was a run's doing. */
+  run: string | null;
   /** The reason or detail (never holds secrets). */
   detail: string | null;
 }
@@ -65,8 +67,9 @@ export function withEvent(
   bookingId: string | null,
   detail: string | null,
   now: Date,
+  run: string | null = null,
 ): Host {
-  const entry: HostEvent = { at: now.toISOString(), event, bookingId, detail };
+  const entry: HostEvent = { at: now.toISOString(), event, bookingId, run, detail };
   return { ...host, history: [...host.history, entry].slice(-HOST_HISTORY_LENGTH) };
 }
 

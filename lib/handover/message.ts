@@ -249,3 +249,34 @@ export function renderHandoverNotice(details: HandoverNoticeDetails): RenderedTe
     text: render(NOTICE_TEMPLATE, false, context),
   };
 }
+
+/** A short notice to the operators: an event, its reason and the commands that clear it. */
+export interface OperatorNoticeDetails {
+  subject: string;
+  /** One sentence saying what happened. */
+  summary: string;
+  /** Label and value pairs shown as a table (values are single lines). */
+  fields: [string, string][];
+  /** Why (the recorded reason; never holds secrets). */
+  reason: string;
+  /** The commands that look closer or clear it, one per line. */
+  commands: string[];
+}
+
+const OPERATOR_NOTICE_TEMPLATE = "operator-notice.txt.njk";
+
+export function renderOperatorNotice(details: OperatorNoticeDetails): RenderedText {
+  const width = Math.max(...details.fields.map(([label]) => label.length)) + 2;
+  const context = {
+    summary: oneLine(details.summary),
+    rows: details.fields.map(
+      ([label, value]) => `${`${oneLine(label)}:`.padEnd(width)}${oneLine(value)}`,
+    ),
+    reasonLines: multiLine(details.reason).trim().split("\n"),
+    commands: details.commands.map(oneLine),
+  };
+  return {
+    subject: oneLine(details.subject),
+    text: render(OPERATOR_NOTICE_TEMPLATE, false, context),
+  };
+}

@@ -29,7 +29,7 @@ import {
   renderHandover,
   renderHandoverNotice,
 } from "../handover/message";
-import { handoverRecipients, noRecipientError } from "../handover/recipients";
+import { handoverRecipients, NoRecipientError, noRecipientError } from "../handover/recipients";
 import type { DashboardUser } from "../ports/dashboard";
 import {
   type Directory,
@@ -51,9 +51,13 @@ import {
 import { allOf, doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { onHost } from "./host-access";
+import { mailUndelivered } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { noteProgress } from "./transitions";
 import { recordedVpnEntry } from "./vpn-record";
+
+/** NoRecipientError's name, as the workflow's Catch hands it to RecordUndelivered. */
+const NO_RECIPIENT = "NoRecipient";
 
 /** The account whose password and keys the booking user gets. */
 export const ROOT_ACCOUNT = "root";
@@ -446,15 +450,19 @@ export interface HandOverFailedInput extends PhaseInput {
   error: CaughtError;
 }
 
-/** Delivery gave up after its retries: say so on the booking; the pod stays ready. */
+/**
+ * Delivery gave up after its retries: say so on the booking (the pod stays ready) and tell the
+ * operators, who were told already when it was for want of an address (deliverHandover).
+ */
 export async function recordUndelivered(
   rt: Runtime,
   input: HandOverFailedInput,
-): Promise<{ handover: string }> {
+): Promise<{ handover: string; operatorsTold: boolean }> {
   const reason = describeCaught(input.error);
   await rt.store.updateBooking(input.bookingId, handoverUndelivered(input.generation, reason));
   rt.logger.error({ bookingId: input.bookingId, reason }, "hand-over not delivered");
-  return { handover: "undelivered" };
+  const told = input.error.Error === NO_RECIPIENT || (await mailUndelivered(rt, input, reason));
+  return { handover: "undelivered", operatorsTold: told };
 }
 
 /**

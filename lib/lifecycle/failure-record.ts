@@ -20,13 +20,18 @@ import { waitKey } from "./waits";
 /** The key of the record RecordFailure leaves in the run. */
 export const FAILURE_RECORD = "recordFailure";
 
+/** The key of the run's record of the failure mailed to the operators (operator-mail.ts). */
+export const FAILURE_MAIL = "mailFailure";
+
 export interface FailureRecord extends JsonObject {
   /** The workflow state that failed, as the ASL names it ("AwaitInstaller"…). */
   step: string;
   /** The error's name as the workflow caught it ("InstallerFailed", "States.Timeout"…). */
   error: string;
-  /** What became of the host: "free", "quarantined" or "unchanged". */
+  /** What became of the host: "free", "cleaning", "quarantined" or "unchanged". */
   host: string;
+  /** For a booking refused at poll (step "Poll"): the dashboard field it was refused for. */
+  field: string | null;
 }
 
 /** Step records the provision steps leave (pod.ts, access.ts use these keys). */
@@ -104,9 +109,9 @@ export function recordedFailure(booking: Booking, phase: Phase): FailureRecord |
   const record = stepRecord(booking, phase, generation, FAILURE_RECORD);
   const result = record?.done ? record.result : null;
   if (typeof result !== "object" || result === null || Array.isArray(result)) return null;
-  const { step, error, host } = result;
+  const { step, error, host, field } = result;
   if (typeof step !== "string" || typeof error !== "string" || typeof host !== "string") {
     return null;
   }
-  return { step, error, host };
+  return { step, error, host, field: typeof field === "string" ? field : null };
 }

@@ -10,15 +10,22 @@
  */
 import type { Runtime } from "../app/runtime";
 import type { Booking } from "../domain/booking";
-import { errorMessage, SupersededError } from "../errors";
-import { renderFailureReport } from "../handover/message";
+import { errorMessage, NotFoundError, SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { settledWithin } from "../time";
-import { allOf, once, readBooking, recordDone } from "./checkpoints";
+import { allOf, readBooking, recordDone } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
-import { FAILURE_RECORD, type FailureRecord, failedStep, recordedFailure } from "./failure-record";
-import { hasStatusNote, statusNoteFor } from "./status-notes";
-import { failPhase, finishPhase, freeHost, quarantineHost } from "./transitions";
+import { FAILURE_RECORD, type FailureRecord, failedStep } from "./failure-record";
+import { mailFailure, mailQuarantine } from "./operator-mail";
+import {
+  failPhase,
+  finishPhase,
+  freeHost,
+  type HostOutcome,
+  hostAfterFailure,
+  hostFailed,
+  hostServed,
+  runLabel,
+} from "./transitions";
 
 /** The run already ended the way this step ends it (the step is run again after a restart). */
 function endedAs(booking: Booking, input: PhaseInput, state: Booking["state"]): boolean {
@@ -31,6 +38,8 @@ export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state
   const booking = await readBooking(rt, input.bookingId);
   if (endedAs(booking, input, "ready")) return { state: "ready" };
   requireCurrentRun(booking, input);
+  // The host served a booking: its failure streak ends.
+  await rt.store.updateHost(input.hostName, hostServed(input.bookingId)).catch(ignoreMissingHost);
   const { item } = await rt.store.updateBooking(
     input.bookingId,
     finishPhase("provision", input.generation),
@@ -43,7 +52,7 @@ export async function markReleased(rt: Runtime, input: PhaseInput): Promise<{ st
   const booking = await readBooking(rt, input.bookingId);
   if (endedAs(booking, input, "released")) return { state: "released" };
   requireCurrentRun(booking, input);
-  await rt.store.updateHost(input.hostName, freeHost(input.bookingId));
+  await rt.store.updateHost(input.hostName, freeHost(input.bookingId, rt.now()));
   const { item } = await rt.store.updateBooking(
     input.bookingId,
     finishPhase("release", input.generation),
@@ -74,7 +83,7 @@ export async function recordFailure(
     booking = await readBooking(rt, input.bookingId);
     // Recorded already (the step is run again after a restart): only the mail may be missing.
     if (endedAs(booking, input, "failed")) {
-      await mailOperators(rt, input);
+      await tellOperatorsOfFailure(rt, input);
       return { state: "failed", host: "unchanged" };
     }
     requireCurrentRun(booking, input);
@@ -96,85 +105,80 @@ export async function recordFailure(
       log.warn({ err: errorMessage(error) }, "could not cancel the FOG task");
     }
   }
-  const host = await rt.store.getHost(input.hostName);
-  let hostOutcome = "unchanged";
-  if (host && host.bookingId === booking.id) {
-    if (host.state === "claimed") {
-      await rt.store.updateHost(host.name, freeHost(booking.id));
-      hostOutcome = "free";
-    } else {
-      await rt.store.updateHost(
-        host.name,
-        quarantineHost(booking.id, `booking ${booking.id} ${input.phase} failed: ${reason}`),
-      );
-      hostOutcome = "quarantined";
-    }
-  }
-  const record: FailureRecord = { step, error: input.error.Error, host: hostOutcome };
+  const hostOutcome = await hostAfterRunFailed(rt, booking, input, reason);
+  // A failed cleaning after a failed provision leaves the provision's reason first.
+  const failure =
+    input.phase === "release" && booking.cleanup === "after-provision" && booking.failure
+      ? `${booking.failure}; cleaning the host then failed: ${reason}`
+      : reason;
+  const cleanup =
+    hostOutcome !== "cleaning"
+      ? null
+      : input.phase === "provision"
+        ? "after-provision"
+        : (booking.cleanup ?? "after-release");
+  const record: FailureRecord = { step, error: input.error.Error, host: hostOutcome, field: null };
   await rt.store.updateBooking(
     booking.id,
     allOf(
-      failPhase(input.phase, input.generation, reason),
+      failPhase(input.phase, input.generation, failure, cleanup),
       recordDone(input, FAILURE_RECORD, record, rt.now()),
     ),
   );
   log.error({ reason, step, host: input.hostName, hostOutcome }, `${input.phase} failed`);
-  await mailOperators(rt, input);
+  await tellOperatorsOfFailure(rt, input);
   return { state: "failed", host: hostOutcome };
 }
 
-const FAILURE_MAIL = "mailFailure";
+/** The failure, and the quarantine it caused if it did: one mail each, once per run. */
+export async function tellOperatorsOfFailure(
+  rt: Pick<Runtime, "config" | "mailer" | "store" | "logger" | "now">,
+  input: PhaseInput,
+): Promise<void> {
+  await mailFailure(rt, input);
+  const host = await rt.store.getHost(input.hostName);
+  const run = runLabel(input.phase, input.generation);
+  const quarantinedByThisRun = host?.history.some(
+    (event) =>
+      event.event === "quarantined" && event.bookingId === input.bookingId && event.run === run,
+  );
+  if (host && quarantinedByThisRun) await mailQuarantine(rt, input, host);
+}
 
 /**
- * How long RecordFailure waits for the operators' mail. The step has 60 s (TimeoutSeconds) and is
- * retried when it runs past them: a mail server that hangs must not make a recorded failure look
- * unrecorded (FailureNotRecorded) and cost the booking its dashboard note.
+ * What the failure of run `input` does to the host the booking held: freed when never touched,
+ * else counted in its streak and cleaned, or quarantined (see transitions.ts hostAfterFailure).
  */
-const MAIL_WAIT_MS = 20_000;
-
-/**
- * Mails the operators the failure recorded for the run: booking, host, failed step and the whole
- * error. Once per failure (a step record), and never at the cost of the failure's record: a mail
- * that cannot be sent is logged, and tried again only should RecordFailure run again; one still
- * going after MAIL_WAIT_MS is left to finish on its own.
- */
-async function mailOperators(rt: Runtime, input: PhaseInput): Promise<void> {
-  const handover = rt.config.handover;
-  const mailer = rt.mailer;
-  const operators = handover?.email.operators ?? [];
-  if (!mailer || operators.length === 0) return;
-  const log = rt.logger.child({ bookingId: input.bookingId, phase: input.phase });
-  const sending = once(rt, input, FAILURE_MAIL, async (booking) => {
-    const recorded = recordedFailure(booking, input.phase);
-    const stage = input.phase === "provision" ? "failed" : "release-failed";
-    const message = renderFailureReport({
-      bookingId: booking.id,
-      hostName: booking.hostName,
-      phase: input.phase,
-      step: recorded?.step ?? "unknown",
-      user: booking.user === null ? null : `dashboard user ${booking.user}`,
-      installer: booking.installer,
-      scenario: booking.scenario,
-      host: recorded?.host ?? "unchanged",
-      note: hasStatusNote(rt, booking) ? statusNoteFor(booking, stage).content : null,
-      error: booking.failure ?? "",
-      at: rt.now().toISOString(),
-    });
-    const sent = await mailer.send({ to: operators, ...message });
-    log.info(
-      { messageId: sent.messageId, recipients: operators.length },
-      "failure mailed to the operators",
+export async function hostAfterRunFailed(
+  rt: Pick<Runtime, "store" | "config" | "now">,
+  booking: Pick<Booking, "id">,
+  input: Pick<PhaseInput, "hostName" | "phase" | "generation">,
+  reason: string,
+): Promise<HostOutcome> {
+  const failure = {
+    bookingId: booking.id,
+    run: runLabel(input.phase, input.generation),
+    reason: `${input.phase} failed: ${reason}`,
+  };
+  const now = rt.now();
+  const limit = rt.config.quarantineAfter;
+  try {
+    const { changed, item } = await rt.store.updateHost(
+      input.hostName,
+      hostFailed(failure, limit, now),
     );
-    return { messageId: sent.messageId };
-  }).catch((error: unknown) => {
-    log.error(
-      { err: errorMessage(error) },
-      "could not mail the failure to the operators (it stays recorded on the booking)",
-    );
-  });
-  if (!(await settledWithin(sending, MAIL_WAIT_MS))) {
-    log.warn({ waitedMs: MAIL_WAIT_MS }, "the operators' failure mail is still being sent");
+    if (!changed) return hostAfterFailure(item, failure, limit, now).outcome;
+    if (item.state === "free") return "free";
+    return item.state === "quarantined" ? "quarantined" : "cleaning";
+  } catch (error) {
+    if (error instanceof NotFoundError) return "unchanged";
+    throw error;
   }
+}
+
+function ignoreMissingHost(error: unknown): void {
+  if (error instanceof NotFoundError) return;
+  throw error;
 }
 
 export function describeCaught(error: CaughtError): string {

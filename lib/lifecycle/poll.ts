@@ -4,13 +4,27 @@
  * Safe to run as often and as concurrently as anyone likes. A phase starts only for the poller
  * whose conditional write moved the booking into it, under an execution name derived from the
  * booking, the phase and its generation; the engine refuses a second start of a name.
+ *
+ * A booking the lab cannot serve (booking-rules.ts) is refused here, before its host is claimed;
+ * a failed booking whose host was left dirty gets the release run that cleans it.
  */
 import type { Runtime } from "../app/runtime";
 import type { Booking, DashboardBooking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
 import { errorMessage, NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import { type BookingProblem, bookingProblem, refusalReason } from "./booking-rules";
+import { allOf, doneResult, recordDone } from "./checkpoints";
 import {
+  FAILURE_MAIL,
+  FAILURE_RECORD,
+  type FailureRecord,
+  recordedFailure,
+} from "./failure-record";
+import { hostAfterRunFailed, tellOperatorsOfFailure } from "./outcomes";
+import { postStatus } from "./status-notes";
+import {
+  beginCleaning,
   beginProvisioning,
   beginReleasing,
   cancel,
@@ -22,8 +36,8 @@ import {
   isFinished,
   markVanished,
   newBooking,
-  quarantineHost,
   refreshFromDashboard,
+  refuseBooking,
 } from "./transitions";
 
 export interface PollReport {
@@ -39,10 +53,17 @@ export interface PollReport {
   waiting: string[];
   /** Bookings whose workflow ended without recording an outcome, now marked failed. */
   recovered: string[];
+  /** Bookings refused as the lab cannot serve them (booking-rules.ts), their hosts untouched. */
+  refused: string[];
+  /** Failed bookings whose host this poll started cleaning (a release run). */
+  cleaning: string[];
   errors: string[];
 }
 
-type PollDeps = Pick<Runtime, "dashboard" | "store" | "engine" | "logger" | "now">;
+type PollDeps = Pick<
+  Runtime,
+  "dashboard" | "store" | "engine" | "logger" | "now" | "config" | "mailer"
+>;
 
 export async function poll(rt: PollDeps): Promise<PollReport> {
   const report: PollReport = {
@@ -54,6 +75,8 @@ export async function poll(rt: PollDeps): Promise<PollReport> {
     started: [],
     waiting: [],
     recovered: [],
+    refused: [],
+    cleaning: [],
     errors: [],
   };
   const listed = await rt.dashboard.listBookings();
@@ -91,15 +114,32 @@ export async function poll(rt: PollDeps): Promise<PollReport> {
 async function reconcile(rt: PollDeps, listed: DashboardBooking[], report: PollReport) {
   const listedIds = new Set(listed.map((b) => b.id));
   for (const fromDashboard of listed) {
-    if (await rt.store.createBooking(newBooking(fromDashboard, rt.now()))) {
+    const problem = bookingProblem(fromDashboard, rt.config);
+    const fresh = newBooking(fromDashboard, rt.now());
+    const created = await rt.store.createBooking(
+      problem ? (refusal(problem)(fresh) ?? fresh) : fresh,
+    );
+    if (created) {
       report.created.push(fromDashboard.id);
+      if (problem) noteRefused(rt, fromDashboard.id, problem, report);
       continue;
     }
-    const { changed } = await rt.store.updateBooking(
+    const { changed, item } = await rt.store.updateBooking(
       fromDashboard.id,
       refreshFromDashboard(fromDashboard),
     );
     if (changed) report.updated.push(fromDashboard.id);
+    // Edited into something the lab cannot serve before it started: refused now.
+    if (problem && item.state === "scheduled") {
+      const refused = await rt.store.updateBooking(item.id, refusal(problem));
+      if (refused.changed) {
+        noteRefused(rt, item.id, problem, report);
+        // A claim left by a poll that stopped before provisioning began.
+        await rt.store
+          .updateHost(item.hostName, freeHost(item.id, rt.now()))
+          .catch(ignoreMissingHost);
+      }
+    }
   }
   for (const stored of await rt.store.listBookings()) {
     if (listedIds.has(stored.id) || stored.vanished || isFinished(stored.state)) continue;
@@ -112,6 +152,10 @@ async function reconcile(rt: PollDeps, listed: DashboardBooking[], report: PollR
 async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollReport) {
   const ended = booking.vanished || now.getTime() >= Date.parse(booking.end);
   switch (booking.state) {
+    case "failed":
+      if (booking.cleanup !== null) await startCleaning(rt, booking, report);
+      else if (isRefusal(booking)) await tellRefusal(rt, booking);
+      return;
     case "scheduled":
       if (ended) {
         await cancelUnstarted(rt, booking, report);
@@ -135,6 +179,78 @@ async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollRe
   }
 }
 
+/** The change that refuses a scheduled booking, its failure recorded as the poll's. */
+function refusal(problem: BookingProblem): (current: Booking) => Booking | null {
+  return (current) => {
+    const input = refusalInput(current);
+    const record: FailureRecord = {
+      step: "Poll",
+      error: "InvalidBooking",
+      host: "free",
+      field: problem.field,
+    };
+    return allOf(
+      refuseBooking(refusalReason(problem)),
+      recordDone(input, FAILURE_RECORD, record, new Date(current.updatedAt)),
+    )(current);
+  };
+}
+
+/** The run a refusal is recorded under: the provision run that never started. */
+function refusalInput(booking: Booking): PhaseInput {
+  return {
+    bookingId: booking.id,
+    hostName: booking.hostName,
+    phase: "provision",
+    generation: booking.provisionGeneration,
+  };
+}
+
+function isRefusal(booking: Booking): boolean {
+  return recordedFailure(booking, "provision")?.step === "Poll";
+}
+
+function noteRefused(rt: PollDeps, id: string, problem: BookingProblem, report: PollReport) {
+  report.refused.push(id);
+  rt.logger.warn(
+    { bookingId: id, field: problem.field, reason: problem.reason },
+    "booking refused",
+  );
+}
+
+/**
+ * A refused booking's operators' mail and dashboard note, each once: tried at every poll until
+ * done (the poll that refused it, or a later one if the mail server or the dashboard was down).
+ */
+async function tellRefusal(rt: PollDeps, booking: Booking) {
+  const input = refusalInput(booking);
+  const mailed = doneResult(booking, input, FAILURE_MAIL) !== undefined;
+  const noted = doneResult(booking, input, "postStatus:failed") !== undefined;
+  if (!mailed) await tellOperatorsOfFailure(rt, input);
+  if (!noted && rt.config.handover?.dashboardNotes) {
+    await postStatus(rt, { ...input, stage: "failed" });
+  }
+}
+
+/**
+ * A failed booking whose host was left dirty: once its failed run has ended (its failure note
+ * posted, its operators told), a release run cleans the host (pod removed, clean image written)
+ * and frees it. The booking stays failed.
+ */
+async function startCleaning(rt: PollDeps, booking: Booking, report: PollReport) {
+  const runs: string[] = [executionName(booking.id, "provision", booking.provisionGeneration)];
+  if (booking.releaseGeneration > 0) {
+    runs.push(executionName(booking.id, "release", booking.releaseGeneration));
+  }
+  for (const name of runs) {
+    if ((await rt.engine.status(name)) === "RUNNING") return;
+  }
+  const { changed, item } = await rt.store.updateBooking(booking.id, beginCleaning);
+  if (!changed) return;
+  report.cleaning.push(booking.id);
+  await startPhase(rt, item, "release", report);
+}
+
 async function cancelUnstarted(rt: PollDeps, booking: Booking, report: PollReport) {
   const reason = booking.vanished
     ? "cancelled on the dashboard before it started"
@@ -142,7 +258,9 @@ async function cancelUnstarted(rt: PollDeps, booking: Booking, report: PollRepor
   const { changed } = await rt.store.updateBooking(booking.id, cancel(reason));
   if (!changed) return;
   report.cancelled.push(booking.id);
-  await rt.store.updateHost(booking.hostName, freeHost(booking.id)).catch(ignoreMissingHost);
+  await rt.store
+    .updateHost(booking.hostName, freeHost(booking.id, rt.now()))
+    .catch(ignoreMissingHost);
 }
 
 async function startProvisioning(rt: PollDeps, booking: Booking, report: PollReport) {
@@ -155,7 +273,7 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
     );
   }
   if (!holds(host, booking.id)) {
-    const { changed, item } = await rt.store.updateHost(host.name, claimHost(booking.id));
+    const { changed, item } = await rt.store.updateHost(host.name, claimHost(booking.id, rt.now()));
     if (!changed && !holds(item, booking.id)) {
       report.waiting.push(booking.id);
       const holder = item.bookingId ? `booking ${item.bookingId}` : item.state;
@@ -222,15 +340,30 @@ async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, repor
   }
   if (status === "RUNNING" || status === "SUCCEEDED") return;
   const reason = `${phase} workflow ${name} ended ${status} without recording an outcome`;
+  const input: PhaseInput = {
+    bookingId: booking.id,
+    hostName: booking.hostName,
+    phase,
+    generation,
+  };
+  const host = await hostAfterRunFailed(rt, booking, input, reason);
+  const cleanup =
+    host !== "cleaning"
+      ? null
+      : phase === "provision"
+        ? "after-provision"
+        : (booking.cleanup ?? "after-release");
+  const record: FailureRecord = { step: "unknown", error: `Execution${status}`, host, field: null };
   const { changed } = await rt.store.updateBooking(
     booking.id,
-    failPhase(phase, generation, reason),
+    allOf(
+      failPhase(phase, generation, reason, cleanup),
+      recordDone(input, FAILURE_RECORD, record, rt.now()),
+    ),
   );
   if (!changed) return;
   report.recovered.push(booking.id);
-  await rt.store
-    .updateHost(booking.hostName, quarantineHost(booking.id, reason))
-    .catch(ignoreMissingHost);
+  await tellOperatorsOfFailure(rt, input);
 }
 
 function ignoreMissingHost(error: unknown): void {

@@ -7,11 +7,11 @@
  * step that failed and the error's name (failure-record.ts).
  */
 import type { Runtime } from "../app/runtime";
-import { type Booking, isManual } from "../domain/booking";
+import { type Booking, isManual, type Phase } from "../domain/booking";
 import type { StatusNote } from "../ports/dashboard";
 import type { PhaseInput } from "../ports/engine";
-import { once } from "./checkpoints";
-import { type FailureRecord, recordedFailure } from "./failure-record";
+import { once, stepRecord } from "./checkpoints";
+import { FAILURE_MAIL, type FailureRecord, recordedFailure } from "./failure-record";
 
 export const NOTE_STAGES = ["started", "ready", "failed", "released", "release-failed"] as const;
 export type NoteStage = (typeof NOTE_STAGES)[number];
@@ -56,6 +56,10 @@ const ERROR_REASONS: Record<string, string> = {
  */
 export function publicReason(record: FailureRecord | null): string {
   if (!record) return GENERIC_REASON;
+  // Refused at poll: the field can be named (it is the dashboard's own), never its value.
+  if (record.error === "InvalidBooking") {
+    return `the booking's ${record.field ?? "fields"} cannot be served by this lab`;
+  }
   // The lab cannot serve this booking as configured (an installer it does not have, a host
   // missing from the inventory…): the same for whichever step found it.
   if (record.error === "ConfigError") return "the lab is not set up for this booking";
@@ -65,8 +69,29 @@ export function publicReason(record: FailureRecord | null): string {
   return STEP_REASONS[record.step] ?? ERROR_REASONS[record.error] ?? GENERIC_REASON;
 }
 
-/** The note for a stage, from the booking as stored (a failure by its kind, see publicReason). */
-export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
+/** Whether the operators were mailed the failure of the booking's current run of `phase`. */
+function failureMailed(booking: Booking, phase: Phase): boolean {
+  const generation =
+    phase === "provision" ? booking.provisionGeneration : booking.releaseGeneration;
+  return stepRecord(booking, phase, generation, FAILURE_MAIL)?.done === true;
+}
+
+function operatorsLine(told: boolean): string {
+  return told
+    ? "The lab's operators have been told."
+    : "The lab's operators can see the details in its records.";
+}
+
+/**
+ * The note for a stage, from the booking as stored (a failure by its kind, see publicReason).
+ * A failure's note says the operators were told only when their mail went out, unless the caller
+ * says how it stands (`operatorsTold`, for the note quoted in that very mail).
+ */
+export function statusNoteFor(
+  booking: Booking,
+  stage: NoteStage,
+  options: { operatorsTold?: boolean } = {},
+): StatusNote {
   const base = { resourceId: booking.resourceId };
   const title = `Booking ${booking.id}`;
   switch (stage) {
@@ -89,7 +114,7 @@ export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
         ...base,
         type: "error",
         title: `${title}: provisioning failed`,
-        content: `${booking.hostName} could not be provisioned: ${publicReason(recordedFailure(booking, "provision"))}. The lab's operators have the details.`,
+        content: `${booking.hostName} could not be provisioned: ${publicReason(recordedFailure(booking, "provision"))}. ${operatorsLine(options.operatorsTold ?? failureMailed(booking, "provision"))}`,
       };
     case "released":
       return {
@@ -98,13 +123,19 @@ export function statusNoteFor(booking: Booking, stage: NoteStage): StatusNote {
         title: `${title}: released`,
         content: `The booking ended: its pod and VPN account are removed and ${booking.hostName} is reimaged.`,
       };
-    case "release-failed":
+    case "release-failed": {
+      const record = recordedFailure(booking, "release");
+      const next =
+        record?.host === "cleaning"
+          ? "The lab cleans it again before it is booked."
+          : "It stays out of service until an operator releases it.";
       return {
         ...base,
         type: "warning",
         title: `${title}: release failed`,
-        content: `${booking.hostName} could not be cleaned up: ${publicReason(recordedFailure(booking, "release"))}. It stays out of service until an operator looks at it.`,
+        content: `${booking.hostName} could not be cleaned up: ${publicReason(record)}. ${next} ${operatorsLine(options.operatorsTold ?? failureMailed(booking, "release"))}`,
       };
+    }
   }
 }
 
@@ -120,11 +151,18 @@ export function hasStatusNote(rt: Pick<Runtime, "config">, booking: Booking): bo
 }
 
 /** Posts the stage's note once per run (run again, it answers what it did). */
-export async function postStatus(rt: Runtime, input: StatusNoteInput): Promise<NoteResult> {
+export async function postStatus(
+  rt: Pick<Runtime, "config" | "dashboard" | "store" | "logger" | "now">,
+  input: StatusNoteInput,
+): Promise<NoteResult> {
   if (!rt.config.handover?.dashboardNotes) return { posted: false, skipped: "notes are off" };
   return once(rt, input, `postStatus:${input.stage}`, async (booking): Promise<NoteResult> => {
     if (isManual(booking.id) || booking.resourceId === "") {
       return { posted: false, skipped: "not a dashboard booking" };
+    }
+    // The cleaning after a failed provision: the booking's note is its failure, posted already.
+    if (input.stage === "released" && booking.state === "failed") {
+      return { posted: false, skipped: "the booking failed; its host was cleaned" };
     }
     await rt.dashboard.postStatusNote(statusNoteFor(booking, input.stage));
     rt.logger.info({ bookingId: booking.id, stage: input.stage }, "status note posted");

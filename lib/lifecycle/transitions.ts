@@ -4,8 +4,8 @@
  * (another poller or a retried step got there first). Being pure, they may be re-run on a fresher
  * copy of the item after a lost compare-and-set.
  */
-import type { Booking, BookingState, DashboardBooking, Phase } from "../domain/booking";
-import type { Host } from "../domain/host";
+import type { Booking, BookingState, Cleanup, DashboardBooking, Phase } from "../domain/booking";
+import { type Host, withEvent } from "../domain/host";
 
 type BookingChange = (current: Booking) => Booking | null;
 type HostChange = (current: Host) => Host | null;
@@ -27,6 +27,7 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     releaseGeneration: 0,
     vanished: false,
     failure: null,
+    cleanup: null,
     progress: null,
     access: null,
     run: null,
@@ -131,16 +132,57 @@ export function noteProgress(phase: Phase, generation: number, progress: string)
 export function finishPhase(phase: Phase, generation: number): BookingChange {
   return (current) => {
     if (!isCurrentRun(current, phase, generation)) return null;
-    return phase === "provision"
-      ? { ...current, state: "ready", progress: "ready", wait: null }
-      : { ...current, state: "released", progress: "released", wait: null };
+    if (phase === "provision") return { ...current, state: "ready", progress: "ready", wait: null };
+    // The cleaning after a failed provision ends the booking as it was: failed, for its reason.
+    if (current.cleanup === "after-provision") {
+      return {
+        ...current,
+        state: "failed",
+        cleanup: null,
+        progress: "failed; host cleaned",
+        wait: null,
+      };
+    }
+    return { ...current, state: "released", cleanup: null, progress: "released", wait: null };
   };
 }
 
-export function failPhase(phase: Phase, generation: number, reason: string): BookingChange {
+/**
+ * The run failed. With `cleanup`, the host it touched is left for the lab to clean (poll starts a
+ * release run for it: beginCleaning); without, it was never touched, or is quarantined.
+ */
+export function failPhase(
+  phase: Phase,
+  generation: number,
+  reason: string,
+  cleanup: Cleanup | null = null,
+): BookingChange {
   return (current) =>
     isCurrentRun(current, phase, generation)
-      ? { ...current, state: "failed", failure: reason, progress: "failed", wait: null }
+      ? { ...current, state: "failed", failure: reason, cleanup, progress: "failed", wait: null }
+      : null;
+}
+
+/** failed, with its host left dirty → releasing: a release run cleans the host. */
+export const beginCleaning: BookingChange = (current) =>
+  current.state === "failed" && current.cleanup !== null
+    ? {
+        ...current,
+        state: "releasing",
+        releaseGeneration: current.releaseGeneration + 1,
+        progress: "cleaning the host after a failure",
+        wait: null,
+      }
+    : null;
+
+/**
+ * scheduled → failed, before anything was done for it: the dashboard's booking asks for what the
+ * lab cannot serve (booking-rules.ts). The reason names the field, never its value.
+ */
+export function refuseBooking(reason: string): BookingChange {
+  return (current) =>
+    current.state === "scheduled"
+      ? { ...current, state: "failed", failure: reason, progress: "refused", wait: null }
       : null;
 }
 
@@ -149,10 +191,11 @@ export function failPhase(phase: Phase, generation: number, reason: string): Boo
  * rebooted into imaging) → cleaning (release) → free. A host held by the same booking may be
  * claimed again: a retried claim is not a double booking.
  */
-export function claimHost(bookingId: string): HostChange {
+export function claimHost(bookingId: string, now: Date = new Date()): HostChange {
   return (current) => {
-    if (current.state === "free") return { ...current, state: "claimed", bookingId, reason: null };
-    return null;
+    if (current.state !== "free") return null;
+    const claimed: Host = { ...current, state: "claimed", bookingId, reason: null };
+    return withEvent(claimed, "claimed", bookingId, null, now);
   };
 }
 
@@ -174,18 +217,84 @@ export function hostCleaning(bookingId: string): HostChange {
       : null;
 }
 
-export function freeHost(bookingId: string): HostChange {
-  return (current) =>
-    current.bookingId === bookingId && current.state !== "free" && current.state !== "quarantined"
-      ? { ...current, state: "free", bookingId: null, reason: null }
-      : null;
+export function freeHost(bookingId: string, now: Date = new Date()): HostChange {
+  return (current) => {
+    if (current.bookingId !== bookingId || current.state === "free") return null;
+    if (current.state === "quarantined") return null;
+    const freed: Host = { ...current, state: "free", bookingId: null, reason: null };
+    return withEvent(freed, "freed", bookingId, null, now);
+  };
 }
 
-export function quarantineHost(bookingId: string, reason: string): HostChange {
+/** The booking's provision succeeded on the host: its failure streak ends. */
+export function hostServed(bookingId: string): HostChange {
   return (current) =>
-    current.bookingId === bookingId && current.state !== "free" && current.state !== "quarantined"
-      ? { ...current, state: "quarantined", reason }
-      : null;
+    current.bookingId === bookingId && current.failures !== 0 ? { ...current, failures: 0 } : null;
+}
+
+/** What a failed run did to the host it held (see hostAfterFailure). */
+export type HostOutcome = "free" | "cleaning" | "quarantined" | "unchanged";
+
+/** How a run is named in a host's history, so that its failure is counted once. */
+export function runLabel(phase: Phase, generation: number): string {
+  return `${phase} ${generation}`;
+}
+
+/**
+ * Run `run` of booking `bookingId` failed with the host in `current`. A host only claimed was
+ * never touched: it is freed, and the failure is not its own. A touched host counts the failure
+ * in its streak and goes to cleaning, or, at `quarantineAfter` failures in a row, to quarantine
+ * until an operator releases it. Counted once per run: run again (a retried RecordFailure), it
+ * answers what the first time did.
+ */
+export function hostAfterFailure(
+  current: Host,
+  failure: { bookingId: string; run: string; reason: string },
+  quarantineAfter: number,
+  now: Date,
+): { host: Host | null; outcome: HostOutcome } {
+  const { bookingId, run, reason } = failure;
+  if (current.bookingId !== bookingId || current.state === "free") {
+    return { host: null, outcome: "unchanged" };
+  }
+  if (current.state === "claimed") {
+    return { host: freeHost(bookingId, now)(current), outcome: "free" };
+  }
+  const counted = current.lastFailure?.bookingId === bookingId && current.lastFailure.run === run;
+  if (counted || current.state === "quarantined") {
+    return { host: null, outcome: current.state === "quarantined" ? "quarantined" : "cleaning" };
+  }
+  const failures = current.failures + 1;
+  const lastFailure = { at: now.toISOString(), event: "failed", bookingId, run, detail: reason };
+  const failed = withEvent(
+    { ...current, failures, lastFailure },
+    "failed",
+    bookingId,
+    reason,
+    now,
+    run,
+  );
+  if (failures >= quarantineAfter) {
+    const why = `${failures} failure(s) in a row; the last: booking ${bookingId}: ${reason}`;
+    const quarantined = { ...failed, state: "quarantined" as const, reason: why };
+    return {
+      host: withEvent(quarantined, "quarantined", bookingId, why, now, run),
+      outcome: "quarantined",
+    };
+  }
+  return {
+    host: withEvent({ ...failed, state: "cleaning" }, "cleaning", bookingId, null, now, run),
+    outcome: "cleaning",
+  };
+}
+
+/** hostAfterFailure as a store change. */
+export function hostFailed(
+  failure: { bookingId: string; run: string; reason: string },
+  quarantineAfter: number,
+  now: Date,
+): HostChange {
+  return (current) => hostAfterFailure(current, failure, quarantineAfter, now).host;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   BOOKING_STATES,
   type Booking,
   type BookingAccess,
+  CLEANUPS,
   HANDOVER_STATES,
 } from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
@@ -95,6 +96,8 @@ const bookingSchema = z.object({
   releaseGeneration: counter,
   vanished: z.boolean(),
   failure: z.string().nullable(),
+  // Absent on items written before failed hosts were cleaned automatically.
+  cleanup: z.enum(CLEANUPS).nullable().default(null),
   progress: z.string().nullable(),
   access: accessSchema.nullable().default(null),
   // Absent on items written before runs were recorded.
@@ -109,6 +112,7 @@ const hostEventSchema = z.object({
   at: isoTimestamp,
   event: z.string(),
   bookingId: z.string().nullable(),
+  run: z.string().nullable().default(null),
   detail: z.string().nullable(),
 });
 
@@ -149,6 +153,7 @@ function bookingToItem(booking: Booking): Item {
     releaseGeneration: booking.releaseGeneration,
     vanished: booking.vanished,
     failure: booking.failure,
+    cleanup: booking.cleanup,
     progress: booking.progress,
     access: booking.access,
     run: booking.run,
