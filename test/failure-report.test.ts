@@ -3,6 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SmtpMailer } from "../lib/adapters/smtp/smtp-mailer";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
+import { newHost } from "../lib/domain/host";
+import { recordUndelivered } from "../lib/lifecycle/access";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { dashboardBooking } from "./helpers/bookings";
@@ -290,6 +292,74 @@ describe("what a failure tells the public, and what it tells the operators", () 
         for (const socket of sockets) socket.destroy();
         await new Promise<void>((resolve) => silent.close(() => resolve()));
       }
+    },
+    SLOW,
+  );
+
+  it(
+    "mails the operators once when a failure quarantines a host, and when a hand-over gave up",
+    async () => {
+      const { runtime } = h.embedded;
+      const hostName = h.lab.inventory[0]!.name;
+      await runtime.store.createHost(newHost(hostName, null));
+      const id = manualBookingId(hostName, new Date());
+      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
+      await runtime.store.updateBooking(id, beginProvisioning);
+      // The host failed once before and this run touched it: the second failure in a row.
+      await runtime.store.updateHost(hostName, (host) => ({
+        ...host,
+        state: "in-use",
+        bookingId: id,
+        failures: 1,
+      }));
+      const input = {
+        bookingId: id,
+        hostName,
+        phase: "provision",
+        generation: 1,
+        error: { Error: "HostUnreachable", Cause: "no SSH on 10.1.1.9 by its deadline" },
+      } as const;
+      expect(await recordFailure(runtime, input)).toMatchObject({ host: "quarantined" });
+      expect(await recordFailure(runtime, input)).toMatchObject({ state: "failed" });
+      const subject = `LaaS: host ${hostName} quarantined`;
+      const quarantine = await waitFor("the quarantine mail", () =>
+        h.smtp.messages.find((m) => m.subject === subject),
+      );
+      expect(quarantine.to).toEqual(OPERATORS);
+      expect(quarantine.text).toContain(`laas host release ${hostName}`);
+      expect(quarantine.text).toContain("2 in a row (quarantine_after: 2)");
+      expect(quarantine.text).toContain("no SSH on 10.1.1.9");
+      expect(h.smtp.messages.filter((m) => m.subject === subject)).toHaveLength(1);
+      expect(await runtime.store.getHost(hostName)).toMatchObject({
+        state: "quarantined",
+        failures: 2,
+      });
+
+      // A hand-over that gave up after its retries.
+      const ready = manualBookingId("fog-machine-2", new Date());
+      await runtime.store.createBooking(
+        newBooking(dashboardBooking({ id: ready, hostName: "fog-machine-2" }), new Date()),
+      );
+      await runtime.store.updateBooking(ready, beginProvisioning);
+      await runtime.store.updateBooking(ready, (b) => ({ ...b, state: "ready" }));
+      const gaveUp = {
+        bookingId: ready,
+        hostName: "fog-machine-2",
+        phase: "provision",
+        generation: 1,
+        error: { Error: "TransientError", Cause: "SMTP answered 451 at mail.lab" },
+      } as const;
+      expect(await recordUndelivered(runtime, gaveUp)).toEqual({
+        handover: "undelivered",
+        operatorsTold: true,
+      });
+      await recordUndelivered(runtime, gaveUp);
+      const notices = h.smtp.messages.filter(
+        (m) => m.subject === `LaaS: hand-over of booking ${ready} not delivered`,
+      );
+      expect(notices).toHaveLength(1);
+      expect(notices[0]!.text).toContain(`laas handover ${ready}`);
+      expect(notices[0]!.text).toContain("SMTP answered 451");
     },
     SLOW,
   );
