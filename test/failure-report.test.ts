@@ -5,6 +5,8 @@ import { SmtpMailer } from "../lib/adapters/smtp/smtp-mailer";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
 import { recordUndelivered } from "../lib/lifecycle/access";
+import { recordIntent } from "../lib/lifecycle/checkpoints";
+import { START_IMAGING } from "../lib/lifecycle/imaging";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { dashboardBooking } from "./helpers/bookings";
@@ -360,6 +362,49 @@ describe("what a failure tells the public, and what it tells the operators", () 
       expect(notices).toHaveLength(1);
       expect(notices[0]!.text).toContain(`laas handover ${ready}`);
       expect(notices[0]!.text).toContain("SMTP answered 451");
+    },
+    SLOW,
+  );
+
+  it(
+    "cancels the deploy task a StartImaging that failed after creating it left in FOG",
+    async () => {
+      const { runtime } = h.embedded;
+      const hostName = h.lab.inventory[2]!.name;
+      const fogHost = h.lab.fog.hosts().find((x) => x.name === hostName)!;
+      await runtime.store.createHost(newHost(hostName, null));
+      const id = manualBookingId(hostName, new Date());
+      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
+      await runtime.store.updateBooking(id, beginProvisioning);
+      await runtime.store.updateHost(hostName, (host) => ({
+        ...host,
+        state: "claimed",
+        bookingId: id,
+        fogId: String(fogHost.id),
+      }));
+      const input = {
+        bookingId: id,
+        hostName,
+        phase: "provision",
+        generation: 1,
+      } as const;
+      // The deploy task was asked for (the intent is written first), then the reboot failed.
+      await runtime.store.updateBooking(
+        id,
+        recordIntent(input, START_IMAGING, { deployRequested: true }, new Date()),
+      );
+      await runtime.imagerFor(runtime.config.cleanConfig.fog).deploy(String(fogHost.id), 1, "t");
+      const active = () =>
+        h.lab.fog.tasks().filter((t) => t.hostName === hostName && t.stateId <= 3);
+      expect(active()).toHaveLength(1);
+      const outcome = await recordFailure(runtime, {
+        ...input,
+        error: { Error: "CommandFailed", Cause: "reboot exited with 1" },
+      });
+      // Never touched: free, its streak not counted, and no task of the booking left in FOG.
+      expect(outcome).toMatchObject({ state: "failed", host: "free" });
+      expect(active()).toEqual([]);
+      expect(await runtime.store.getHost(hostName)).toMatchObject({ state: "free", failures: 0 });
     },
     SLOW,
   );

@@ -12,9 +12,10 @@ import type { Runtime } from "../app/runtime";
 import type { Booking } from "../domain/booking";
 import { errorMessage, NotFoundError, SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { allOf, readBooking, recordDone } from "./checkpoints";
+import { allOf, intentOf, readBooking, recordDone } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
 import { FAILURE_RECORD, type FailureRecord, failedStep } from "./failure-record";
+import { START_IMAGING } from "./imaging";
 import { mailFailure, mailQuarantine } from "./operator-mail";
 import {
   failPhase,
@@ -97,10 +98,17 @@ export async function recordFailure(
   }
   // Read off the run before the failure is written (which ends its wait).
   const step = failedStep(booking, input, input.error.Error, rt.config.handover);
-  if (input.imaging) {
+  // StartImaging may have created the deploy task before it failed (its result, and so
+  // input.imaging, is then missing): its intent says so, and the host's FOG id names it.
+  const fogHostId =
+    input.imaging?.fogHostId ??
+    (intentOf(booking, input, START_IMAGING).deployRequested === true
+      ? ((await rt.store.getHost(input.hostName))?.fogId ?? null)
+      : null);
+  if (fogHostId !== null) {
     try {
       const imager = rt.imagerFor(imagingConfig(rt, booking, input.phase).fog);
-      await imager.cancel(input.imaging.fogHostId);
+      await imager.cancel(fogHostId);
     } catch (error) {
       log.warn({ err: errorMessage(error) }, "could not cancel the FOG task");
     }
