@@ -5,8 +5,22 @@ const { readFileSync } = require("node:fs");
 const { resolve } = require("node:path");
 const { parse } = require("yaml");
 
+// yaml's messages quote the offending line, which may hold an inline token: only the position
+// is shown (laas names the reason, with the same care, in lib/config/yaml-file.ts).
+function readConfig(configPath) {
+  try {
+    return parse(readFileSync(configPath, "utf8")) ?? {};
+  } catch (error) {
+    const pos = error?.linePos?.[0];
+    const where = pos ? `line ${pos.line}, column ${pos.col}: ` : "";
+    throw new Error(
+      `${configPath}: ${where}invalid YAML (\`laas status --config ${configPath}\` gives the reason)`,
+    );
+  }
+}
+
 function pollingOf(configPath) {
-  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const config = readConfig(configPath);
   const polling = config.polling ?? config.poling;
   if (typeof polling !== "number" || !(polling > 0)) {
     throw new Error(`${configPath}: polling: expected a positive number of polls per second`);
@@ -22,7 +36,7 @@ module.exports.pollRate = () => {
 
 module.exports.sweepRate = () => {
   const configPath = resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
-  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const config = readConfig(configPath);
   const seconds = config.handover?.sweep_interval ?? 3600;
   if (typeof seconds !== "number" || !(seconds > 0)) {
     throw new Error(
@@ -37,7 +51,7 @@ module.exports.sweepRate = () => {
 // installer configs, 15 s by default); EventBridge cannot go below a minute.
 module.exports.watchRate = () => {
   const configPath = resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
-  const config = parse(readFileSync(configPath, "utf8")) ?? {};
+  const config = readConfig(configPath);
   const seconds = config.watch_interval ?? 15;
   if (typeof seconds !== "number" || !(seconds > 0)) {
     throw new Error(`${configPath}: watch_interval: expected a positive number of seconds`);

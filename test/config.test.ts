@@ -595,7 +595,7 @@ describe("a broken configuration", () => {
       });
       edit("joid.yaml", (doc) => {
         doc.setIn(["fog", "api_key"], "file:secrets/fog-api-key");
-        doc.setIn(["fog", "user_key"], "secrets/no-such-file");
+        doc.setIn(["fog", "user_key"], "fog-user-key-inline");
       });
       edit("vpn.yaml", (doc) =>
         doc.setIn(["authentication", "pass"], join(conf, "secrets", "ldap-pass")),
@@ -610,8 +610,9 @@ describe("a broken configuration", () => {
       expect(fuel.fog.userKey.reveal()).toBe(secretFile("fog-user-key"));
       const joid = installerConfigFor(config, "joid");
       expect(joid.fog.apiKey.reveal()).toBe(secretFile("fog-api-key"));
-      // A bare value that names no file is the value itself.
-      expect(joid.fog.userKey.reveal()).toBe("secrets/no-such-file");
+      // A bare value that names no file and does not look like a path is the value itself.
+      expect(joid.fog.userKey.reveal()).toBe("fog-user-key-inline");
+      expect(joid.fog.userKey.source).toBe("inline");
       expect(fuel.vpn.authentication.pass.reveal()).toBe(secretFile("ldap-pass"));
     });
 

@@ -1,16 +1,18 @@
 /**
  * Commands take either the listener's config (pharos.yaml) or, as the original deploy.py and
- * resetDatabase.py did, an installer config (fuel.yaml…). An installer config becomes a lab whose
- * only installer — and clean image — is its own; the lab-wide settings an installer config does
- * not hold (power, relay) come from the pharos.yaml beside it, when there is one.
+ * resetDatabase.py did, an installer config (fuel.yaml…), told apart by their fields
+ * (lib/config/kind.ts). An installer config becomes a lab whose only installer — and clean
+ * image — is its own; the lab-wide settings an installer config does not hold (power, relay)
+ * come from the pharos.yaml beside it, when there is one. That pharos.yaml's store is the lab's
+ * one store: an installer config naming another `database` is refused, never used (a command on
+ * another store would not see the bookings holding the lab's hosts).
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { parse } from "yaml";
-import { loadInstallerConfig, loadPharosConfig } from "../config/load";
+import { dirname, join, resolve } from "node:path";
+import { configKind } from "../config/kind";
+import { type LoadOptions, loadInstallerConfig, loadPharosConfig } from "../config/load";
 import type { InstallerConfig, PharosConfig } from "../config/types";
-import { ConfigError } from "../errors";
+import { readYamlFile } from "../config/yaml-file";
 import { Secret } from "../secret";
 
 export interface LoadedConfig {
@@ -19,19 +21,20 @@ export interface LoadedConfig {
   installer: InstallerConfig | null;
 }
 
-export async function loadAnyConfig(path: string): Promise<LoadedConfig> {
-  let raw: unknown;
-  try {
-    raw = parse(await readFile(path, "utf8"));
-  } catch (error) {
-    throw new ConfigError(`${path}: ${(error as Error).message}`);
+export async function loadAnyConfig(
+  path: string,
+  options: LoadOptions = {},
+): Promise<LoadedConfig> {
+  const file = resolve(path);
+  // The same reader as the loaders: a syntax error shows its position and a reason, never the line.
+  if (configKind(file, await readYamlFile(file, null)) === "pharos") {
+    return { lab: await loadPharosConfig(file, options), installer: null };
   }
-  if (raw && typeof raw === "object" && "dashboard" in raw) {
-    return { lab: await loadPharosConfig(path), installer: null };
-  }
-  const installer = await loadInstallerConfig(path);
-  const besides = join(dirname(path), "pharos.yaml");
-  const labWide = existsSync(besides) ? await loadPharosConfig(besides) : null;
+  const besides = join(dirname(file), "pharos.yaml");
+  const labWide = existsSync(besides) ? await loadPharosConfig(besides, options) : null;
+  // The installer config and its VPN file must name the store of the pharos.yaml beside them.
+  const labStore = labWide ? { file: labWide.file, database: labWide.database } : undefined;
+  const installer = await loadInstallerConfig(file, { ...options, ...(labStore && { labStore }) });
   return { lab: labOfOneInstaller(installer, labWide), installer };
 }
 
@@ -39,6 +42,7 @@ export function labOfOneInstaller(
   installer: InstallerConfig,
   labWide: Pick<
     PharosConfig,
+    | "database"
     | "power"
     | "relay"
     | "defaultConfigs"
@@ -58,7 +62,8 @@ export function labOfOneInstaller(
     // Commands given an installer config never talk to the dashboard: the address is inert.
     dashboard: "http://127.0.0.1:9/",
     token: new Secret("", "none"),
-    database: installer.database,
+    // The lab's store when there is a pharos.yaml (loadAnyConfig made sure it is the same one).
+    database: labWide?.database ?? installer.database,
     defaultConfigs,
     cleanConfig: installer,
     inventory: installer.inventory,

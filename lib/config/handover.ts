@@ -9,22 +9,11 @@ import { Secret } from "../secret";
 import type { Issue } from "./issues";
 import { errorCode, resolveConfigPath } from "./paths";
 import type { RawHandover, RawVpn } from "./schema";
-import { secretField } from "./secrets";
+import { decodeSealingKey } from "./sealing-key";
+import { type SecretPolicy, secretField } from "./secrets";
 import type { EmailConfig, HandoverConfig, LdapConnection } from "./types";
 
-/** Bytes of the AES-256-GCM key that seals credentials until they are delivered. */
-export const SEALING_KEY_BYTES = 32;
-
-/**
- * The sealing key as its file holds it: 64 hex digits or base64 of 32 bytes
- * (`openssl rand -base64 32`). Returns the key bytes, or why the value is not one.
- */
-export function decodeSealingKey(value: string): Buffer | string {
-  const text = value.trim();
-  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
-  if (/^[A-Za-z0-9+/]{43}=$/.test(text)) return Buffer.from(text, "base64");
-  return `must be ${SEALING_KEY_BYTES} bytes as base64 (openssl rand -base64 32) or 64 hex digits`;
-}
+export { decodeSealingKey, SEALING_KEY_BYTES } from "./sealing-key";
 
 async function pemFile(
   path: string | null | undefined,
@@ -75,6 +64,7 @@ async function emailConfig(
   raw: RawHandover["email"],
   dir: string,
   issues: Issue[],
+  policy: SecretPolicy,
 ): Promise<EmailConfig> {
   if ((raw.user == null) !== (raw.pass == null)) {
     issues.push({ path: "handover.email", message: "user and pass go together" });
@@ -84,7 +74,10 @@ async function emailConfig(
     port: raw.port ?? (raw.security === "tls" ? 465 : 25),
     security: raw.security,
     user: raw.user ?? null,
-    pass: raw.pass == null ? null : await secretField(raw.pass, dir, "handover.email.pass", issues),
+    pass:
+      raw.pass == null
+        ? null
+        : await secretField(raw.pass, dir, "handover.email.pass", issues, policy),
     caPem: await pemFile(raw.ca, dir, "handover.email.ca", issues),
     from: raw.from,
     operators: raw.operators,
@@ -96,10 +89,11 @@ export async function handoverConfig(
   raw: RawHandover,
   file: string,
   issues: Issue[],
+  policy: SecretPolicy,
 ): Promise<HandoverConfig> {
   const dir = dirname(file);
   const before = issues.length;
-  let sealingKey = await secretField(raw.sealing_key, dir, "handover.sealing_key", issues);
+  let sealingKey = await secretField(raw.sealing_key, dir, "handover.sealing_key", issues, policy);
   if (issues.length === before) {
     const decoded = decodeSealingKey(sealingKey.reveal());
     if (typeof decoded === "string") {
@@ -114,7 +108,7 @@ export async function handoverConfig(
     rootPassword: raw.root_password,
     sshKey: raw.ssh_key,
     dashboardNotes: raw.dashboard_notes,
-    email: await emailConfig(raw.email, dir, issues),
+    email: await emailConfig(raw.email, dir, issues, policy),
     sweepSeconds: raw.sweep_interval,
   };
 }

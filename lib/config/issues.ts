@@ -14,7 +14,7 @@ export interface Issue {
 }
 
 /** YAML keys whose values are secrets: what was found there is never echoed. */
-const SECRET_KEYS = new Set(["api_key", "user_key", "token", "pass", "key"]);
+const SECRET_KEYS = new Set(["api_key", "user_key", "token", "pass", "key", "sealing_key"]);
 
 /** Most issues a message lists; the rest are counted. */
 const MAX_LISTED = 20;

@@ -2,15 +2,17 @@
  * Loading the lab's configuration: pharos.yaml and everything it refers to (inventory, every
  * installer config in default_configs, each with its networks, domains, inventory and VPN files)
  * is read and validated at start, so that a mistake stops the lab before any booking rather
- * than in the middle of one. Every problem is a ConfigError naming the file and field.
+ * than in the middle of one. Every problem is a ConfigError naming the file and field. Every
+ * config names the same store (one-store.ts), and no secret is a shipped example unless the
+ * demo or a test says so (examples.ts).
  */
 import { dirname, resolve } from "node:path";
-import ssh2 from "ssh2";
-import type { Secret } from "../secret";
 import { LONGEST_WATCH_INTERVAL_SECONDS } from "../workflow/wait-ceilings";
 import { handoverConfig, ldapConnection } from "./handover";
 import { configError, describeValue, type Issue, parseWith, throwIfIssues } from "./issues";
+import { requireOneStore, type StoreOf } from "./one-store";
 import { displayPath, resolveConfigPath } from "./paths";
+import { labPower, powerOverride, relayConfig } from "./power";
 import {
   applyAliases,
   domainFileSchema,
@@ -20,13 +22,10 @@ import {
   networkFileSchema,
   PHAROS_ALIASES,
   pharosSchema,
-  type RawPower,
-  type RawPowerOverride,
-  type RawRelay,
   VPN_ALIASES,
   vpnSchema,
 } from "./schema";
-import { type SecretSource, secretField } from "./secrets";
+import { defaultSecretPolicy, type SecretPolicy, secretField } from "./secrets";
 import type {
   DomainFile,
   InstallerConfig,
@@ -34,8 +33,6 @@ import type {
   InventoryHost,
   NetworkFile,
   PharosConfig,
-  PowerConfig,
-  RelayConfig,
   VpnConfig,
 } from "./types";
 import { type Reference, readTextFile, readYamlFile } from "./yaml-file";
@@ -48,90 +45,41 @@ export {
   powerFor,
 } from "./lookup";
 
+export interface LoadOptions {
+  /**
+   * Accept the example secrets shipped in conf/secrets/. Default: only when the environment says
+   * this is the demo or a test (`LAAS_ALLOW_EXAMPLE_SECRETS=1`).
+   */
+  allowExampleSecrets?: boolean;
+  /**
+   * loadInstallerConfig: the store of the lab the installer config serves (the pharos.yaml
+   * beside it), which it and its VPN file must name. Default: the installer config's own.
+   */
+  labStore?: StoreOf;
+}
+
+function policyOf(options: LoadOptions): SecretPolicy {
+  return options.allowExampleSecrets === undefined
+    ? defaultSecretPolicy()
+    : { allowExamples: options.allowExampleSecrets };
+}
+
 /** Loads pharos.yaml and every file it refers to. */
-export async function loadPharosConfig(path: string): Promise<PharosConfig> {
-  return new Loader().pharos(resolve(path));
+export async function loadPharosConfig(
+  path: string,
+  options: LoadOptions = {},
+): Promise<PharosConfig> {
+  return new Loader(policyOf(options)).pharos(resolve(path));
 }
 
 /** Loads one installer config (`laas deploy --config conf/fuel.yaml`) and the files it names. */
-export async function loadInstallerConfig(path: string): Promise<InstallerConfig> {
-  return new Loader().installer(resolve(path), null);
-}
-
-/**
- * A power key must be a private key ssh2 can use without a passphrase. ssh2's own message is
- * not repeated: it is fixed text today, but the check must never echo key material.
- */
-function privateKeyProblem(secret: Secret): string | null {
-  const parsed = ssh2.utils.parseKey(secret.reveal());
-  const from = secret.source === "inline" ? "" : ` (${secret.source})`;
-  if (parsed instanceof Error) {
-    return /passphrase|encrypted/i.test(parsed.message)
-      ? `is an encrypted private key${from}; give one without a passphrase`
-      : `is not an OpenSSH or PEM private key${from}`;
-  }
-  if (!parsed.isPrivateKey()) return `is a public key${from}; give the private key`;
-  return null;
-}
-
-async function powerKey(
-  source: SecretSource,
-  dir: string,
-  field: string,
-  issues: Issue[],
-): Promise<Secret> {
-  const before = issues.length;
-  const key = await secretField(source, dir, field, issues);
-  if (issues.length === before) {
-    const problem = privateKeyProblem(key);
-    if (problem) issues.push({ path: field, message: problem });
-  }
-  return key;
-}
-
-async function labPower(
-  raw: RawPower,
-  dir: string,
-  field: string,
-  issues: Issue[],
-): Promise<PowerConfig> {
-  return {
-    type: raw.type,
-    user: raw.user,
-    port: raw.port,
-    key: await powerKey(raw.key, dir, `${field}.key`, issues),
-    hostKey: raw.host_key,
-    timeoutSeconds: raw.timeout,
-  };
-}
-
-/** Only the fields the entry gives, so that merging leaves the others to the lab default. */
-async function relayConfig(raw: RawRelay, dir: string, issues: Issue[]): Promise<RelayConfig> {
-  return {
-    host: raw.host,
-    port: raw.port,
-    user: raw.user,
-    key: await powerKey(raw.key, dir, "relay.key", issues),
-    hostKey: raw.host_key,
-    timeoutSeconds: raw.timeout,
-    hostIdentity: raw.host_identity,
-  };
-}
-
-async function powerOverride(
-  raw: RawPowerOverride,
-  dir: string,
-  field: string,
-  issues: Issue[],
-): Promise<Partial<PowerConfig>> {
-  const out: Partial<PowerConfig> = {};
-  if (raw.type !== undefined) out.type = raw.type;
-  if (raw.user !== undefined) out.user = raw.user;
-  if (raw.port !== undefined) out.port = raw.port;
-  if (raw.key !== undefined) out.key = await powerKey(raw.key, dir, `${field}.key`, issues);
-  if (raw.host_key !== undefined) out.hostKey = raw.host_key;
-  if (raw.timeout !== undefined) out.timeoutSeconds = raw.timeout;
-  return out;
+export async function loadInstallerConfig(
+  path: string,
+  options: LoadOptions = {},
+): Promise<InstallerConfig> {
+  const config = await new Loader(policyOf(options)).installer(resolve(path), null);
+  await requireOneStore(options.labStore ?? config, [config]);
+  return config;
 }
 
 interface DefaultConfigEntry {
@@ -179,6 +127,11 @@ function sameInstaller(key: string | null, installer: string | null): boolean {
 /** One load: files named by several configs are read once and shared. */
 class Loader {
   readonly #cache = new Map<string, Promise<unknown>>();
+  readonly #policy: SecretPolicy;
+
+  constructor(policy: SecretPolicy) {
+    this.#policy = policy;
+  }
 
   #once<T>(kind: string, file: string, load: () => Promise<T>): Promise<T> {
     const key = `${kind}:${file}`;
@@ -195,10 +148,11 @@ class Loader {
     const raw = parseWith(pharosSchema, aliased.data, file, aliased.issues);
     const dir = dirname(file);
     const issues: Issue[] = [];
-    const token = await secretField(raw.token, dir, "token", issues);
-    const power = raw.power ? await labPower(raw.power, dir, "power", issues) : null;
-    const relay = raw.relay ? await relayConfig(raw.relay, dir, issues) : null;
-    const handover = raw.handover ? await handoverConfig(raw.handover, file, issues) : null;
+    const policy = this.#policy;
+    const token = await secretField(raw.token, dir, "token", issues, policy);
+    const power = raw.power ? await labPower(raw.power, dir, "power", issues, policy) : null;
+    const relay = raw.relay ? await relayConfig(raw.relay, dir, issues, policy) : null;
+    const handover = raw.handover ? await handoverConfig(raw.handover, file, issues, policy) : null;
     const entries = defaultConfigEntries(raw.default_configs, issues);
     if ((raw.power || raw.relay) && !raw.lab_subnets) {
       issues.push({
@@ -227,6 +181,8 @@ class Loader {
       }
       defaultConfigs.set(entry.key, config);
     }
+    const database = resolveConfigPath(dir, raw.database);
+    await requireOneStore({ file, database }, [...defaultConfigs.values()]);
     const cleanConfig = defaultConfigs.get(null);
     if (!cleanConfig)
       throw configError(file, [{ path: "default_configs", message: "no null entry" }]);
@@ -248,7 +204,7 @@ class Loader {
       file,
       dashboard: raw.dashboard,
       token,
-      database: resolveConfigPath(dir, raw.database),
+      database,
       defaultConfigs,
       cleanConfig,
       inventory,
@@ -268,8 +224,14 @@ class Loader {
       const raw = parseWith(installerSchema, await readYamlFile(file, from), file);
       const dir = dirname(file);
       const issues: Issue[] = [];
-      const apiKey = await secretField(raw.fog.api_key, dir, "fog.api_key", issues);
-      const userKey = await secretField(raw.fog.user_key, dir, "fog.user_key", issues);
+      const apiKey = await secretField(raw.fog.api_key, dir, "fog.api_key", issues, this.#policy);
+      const userKey = await secretField(
+        raw.fog.user_key,
+        dir,
+        "fog.user_key",
+        issues,
+        this.#policy,
+      );
       if (raw.dhcp_server !== null && !raw.dhcp_server_host_key) {
         issues.push({
           path: "dhcp_server_host_key",
@@ -293,7 +255,7 @@ class Loader {
         ref("inventory"),
       );
       const vpn = await this.vpn(resolveConfigPath(dir, raw.vpn_config), ref("vpn_config"));
-      return {
+      const config: InstallerConfig = {
         file,
         installer: raw.installer,
         database: resolveConfigPath(dir, raw.database),
@@ -323,6 +285,7 @@ class Loader {
         inventory,
         vpn,
       };
+      return config;
     });
   }
 
@@ -338,7 +301,7 @@ class Loader {
           name: entry.name,
           address: entry.address ?? null,
           power: entry.power
-            ? await powerOverride(entry.power, dir, `${resourceId}.power`, issues)
+            ? await powerOverride(entry.power, dir, `${resourceId}.power`, issues, this.#policy)
             : null,
         });
       }
@@ -406,7 +369,13 @@ class Loader {
       const raw = parseWith(vpnSchema, aliased.data, file, aliased.issues);
       const dir = dirname(file);
       const issues: Issue[] = [];
-      const pass = await secretField(raw.authentication.pass, dir, "authentication.pass", issues);
+      const pass = await secretField(
+        raw.authentication.pass,
+        dir,
+        "authentication.pass",
+        issues,
+        this.#policy,
+      );
       const ldap = await ldapConnection(raw.ldap ?? null, raw.server, file, issues);
       throwIfIssues(file, issues);
       return {

@@ -1,17 +1,23 @@
 /**
- * Secrets in config files (FOG keys, dashboard token, LDAP password, SSH private key) may be
- * given inline or as a file, as the seed allows. The rule (docs/configuration.md, "Secrets"):
- * - `{file: path}`, or a value starting with `/`, `./`, `../`, `~/` or `file:`, is a path that
- *   must be readable;
+ * Secrets in config files (FOG keys, dashboard token, LDAP password, SSH private keys, sealing
+ * key, SMTP password) may be given inline or as a file, as the seed allows. The rule
+ * (docs/configuration.md, "Secrets"):
+ * - `{file: path}`, or a value starting with `./`, `../`, `~/` or `file:`, is a path that must be
+ *   readable;
+ * - a one-line value that contains `/` or starts with `.` or `~` looks like a path: it is one,
+ *   and it must be readable too (a mistyped path is an error, never a secret that silently fails
+ *   at the remote end);
  * - any other value that names an existing regular file (relative to the config file's
  *   directory) is read from that file;
  * - anything else is the value itself.
  * File contents lose trailing whitespace (the newline editors add). No message produced here
- * ever contains the secret value; only paths, which are not secret.
+ * ever contains the secret value. Paths are shown, except a path that may be a secret given
+ * inline by mistake (see `readLookalikePath`).
  */
 import { readFile, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { Secret } from "../secret";
+import { exampleSecretsAllowed, isShippedExample, shippedExampleProblem } from "./examples";
 import type { Issue } from "./issues";
 import { errorCode, resolveConfigPath } from "./paths";
 
@@ -20,11 +26,38 @@ export type SecretSource = string | { file: string };
 
 export type SecretResult = { ok: true; secret: Secret } | { ok: false; problem: string };
 
-const PATH_PREFIXES = ["/", "./", "../", "~/", "file:"];
+/** What a load accepts beyond the rules above. */
+export interface SecretPolicy {
+  /** The shipped examples (conf/secrets/) are accepted: the demo and the tests only. */
+  allowExamples: boolean;
+}
 
-/** Whether a bare string must be taken as a path (and so must be readable). */
+export function defaultSecretPolicy(): SecretPolicy {
+  return { allowExamples: exampleSecretsAllowed() };
+}
+
+/**
+ * Prefixes that only a path starts with: `.` and `~` are in no token alphabet (hex, base64,
+ * base64url, Django's tokens), so a value written so is shown in messages as the path it is.
+ */
+const PATH_PREFIXES = ["./", "../", "~/", "file:"];
+
+/** Longest one-line value taken for a path (PATH_MAX); longer ones are values. */
+const LONGEST_PATH = 4096;
+
+/** Whether a bare string is written as a path, and is shown as one in messages. */
 export function isExplicitPath(value: string): boolean {
   return PATH_PREFIXES.some((prefix) => value.startsWith(prefix));
+}
+
+/**
+ * Whether a bare string looks like a path (contains `/`, or starts with `.` or `~`) and so must
+ * name a readable file. A value of several lines (an inline PEM key, whose base64 holds `/`),
+ * with NUL, or longer than a path can be is never one.
+ */
+export function looksLikePath(value: string): boolean {
+  if (value.length === 0 || value.length > LONGEST_PATH || /[\n\r\0]/.test(value)) return false;
+  return value.includes("/") || value.startsWith(".") || value.startsWith("~");
 }
 
 function explicitPath(value: string, baseDir: string): string {
@@ -60,27 +93,61 @@ async function readSecretFile(path: string): Promise<SecretResult> {
   return { ok: true, secret: new Secret(value, path) };
 }
 
+/**
+ * A value that looks like a path without being written as one (`secrets/token`, `/etc/laas/t`,
+ * `.token`). It may instead be a secret given inline by mistake — base64 tokens hold `/` and may
+ * start with it — so when nothing is there the message names neither the value nor the path
+ * resolved from it. When something is there (a file that cannot be read, a directory) the value
+ * is a path beyond doubt, and is shown.
+ */
+async function readLookalikePath(path: string): Promise<SecretResult> {
+  try {
+    await stat(path);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      return {
+        ok: false,
+        problem: `names no file (${code}): a value that contains "/" or starts with "." or "~" is the path of the secret's file (not repeated here: it may be the secret itself); a secret of that form goes in a file, given as {file: path}`,
+      };
+    }
+  }
+  return readSecretFile(path);
+}
+
 /** Resolves one secret field; `baseDir` is the directory of the config file that holds it. */
 export async function resolveSecret(source: SecretSource, baseDir: string): Promise<SecretResult> {
   if (typeof source !== "string") {
     return readSecretFile(explicitPath(source.file, baseDir));
   }
   if (isExplicitPath(source)) return readSecretFile(explicitPath(source, baseDir));
+  if (looksLikePath(source)) return readLookalikePath(resolveConfigPath(baseDir, source));
   const file = await bareValueFile(source, baseDir);
   if (file) return readSecretFile(file);
   if (source.trim().length === 0) return { ok: false, problem: "must not be empty" };
   return { ok: true, secret: new Secret(source, "inline") };
 }
 
-/** Reads a secret field; a problem becomes an issue (the placeholder is never returned). */
+/**
+ * Reads a secret field; a problem becomes an issue (the placeholder is never returned), and so
+ * does a shipped example unless the policy accepts them.
+ */
 export async function secretField(
   source: SecretSource,
   dir: string,
   field: string,
   issues: Issue[],
+  policy: SecretPolicy,
 ): Promise<Secret> {
   const result = await resolveSecret(source, dir);
-  if (result.ok) return result.secret;
-  issues.push({ path: field, message: result.problem });
-  return new Secret("", "invalid");
+  if (!result.ok) {
+    issues.push({ path: field, message: result.problem });
+    return new Secret("", "invalid");
+  }
+  if (!policy.allowExamples && isShippedExample(result.secret.reveal())) {
+    const file = result.secret.source === "inline" ? null : result.secret.source;
+    issues.push({ path: field, message: shippedExampleProblem(field, file) });
+    return new Secret("", "invalid");
+  }
+  return result.secret;
 }

@@ -12,7 +12,7 @@
  * Used by the demo, the end-to-end tests and `scripts/sim-lab.ts`.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument, stringify } from "yaml";
@@ -31,6 +31,11 @@ export interface SimulatedLabOptions {
   workDir: string;
   /** How much faster than real time FOG images (default 60). */
   timeScale?: number;
+  /**
+   * Hosts beyond the shipped inventory's, for runs that keep many bookings going at once: named
+   * lab-host-N, dashboard resources 100+N, their addresses found in the DHCP log (default 0).
+   */
+  extraHosts?: number;
   /** Fixed ports (default: free ones). */
   dashboardPort?: number;
   fogPort?: number;
@@ -134,22 +139,49 @@ export interface SimulatedLab {
   onImagedUp(listener: (hostName: string) => void): void;
   /** Calls `listener` as an installer on a host writes its exit status. */
   onInstallerDone(listener: (hostName: string) => void): void;
+  /**
+   * Whether a host's reboots reach FOG's imaging client (default true). A host that does not
+   * network-boot (PXE off in its firmware, a dead boot ROM) boots its disk again: it answers SSH
+   * with its old system and FOG's task waits for it.
+   */
+  setNetworkBoot(hostName: string, boots: boolean): void;
   close(): Promise<void>;
 }
 
 const shippedPharos = join(repoRoot, "conf", "pharos.yaml");
 
+/** Secrets of the lab's own, as an operator makes them: the shipped examples are refused at start. */
+interface LabSecrets {
+  dashboardToken: string;
+  fogApiToken: string;
+  fogUserToken: string;
+  ldapPass: string;
+}
+
 export async function startSimulatedLab(options: SimulatedLabOptions): Promise<SimulatedLab> {
-  const shipped = await loadPharosConfig(shippedPharos);
+  // The shipped conf/ is read for its layout only; the lab's config gets secrets of its own.
+  const shipped = await loadPharosConfig(shippedPharos, { allowExampleSecrets: true });
+  const secrets: LabSecrets = {
+    dashboardToken: randomBytes(20).toString("hex"),
+    fogApiToken: randomBytes(24).toString("base64url"),
+    fogUserToken: randomBytes(24).toString("base64url"),
+    ldapPass: randomBytes(18).toString("base64url"),
+  };
   const last = shipped.inventory.hosts.length - 1;
-  const inventory: SimulatedLabHost[] = shipped.inventory.hosts.map((host, index) => ({
-    resourceId: host.resourceId,
-    name: host.name,
-    address: `127.0.1.${11 + index}`,
-    mac: `52:54:00:00:00:${(index + 1).toString(16).padStart(2, "0")}`,
-    // The last host keeps a static address, as in the shipped inventory.
-    staticAddress: index === last,
+  const extra = Array.from({ length: options.extraHosts ?? 0 }, (_, n) => ({
+    resourceId: String(100 + n + 1),
+    name: `lab-host-${n + 1}`,
   }));
+  const inventory: SimulatedLabHost[] = [...shipped.inventory.hosts, ...extra].map(
+    (host, index) => ({
+      resourceId: host.resourceId,
+      name: host.name,
+      address: `127.0.1.${11 + index}`,
+      mac: `52:54:00:00:00:${(index + 1).toString(16).padStart(2, "0")}`,
+      // The last host keeps a static address, as in the shipped inventory.
+      staticAddress: index === last,
+    }),
+  );
   const installers = [...shipped.defaultConfigs.values()];
   const anyInstaller = installers[0]!;
   const clientKey = generateClientKey();
@@ -183,14 +215,15 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   });
   // The hosts need FOG (network boot) and FOG the hosts (deploy done): tied once both exist.
   let hostsRef: BareMetalLab | null = null;
+  const noNetworkBoot = new Set<string>();
   const deployedListeners: ((hostName: string) => void)[] = [];
   const upListeners: ((hostName: string) => void)[] = [];
   const installerListeners: ((hostName: string) => void)[] = [];
 
   const fog = await startFogSim({
     ...(options.fogPort !== undefined ? { port: options.fogPort } : {}),
-    apiToken: anyInstaller.fog.apiKey.reveal(),
-    userToken: anyInstaller.fog.userKey.reveal(),
+    apiToken: secrets.fogApiToken,
+    userToken: secrets.fogUserToken,
     timeScale: options.timeScale ?? 60,
     ...(options.jitterMs !== undefined
       ? { startJitterSeconds: (options.jitterMs / 1000) * (options.timeScale ?? 60) }
@@ -215,7 +248,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     ...(options.sshPort !== undefined ? { port: options.sshPort } : {}),
     authorizedKey: clientKey.publicKey,
     onReboot: (name) => {
-      fog.networkBoot(name);
+      if (!noNetworkBoot.has(name)) fog.networkBoot(name);
     },
     onBoot: (name) => {
       const host = inventory.find((h) => h.name === name);
@@ -234,7 +267,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
   hostsRef = hosts;
   const dashboard = await startDashboardSim({
     ...(options.dashboardPort !== undefined ? { port: options.dashboardPort } : {}),
-    token: shipped.token.reveal(),
+    token: secrets.dashboardToken,
     // The lab's resources exist on the dashboard whether or not anyone books them.
     resources: inventory.map((h) => ({ id: Number(h.resourceId), name: h.name })),
     ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
@@ -249,6 +282,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     relayUser: shipped.relay?.user ?? "laas",
     relayPrivateKey: relayKey.privateKey,
     inventory,
+    secrets,
   });
   return {
     configPath,
@@ -268,6 +302,11 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     onInstallerDone: (listener) => {
       installerListeners.push(listener);
     },
+    setNetworkBoot: (name, boots) => {
+      if (!inventory.some((host) => host.name === name)) throw new Error(`no lab host ${name}`);
+      if (boots) noNetworkBoot.delete(name);
+      else noNetworkBoot.add(name);
+    },
     close: async () => {
       await Promise.allSettled([dashboard.close(), fog.close(), hosts.close(), relay.close()]);
     },
@@ -283,6 +322,7 @@ interface Endpoints {
   relayUser: string;
   relayPrivateKey: string;
   inventory: SimulatedLabHost[];
+  secrets: LabSecrets;
 }
 
 /** Copies conf/ into workDir/conf, pointing it at the simulators. */
@@ -371,6 +411,8 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
   }
   const directory = options.handover?.directory;
   await edit("vpn.yaml", (doc) => {
+    // One store per lab: every config names the same database.
+    doc.set("database", database);
     if (!directory) return;
     doc.setIn(["authentication", "user"], directory.adminDn);
     doc.setIn(["directory", "root"], directory.suffix);
@@ -386,8 +428,13 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
     ]),
   );
   await writeFile(join(conf, "inventory.yaml"), stringify(inventory));
-  for (const secret of ["dashboard-token", "fog-api-key", "fog-user-key", "ldap-pass"]) {
-    await copyFile(join(shippedConf, "secrets", secret), join(conf, "secrets", secret));
+  for (const [file, value] of [
+    ["dashboard-token", at.secrets.dashboardToken],
+    ["fog-api-key", at.secrets.fogApiToken],
+    ["fog-user-key", at.secrets.fogUserToken],
+    ["ldap-pass", at.secrets.ldapPass],
+  ] as const) {
+    await writeFile(join(conf, "secrets", file), value, { mode: 0o600 });
   }
   if (options.handover) {
     // A sealing key of the lab's own, as an operator would make one.
