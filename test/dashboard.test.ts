@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { PharosDashboard } from "../lib/adapters/pharos/dashboard-client";
+import type { ReadRetryPolicy } from "../lib/adapters/read-retry";
 import { AuthError, ConfigError, ProtocolError, TransientError } from "../lib/errors";
 import { type Logger, silentLogger } from "../lib/log";
 import { Secret } from "../lib/secret";
@@ -55,6 +56,9 @@ function captureLogs(): { logger: Logger; lines: LogLine[] } {
 const WARN = 40;
 const DEBUG = 20;
 
+/** Reads are tried again quickly here; the attempts and their budget are the shipped ones. */
+const QUICK_RETRY = { firstDelayMs: 5, maxDelayMs: 20 };
+
 function client(
   url: string,
   options: {
@@ -62,6 +66,7 @@ function client(
     timeout?: number;
     maxPages?: number;
     logger?: Logger;
+    retry?: Partial<ReadRetryPolicy>;
   } = {},
 ): PharosDashboard {
   return new PharosDashboard(
@@ -71,6 +76,7 @@ function client(
       inventory,
       requestTimeoutSeconds: options.timeout,
       maxPages: options.maxPages,
+      retry: { ...QUICK_RETRY, ...options.retry },
     },
     options.logger ?? silentLogger,
   );
@@ -334,24 +340,30 @@ describe("PharosDashboard.listBookings", () => {
     );
   });
 
-  it.each([500, 502, 404])("raises TransientError on %i", async (status) => {
-    const dashboard = await sim();
-    dashboard.failNext(1, status);
-    const error = await client(dashboard.url)
-      .listBookings()
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TransientError);
-    expect((error as Error).message).toBe(
-      `dashboard answered ${status} at ${dashboard.url}/api/bookings/`,
-    );
-  });
+  it.each([500, 502, 503, 408, 429])(
+    "raises TransientError on %i once its attempts are spent",
+    async (status) => {
+      const dashboard = await sim();
+      dashboard.failNext(10, status);
+      const error = await client(dashboard.url)
+        .listBookings()
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransientError);
+      expect((error as Error).message).toBe(
+        `dashboard answered ${status} at ${dashboard.url}/api/bookings/`,
+      );
+      // Four attempts in all, then the caller (the next poll, the workflow's Retry) decides.
+      expect(dashboard.requests).toHaveLength(4);
+    },
+  );
 
   it("raises TransientError when the dashboard is down or does not answer in time", async () => {
     const dashboard = await sim();
-    dashboard.hangNext(1);
-    await expect(client(dashboard.url, { timeout: 0.2 }).listBookings()).rejects.toThrow(
-      /no answer within 0.2 s/,
-    );
+    dashboard.hangNext(2);
+    await expect(
+      client(dashboard.url, { timeout: 0.2, retry: { attempts: 2 } }).listBookings(),
+    ).rejects.toThrow(/no answer within 0.2 s/);
+    expect(dashboard.requests).toHaveLength(2);
     const url = dashboard.url;
     await dashboard.close();
     const error = await client(url)
@@ -361,12 +373,8 @@ describe("PharosDashboard.listBookings", () => {
     expect((error as Error).message).toMatch(/unreachable .*ECONNREFUSED/);
   });
 
-  it("raises ProtocolError on an HTML page or a JSON value of the wrong shape", async () => {
+  it("raises ProtocolError, without asking again, on JSON of the wrong shape", async () => {
     const dashboard = await sim();
-    dashboard.failNext(1, 200, {
-      contentType: "text/html; charset=utf-8",
-      body: "<html><body>Scheduled maintenance</body></html>",
-    });
     dashboard.failNext(1, 200, { contentType: "application/json", body: '{"bookings": []}' });
     dashboard.failNext(1, 200, {
       contentType: "application/json",
@@ -376,11 +384,11 @@ describe("PharosDashboard.listBookings", () => {
 
     await expect(dashboardClient.listBookings()).rejects.toThrow(
       new ProtocolError(
-        `dashboard answered non-JSON (text/html; charset=utf-8) at ${dashboard.url}/api/bookings/`,
+        `dashboard answered neither a list nor a page of bookings at ${dashboard.url}/api/bookings/`,
       ),
     );
     await expect(dashboardClient.listBookings()).rejects.toBeInstanceOf(ProtocolError);
-    await expect(dashboardClient.listBookings()).rejects.toBeInstanceOf(ProtocolError);
+    expect(dashboard.requests).toHaveLength(2);
   });
 
   it("stops after maxPages pages", async () => {
@@ -431,7 +439,7 @@ describe("PharosDashboard.listBookings", () => {
     ]);
   });
 
-  it("refuses a listing whose pages shifted under it, then reads it whole next time", async () => {
+  it("reads a listing whose pages shifted under it again from the start", async () => {
     const dashboard = await sim({
       pageSize: 2,
       bookings: [1, 2, 3, 4, 5].map((id) =>
@@ -445,13 +453,158 @@ describe("PharosDashboard.listBookings", () => {
         dashboard.removeBooking(1); // booking 3 moves to page 1 and would be missed
       }
     });
-    const dashboardClient = client(dashboard.url);
+    const { logger, lines } = captureLogs();
 
-    await expect(dashboardClient.listBookings()).rejects.toThrow(
-      new TransientError("dashboard bookings changed while their pages were read; try again"),
-    );
-    const bookings = await dashboardClient.listBookings();
+    const bookings = await client(dashboard.url, { logger }).listBookings();
+
     expect(bookings.map((b) => b.id)).toEqual(["2", "3", "4", "5"]);
+    // The count changed on page 2: the listing is read again, whole.
+    expect(dashboard.requests.map((r) => r.path)).toEqual([
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+    ]);
+    expect(lines.some((l) => l.level === WARN && /read again/.test(l.msg))).toBe(true);
+  });
+
+  it("reads a listing that shrank past a page (DRF's Invalid page) again from the start", async () => {
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [1, 2, 3, 4, 5].map((id) =>
+        bookingAt({ id, resource_id: 1, start: t0, end: hours(1) }),
+      ),
+    });
+    let cancelled = false;
+    dashboard.onRequest(({ path }) => {
+      if (path.endsWith("page=3") && !cancelled) {
+        cancelled = true;
+        dashboard.removeBooking(5); // two pages are left: page 3 answers 404 "Invalid page."
+      }
+    });
+
+    const bookings = await client(dashboard.url).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3", "4"]);
+    expect(dashboard.requests.map((r) => `${r.path} ${r.status}`)).toEqual([
+      "/api/bookings/ 200",
+      "/api/bookings/?page=2 200",
+      "/api/bookings/?page=3 404",
+      "/api/bookings/ 200",
+      "/api/bookings/?page=2 200",
+    ]);
+  });
+
+  it("gives up with TransientError on a listing that shifts every time it is read", async () => {
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [1, 2, 3, 4, 5, 6, 7, 8].map((id) =>
+        bookingAt({ id, resource_id: 1, start: t0, end: hours(1) }),
+      ),
+    });
+    let next = 1;
+    dashboard.onRequest(({ path }) => {
+      if (path.endsWith("page=2")) dashboard.removeBooking(next++);
+    });
+
+    await expect(client(dashboard.url).listBookings()).rejects.toThrow(
+      new TransientError(
+        `dashboard bookings changed while their pages were read, 3 times running, at ${dashboard.url}/api/bookings/; the next poll reads them again`,
+      ),
+    );
+    expect(dashboard.requests).toHaveLength(6);
+  });
+
+  it("reads again when the pages held fewer bookings than their count said", async () => {
+    // Every page gives the same count, but a booking fell between two of them.
+    let readings = 0;
+    const base = await rawServer((req, res, root) => {
+      const page2 = req.url === "/api/bookings/?page=2";
+      if (!page2) readings += 1;
+      const ids = page2 ? (readings === 1 ? [3] : [3, 4]) : [1, 2];
+      sendJson(res, {
+        count: 4,
+        next: page2 ? null : `${root}/api/bookings/?page=2`,
+        previous: null,
+        results: ids.map((id) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) })),
+      });
+    });
+
+    const bookings = await client(base).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3", "4"]);
+    expect(readings).toBe(2);
+  });
+
+  it("skips a booking repeated across pages with a warning, as in the plain list", async () => {
+    // A queryset that yields one booking twice (a join): DRF counts it twice too, so the pages
+    // agree with each other and nothing changed. Issue 10: this stopped every poll.
+    const booking = (id: number) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) });
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [booking(1), booking(2), booking(2), booking(3)],
+    });
+    const { logger, lines } = captureLogs();
+
+    const bookings = await client(dashboard.url, { logger }).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3"]);
+    expect(lines.some((l) => l.level === WARN && l.bookingId === "2")).toBe(true);
+    // Read twice: the same repeat both times shows that no other booking was pushed off a page.
+    expect(dashboard.requests.map((r) => r.path)).toEqual([
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+    ]);
+  });
+
+  it("reads again when a repeat across pages hid another booking (pages in no stable order)", async () => {
+    // An unordered queryset: each page is its own query, and the database may return the rows
+    // in another order each time. Booking 4 is missing from the first reading, not cancelled.
+    let readings = 0;
+    const base = await rawServer((req, res, root) => {
+      const page2 = req.url === "/api/bookings/?page=2";
+      if (!page2) readings += 1;
+      const ids = page2 ? (readings === 1 ? [2, 3] : [3, 4]) : [1, 2];
+      sendJson(res, {
+        count: 4,
+        next: page2 ? null : `${root}/api/bookings/?page=2`,
+        previous: null,
+        results: ids.map((id) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) })),
+      });
+    });
+
+    const bookings = await client(base).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3", "4"]);
+    expect(readings).toBe(2);
+  });
+
+  it("follows next links under the configured path when DRF names another (a proxy's prefix)", async () => {
+    // Behind a proxy that strips /dashboard, Django sees /api/bookings/ and links to that.
+    const seen: string[] = [];
+    const base = await rawServer((req, res) => {
+      seen.push(req.url ?? "");
+      if (!req.url?.startsWith("/dashboard/")) {
+        res.statusCode = 404;
+        res.setHeader("Content-Type", "text/html");
+        res.end("<html><body><h1>Not Found</h1></body></html>");
+        return;
+      }
+      const first = req.url === "/dashboard/api/bookings/";
+      sendJson(res, {
+        count: 2,
+        next: first ? "http://internal.example:8000/api/bookings/?page=2" : null,
+        previous: null,
+        results: [bookingAt({ id: first ? 1 : 2, resource_id: 1, start: t0, end: hours(1) })],
+      });
+    });
+
+    const bookings = await client(`${base}/dashboard/`).listBookings();
+
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2"]);
+    expect(seen).toEqual(["/dashboard/api/bookings/", "/dashboard/api/bookings/?page=2"]);
   });
 
   it("rejects a dashboard URL it cannot use", () => {
@@ -596,13 +749,17 @@ describe("PharosDashboard.bookingUser", () => {
     expect((error as Error).message).not.toContain(wrong);
   });
 
-  it.each([500, 502, 503])("raises TransientError on %i", async (status) => {
-    const dashboard = await sim({ users: [ada] });
-    dashboard.failNext(1, status);
-    await expect(client(dashboard.url).bookingUser("7")).rejects.toThrow(
-      new TransientError(`dashboard answered ${status} at ${dashboard.url}/api/users/7/`),
-    );
-  });
+  it.each([500, 502, 503])(
+    "raises TransientError on %i once its attempts are spent",
+    async (status) => {
+      const dashboard = await sim({ users: [ada] });
+      dashboard.failNext(10, status);
+      await expect(client(dashboard.url).bookingUser("7")).rejects.toThrow(
+        new TransientError(`dashboard answered ${status} at ${dashboard.url}/api/users/7/`),
+      );
+      expect(dashboard.requests).toHaveLength(4);
+    },
+  );
 
   it("raises TransientError when the dashboard is down", async () => {
     const dashboard = await sim();
@@ -620,7 +777,6 @@ describe("PharosDashboard.bookingUser", () => {
       body: '{"username": "ada", "email": "ada@users.test", "ssh_public_key": ["not-a-key-line"]}',
     });
     dashboard.failNext(1, 200, { ...json, body: '["ada"]' });
-    dashboard.failNext(1, 200, { contentType: "text/html", body: "<html>maintenance</html>" });
     const dashboardClient = client(dashboard.url);
     const where = `${dashboard.url}/api/users/7/`;
 
@@ -634,9 +790,141 @@ describe("PharosDashboard.bookingUser", () => {
     expect((second as Error).message).toContain("ssh_public_key: ");
     expect((second as Error).message).not.toContain("not-a-key-line");
     await expect(dashboardClient.bookingUser("7")).rejects.toBeInstanceOf(ProtocolError);
-    await expect(dashboardClient.bookingUser("7")).rejects.toThrow(
-      new ProtocolError(`dashboard answered non-JSON (text/html) at ${where}`),
+    // A malformed answer is the dashboard's word, not a blip: it is not asked again.
+    expect(dashboard.requests).toHaveLength(3);
+  });
+});
+
+describe("PharosDashboard: what is read again, and what is not", () => {
+  it("reads a user again after a truncated JSON answer (issue 10: CreateVpnUser failed on one)", async () => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.failNext(1, 200, { truncate: 40 });
+    expect(await client(dashboard.url).bookingUser("7")).toEqual({
+      username: "ada",
+      fullName: "Ada Lovelace",
+      email: "ada@users.test",
+      sshPublicKey: ADA_KEY,
+    });
+    expect(dashboard.requests.map((r) => r.path)).toEqual(["/api/users/7/", "/api/users/7/"]);
+  });
+
+  it("reads a user again after a 5xx, a 429 or no answer in time", async () => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.hangNext(1);
+    dashboard.failNext(1, 502);
+    dashboard.failNext(1, 429, {
+      contentType: "application/json",
+      body: '{"detail": "slow down"}',
+    });
+    const user = await client(dashboard.url, { timeout: 0.3 }).bookingUser("ada");
+    expect(user?.username).toBe("ada");
+    expect(dashboard.requests.map((r) => r.status)).toEqual([0, 502, 429, 200]);
+  });
+
+  it("reads a page of bookings again after a truncated answer, whatever page it is", async () => {
+    const dashboard = await sim({
+      pageSize: 2,
+      bookings: [1, 2, 3].map((id) => bookingAt({ id, resource_id: 1, start: t0, end: hours(1) })),
+    });
+    dashboard.onRequest(({ path }) => {
+      if (path.endsWith("page=2") && dashboard.requests.length === 1) {
+        dashboard.failNext(1, 200, { truncate: 25 });
+      }
+    });
+    const bookings = await client(dashboard.url).listBookings();
+    expect(bookings.map((b) => b.id)).toEqual(["1", "2", "3"]);
+    expect(dashboard.requests.map((r) => r.path)).toEqual([
+      "/api/bookings/",
+      "/api/bookings/?page=2",
+      "/api/bookings/?page=2",
+    ]);
+  });
+
+  it("reads again within a bounded time: a dashboard that never answers costs one budget", async () => {
+    const dashboard = await sim();
+    dashboard.hangNext(100);
+    const started = performance.now();
+    const error = await client(dashboard.url, { timeout: 0.2, retry: { budgetMs: 500 } })
+      .listBookings()
+      .catch((e: unknown) => e);
+    const tookMs = performance.now() - started;
+    expect(error).toBeInstanceOf(TransientError);
+    expect((error as Error).message).toMatch(/no answer within/);
+    // Attempts of 0.2 s and short waits until the 0.5 s budget is spent, never past it by much.
+    expect(dashboard.requests.length).toBeGreaterThanOrEqual(2);
+    expect(dashboard.requests.length).toBeLessThanOrEqual(3);
+    expect(tookMs).toBeLessThan(1_000);
+  });
+
+  it("does not ask again when the token is refused", async () => {
+    const dashboard = await sim({ users: [ada] });
+    const error = await client(dashboard.url, { token: "wrong-token-5c5c" })
+      .bookingUser("7")
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect(dashboard.requests).toHaveLength(1);
+  });
+
+  it("names a wrong dashboard path (Django's HTML 404) a configuration error, with a hint, asking once", async () => {
+    const dashboard = await sim({
+      basePath: "/dashboard",
+      bookings: [bookingAt({ id: 1, resource_id: 1, start: t0, end: hours(1) })],
+    });
+    const wrong = new URL(dashboard.url).origin; // the /dashboard prefix left out
+    const error = await client(wrong)
+      .listBookings()
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(`${wrong}/api/bookings/`);
+    expect(message).toContain("404");
+    expect(message).toMatch(/is the dashboard URL right\? .*with api\/bookings\/ under it/);
+    expect(dashboard.requests).toHaveLength(1);
+    // The same dashboard at its right URL.
+    expect((await client(dashboard.url).listBookings()).map((b) => b.id)).toEqual(["1"]);
+  });
+
+  it("names an empty 404 on the bookings a configuration error too", async () => {
+    const dashboard = await sim();
+    dashboard.failNext(1, 404);
+    await expect(client(dashboard.url).listBookings()).rejects.toBeInstanceOf(ConfigError);
+    expect(dashboard.requests).toHaveLength(1);
+  });
+
+  it("asks again after an HTML page answered with 200 (a login page passing by)", async () => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.failNext(1, 200, {
+      contentType: "text/html; charset=utf-8",
+      body: "<!doctype html><title>Log in</title>",
+    });
+    expect((await client(dashboard.url).bookingUser("7"))?.username).toBe("ada");
+    expect(dashboard.requests).toHaveLength(2);
+  });
+
+  it("names an HTML page answered with 200 on every attempt a configuration error", async () => {
+    const dashboard = await sim({ users: [ada] });
+    const page = {
+      contentType: "text/html; charset=utf-8",
+      body: "<!doctype html><title>Log in</title>",
+    };
+    dashboard.failNext(8, 200, page);
+    const dashboardClient = client(dashboard.url);
+    const listing = await dashboardClient.listBookings().catch((e: unknown) => e);
+    expect(listing).toBeInstanceOf(ConfigError);
+    expect((listing as Error).name).toBe("ConfigError");
+    expect((listing as Error).message).toContain(
+      `dashboard answered an HTML page (200) where JSON was expected at ${dashboard.url}/api/bookings/`,
     );
+    await expect(dashboardClient.bookingUser("7")).rejects.toBeInstanceOf(ConfigError);
+    // Four attempts each, within the read's bounds; never more.
+    expect(dashboard.requests).toHaveLength(8);
+  });
+
+  it("keeps a 5xx HTML page transient (a proxy's error page)", async () => {
+    const dashboard = await sim({ users: [ada] });
+    dashboard.failNext(1, 502, { contentType: "text/html", body: "<html>Bad Gateway</html>" });
+    expect((await client(dashboard.url).bookingUser("7"))?.username).toBe("ada");
   });
 });
 
@@ -772,14 +1060,37 @@ describe("PharosDashboard.postStatusNote", () => {
     await expect(client(url).postStatusNote(note)).rejects.toBeInstanceOf(TransientError);
   });
 
-  it("raises ProtocolError when the dashboard has no status notes (404)", async () => {
+  it("raises ProtocolError when the dashboard has no status notes (a JSON 404)", async () => {
     const dashboard = await sim();
-    dashboard.failNext(1, 404, { contentType: "text/html", body: "<h1>Not Found</h1>" });
+    dashboard.failNext(1, 404, {
+      contentType: "application/json",
+      body: '{"detail": "Not found."}',
+    });
     await expect(client(dashboard.url).postStatusNote(note)).rejects.toThrow(
       new ProtocolError(
         `dashboard does not take status notes: 404 at ${dashboard.url}/api/resource_status/`,
       ),
     );
+  });
+
+  it("raises ConfigError with a hint on Django's HTML 404 (a dashboard URL without its prefix)", async () => {
+    const dashboard = await sim({ basePath: "/dashboard", resources: [{ id: 1, name: "pod1" }] });
+    const wrong = new URL(dashboard.url).origin;
+    const error = await client(wrong)
+      .postStatusNote(note)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain(`${wrong}/api/resource_status/`);
+    expect((error as Error).message).toContain("is the dashboard URL right?");
+    expect(dashboard.statusNotes).toEqual([]);
+  });
+
+  it("posts a note once: a lost answer is the workflow's to repeat, a duplicate note being harmless", async () => {
+    const dashboard = await sim({ resources: [{ id: 1, name: "pod1" }] });
+    dashboard.failNext(1, 502, { afterWork: true });
+    await expect(client(dashboard.url).postStatusNote(note)).rejects.toBeInstanceOf(TransientError);
+    expect(dashboard.requests).toHaveLength(1);
+    expect(dashboard.statusNotes).toHaveLength(1);
   });
 
   it("refuses a resource id that is not a number, without asking", async () => {
@@ -936,11 +1247,48 @@ describe("dashboard simulator", () => {
     expect(dashboard.users).toEqual([bob]);
   });
 
+  it("serves the API under basePath, and Django's HTML 404 outside it", async () => {
+    const dashboard = await sim({ bookings, basePath: "/dashboard", pageSize: 2 });
+    expect(dashboard.url).toMatch(/\/dashboard$/);
+    const inside = await fetch(`${dashboard.url}/api/bookings/`, { headers: auth });
+    expect(inside.status).toBe(200);
+    expect(((await inside.json()) as { next: string }).next).toBe(
+      `${dashboard.url}/api/bookings/?page=2`,
+    );
+    const outside = await fetch(`${new URL(dashboard.url).origin}/api/bookings/`, {
+      headers: auth,
+    });
+    expect(outside.status).toBe(404);
+    expect(outside.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await outside.text()).toContain("The requested resource was not found on this server.");
+  });
+
+  it("truncates a real answer, and answers a failure after doing the work", async () => {
+    const dashboard = await sim({ bookings, resources: [{ id: 5, name: "pod5" }] });
+    dashboard.failNext(1, 200, { truncate: 20 });
+    const cut = await fetch(`${dashboard.url}/api/bookings/`, { headers: auth });
+    expect(cut.status).toBe(200);
+    expect(cut.headers.get("content-type")).toBe("application/json");
+    const text = await cut.text();
+    expect(text).toBe(JSON.stringify(bookings).slice(0, 20));
+
+    dashboard.failNext(1, 500, { afterWork: true });
+    const lost = await fetch(`${dashboard.url}/api/resource_status/`, {
+      method: "POST",
+      headers: { ...auth, "Content-Type": "application/json" },
+      body: JSON.stringify({ resource: 5, type: "info", title: "t", content: "c" }),
+    });
+    expect(lost.status).toBe(500);
+    expect(dashboard.statusNotes).toHaveLength(1);
+  });
+
   it("answers unknown routes, wrong methods and missing slashes as Django does", async () => {
     const dashboard = await sim({ bookings });
+    // No URL pattern matches: Django's own HTML page, not DRF's JSON.
     const missing = await fetch(`${dashboard.url}/api/nothing/`, { headers: auth });
     expect(missing.status).toBe(404);
-    expect(await missing.json()).toEqual({ detail: "Not found." });
+    expect(missing.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await missing.text()).toContain("<h1>Not Found</h1>");
 
     const post = await fetch(`${dashboard.url}/api/bookings/`, { method: "POST", headers: auth });
     expect(post.status).toBe(405);

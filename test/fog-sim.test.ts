@@ -113,6 +113,23 @@ describe("FOG sim: HTTP surface", () => {
     }
   });
 
+  it("answers Apache's HTML 404 outside the web root (a URL without /fog/)", async () => {
+    const fog = await sim();
+    const response = await fetch(`${new URL(fog.url).origin}/host/search/pod2`, {
+      headers: { "fog-api-token": API, "fog-user-token": USER },
+    });
+    expect(response.status).toBe(404);
+    expect(response.headers.get("content-type")).toBe("text/html; charset=iso-8859-1");
+    expect(await response.text()).toContain("<title>404 Not Found</title>");
+  });
+
+  it("keeps the deployed time a host starts with", async () => {
+    const fog = await sim({
+      hosts: [{ name: "pod1", mac: "aa:00:00:00:00:01", deployed: "2024-05-01 10:00:00" }],
+    });
+    expect(await json<Obj>(fog, "host/1")).toMatchObject({ deployed: "2024-05-01 10:00:00" });
+  });
+
   it("sends every value as a string", async () => {
     const fog = await sim();
     const host = await json<Obj>(fog, "host/1");
@@ -242,6 +259,76 @@ describe("FOG sim: tasks", () => {
     expect(fog.tasks()[0]?.stateId).toBe(5);
     expect(fog.hosts()[0]?.deployed).toBe(NEVER);
     expect(await json(fog, "task/current")).toEqual({ count: 0, tasks: [] });
+  });
+
+  it("ends a task cancelled in its web UI (5) or failed by the host (6), leaving deployed alone", async () => {
+    const fog = await sim({ timeScale: 200 });
+    const changes: [string, number][] = [];
+    fog.onTaskChange((task) => changes.push([task.hostName, task.stateId]));
+    expect(fog.cancelTask("pod2")).toBe(false);
+    for (const id of ["1", "2"]) {
+      await call(fog, "PUT", `host/${id}/edit`, { imageID: 5 });
+      await call(fog, "POST", `host/${id}/task`, { taskTypeID: 1 });
+    }
+    fog.networkBoot("Lab-Pod1");
+    fog.networkBoot("pod2");
+    await until(() => fog.tasks().every((task) => task.stateId === 3));
+    expect(fog.cancelTask("Lab-Pod1")).toBe(true);
+    expect(fog.failTask("pod2")).toBe(true);
+    expect(fog.tasks().map((task) => task.stateId)).toEqual([5, 6]);
+    expect(changes.slice(-2)).toEqual([
+      ["Lab-Pod1", 5],
+      ["pod2", 6],
+    ]);
+    expect(await json(fog, "task/current")).toEqual({ count: 0, tasks: [] });
+    const all = await json<{ tasks: Obj[] }>(fog, "task");
+    expect(all.tasks.map((task) => [task.stateID, (task.state as Obj).name])).toEqual([
+      ["5", "Cancelled"],
+      ["6", "Failed"],
+    ]);
+    expect(fog.hosts().map((host) => host.deployed)).toEqual([NEVER, NEVER, NEVER]);
+  });
+
+  it("answers raw, truncated and lost answers as faults say", async () => {
+    const fog = await sim();
+    fog.failNextRequests(1, 200, { route: "host", truncate: 30 });
+    const cut = await call(fog, "GET", "host");
+    expect(cut.status).toBe(200);
+    expect(cut.contentType).toBe("application/json");
+    expect(cut.text).toHaveLength(30);
+    expect(() => JSON.parse(cut.text)).toThrow();
+
+    fog.failNextRequests(1, 500, {
+      route: "host",
+      text: "<b>Fatal error</b>",
+      contentType: "text/html",
+    });
+    expect(await call(fog, "GET", "host")).toMatchObject({
+      status: 500,
+      contentType: "text/html",
+      text: "<b>Fatal error</b>",
+    });
+
+    // The work done, the answer lost: the task exists though the client saw a 500.
+    await call(fog, "PUT", "host/1/edit", { imageID: 5 });
+    fog.failNextRequests(1, 500, { method: "POST", afterWork: true });
+    expect((await call(fog, "POST", "host/1/task", { taskTypeID: 1 })).status).toBe(500);
+    expect(fog.tasks()).toHaveLength(1);
+
+    // Without afterWork the fault answers before anything is done.
+    fog.failNextRequests(1, 500, { method: "DELETE" });
+    expect((await call(fog, "DELETE", "host/1/cancel")).status).toBe(500);
+    expect(fog.tasks()[0]?.stateId).toBe(1);
+
+    // Never answered, though the work is done.
+    fog.failNextRequests(1, 200, { method: "DELETE", afterWork: true, hang: true });
+    const hung = await fetch(new URL("host/1/cancel", fog.url), {
+      method: "DELETE",
+      headers: { "fog-api-token": API, "fog-user-token": USER },
+      signal: AbortSignal.timeout(200),
+    }).catch((error: unknown) => error);
+    expect((hung as Error).name).toBe("TimeoutError");
+    expect(fog.tasks()[0]?.stateId).toBe(5);
   });
 
   it("answers injected faults to matching requests only, and logs every request", async () => {

@@ -112,6 +112,34 @@ describe("FogClient.findHost", () => {
     expect((await client.findHost("pod10")).id).toBe("1");
   });
 
+  it("finds a host whatever the case of its name, as FOG's search and duplicate check do", async () => {
+    const { sim, client } = await setup({
+      hosts: [
+        { name: "Pod-Caps1", mac: "aa:bb:cc:00:00:21" },
+        { name: "Pod-Caps", mac: "aa:bb:cc:00:00:20" },
+      ],
+    });
+    expect(await client.findHost("pod-caps")).toMatchObject({ id: "2", name: "Pod-Caps" });
+    expect(await client.findHost("POD-CAPS")).toMatchObject({ id: "2" });
+    expect(routes(sim)).toEqual(["GET host/search/pod-caps 200", "GET host/search/POD-CAPS 200"]);
+  });
+
+  it("refuses two FOG hosts whose names differ only by case, naming both", async () => {
+    const body = JSON.stringify({
+      count: "2",
+      hosts: [
+        { id: "4", name: "pod-caps", primac: "aa:00:00:00:00:04" },
+        { id: "9", name: "Pod-Caps", primac: "aa:00:00:00:00:09" },
+      ],
+    });
+    const client = clientFor("http://127.0.0.1:9/fog/", { fetch: cannedFetch(200, body) });
+    // Even the exact spelling is refused: FOG itself takes the two for one name.
+    const error = await client.findHost("pod-caps").catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/"pod-caps" \(id 4\).*"Pod-Caps" \(id 9\)/);
+    expect((error as Error).message).toMatch(/differ only by case/);
+  });
+
   it("answers NotFoundError naming the host when only fuzzy matches exist", async () => {
     const { client } = await setup();
     await expect(client.findHost("pod")).rejects.toThrow(NotFoundError);
@@ -251,9 +279,72 @@ describe("FogClient.deploy", () => {
     expect((error as Error).message).toMatch(/501.*Invalid tasking type passed/);
   });
 
-  it("does not retry the task creation after a transient failure", async () => {
+  it("looks before asking again for a task whose creation failed: none there, so it asks", async () => {
     const { sim, client } = await setup();
     sim.failNextRequests(1, 503, { method: "POST" });
+    await client.deploy("1", 5, "t");
+    expect(routes(sim)).toEqual([
+      "PUT host/1/edit 200",
+      "POST host/1/task 503",
+      "GET task/current 200",
+      "POST host/1/task 200",
+    ]);
+    expect(sim.tasks().map((task) => [task.name, task.stateId])).toEqual([["t", 1]]);
+  });
+
+  it("adopts the task FOG made when the answer to its creation was lost", async () => {
+    const { sim, client } = await setup();
+    sim.failNextRequests(1, 500, { method: "POST", afterWork: true });
+    await client.deploy("1", 5, "laas provision booking 7");
+    expect(routes(sim)).toEqual([
+      "PUT host/1/edit 200",
+      "POST host/1/task 500",
+      "GET task/current 200",
+    ]);
+    expect(sim.tasks().map((task) => [task.name, task.stateId])).toEqual([
+      ["laas provision booking 7", 1],
+    ]);
+  });
+
+  it("looks before asking again after a page came instead of the creation's answer", async () => {
+    const { sim, client } = await setup();
+    sim.failNextRequests(1, 200, {
+      method: "POST",
+      afterWork: true,
+      text: "<html><body>Log in</body></html>",
+      contentType: "text/html",
+    });
+    await client.deploy("1", 5, "t");
+    expect(routes(sim)).toEqual([
+      "PUT host/1/edit 200",
+      "POST host/1/task 200",
+      "GET task/current 200",
+    ]);
+    expect(sim.tasks().map((task) => [task.name, task.stateId])).toEqual([["t", 1]]);
+  });
+
+  it("adopts the task when the creation's answer never came (FOG hung after making it)", async () => {
+    const { sim } = await setup();
+    const client = new FogClient(
+      {
+        server: sim.url,
+        apiKey: new Secret(API_TOKEN),
+        userKey: new Secret(USER_TOKEN),
+        requestTimeoutSeconds: 0.3,
+      },
+      silentLogger,
+      { retries: 2, retryMinDelayMs: 5, retryMaxDelayMs: 20 },
+    );
+    sim.failNextRequests(1, 200, { method: "POST", afterWork: true, hang: true });
+    await client.deploy("1", 5, "t");
+    expect(sim.tasks().map((task) => [task.name, task.stateId])).toEqual([["t", 1]]);
+    expect(sim.requests.filter((request) => request.method === "POST")).toHaveLength(1);
+  });
+
+  it("does not ask again when it cannot look whether the lost creation took place", async () => {
+    const { sim, client } = await setup();
+    sim.failNextRequests(1, 503, { method: "POST" });
+    sim.failNextRequests(10, 503, { route: "task/current" });
     await expect(client.deploy("1", 5, "t")).rejects.toThrow(TransientError);
     expect(sim.requests.filter((request) => request.method === "POST")).toHaveLength(1);
   });
@@ -351,6 +442,29 @@ describe("FogClient.progress", () => {
     });
   });
 
+  it("matches a task's zero-filled hostID to its host, next to another host's task", async () => {
+    const task = (id: string, hostID: string, name: string) => ({
+      id,
+      name,
+      hostID,
+      stateID: "3",
+      percent: "50.00",
+      state: { id: "3", name: "In-Progress" },
+    });
+    const body = JSON.stringify({
+      count: "2",
+      tasks: [task("8", "4", "other host"), task("7", "003", "ours")],
+    });
+    const client = clientFor("http://127.0.0.1:9/fog/", { fetch: cannedFetch(200, body) });
+    expect(await client.progress("3")).toMatchObject({
+      taskId: "7",
+      hostId: "3",
+      taskName: "ours",
+    });
+    expect(await client.progress("4")).toMatchObject({ taskId: "8", taskName: "other host" });
+    expect((await client.activeTasks()).map((t) => t.hostId).sort()).toEqual(["3", "4"]);
+  });
+
   it("lists every host's active task in one request, the newest where FOG lists two", async () => {
     const task = (id: string, hostID: string, stateID: string) => ({
       id,
@@ -362,12 +476,14 @@ describe("FogClient.progress", () => {
     });
     const body = JSON.stringify({
       count: 5,
-      // Host 4 shows an older task beside its newer one; host 5's task has completed (state 4).
+      // Host 4 shows an older task beside its newer one; host 5's task has completed (state 4),
+      // host 7's has failed (state 6, newer FOG): neither is active, should FOG list them.
       tasks: [
         task("9", "4", "3"),
         task("3", "04", "1"),
         task("11", "6", "2"),
         task("12", "5", "4"),
+        task("13", "7", "6"),
       ],
     });
     const calls: string[] = [];
@@ -437,11 +553,12 @@ describe("FogClient errors", () => {
     expect(routes(sim)).toEqual(["GET host 403", "GET host 401"]);
   });
 
-  it("retries a GET after transient 5xx answers, then succeeds", async () => {
+  it("retries a GET after a 5xx or a 429 (a proxy throttling), then succeeds", async () => {
     const { sim, client } = await setup();
-    sim.failNextRequests(2, 502);
+    sim.failNextRequests(1, 502);
+    sim.failNextRequests(1, 429);
     expect(await client.listHosts()).toHaveLength(3);
-    expect(routes(sim)).toEqual(["GET host 502", "GET host 502", "GET host 200"]);
+    expect(routes(sim)).toEqual(["GET host 502", "GET host 429", "GET host 200"]);
   });
 
   it("gives up with TransientError once the retries are spent", async () => {
@@ -482,10 +599,8 @@ describe("FogClient errors", () => {
     await expect(clientFor(url, { retries: 0 }).listHosts()).rejects.toThrow(TransientError);
   });
 
-  it("answers ProtocolError for bodies that are not the expected JSON", async () => {
+  it("answers ProtocolError for JSON that is not the expected shape, without asking again", async () => {
     const cases: [number, string, RegExp][] = [
-      [200, "", /empty body/],
-      [200, "<html>login</html>", /non-JSON.*HTML/],
       [
         200,
         JSON.stringify({ count: 1, hosts: [{ name: "no id" }] }),
@@ -495,11 +610,90 @@ describe("FogClient errors", () => {
       [418, "", /418/],
     ];
     for (const [status, body, message] of cases) {
-      const client = clientFor("http://127.0.0.1:9/fog/", { fetch: cannedFetch(status, body) });
+      let calls = 0;
+      const canned = cannedFetch(status, body);
+      const client = clientFor("http://127.0.0.1:9/fog/", {
+        fetch: (url, init) => {
+          calls += 1;
+          return canned(url, init);
+        },
+      });
       const error = await client.listHosts().catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(ProtocolError);
       expect((error as Error).message).toMatch(message);
+      expect(calls).toBe(1);
     }
+  });
+
+  it("reads again after a truncated or empty answer, then gives up with TransientError", async () => {
+    const { sim, client } = await setup();
+    sim.failNextRequests(1, 200, { route: "host", truncate: 60 });
+    sim.failNextRequests(1, 200, { route: "host", text: "" });
+    expect(await client.listHosts()).toHaveLength(3);
+    expect(routes(sim)).toEqual(["GET host 200", "GET host 200", "GET host 200"]);
+
+    sim.failNextRequests(10, 200, { route: "task/current", truncate: 30 });
+    const error = await client.activeTasks().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(TransientError);
+    expect((error as Error).message).toMatch(/garbled|cut short/);
+  });
+
+  it("names a server URL without /fog/ (Apache's HTML 404) a configuration error, with a hint", async () => {
+    const { sim } = await setup();
+    const root = `${new URL(sim.url).origin}/`;
+    const client = clientFor(root);
+    for (const call of [
+      () => client.findHost("pod1"),
+      () => client.listHosts(),
+      () => client.ping(),
+    ]) {
+      const error = await call().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ConfigError);
+      const message = (error as Error).message;
+      expect(message).toContain(`${root}`);
+      expect(message).toContain("404");
+      expect(message).toContain(`FOG's API is under /fog/ (e.g. ${root}fog/)`);
+    }
+    // Asked once each: a configuration error is not a blip.
+    expect(sim.requests).toHaveLength(3);
+  });
+
+  it("names an HTML page where JSON was expected, on every attempt, a configuration error", async () => {
+    const html = "<!DOCTYPE html><html><head><title>FOG Project</title></head></html>";
+    let calls = 0;
+    const client = clientFor("http://127.0.0.1:9/fog/", {
+      fetch: async () => {
+        calls += 1;
+        return new Response(html, {
+          status: 200,
+          headers: { "content-type": "text/html; charset=UTF-8" },
+        });
+      },
+    });
+    const error = await client.listHosts().catch((caught: unknown) => caught);
+    // Asked again (a login page may pass by), then taken for what it most likely is.
+    expect(calls).toBe(3);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(
+      /HTML page \(200\).*http:\/\/127\.0\.0\.1:9\/fog\/host/,
+    );
+  });
+
+  it("names an HTML page answered to a write a configuration error, not a success", async () => {
+    const client = clientFor("http://127.0.0.1:9/", {
+      fetch: async () =>
+        new Response("<html><body>It works!</body></html>", {
+          status: 200,
+          headers: { "content-type": "text/html" },
+        }),
+    });
+    await expect(client.cancel("1")).rejects.toThrow(ConfigError);
+    await expect(client.cancel("1")).rejects.toThrow(/FOG's API is under \/fog\//);
+  });
+
+  it("keeps FOG's own empty 404 a NotFoundError", async () => {
+    const { client } = await setup();
+    await expect(client.cancel("999")).rejects.toThrow(/FOG has no such object/);
   });
 
   it("logs each call at debug with method, route, status and duration, never the tokens", async () => {

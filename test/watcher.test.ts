@@ -7,13 +7,22 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
+import { FogClient } from "../lib/adapters/fog/fog-client";
 import { allOf } from "../lib/lifecycle/checkpoints";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
 import { watch } from "../lib/lifecycle/watch";
+import { silentLogger } from "../lib/log";
+import { Secret } from "../lib/secret";
 import { dashboardBooking } from "./helpers/bookings";
 import { waitFor } from "./helpers/wait";
-import { type WatcherLab as Lab, startWatcherLab, waitingForImaging } from "./helpers/watcher-lab";
+import {
+  type WatcherLab as Lab,
+  startWatcherLab,
+  WATCHER_LAB_IMAGE,
+  waitingForImaging,
+} from "./helpers/watcher-lab";
+import type { FogSim } from "./sim/fog-sim";
 
 const lab = startWatcherLab;
 const waiting = async (l: Lab, host: string, index: number, deadline: Date) =>
@@ -133,6 +142,126 @@ describe("the watcher at a deadline", () => {
     expect(l.engine.of("success")).toHaveLength(1);
   });
 });
+
+describe("the watcher when FOG ends a task without a deploy", () => {
+  let l: Lab;
+  afterEach(async () => l?.close());
+  const imagedBefore = "2024-05-01 10:00:00";
+  const LEFT_WITHOUT_DEPLOY =
+    "the imaging task of pod1 left FOG's active tasks without a completed deploy (cancelled or failed in FOG)";
+
+  /** Two hosts FOG imaged before (their `deployed` is set), a big image: imaging takes a while. */
+  const imagedLab = () =>
+    lab(2, {
+      hosts: [
+        { name: "pod1", mac: "52:54:00:00:00:01", deployed: imagedBefore },
+        { name: "pod2", mac: "52:54:00:00:00:02", deployed: imagedBefore },
+      ],
+      images: [{ id: WATCHER_LAB_IMAGE, name: "clean", sizeGB: 60 }],
+    });
+
+  it.each([
+    ["cancelled in FOG's web UI (state 5)", (fog: FogSim) => fog.cancelTask("pod1"), 5],
+    ["marked failed by newer FOG (state 6)", (fog: FogSim) => fog.failTask("pod1"), 6],
+  ])("fails the wait of a task %s mid-imaging, on a host imaged before", async (_, end, state) => {
+    l = await imagedLab();
+    const later = new Date(Date.now() + 3_600_000);
+    const token = await waiting(l, "pod1", 1, later);
+    const other = await waiting(l, "pod2", 2, later);
+    await waitFor("pod1's transfer to be under way", () =>
+      l.fog.tasks().some((t) => t.hostName === "pod1" && t.stateId === 3 && t.percent > 0)
+        ? true
+        : undefined,
+    );
+    // A cycle while it runs: pending, with its progress.
+    await cycle(l);
+    expect(l.engine.answers.filter((a) => a.kind !== "heartbeat")).toEqual([]);
+
+    expect(end(l.fog)).toBe(true);
+    await cycle(l);
+
+    // The host's `deployed` is the one from before: no deploy completed, whatever else is true.
+    expect(l.fog.hosts()[0]?.deployed).toBe(imagedBefore);
+    expect(l.fog.tasks().find((t) => t.hostName === "pod1")?.stateId).toBe(state);
+    expect(l.engine.of("success")).toEqual([]);
+    expect(l.engine.of("failure")).toEqual([
+      {
+        token,
+        kind: "failure",
+        detail: { error: "ImagingFailed", cause: LEFT_WITHOUT_DEPLOY },
+      },
+    ]);
+    expect((await l.db.store.getBooking("1"))?.wait?.outcome).toMatchObject({ ok: false });
+    // The other host's imaging goes on.
+    expect(l.engine.of("heartbeat").map((a) => a.token)).toContain(other);
+  });
+});
+
+describe("the watcher and FOG's ids", () => {
+  let l: Lab;
+  afterEach(async () => l?.close());
+
+  it("matches a task's zero-filled hostID to the host being imaged, next to another host's task", async () => {
+    l = await lab(3);
+    // pod1's task stays in task/current beside pod3's, all the way through.
+    l.fog.stallHost("pod1");
+    const later = new Date(Date.now() + 3_600_000);
+    await waiting(l, "pod1", 1, later);
+    const token = await waiting(l, "pod3", 3, later);
+    // The watcher reads FOG through a proxy that zero-fills every id ("3" → "003").
+    const zeroFilling = zeroFillingClient(l.fog);
+    l.rt.imagerFor = () => zeroFilling;
+    expect((await zeroFilling.activeTasks()).map((t) => t.hostId).sort()).toEqual(["1", "3"]);
+
+    for (let n = 0; n < 400 && l.engine.of("success").length === 0; n++) {
+      await cycle(l);
+      expect(l.engine.of("failure")).toEqual([]);
+      await sleep(20);
+    }
+    const pod3 = l.fog.hosts().find((h) => h.name === "pod3");
+    expect(l.engine.of("success")).toEqual([
+      { token, kind: "success", detail: { deployed: pod3?.deployed } },
+    ]);
+    expect(l.fog.tasks().find((t) => t.hostName === "pod1")?.stateId).toBe(2);
+  });
+});
+
+/** A FOG client whose answers have every host id zero-filled to three digits, as "003". */
+function zeroFillingClient(fog: FogSim): FogClient {
+  const pad = (value: unknown) => (typeof value === "string" ? value.padStart(3, "0") : value);
+  const rewrite = (json: unknown): unknown => {
+    if (Array.isArray(json)) return json.map(rewrite);
+    if (typeof json !== "object" || json === null) return json;
+    const copy: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(json)) copy[key] = rewrite(value);
+    if ("hostID" in copy) copy.hostID = pad(copy.hostID);
+    if ("primac" in copy && "id" in copy) copy.id = pad(copy.id);
+    return copy;
+  };
+  return new FogClient(
+    {
+      server: fog.url,
+      apiKey: new Secret("watcher-api"),
+      userKey: new Secret("watcher-user"),
+      requestTimeoutSeconds: 30,
+    },
+    silentLogger,
+    {
+      fetch: async (url, init) => {
+        const response = await fetch(url, init);
+        const text = await response.text();
+        let body = text;
+        try {
+          body = JSON.stringify(rewrite(JSON.parse(text)));
+        } catch {
+          // Not JSON: passed on as it came.
+        }
+        const type = response.headers.get("content-type") ?? "application/json";
+        return new Response(body, { status: response.status, headers: { "content-type": type } });
+      },
+    },
+  );
+}
 
 describe("the watcher's cycle", () => {
   let l: Lab;

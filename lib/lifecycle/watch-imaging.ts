@@ -2,7 +2,13 @@
  * The watcher's look at imaging: one read of FOG's active tasks (task/current) per FOG server for
  * every host being imaged, and one read of its host list when some task has left the active list
  * — however many hosts are imaging. A task that left the list with the host's `deployed` changed
- * is a completed deploy; without that change it was cancelled or failed in FOG.
+ * is a completed deploy; without that change it was cancelled (state 5, in FOG's web UI or by
+ * LaaS) or failed (state 6 in newer FOG): the wait fails with that reason. Leaving the list is not
+ * enough, whatever the state: FOG writes `deployed` before it marks a deploy complete
+ * (Post_Stage3), so a task gone without a new `deployed` never completed.
+ *
+ * Host ids come from the imager in canonical form (the FOG adapter reads "003" as "3"), as does
+ * the id StartImaging recorded, so they are compared as plain strings here.
  */
 import type { Runtime } from "../app/runtime";
 import type { FogConfig } from "../config/types";
@@ -97,6 +103,7 @@ async function lookAtOne(
   }
   const host = (await hostList()).get(fogHostId);
   const deployedBefore = resultText(started, "deployedBefore");
+  // Both halves matter: a host never deployed has none, one deployed before has its old time.
   if (host?.deployed && host.deployed !== deployedBefore) {
     // The freshly imaged host has new SSH keys: the first one seen from now on is recorded.
     await rt.store.updateHost(booking.hostName, observeDeployed(host.deployed));

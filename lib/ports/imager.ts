@@ -26,11 +26,13 @@ export interface ImagingProgress {
 
 /**
  * The imaging server (FOG). Every call can throw AuthError (credentials refused),
- * NotFoundError, TransientError (network, 5xx) or ProtocolError (an answer it cannot read).
+ * NotFoundError, TransientError (network, 5xx, a garbled answer; reads are retried within the
+ * adapter first), ConfigError (the server URL leads elsewhere) or ProtocolError (an answer of a
+ * shape it does not know). Host ids are in canonical form ("3", never "003"): compare as strings.
  */
 export interface Imager {
   listHosts(): Promise<ImagerHost[]>;
-  /** Finds the host by its exact name. */
+  /** Finds the host by its name, without regard to case as FOG does (ConfigError if ambiguous). */
   findHost(name: string): Promise<ImagerHost>;
   /**
    * Sets the host's image and creates a deploy task. When the host is already in an active task,

@@ -4,6 +4,9 @@
  * on, DRF's error bodies and status codes, `?resource_id=` silently ignored, token auth that
  * answers 403 (session auth first, as upstream) or 401 with `WWW-Authenticate: Token`.
  *
+ * A path no route matches gets Django's own HTML 404 page (not DRF's JSON): what a client sees
+ * when its dashboard URL lacks the prefix the dashboard is served under (`basePath`).
+ *
  * Bookings are kept as raw JSON values so tests can serve malformed entries. Users
  * (`/api/users/`) are an extension the 2017 dashboard did not have: later dashboards expose the
  * booking user with the SSH key they gave it.
@@ -115,15 +118,33 @@ export interface DashboardSimOptions {
   authFailureStatus?: 401 | 403;
   /** Upstream's DjangoModelPermissionsOrAnonReadOnly: reads without a token succeed. */
   anonymousRead?: boolean;
+  /**
+   * The path the dashboard is served under (e.g. "/dashboard"): its API is at
+   * `/dashboard/api/…`, and anything outside answers Django's HTML 404. Default: the root.
+   */
+  basePath?: string;
 }
 
 export interface FailureResponse {
   body?: string;
   contentType?: string;
+  /**
+   * The dashboard does the work first (a note is stored), then the failure replaces its answer:
+   * an answer lost on the way back.
+   */
+  afterWork?: boolean;
+  /**
+   * The dashboard's real answer, cut after this many bytes: a truncated body with a matching
+   * length, so the HTTP exchange itself is sound. `status`, `body` and `contentType` are ignored.
+   */
+  truncate?: number;
 }
 
 export interface DashboardSim {
-  /** Root of the dashboard, without a trailing "/" (e.g. http://127.0.0.1:40123). */
+  /**
+   * Root of the dashboard, without a trailing "/" (e.g. http://127.0.0.1:40123, or
+   * http://127.0.0.1:40123/dashboard under a basePath).
+   */
   readonly url: string;
   readonly token: string;
   /** The raw bookings served, in order. */
@@ -137,7 +158,10 @@ export interface DashboardSim {
   setBookings(list: unknown[]): void;
   addUser(user: SimUser): void;
   setUsers(users: SimUser[]): void;
-  /** The next `count` requests, whatever they are, get `status` (HTML for 5xx unless given). */
+  /**
+   * The next `count` requests, whatever they are, get `status` (HTML for 5xx unless given), or
+   * as `response` says: the work done first, a truncated answer.
+   */
   failNext(count: number, status: number, response?: FailureResponse): void;
   /** The next `count` requests are never answered (until close). */
   hangNext(count: number): void;
@@ -162,6 +186,18 @@ class HttpReply extends Error {
 
 const NOT_FOUND: Reply = { status: 404, body: { detail: "Not found." } };
 
+/** Django's own 404 page (DEBUG off), answered where no URL pattern matches: HTML, not JSON. */
+const DJANGO_NOT_FOUND = `<!doctype html>
+<html lang="en">
+<head>
+  <title>Not Found</title>
+</head>
+<body>
+  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>
+</body>
+</html>
+`;
+
 class DashboardSimServer implements DashboardSim {
   url = "";
   readonly token: string;
@@ -172,12 +208,17 @@ class DashboardSimServer implements DashboardSim {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   readonly #options: DashboardSimOptions;
+  readonly #basePath: string;
   readonly #failures: Array<{ status: number; response: FailureResponse }> = [];
   readonly #listeners: Array<(request: { method: string; path: string }) => void> = [];
   #hangs = 0;
 
   constructor(options: DashboardSimOptions) {
     this.#options = options;
+    this.#basePath = (options.basePath ?? "").replace(/\/+$/, "");
+    if (this.#basePath !== "" && !this.#basePath.startsWith("/")) {
+      throw new Error("basePath must start with /");
+    }
     this.token = options.token ?? "sim-dashboard-token";
     this.bookings = [...(options.bookings ?? [])];
     this.users = [...(options.users ?? [])];
@@ -199,7 +240,7 @@ class DashboardSimServer implements DashboardSim {
       this.#server.listen(port, "127.0.0.1", () => resolve());
     });
     const address = this.#server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${address.port}`;
+    this.url = `http://127.0.0.1:${address.port}${this.#basePath}`;
   }
 
   addBooking(raw: unknown): void {
@@ -264,7 +305,7 @@ class DashboardSimServer implements DashboardSim {
       return; // left open; close() destroys the socket
     }
     const failure = this.#failures.shift();
-    if (failure) {
+    if (failure && !failure.response.afterWork && failure.response.truncate === undefined) {
       record(failure.status);
       sendFailure(res, failure.status, failure.response);
       return;
@@ -276,6 +317,16 @@ class DashboardSimServer implements DashboardSim {
     } catch (error) {
       if (!(error instanceof HttpReply)) throw error;
       reply = error.reply;
+    }
+    if (failure?.response.truncate !== undefined) {
+      record(reply.status);
+      sendTruncated(res, reply, failure.response.truncate);
+      return;
+    }
+    if (failure) {
+      record(failure.status);
+      sendFailure(res, failure.status, failure.response);
+      return;
     }
     record(reply.status);
     sendJson(res, reply);
@@ -289,7 +340,11 @@ class DashboardSimServer implements DashboardSim {
     auth: AuthOutcome,
   ): Reply {
     const url = new URL(path, "http://sim.invalid");
-    const route = url.pathname;
+    // Outside the path the dashboard is served under, no URL pattern matches.
+    if (this.#basePath !== "" && !url.pathname.startsWith(`${this.#basePath}/`)) {
+      return djangoNotFound();
+    }
+    const route = url.pathname.slice(this.#basePath.length);
     const known = [
       "/api/bookings",
       "/api/resources",
@@ -302,7 +357,7 @@ class DashboardSimServer implements DashboardSim {
       return {
         status: 301,
         body: "",
-        headers: { Location: `${route}/${url.search}` },
+        headers: { Location: `${this.#basePath}${route}/${url.search}` },
       };
     }
     const detail = /^\/api\/bookings\/([^/]+)\/$/.exec(route);
@@ -343,7 +398,7 @@ class DashboardSimServer implements DashboardSim {
         return { status: 200, body: this.#paginate(req, url, this.statusNotes) };
       return this.#createStatusNote(req, body);
     }
-    return NOT_FOUND;
+    return djangoNotFound();
   }
 
   /** The user a path names: by id when it is a number, else by user name (exact, as Django). */
@@ -561,6 +616,17 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** Marks a reply whose body is an HTML page rather than JSON. */
+const HTML = "text/html; charset=utf-8";
+
+function djangoNotFound(): Reply {
+  return { status: 404, body: DJANGO_NOT_FOUND, headers: { "Content-Type": HTML } };
+}
+
+function replyText(reply: Reply): string {
+  return reply.headers?.["Content-Type"] === HTML ? String(reply.body) : JSON.stringify(reply.body);
+}
+
 function sendJson(res: ServerResponse, reply: Reply): void {
   for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
   res.statusCode = reply.status;
@@ -568,9 +634,18 @@ function sendJson(res: ServerResponse, reply: Reply): void {
     res.end();
     return;
   }
-  res.setHeader("Content-Type", "application/json");
-  res.setHeader("Vary", "Accept");
-  res.end(JSON.stringify(reply.body));
+  if (reply.headers?.["Content-Type"] !== HTML) {
+    res.setHeader("Content-Type", "application/json");
+    res.setHeader("Vary", "Accept");
+  }
+  res.end(replyText(reply));
+}
+
+/** The reply cut after `bytes` bytes, sent as if it were whole. */
+function sendTruncated(res: ServerResponse, reply: Reply, bytes: number): void {
+  res.statusCode = reply.status;
+  res.setHeader("Content-Type", reply.headers?.["Content-Type"] ?? "application/json");
+  res.end(Buffer.from(replyText(reply)).subarray(0, bytes));
 }
 
 /** What a proxy or Django itself answers when things break: HTML for 5xx, nothing otherwise. */

@@ -1,7 +1,10 @@
 /**
  * A FOG 1.5 server for tests and the demo, behaving like the real one's router: every value a
  * string, empty-bodied 401/403/404/501, fuzzy host search, deploy tasks that wait for the host
- * to network-boot, a transfer queue, per-partition progress, and finished tasks that leave task/current while the host's `deployed` changes.
+ * to network-boot, a transfer queue, per-partition progress, and finished tasks that leave
+ * task/current while the host's `deployed` changes. Tasks cancelled (state 5) or, as newer FOG
+ * marks them, failed (state 6) leave task/current too, with `deployed` unchanged. Outside the web
+ * root (a URL without `/fog/`) the web server answers its own HTML 404 page, as Apache does.
  *
  * Time is compressed by `timeScale`: the sim's clock (timestamps, imaging speed, the imaging
  * client's update period) runs that many times faster than the wall clock.
@@ -16,6 +19,8 @@ export interface FogSimHostOptions {
   description?: string;
   /** Image assigned at start (default none, FOG's "0"). */
   imageId?: number;
+  /** FOG's `deployed` at start, for a host FOG imaged before (default never). */
+  deployed?: string;
 }
 
 export interface FogSimImageOptions {
@@ -90,10 +95,26 @@ export interface FogSimHost {
 export interface FogSimFault {
   /** JSON body to answer (default: empty body). */
   body?: unknown;
+  /** A raw body instead of JSON (a PHP error page, a truncated answer…). */
+  text?: string;
+  /** The fault's content type (default application/json, as FOG always says). */
+  contentType?: string;
   /** Only requests with this method count. */
   method?: string;
   /** Only requests whose route (e.g. "host/3/task") equals this string or matches this pattern. */
   route?: string | RegExp;
+  /**
+   * FOG does the work first (the task is created, the image set), then the fault replaces its
+   * answer: an answer lost on the way back.
+   */
+  afterWork?: boolean;
+  /**
+   * The answer FOG would give (after doing the work), cut after this many bytes: a truncated
+   * body with a matching length, so the HTTP exchange itself is sound. `status` is ignored.
+   */
+  truncate?: number;
+  /** Never answer (the connection stays open until close()); with afterWork, the work is done. */
+  hang?: boolean;
 }
 
 export interface FogSim {
@@ -111,7 +132,21 @@ export interface FogSim {
   networkBoot(hostName: string): boolean;
   /** A stalled host's task never moves on (no start, no progress, no end), to test deadlines. */
   stallHost(hostName: string, stalled?: boolean): void;
-  /** The next n matching requests answer `status` (before any token check, like a proxy). */
+  /**
+   * Someone cancels the host's active task in FOG's web UI (state 5, as `DELETE host/{id}/cancel`):
+   * it leaves task/current and `deployed` stays. Answers false when the host had no active task.
+   */
+  cancelTask(hostName: string): boolean;
+  /**
+   * The host's imaging client reports that it could not complete: newer FOG (1.5 maintenance,
+   * 1.6) marks the task Failed (state 6); it leaves task/current and `deployed` stays. Answers
+   * false when the host had no active task.
+   */
+  failTask(hostName: string): boolean;
+  /**
+   * The next n matching requests answer `status` (before any token check, like a proxy), or
+   * as the fault says: a raw body, a truncated answer, no answer, the work done first.
+   */
   failNextRequests(n: number, status: number, fault?: FogSimFault): void;
   /**
    * Calls `listener` whenever a task is created or changes state (synchronously, before FOG
@@ -137,7 +172,20 @@ const TASK_STATES: Record<number, string> = {
   3: "In-Progress",
   4: "Complete",
   5: "Cancelled",
+  6: "Failed",
 };
+
+/** What Apache answers for a path outside FOG's web root (its default error document). */
+const APACHE_NOT_FOUND = `<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+<html><head>
+<title>404 Not Found</title>
+</head><body>
+<h1>Not Found</h1>
+<p>The requested URL was not found on this server.</p>
+<hr>
+<address>Apache/2.4.52 (Ubuntu) Server at 127.0.0.1 Port 80</address>
+</body></html>
+`;
 
 const TASK_TYPES: Record<number, string> = {
   1: "Deploy",
@@ -227,6 +275,10 @@ interface Reply {
   /** JSON value to send; undefined means an empty body. */
   json?: unknown;
   text?: string;
+  /** Content type of a text body (default text/plain). */
+  contentType?: string;
+  /** Never answered. */
+  hang?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -293,7 +345,7 @@ class FogSimServer implements FogSim {
       ip: host.ip ?? "",
       mac: host.mac.toLowerCase(),
       imageId: host.imageId ?? 0,
-      deployed: NEVER,
+      deployed: host.deployed ?? NEVER,
       createdTime: created,
       stalled: false,
     }));
@@ -372,6 +424,24 @@ class FogSimServer implements FogSim {
     const task = this.#activeTask(host.id);
     // Resuming must not credit the stalled time as transfer time.
     if (task && !stalled) task.advancedTo = this.#simNow();
+  }
+
+  cancelTask(hostName: string): boolean {
+    return this.#endTask(hostName, 5);
+  }
+
+  failTask(hostName: string): boolean {
+    return this.#endTask(hostName, 6);
+  }
+
+  /** Ends the host's active task without a deploy: `deployed` stays, the queue moves on. */
+  #endTask(hostName: string, stateId: 5 | 6): boolean {
+    const task = this.#activeTask(this.#hostByName(hostName).id);
+    if (!task) return false;
+    task.stateId = stateId;
+    this.#changed(task);
+    this.#promote(this.#simNow());
+    return true;
   }
 
   failNextRequests(n: number, status: number, fault: FogSimFault = {}): void {
@@ -486,24 +556,43 @@ class FogSimServer implements FogSim {
     const reply = this.#answer(method, route, request, body);
     const record = { method, path, route: route ?? path, status: reply.status, bytes: 0 };
     this.requests.push(record);
+    if (reply.hang) return; // left open; close() drops the connection
     if (reply.text !== undefined) {
-      response.writeHead(reply.status, { "content-type": "text/plain; charset=utf-8" });
+      response.writeHead(reply.status, {
+        "content-type": reply.contentType ?? "text/plain; charset=utf-8",
+      });
       record.bytes = method === "HEAD" ? 0 : Buffer.byteLength(reply.text);
       response.end(method === "HEAD" ? undefined : reply.text);
       return;
     }
     // FOG says JSON even when the body is empty (401, 403, 404, 501).
     response.writeHead(reply.status, { "content-type": "application/json" });
-    const text = reply.json === undefined ? "" : JSON.stringify(reply.json, null, 4);
+    const text = jsonText(reply);
     record.bytes = Buffer.byteLength(text);
     response.end(text);
   }
 
   #answer(method: string, route: string | null, request: IncomingMessage, body: string): Reply {
     const fault = this.#takeFault(method, route ?? "");
-    if (fault) return fault;
+    if (fault && !fault.afterWork && fault.truncate === undefined) return faultReply(fault);
+    const reply = this.#serve(method, route, request, body);
+    if (!fault) return reply;
+    if (fault.truncate !== undefined) {
+      const whole = reply.text ?? jsonText(reply);
+      return {
+        status: reply.status,
+        text: Buffer.from(whole).subarray(0, fault.truncate).toString("utf8"),
+        contentType: reply.text === undefined ? "application/json" : reply.contentType,
+      };
+    }
+    return faultReply(fault);
+  }
+
+  #serve(method: string, route: string | null, request: IncomingMessage, body: string): Reply {
     // Outside the web root the web server itself answers.
-    if (route === null) return { status: 404, text: "Not Found" };
+    if (route === null) {
+      return { status: 404, text: APACHE_NOT_FOUND, contentType: "text/html; charset=iso-8859-1" };
+    }
     const segments = route.split("/");
     if (segments[0] === "system" && (method === "GET" || method === "HEAD")) {
       return segments.length === 2 && (segments[1] === "status" || segments[1] === "info")
@@ -515,7 +604,7 @@ class FogSimServer implements FogSim {
     return this.#route(method, segments, body);
   }
 
-  #takeFault(method: string, route: string): Reply | null {
+  #takeFault(method: string, route: string): Fault | null {
     const fault = this.#faults.find(
       (candidate) =>
         candidate.remaining > 0 &&
@@ -527,7 +616,7 @@ class FogSimServer implements FogSim {
     );
     if (!fault) return null;
     fault.remaining -= 1;
-    return { status: fault.status, json: fault.body };
+    return fault;
   }
 
   #route(method: string, segments: string[], body: string): Reply {
@@ -817,6 +906,23 @@ class FogSimServer implements FogSim {
       },
     };
   }
+}
+
+function faultReply(fault: Fault): Reply {
+  if (fault.hang) return { status: 0, hang: true };
+  if (fault.text !== undefined) {
+    return {
+      status: fault.status,
+      text: fault.text,
+      contentType: fault.contentType ?? "application/json",
+    };
+  }
+  return { status: fault.status, json: fault.body };
+}
+
+/** A JSON reply's body as FOG prints it (pretty-printed); empty when it has none. */
+function jsonText(reply: Reply): string {
+  return reply.json === undefined ? "" : JSON.stringify(reply.json, null, 4);
 }
 
 function imageJson(image: ImageRecord): Json {

@@ -17,9 +17,14 @@ export const TASK_STATE_NAMES: Readonly<Record<number, string>> = {
   3: "In-Progress",
   4: "Complete",
   5: "Cancelled",
+  // Newer schemas (1.5 maintenance, 1.6): the host reported that it could not complete.
+  6: "Failed",
 };
 
-/** The highest state task/current lists: 4 (Complete) and 5 (Cancelled) have left it. */
+/**
+ * The highest state task/current lists: 4 (Complete), 5 (Cancelled) and 6 (Failed) have left it,
+ * and are not active should a FOG list them all the same.
+ */
 const LAST_ACTIVE_STATE = 3;
 
 /** A scalar FOG may send as a string (the norm) or a number; kept as trimmed text. */
@@ -80,7 +85,8 @@ export const errorBodySchema = z.object({ error: z.string() });
 
 /**
  * An id as FOG stores it (a positive integer) in canonical form, so that "012", " 12" and 12
- * compare equal; null when the value is not such an id.
+ * compare equal; null when the value is not such an id. Every id the imager port hands on is in
+ * this form (hosts' ids, tasks' host ids), so callers compare them as plain strings.
  */
 export function canonicalId(value: string | number): string | null {
   const trimmed = String(value).trim();

@@ -7,6 +7,13 @@
  * - `GET api/users/<id or name>/`, an extension: the 2017 dashboard had no user endpoint, later
  *   ones expose the booking user with their e-mail address and SSH key. A dashboard without it
  *   answers 404, which reads as "user unknown".
+ *
+ * Failures are classed where they are met. Transient (tried again by every read, with backoff,
+ * within a bounded time; then left to the caller's own retry): no answer, a timeout, 5xx, 408,
+ * 429, a body cut short or garbled (truncated JSON). Final: a refused token (AuthError), an HTML
+ * page or a 404 where the API should be — the dashboard URL is wrong (ConfigError, with a hint;
+ * a page answered 200 is asked for again first, in case it was a login page passing by) — and
+ * JSON of the wrong shape (ProtocolError).
  */
 import type { InventoryHost } from "../../config/types";
 import type { DashboardBooking } from "../../domain/booking";
@@ -15,12 +22,14 @@ import type { Logger } from "../../log";
 import type { Dashboard, DashboardUser, StatusNote } from "../../ports/dashboard";
 import type { Secret } from "../../secret";
 import {
-  checkBooking,
-  type ListPage,
-  listPageSchema,
-  rawBookingId,
-  rawResourceId,
-} from "./booking-schema";
+  DEFAULT_READ_RETRY,
+  PageInsteadOfJsonError,
+  type ReadRetryPolicy,
+  readWithRetry,
+} from "../read-retry";
+import { readBookingEntries } from "./booking-pages";
+import { checkBooking, type ListPage, listPageSchema, rawResourceId } from "./booking-schema";
+import { dashboardRoot, displayUrl } from "./urls";
 import { checkUser } from "./user-schema";
 
 export interface PharosDashboardOptions {
@@ -33,6 +42,8 @@ export interface PharosDashboardOptions {
   requestTimeoutSeconds?: number;
   /** Most pages followed in one listing; more means a loop or a runaway dashboard (default 100). */
   maxPages?: number;
+  /** How reads are tried again (default: 4 attempts within 20 s, see read-retry.ts). */
+  retry?: Partial<ReadRetryPolicy>;
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
@@ -47,6 +58,7 @@ export class PharosDashboard implements Dashboard {
   readonly #hostsByResource: ReadonlyMap<string, string>;
   readonly #timeoutMs: number;
   readonly #maxPages: number;
+  readonly #retry: ReadRetryPolicy;
   readonly #logger: Logger;
 
   constructor(options: PharosDashboardOptions, logger: Logger) {
@@ -56,11 +68,17 @@ export class PharosDashboard implements Dashboard {
     this.#hostsByResource = new Map(options.inventory.hosts.map((h) => [h.resourceId, h.name]));
     this.#timeoutMs = (options.requestTimeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
     this.#maxPages = options.maxPages ?? DEFAULT_MAX_PAGES;
+    this.#retry = { ...DEFAULT_READ_RETRY, ...options.retry };
     this.#logger = logger.child({ component: "pharos-dashboard" });
   }
 
   async listBookings(): Promise<DashboardBooking[]> {
-    const entries = await this.#fetchAllEntries();
+    const entries = await readBookingEntries({
+      bookingsUrl: this.#bookingsUrl,
+      maxPages: this.#maxPages,
+      getPage: (url, first) => this.#getPage(url, first),
+      logger: this.#logger,
+    });
     const bookings: DashboardBooking[] = [];
     const seen = new Set<string>();
     for (const raw of entries) {
@@ -116,23 +134,20 @@ export class PharosDashboard implements Dashboard {
       return null;
     }
     const url = new URL(`api/users/${encodeURIComponent(ref)}/`, this.#root);
-    const where = displayUrl(url);
-    const response = await this.#send(url, { method: "GET" });
-    // Unknown user, or a dashboard without the user endpoint (Django's HTML 404 page then).
-    if (response.status === 404) {
-      await response.body?.cancel().catch(() => undefined);
-      this.#logger.debug({ userRef: ref }, "dashboard knows no such user");
-      return null;
-    }
-    if (!response.ok) {
-      await response.body?.cancel().catch(() => undefined);
-      throw new TransientError(`dashboard answered ${response.status} at ${where}`);
-    }
-    const check = checkUser(await this.#readJson(response, where));
-    if (!check.ok) {
-      throw new ProtocolError(`dashboard answered a malformed user at ${where}: ${check.reason}`);
-    }
-    return check.user;
+    return this.#get(url, async (response, where) => {
+      // Unknown user (DRF's JSON 404), or a dashboard without the user endpoint (Django's HTML
+      // 404 page): both mean "no user information" (docs/dashboard.md).
+      if (response.status === 404) {
+        await response.body?.cancel().catch(() => undefined);
+        this.#logger.debug({ userRef: ref }, "dashboard knows no such user");
+        return null;
+      }
+      const check = checkUser(await this.#jsonBody(response, where));
+      if (!check.ok) {
+        throw new ProtocolError(`dashboard answered a malformed user at ${where}: ${check.reason}`);
+      }
+      return check.user;
+    });
   }
 
   async postStatusNote(note: StatusNote): Promise<void> {
@@ -144,16 +159,28 @@ export class PharosDashboard implements Dashboard {
     }
     const url = new URL("api/resource_status/", this.#root);
     const where = displayUrl(url);
-    const response = await this.#send(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ resource, type: note.type, title: note.title, content: note.content }),
-      // A POST that follows a redirect turns into a GET (and may leave the dashboard's origin):
-      // a redirect is reported instead.
-      redirect: "manual",
-    });
+    // Sent once: a note whose answer was lost (a TransientError) is posted again by the
+    // workflow's Retry without looking first. That is safe because a note is only a note: a
+    // duplicate says the same thing twice on the resource's page and changes nothing else.
+    const response = await this.#send(
+      url,
+      {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          resource,
+          type: note.type,
+          title: note.title,
+          content: note.content,
+        }),
+        // A POST that follows a redirect turns into a GET (and may leave the dashboard's origin):
+        // a redirect is reported instead.
+        redirect: "manual",
+      },
+      this.#timeoutMs,
+    );
     const text = await response.text().catch(() => "");
-    if (response.ok) {
+    if (response.ok && !looksLikeHtml(response, text)) {
       this.#logger.debug({ resourceId: note.resourceId, type: note.type }, "status note posted");
       return;
     }
@@ -163,103 +190,100 @@ export class PharosDashboard implements Dashboard {
         `dashboard refused the status note for resource ${resource} at ${where}: ${errors ?? "no details given"}`,
       );
     }
-    if (response.status >= 500 || response.status === 408 || response.status === 429) {
+    if (isTransientStatus(response.status)) {
       throw new TransientError(`dashboard answered ${response.status} at ${where}`);
     }
+    if (looksLikeHtml(response, text)) throw this.#htmlAnswer(response.status, where);
     // 3xx, 404 (no such endpoint), 405, 415…: asking again will not change the answer.
     throw new ProtocolError(`dashboard does not take status notes: ${response.status} at ${where}`);
   }
 
-  /** Every raw entry of the bookings list, following `next` links across pages. */
-  async #fetchAllEntries(): Promise<unknown[]> {
-    const entries: unknown[] = [];
-    const visited = new Set<string>();
-    const idsOnEarlierPages = new Set<string>();
-    let firstCount: number | undefined;
-    let url: URL | null = this.#bookingsUrl;
-    while (url !== null) {
-      if (visited.has(url.href)) {
-        throw new ProtocolError(`dashboard pagination loops back to ${displayUrl(url)}`);
+  /** A page of bookings; "gone" when a later page no longer exists (the listing shrank). */
+  async #getPage(url: URL, first: boolean): Promise<ListPage | "gone"> {
+    return this.#get(url, async (response, where) => {
+      if (response.status === 404 && !first) {
+        // DRF's {"detail": "Invalid page."}: fewer pages than when the walk began.
+        const text = await this.#text(response, where);
+        if (!looksLikeHtml(response, text)) return "gone";
+        throw this.#htmlAnswer(response.status, where);
       }
-      if (visited.size >= this.#maxPages) {
+      const page = listPageSchema.safeParse(await this.#jsonBody(response, where));
+      if (!page.success) {
         throw new ProtocolError(
-          `dashboard bookings span more than ${this.#maxPages} pages at ${displayUrl(this.#bookingsUrl)}`,
+          `dashboard answered neither a list nor a page of bookings at ${where}`,
         );
       }
-      visited.add(url.href);
-      const page: ListPage = await this.#getPage(url);
-      if (visited.size === 1) {
-        firstCount = page.count;
-      } else {
-        this.#checkConsistentPage(page, firstCount, idsOnEarlierPages);
-      }
-      for (const entry of page.results) {
-        const id = rawBookingId(entry);
-        if (id !== null) idsOnEarlierPages.add(id);
-      }
-      entries.push(...page.results);
-      url = page.next === null ? null : this.#nextPageUrl(page.next, url);
-    }
-    if (visited.size > 1 && firstCount !== undefined && entries.length !== firstCount) {
-      throw changedWhilePaging();
-    }
-    return entries;
+      return page.data;
+    });
   }
 
   /**
-   * Pages are numbered, so a booking added or deleted while we walk them shifts the rest: one
-   * booking would show twice and another not at all. A missing booking reads as a cancellation
-   * downstream, so a listing that shifted is refused and the next poll tries again.
+   * A GET, judged by `judge`, tried again while it fails with a TransientError (read-retry.ts).
+   * The judge reads the body within the same attempt, so a cut-short body is tried again too.
    */
-  #checkConsistentPage(
-    page: ListPage,
-    firstCount: number | undefined,
-    idsOnEarlierPages: ReadonlySet<string>,
-  ): void {
-    if (page.count !== firstCount) throw changedWhilePaging();
-    for (const entry of page.results) {
-      const id = rawBookingId(entry);
-      if (id !== null && idsOnEarlierPages.has(id)) throw changedWhilePaging();
-    }
-  }
-
-  /**
-   * DRF builds `next` from the scheme and Host the request reached it with, which behind a reverse
-   * proxy may be an internal name or plain http. The token must only ever go to the configured
-   * dashboard, so the link's path and query are kept and its origin replaced by ours.
-   */
-  #nextPageUrl(next: string, current: URL): URL {
-    let link: URL;
-    try {
-      link = new URL(next, current);
-    } catch {
-      throw new ProtocolError(`dashboard sent an invalid next-page link at ${displayUrl(current)}`);
-    }
-    const rebased = new URL(`${link.pathname}${link.search}`, this.#bookingsUrl.origin);
-    if (link.origin !== rebased.origin) {
-      this.#logger.debug(
-        { next: displayUrl(link), following: displayUrl(rebased) },
-        "next-page link names another origin; following it on the configured dashboard",
-      );
-    }
-    return rebased;
-  }
-
-  async #getPage(url: URL): Promise<ListPage> {
+  async #get<T>(url: URL, judge: (response: Response, where: string) => Promise<T>): Promise<T> {
     const where = displayUrl(url);
-    const response = await this.#send(url, { method: "GET" });
-    if (!response.ok) {
-      await response.body?.cancel().catch(() => undefined);
+    return readWithRetry(
+      async (timeoutMs) => judge(await this.#send(url, { method: "GET" }, timeoutMs), where),
+      {
+        policy: this.#retry,
+        requestTimeoutMs: this.#timeoutMs,
+        onRetry: (error, attemptNumber) =>
+          this.#logger.debug({ url: where, attemptNumber, err: error.message }, "dashboard retry"),
+      },
+    );
+  }
+
+  /**
+   * The JSON body of an answer that should carry one; any other answer becomes its error:
+   * transient for a 5xx/408/429 or a body cut short or garbled, a ConfigError for an HTML page or
+   * a 404 (the API is not where the URL says), a ProtocolError for any other status.
+   */
+  async #jsonBody(response: Response, where: string): Promise<unknown> {
+    const text = await this.#text(response, where);
+    if (isTransientStatus(response.status)) {
       throw new TransientError(`dashboard answered ${response.status} at ${where}`);
     }
-    const body = await this.#readJson(response, where);
-    const page = listPageSchema.safeParse(body);
-    if (!page.success) {
-      throw new ProtocolError(
-        `dashboard answered neither a list nor a page of bookings at ${where}`,
+    if (looksLikeHtml(response, text)) throw this.#htmlAnswer(response.status, where);
+    if (response.status === 404) {
+      throw new ConfigError(`dashboard answered 404 at ${where}: ${this.#urlHint()}`);
+    }
+    if (!response.ok) throw new ProtocolError(`dashboard answered ${response.status} at ${where}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      const type = response.headers.get("content-type") ?? "no content type";
+      throw new TransientError(
+        `dashboard answered a garbled body (${type}, ${text.length} characters) at ${where}: cut short on the way?`,
       );
     }
-    return page.data;
+  }
+
+  async #text(response: Response, where: string): Promise<string> {
+    try {
+      return await response.text();
+    } catch (error) {
+      throw new TransientError(`dashboard answer cut short at ${where}: ${this.#describe(error)}`);
+    }
+  }
+
+  /**
+   * An HTML page where the API should answer JSON: the URL leads somewhere else. Answered with
+   * 200 it may also be a login page or portal passing by, so a read asks again (within its
+   * bounds) before it takes it for the configuration error it most likely is.
+   */
+  #htmlAnswer(status: number, where: string): ConfigError {
+    const message = `dashboard answered an HTML page (${status}) where JSON was expected at ${where}: ${this.#urlHint()}`;
+    return status >= 200 && status < 300
+      ? new PageInsteadOfJsonError(message)
+      : new ConfigError(message);
+  }
+
+  #urlHint(): string {
+    return (
+      "is the dashboard URL right? Expected the dashboard's root (e.g. https://labs.opnfv.org/), " +
+      `with api/bookings/ under it; configured: ${displayUrl(this.#root)}`
+    );
   }
 
   /**
@@ -270,6 +294,7 @@ export class PharosDashboard implements Dashboard {
   async #send(
     url: URL,
     init: RequestInit & { headers?: Record<string, string> },
+    timeoutMs: number,
   ): Promise<Response> {
     const where = displayUrl(url);
     let response: Response;
@@ -281,10 +306,12 @@ export class PharosDashboard implements Dashboard {
           Authorization: `Token ${this.#token.reveal()}`,
           Accept: "application/json",
         },
-        signal: AbortSignal.timeout(this.#timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      throw new TransientError(`dashboard unreachable at ${where}: ${this.#describe(error)}`);
+      throw new TransientError(
+        `dashboard unreachable at ${where}: ${this.#describe(error, timeoutMs)}`,
+      );
     }
     if (response.status === 401 || response.status === 403) {
       const detail = this.#authDetail(await response.text().catch(() => ""));
@@ -293,21 +320,6 @@ export class PharosDashboard implements Dashboard {
       );
     }
     return response;
-  }
-
-  async #readJson(response: Response, where: string): Promise<unknown> {
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      throw new TransientError(`dashboard answer cut short at ${where}: ${this.#describe(error)}`);
-    }
-    try {
-      return JSON.parse(text);
-    } catch {
-      const type = response.headers.get("content-type") ?? "no content type";
-      throw new ProtocolError(`dashboard answered non-JSON (${type}) at ${where}`);
-    }
   }
 
   /**
@@ -348,9 +360,9 @@ export class PharosDashboard implements Dashboard {
     return short.includes(this.#token.reveal()) ? null : short;
   }
 
-  #describe(error: unknown): string {
+  #describe(error: unknown, timeoutMs = this.#timeoutMs): string {
     if (error instanceof Error && error.name === "TimeoutError") {
-      return `no answer within ${this.#timeoutMs / 1000} s`;
+      return `no answer within ${timeoutMs / 1000} s`;
     }
     // undici reports "fetch failed" and keeps the useful part (ECONNREFUSED, …) in `cause`.
     const cause = error instanceof Error ? error.cause : undefined;
@@ -363,34 +375,12 @@ export class PharosDashboard implements Dashboard {
   }
 }
 
-/** The dashboard URL as a base that relative paths extend rather than replace. */
-function dashboardRoot(url: string): URL {
-  let root: URL;
-  try {
-    root = new URL(url);
-  } catch {
-    throw new ConfigError(`dashboard URL is not a valid URL: ${JSON.stringify(url)}`);
-  }
-  if (root.protocol !== "http:" && root.protocol !== "https:") {
-    throw new ConfigError(`dashboard URL must be http or https: ${displayUrl(root)}`);
-  }
-  if (root.username !== "" || root.password !== "") {
-    throw new ConfigError("dashboard URL must not carry credentials; use the token setting");
-  }
-  root.search = "";
-  root.hash = "";
-  if (!root.pathname.endsWith("/")) root.pathname = `${root.pathname}/`;
-  return root;
+/** Statuses a later attempt may not get: the server or something in front of it is overloaded. */
+function isTransientStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429;
 }
 
-/** A URL fit for messages: never with user info. */
-function displayUrl(url: URL): string {
-  const copy = new URL(url);
-  copy.username = "";
-  copy.password = "";
-  return copy.href;
-}
-
-function changedWhilePaging(): TransientError {
-  return new TransientError("dashboard bookings changed while their pages were read; try again");
+/** Django's and web servers' own pages are HTML; JSON never starts with "<". */
+function looksLikeHtml(response: Response, text: string): boolean {
+  return /\bhtml\b/i.test(response.headers.get("content-type") ?? "") || /^\s*</.test(text);
 }
