@@ -21,6 +21,16 @@ export class TransientError extends LaasError {
   override name = "TransientError";
 }
 
+/**
+ * A request went out and its answer was lost: the connection dropped, or went silent, before the
+ * server said how it ended, so it may have been carried out. It keeps TransientError's name, which
+ * the workflows' Retry matches: repeating is what a lost answer calls for, once whoever repeats
+ * has looked whether the first attempt took effect (steps do, by their records; adapters that
+ * repeat a write themselves say how they look). Code that must not repeat blindly tests for
+ * this class (instanceof), not for the name.
+ */
+export class OutcomeUnknownError extends TransientError {}
+
 /** A thing the lab was asked about does not exist (FOG host, image, inventory entry). */
 export class NotFoundError extends LaasError {
   override name = "NotFoundError";

@@ -20,6 +20,7 @@ import {
   managedMark,
   parseManagedMark,
 } from "../lib/adapters/ldap/ldap-directory";
+import { NO_RETRY } from "../lib/adapters/retry";
 import type { VpnConfig } from "../lib/config/types";
 import { AuthError, ConfigError, errorMessage, TransientError } from "../lib/errors";
 import type {
@@ -98,8 +99,9 @@ function vpnConfig(
   };
 }
 
+/** One attempt per operation: what each failure is classed as (retries: directory-faults.test.ts). */
 function directory(config: VpnConfig): LdapDirectory {
-  return new LdapDirectory(config, captured.logger);
+  return new LdapDirectory(config, captured.logger, { retry: NO_RETRY });
 }
 
 let passwordCount = 0;

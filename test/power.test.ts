@@ -9,10 +9,20 @@ import {
   normalizeFingerprint,
   sameFingerprint,
 } from "../lib/adapters/ssh/host-key";
+import { RelayPowerControl } from "../lib/adapters/ssh/relay-power";
 import { RebootFailedError, SshPowerControl } from "../lib/adapters/ssh/ssh-power";
+import { CommandTimeoutError } from "../lib/adapters/ssh/ssh-relay";
 import type { PowerConfig } from "../lib/config/types";
-import { AuthError, ConfigError, TransientError } from "../lib/errors";
+import {
+  AuthError,
+  CommandFailedError,
+  ConfigError,
+  OutcomeUnknownError,
+  TransientError,
+} from "../lib/errors";
+import { silentLogger } from "../lib/log";
 import type { PowerTarget } from "../lib/ports/power";
+import type { CommandResult, HostSession, Relay, RelaySession } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
 import {
   type BareMetalLab,
@@ -271,6 +281,18 @@ describe("SshPowerControl against the simulated hosts", () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it("reports a host that accepts TCP and drops it before SSH (still booting) as TransientError", async () => {
+    const dropping = createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => dropping.listen(0, "127.0.1.27", resolve));
+    open.push({ close: () => closeServer(dropping) });
+    const port = (dropping.address() as { port: number }).port;
+    const error = await failure(
+      new SshPowerControl().reboot(target({ port } as BareMetalLab, "pod7", "127.0.1.27")),
+    );
+    expect(error).toBeInstanceOf(TransientError);
+    expect(error.message).toContain(`127.0.1.27:${port}`);
+  });
+
   it("refuses connections while the host is down, and answers again once it is up", async () => {
     const { lab, nextBoot } = await startLab({ bootDelayMs: 50, upDelayMs: 300 });
     const control = new SshPowerControl();
@@ -344,6 +366,65 @@ describe("SshPowerControl against the simulated hosts", () => {
     expect(text).toContain("ssh reboot sent");
     for (const fragment of KEY_FRAGMENTS) expect(text).not.toContain(fragment);
   });
+});
+
+describe("RelayPowerControl: what counts as a reboot under way", () => {
+  /** A relay whose host login works and whose `reboot` ends as `outcome` says. */
+  function relayWhere(outcome: () => Promise<CommandResult>): { relay: Relay; ran: string[][] } {
+    const ran: string[][] = [];
+    const host: HostSession = {
+      hostKey: "SHA256:recorded",
+      confirmIdentity: async () => undefined,
+      run: async (command) => {
+        ran.push(command.argv);
+        return outcome();
+      },
+    };
+    const session: RelaySession = {
+      onRelay: async () => ({ exitCode: 0, stdout: "", stderr: "" }),
+      host: async () => host,
+    };
+    return { relay: { session: (work) => work(session) }, ran };
+  }
+
+  function powerTarget(): PowerTarget {
+    return {
+      hostName: "pod1",
+      address: "10.0.0.5",
+      power: power(),
+      knownHostKey: null,
+      identity: { kind: "trust-first-key" },
+    };
+  }
+
+  const underWay: Array<[string, () => Error]> = [
+    ["the connection lost under it", () => new OutcomeUnknownError("connection closed")],
+    ["still running at its deadline", () => new CommandTimeoutError("did not finish")],
+    ["ended by the shutdown's SIGTERM", () => new CommandFailedError("failed with signal TERM")],
+  ];
+  for (const [what, error] of underWay) {
+    it(`${what}: the reboot is under way, not retried`, async () => {
+      const { relay, ran } = relayWhere(() => Promise.reject(error()));
+      await expect(
+        new RelayPowerControl(relay, silentLogger).reboot(powerTarget()),
+      ).resolves.toEqual({ hostKey: "SHA256:recorded" });
+      expect(ran).toEqual([["reboot"]]);
+    });
+  }
+
+  const notSent: Array<[string, () => Error]> = [
+    ["could not be started (nothing ran)", () => new TransientError("Could not start `reboot`")],
+    ["answered failure", () => new CommandFailedError("failed with exit code 1")],
+  ];
+  for (const [what, error] of notSent) {
+    it(`${what}: thrown, so the caller may send it again`, async () => {
+      const thrown = error();
+      const { relay } = relayWhere(() => Promise.reject(thrown));
+      await expect(new RelayPowerControl(relay, silentLogger).reboot(powerTarget())).rejects.toBe(
+        thrown,
+      );
+    });
+  }
 });
 
 describe("simulated bare-metal host", () => {

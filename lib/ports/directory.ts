@@ -99,7 +99,15 @@ export interface Directory {
    *
    * Not idempotent: each call makes a new entry. A caller that may run twice chooses and keeps
    * the password first, records what `intend` gives, and, run again, adopts that entry instead
-   * of calling createUser once more.
+   * of calling createUser once more. Within one call, an attempt that failed on the network is
+   * made again (`intend` may then be called again), and an entry whose add went through while
+   * its answer was lost is recognised as this call's own and answered, not made a second time.
+   *
+   * Errors (all methods): TransientError while the server is down, busy, silent or the
+   * connection is lost (after the adapter's own retries); AuthError for refused credentials or
+   * access; ConfigError for a server that will never do it (TLS, a DN outside its databases);
+   * InvalidUserNameError; DirectoryError with the LDAP result code for anything else the server
+   * refuses.
    */
   createUser(
     user: NewVpnUser,

@@ -19,6 +19,14 @@ export interface RemoteCommand {
   okExitCodes?: number[];
   /** Shown in logs and errors instead of the argv when the argv must not be shown. */
   display?: string;
+  /**
+   * Running the command twice does no more than running it once: a read (`cat`, `ip neigh`,
+   * `virsh dominfo`, a DHCP log lookup) or a write that only sets a state. Such a command whose
+   * connection was lost, or went silent, while it ran is run again on a new login, with backoff
+   * and a cap. Any other fails with OutcomeUnknownError (it may have run in part), and its caller
+   * looks whether it took effect before repeating it.
+   */
+  idempotent?: boolean;
 }
 
 export interface CommandResult {
@@ -60,6 +68,14 @@ export interface HostLogin {
 /** Output as it arrives, line by line, for the booking's log. */
 export type OutputSink = (stream: "stdout" | "stderr", line: string) => void;
 
+/**
+ * Errors of a session's methods: CommandFailedError (and CommandTimeout) for a command's own
+ * failure, AuthError for a refused login or host key, HostIdentityError, AddressOutsideLabError,
+ * ConfigError — all final; TransientError for a login or a start that failed on the network
+ * (nothing ran), and OutcomeUnknownError (a TransientError) for a command whose connection was
+ * lost while it ran. A connection found lost before a command starts is replaced by a new login
+ * (a host's requiring the key it showed first), so a session outlives a dropped connection.
+ */
 export interface RelaySession {
   /** Runs a command on the relay. */
   onRelay(command: RemoteCommand, sink?: OutputSink): Promise<CommandResult>;

@@ -60,11 +60,20 @@ export interface RunningSlapd {
   readonly caPem: string;
   /** A CA that did not sign it. */
   readonly otherCaPem: string;
+  /** The running slapd's pid (a new one after up()). */
   readonly pid: number;
   /** What slapd wrote to stderr so far. */
   log(): string;
   /** A client bound as the admin over plain ldap:// (loopback); the caller unbinds it. */
   adminClient(): Promise<Client>;
+  /** Freezes slapd (SIGSTOP): connections stay open and nothing is answered, as a hung server. */
+  pause(): void;
+  /** Lets a paused slapd go on (SIGCONT). */
+  resume(): void;
+  /** Stops slapd (its open connections are dropped, new ones refused); its data is kept. */
+  down(): Promise<void>;
+  /** Starts slapd again after down(), on the same ports with the same data. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -327,20 +336,19 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSla
       const ldapPort = await freePort("127.0.0.1");
       const ldapsPort = await freePort("127.0.0.1");
       try {
-        const launched = await launch(
-          configFile,
-          [
-            `ldap://127.0.0.1:${ldapPort}/`,
-            `ldaps://127.0.0.1:${ldapsPort}/`,
-            `ldaps://127.0.0.2:${ldapsPort}/`,
-          ],
-          [
-            ["127.0.0.1", ldapPort],
-            ["127.0.0.1", ldapsPort],
-            ["127.0.0.2", ldapsPort],
-          ],
-        );
-        return running(launched, dir, {
+        const listeners = [
+          `ldap://127.0.0.1:${ldapPort}/`,
+          `ldaps://127.0.0.1:${ldapsPort}/`,
+          `ldaps://127.0.0.2:${ldapsPort}/`,
+        ];
+        const waitFor: [string, number][] = [
+          ["127.0.0.1", ldapPort],
+          ["127.0.0.1", ldapsPort],
+          ["127.0.0.2", ldapsPort],
+        ];
+        const launched = await launch(configFile, listeners, waitFor);
+        const relaunch = () => launch(configFile, listeners, waitFor);
+        return running(launched, dir, relaunch, {
           url: `ldap://127.0.0.1:${ldapPort}`,
           ldapsUrl: `ldaps://127.0.0.1:${ldapsPort}`,
           ldapsMismatchUrl: `ldaps://127.0.0.2:${ldapsPort}`,
@@ -367,31 +375,73 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSla
   }
 }
 
-type Endpoints = Omit<RunningSlapd, "pid" | "log" | "adminClient" | "stop">;
+type Endpoints = Omit<
+  RunningSlapd,
+  "pid" | "log" | "adminClient" | "pause" | "resume" | "down" | "up" | "stop"
+>;
 
-function running(launched: Launched, dir: string, endpoints: Endpoints): RunningSlapd {
-  const pid = launched.process.pid;
-  if (pid === undefined) throw new Error("slapd has no pid");
+function running(
+  first: Launched,
+  dir: string,
+  relaunch: () => Promise<Launched>,
+  endpoints: Endpoints,
+): RunningSlapd {
+  if (first.process.pid === undefined) throw new Error("slapd has no pid");
+  let launched: Launched | null = first;
+  let earlierLogs = "";
   // If the test process dies without stopping it, take slapd along rather than leak it.
   const killOnExit = (): void => {
-    launched.process.kill("SIGKILL");
+    launched?.process.kill("SIGKILL");
   };
   process.once("exit", killOnExit);
+  const terminate = async (): Promise<void> => {
+    const current = launched;
+    if (!current) return;
+    launched = null;
+    earlierLogs += current.log();
+    // A paused slapd must go on to see the SIGTERM.
+    current.process.kill("SIGCONT");
+    current.process.kill("SIGTERM");
+    const killed = setTimeout(() => current.process.kill("SIGKILL"), 5_000);
+    await current.exited;
+    clearTimeout(killed);
+  };
+  const signal = (name: NodeJS.Signals): void => {
+    if (!launched) throw new Error("slapd is down");
+    launched.process.kill(name);
+  };
   return {
     ...endpoints,
-    pid,
-    log: launched.log,
+    get pid() {
+      const pid = launched?.process.pid;
+      if (pid === undefined) throw new Error("slapd is down");
+      return pid;
+    },
+    log: () => earlierLogs + (launched?.log() ?? ""),
     async adminClient() {
       const client = new Client({ url: endpoints.url, timeout: 10_000, connectTimeout: 10_000 });
       await client.bind(endpoints.adminDn, endpoints.adminPassword);
       return client;
     },
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+    down: terminate,
+    async up() {
+      if (launched) return;
+      // The ports were slapd's a moment ago; sockets of the old process may linger briefly.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          launched = await relaunch();
+          return;
+        } catch (error) {
+          if (attempt >= 20) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    },
     async stop() {
       process.off("exit", killOnExit);
-      launched.process.kill("SIGTERM");
-      const killed = setTimeout(() => launched.process.kill("SIGKILL"), 5_000);
-      await launched.exited;
-      clearTimeout(killed);
+      await terminate();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,8 +1,9 @@
 /**
  * A real SMTP server for tests (smtp-server, the protocol side of Nodemailer's project) on
  * 127.0.0.1 and a free port: plain, STARTTLS required, or TLS from the first byte, with optional
- * AUTH PLAIN/LOGIN for one fixed user. It can turn away the next messages with a 4xx or 5xx at
- * RCPT TO or at the end of DATA, and keeps every message it accepts, parsed by mailparser.
+ * AUTH PLAIN/LOGIN for one fixed user. It can turn away the next connections with a 4xx or 5xx
+ * greeting, and the next messages with a 4xx or 5xx at MAIL FROM, RCPT TO or the end of DATA,
+ * and keeps every message it accepts, parsed by mailparser.
  * Certificates are throwaway self-signed ones made by `openssl`, so the trust checks under test
  * run against what OpenSSL made, not against anything the code under test produced.
  */
@@ -51,8 +52,12 @@ export interface CapturedMail {
 export interface Rejection {
   /** Reply code, 4xx (try later) or 5xx (refused). */
   code: number;
-  /** At RCPT TO (a recipient refused) or at the end of DATA (the message refused). */
-  stage: "rcpt" | "data";
+  /**
+   * As the greeting (the connection turned away: met by the next connection), at MAIL FROM (the
+   * sender refused), at RCPT TO (a recipient refused) or at the end of DATA (the message
+   * refused).
+   */
+  stage: "connect" | "mail" | "rcpt" | "data";
   /** At RCPT TO: only these recipients are refused (default: all). */
   only?: string[];
   /** Reply text after the code (default a plain one for the stage). */
@@ -67,8 +72,13 @@ export interface TestSmtpServer {
   readonly messages: readonly CapturedMail[];
   /** Login attempts as username and whether they succeeded (passwords are not kept). */
   readonly logins: ReadonlyArray<{ user: string; ok: boolean }>;
-  /** The next `count` messages (transactions) meet `rejection`. */
+  /**
+   * The next `count` messages (transactions) meet `rejection` — the next `count` connections,
+   * for a greeting. Rejections are met in the order they were asked for.
+   */
   rejectNext(count: number, rejection: Rejection): void;
+  /** Connections the server accepted so far. */
+  readonly connections: number;
   /** Drops the rejections not met yet: the next messages are accepted. */
   acceptAll(): void;
   /** How many transactions met a rejection so far. */
@@ -133,6 +143,7 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
   const logins: Array<{ user: string; ok: boolean }> = [];
   const pending: Rejection[] = [];
   let rejected = 0;
+  let connections = 0;
   // The rejection a session's current transaction meets, chosen at its MAIL FROM.
   const current = new Map<string, Rejection | null>();
   const auth = options.auth;
@@ -154,6 +165,19 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
     logger: false,
     closeTimeout: 500,
     socketTimeout: 10_000,
+    onConnect(_session, callback) {
+      connections += 1;
+      if (pending[0]?.stage === "connect") {
+        const rejection = pending.shift() as Rejection;
+        rejected += 1;
+        const text =
+          rejection.message ??
+          (rejection.code >= 500 ? "No SMTP service here" : "Service not available, try later");
+        callback(smtpError(rejection.code, text));
+        return;
+      }
+      callback();
+    },
     onAuth(login, _session, callback) {
       const ok = auth !== undefined && login.username === auth.user && login.password === auth.pass;
       logins.push({ user: login.username ?? "", ok });
@@ -168,9 +192,16 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
         callback(smtpError(530, "5.7.0 Must issue a STARTTLS command first"));
         return;
       }
-      const rejection = pending.shift() ?? null;
+      const rejection = pending[0]?.stage === "connect" ? null : (pending.shift() ?? null);
       if (rejection) rejected += 1;
       current.set(session.id, rejection);
+      if (rejection?.stage === "mail") {
+        const text =
+          rejection.message ??
+          (rejection.code >= 500 ? "Sender refused" : "Sender deferred, try later");
+        callback(smtpError(rejection.code, text));
+        return;
+      }
       callback();
     },
     onRcptTo(address, session, callback) {
@@ -232,6 +263,9 @@ export async function startSmtpServer(options: SmtpServerOptions): Promise<TestS
     },
     get rejected() {
       return rejected;
+    },
+    get connections() {
+      return connections;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -39,6 +39,8 @@ export interface SshdOptions {
    * defaults to 22: a fresh namespace has nothing listening, and no free-port probe reaches it.
    */
   netns?: string;
+  /** More sshd_config lines (`MaxSessions 1`, …), after the helper's own. */
+  extraConfig?: string[];
 }
 
 export interface RunningSshd {
@@ -158,6 +160,7 @@ function sshdConfig(dir: string, address: string, port: number, options: SshdOpt
     "AllowAgentForwarding no",
     "PrintMotd no",
     "LogLevel VERBOSE",
+    ...(options.extraConfig ?? []),
     "",
   ].join("\n");
 }

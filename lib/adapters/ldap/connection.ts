@@ -4,6 +4,11 @@
  * admin, the group's work, an unbind whatever happened. Nothing long-lived can go stale between
  * workflow steps, and close() ends whatever is still open. Failures become the project's errors
  * (errors.ts), their messages free of every secret in play.
+ *
+ * A group that fails with a TransientError (the server down, busy or silent, the connection
+ * lost, an answer lost) is run again from its start on a new connection, with backoff and a cap:
+ * each group must be safe to run again — it reads before it writes, and recognises what an
+ * earlier attempt whose answer was lost did (ldap-directory.ts says how, per operation).
  */
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
@@ -12,7 +17,20 @@ import type { VpnConfig } from "../../config/types";
 import { AuthError, ConfigError, type LaasError, TransientError } from "../../errors";
 import type { Logger } from "../../log";
 import type { Secret } from "../../secret";
+import { type RetryPolicy, retryTransient } from "../retry";
 import { classifyLdapError, describeResult } from "./errors";
+
+/**
+ * Three attempts, a quarter and half a second apart (jittered), none started after 20 s: within
+ * the CreateVpnUser and UndoAccess steps' 60 s even when each attempt runs into the 10 s default
+ * timeout. Enough for a blip; a longer outage is the workflows' Retry's (or the next sweep's).
+ */
+export const DEFAULT_LDAP_RETRY: RetryPolicy = {
+  retries: 2,
+  minDelayMs: 250,
+  maxDelayMs: 2_000,
+  maxRetryMs: 20_000,
+};
 
 export class LdapConnector {
   readonly #config: VpnConfig;
@@ -23,9 +41,14 @@ export class LdapConnector {
   readonly #timeoutMs: number;
   /** Connections in use, each with the way to end its operation group early (close()). */
   readonly #open = new Map<Client, (reason: Error) => void>();
+  readonly #logger: Logger;
+  readonly #retry: RetryPolicy;
+  /** Counts close() calls: a group begun before the last one is not run again. */
+  #closings = 0;
 
-  constructor(config: VpnConfig, logger: Logger) {
+  constructor(config: VpnConfig, logger: Logger, retry: RetryPolicy = DEFAULT_LDAP_RETRY) {
     this.#config = config;
+    this.#retry = retry;
     let parsed: URL;
     try {
       parsed = new URL(config.ldap.url);
@@ -41,14 +64,14 @@ export class LdapConnector {
     this.#host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
     this.url = `${parsed.protocol}//${parsed.host}`;
     this.#timeoutMs = Math.max(1, config.ldap.timeoutSeconds) * 1000;
+    this.#logger = logger.child({ directory: this.url });
     if (!this.#ldaps && !config.ldap.startTls) {
-      logger
-        .child({ directory: this.url })
-        .warn("LDAP without TLS: the bind password crosses the network in clear");
+      this.#logger.warn("LDAP without TLS: the bind password crosses the network in clear");
     }
   }
 
   async close(): Promise<void> {
+    this.#closings += 1;
     const open = [...this.#open];
     this.#open.clear();
     const closed = new TransientError(`the connection to ${this.url} was closed`);
@@ -67,8 +90,27 @@ export class LdapConnector {
     };
   }
 
+  /**
+   * `work` on a connection of its own (TLS, admin bind, `work`, unbind), run again from its
+   * start on a new connection after a TransientError, as the retry policy allows. `what` names
+   * the group in the log lines of its retries.
+   */
+  async session<T>(
+    secrets: Secret[],
+    work: (client: Client) => Promise<T>,
+    what = "LDAP operation",
+  ): Promise<T> {
+    const closings = this.#closings;
+    return retryTransient(() => this.#once(secrets, work), this.#retry, {
+      logger: this.#logger,
+      what: `${what} on ${this.url}`,
+      // Closed meanwhile: the caller is done with the directory, nothing is tried again.
+      retryable: (error) => error instanceof TransientError && this.#closings === closings,
+    });
+  }
+
   /** One connection: TLS, admin bind, `work`, unbind (whatever happened). */
-  async session<T>(secrets: Secret[], work: (client: Client) => Promise<T>): Promise<T> {
+  async #once<T>(secrets: Secret[], work: (client: Client) => Promise<T>): Promise<T> {
     const client = new Client({
       url: this.url,
       timeout: this.#timeoutMs,

@@ -5,7 +5,14 @@
  * refused (AuthError), or the directory said no (DirectoryError, with the LDAP result code).
  */
 import { ResultCodeError } from "ldapts";
-import { AuthError, ConfigError, errorMessage, LaasError, TransientError } from "../../errors";
+import {
+  AuthError,
+  ConfigError,
+  errorMessage,
+  LaasError,
+  OutcomeUnknownError,
+  TransientError,
+} from "../../errors";
 
 /** The directory answered an LDAP result code this adapter has no better class for. */
 export class DirectoryError extends LaasError {
@@ -66,8 +73,35 @@ const RESULT_CODE_NAMES: Record<number, string> = {
   122: "assertionFailed",
 };
 
-/** Result codes that say "not now" rather than "never". */
-const TRANSIENT_RESULT_CODES = new Set([3, 51, 52]);
+/**
+ * Result codes that say "not now" rather than "never": timeLimitExceeded, busy, unavailable,
+ * and unwillingToPerform, which servers answer while shutting down or overloaded — except where
+ * the server says it will never do it here (UNWILLING_FOR_GOOD).
+ */
+const TRANSIENT_RESULT_CODES = new Set([3, 51, 52, 53]);
+const UNWILLING_TO_PERFORM = 53;
+
+/**
+ * slapd's unwillingToPerform texts that name a configuration, not a moment: a DN outside every
+ * database it holds, or a replica (a shadow copy) asked to write.
+ */
+const UNWILLING_FOR_GOOD = /no global superior knowledge|shadow context/i;
+
+/**
+ * ldapts's message for a request whose answer never came (connection closed, socket error,
+ * timer), naming the request: `… Message type: AddRequest (0x68)` or `AddRequest: Operation
+ * timed out`.
+ */
+const LOST_REQUEST = /Message type: (\w+)|^(\w+Request): Operation timed out/;
+
+/** Requests that change the directory: one whose answer was lost may have been carried out. */
+const WRITE_REQUESTS = new Set([
+  "AddRequest",
+  "DeleteRequest",
+  "ModifyRequest",
+  "ModifyDNRequest",
+  "ExtendedRequest",
+]);
 
 /** Node's codes for a TCP connection that could not be made or was lost. */
 const NETWORK_CODES = new Set([
@@ -113,6 +147,12 @@ export function classifyLdapError(error: unknown, at: string): LaasError {
     if (error.code === 49 || error.code === 50) {
       return new AuthError(`${at} refused: ${described}`);
     }
+    if (error.code === UNWILLING_TO_PERFORM && UNWILLING_FOR_GOOD.test(error.message)) {
+      return new ConfigError(
+        `${at} refused: ${described}; the server will not do this here (check ldap.url, and ` +
+          "that directory.root names a database of this server that accepts writes)",
+      );
+    }
     if (TRANSIENT_RESULT_CODES.has(error.code)) return new TransientError(`${at}: ${described}`);
     return new DirectoryError(`${at} failed: ${described}`, error.code);
   }
@@ -128,7 +168,20 @@ export function classifyLdapError(error: unknown, at: string): LaasError {
     return new ConfigError(`${at}: TLS handshake failed (${code}: ${message})`);
   }
   if ((code !== null && NETWORK_CODES.has(code)) || LDAPTS_CONNECTION_MESSAGE.test(message)) {
-    return new TransientError(`${at}: server unreachable or not answering (${message})`);
+    const lost = LOST_REQUEST.exec(message);
+    const request = lost?.[1] ?? lost?.[2];
+    if (request !== undefined && WRITE_REQUESTS.has(request)) {
+      return new OutcomeUnknownError(
+        `${at}: the connection was lost before the server answered, so it may have been done ` +
+          `(${oneLine(message)})`,
+      );
+    }
+    return new TransientError(`${at}: server unreachable or not answering (${oneLine(message)})`);
   }
   return new DirectoryError(`${at} failed: ${message}`);
+}
+
+/** ldapts puts the socket's own message on a second line. */
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, "; ").trim();
 }

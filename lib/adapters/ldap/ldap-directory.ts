@@ -10,7 +10,13 @@
  * labelled for the booking and made by the account this system binds as (creatorsName).
  *
  * Every operation group opens its own connection, TLS first, bound as the configured admin
- * (connection.ts).
+ * (connection.ts), and is run again from its start after a TransientError. Each is safe to run
+ * again: a removal reads, then deletes asserting the entryUUID (an entry already gone is
+ * `absent`); an adoption reads, then sets the password again; a creation looks at the DN it
+ * announced in an earlier attempt of the same call before anything else, so an entry whose add
+ * went through while its answer was lost is recognised as its own — right under the users
+ * directory, labelled for the booking, made by this account — and kept, not made a second time
+ * under the next name.
  *
  * Names are data, never syntax: a DN gets its value escaped (RFC 4514, see escape.ts) and every
  * filter is an ldapts Filter object, whose values travel as raw BER octets. Passwords are sent
@@ -40,6 +46,7 @@ import {
   vpnUserNameProblem,
 } from "../../ports/directory";
 import type { Secret } from "../../secret";
+import type { RetryPolicy } from "../retry";
 import { LdapConnector } from "./connection";
 import { DirectoryError, InvalidUserNameError } from "./errors";
 import { escapeDnValue, isDirectChildOf, type ParsedDn, parseDn, sameDn } from "./escape";
@@ -121,9 +128,9 @@ export class LdapDirectory implements Directory {
   /** The account this system binds as: the creatorsName of every entry it made. */
   readonly #bindDn: ParsedDn;
 
-  constructor(config: VpnConfig, logger: Logger) {
+  constructor(config: VpnConfig, logger: Logger, options: { retry?: RetryPolicy } = {}) {
     this.#config = config;
-    this.#connector = new LdapConnector(config, logger);
+    this.#connector = new LdapConnector(config, logger, options.retry);
     this.#url = this.#connector.url;
     const user = config.directory.user.trim();
     this.#usersBase = user ? `${user},${config.directory.root}` : config.directory.root;
@@ -160,122 +167,174 @@ export class LdapDirectory implements Directory {
     const email = user.email?.trim() || null;
     const secrets = [user.password];
 
-    return this.#connector.session(secrets, async (client) => {
-      for (const uid of nameCandidates(user.preferredName)) {
-        if (this.#isPermanent(uid)) continue;
-        if (await this.#uidTaken(client, uid, secrets)) continue;
-        const dn = `uid=${escapeDnValue(uid)},${this.#usersBase}`;
-        await intend({ uid, dn });
-        // No userPassword here: an added value would be stored as given, where Password Modify
-        // below has the server hash it with its own scheme.
-        const attributes = [
-          new Attribute({ type: "objectClass", values: [...this.#config.user.objects] }),
-          new Attribute({ type: "uid", values: [uid] }),
-          new Attribute({ type: "cn", values: [fullName ?? uid] }),
-          new Attribute({ type: "sn", values: [fullName ? lastWord(fullName) : uid] }),
-          ...(email ? [new Attribute({ type: "mail", values: [email] })] : []),
-          new Attribute({ type: "description", values: [managedMark(user.bookingId)] }),
-        ];
-        try {
-          await client.add(dn, attributes);
-        } catch (error) {
-          // Made by someone else between the look and the add: the next name will do.
-          if (error instanceof AlreadyExistsError) {
-            this.#logger.debug({ uid }, "VPN user name taken meanwhile; trying the next");
+    // The DN the last attempt announced and may have added (its answer lost): kept across the
+    // attempts the connector makes of this one call.
+    let announced: IntendedVpnUser | null = null;
+    return this.#connector.session(
+      secrets,
+      async (client) => {
+        for (const uid of nameCandidates(user.preferredName)) {
+          if (this.#isPermanent(uid)) continue;
+          const dn = `uid=${escapeDnValue(uid)},${this.#usersBase}`;
+          const earlier = announced?.dn === dn;
+          if (await this.#uidTaken(client, uid, secrets)) {
+            if (earlier) {
+              const own = await this.#ownEarlierAdd(client, uid, dn, user, secrets);
+              if (own) return own;
+            }
             continue;
           }
-          throw this.#connector.failure(error, `add of "${dn}"`, secrets);
+          announced = { uid, dn };
+          await intend({ uid, dn });
+          // No userPassword here: an added value would be stored as given, where Password Modify
+          // below has the server hash it with its own scheme.
+          const attributes = [
+            new Attribute({ type: "objectClass", values: [...this.#config.user.objects] }),
+            new Attribute({ type: "uid", values: [uid] }),
+            new Attribute({ type: "cn", values: [fullName ?? uid] }),
+            new Attribute({ type: "sn", values: [fullName ? lastWord(fullName) : uid] }),
+            ...(email ? [new Attribute({ type: "mail", values: [email] })] : []),
+            new Attribute({ type: "description", values: [managedMark(user.bookingId)] }),
+          ];
+          try {
+            await client.add(dn, attributes);
+          } catch (error) {
+            if (error instanceof AlreadyExistsError) {
+              // An earlier attempt's add arriving late is ours; anyone else's, the next name.
+              if (earlier) {
+                const own = await this.#ownEarlierAdd(client, uid, dn, user, secrets);
+                if (own) return own;
+              }
+              this.#logger.debug({ uid }, "VPN user name taken meanwhile; trying the next");
+              continue;
+            }
+            throw this.#connector.failure(error, `add of "${dn}"`, secrets);
+          }
+          const entryUUID = await this.#entryUuidOf(client, dn, secrets);
+          await this.#setPassword(client, dn, user.password, secrets);
+          this.#logger.info(
+            { uid, dn, entryUUID, bookingId: user.bookingId },
+            "VPN user added to the directory",
+          );
+          return { uid, dn, entryUUID };
         }
-        const entryUUID = await this.#entryUuidOf(client, dn, secrets);
-        await this.#setPassword(client, dn, user.password, secrets);
-        this.#logger.info(
-          { uid, dn, entryUUID, bookingId: user.bookingId },
-          "VPN user added to the directory",
+        throw new DirectoryError(
+          `no free VPN user name under "${this.#usersBase}" on ${this.#url}: ` +
+            `${JSON.stringify(user.preferredName)} and its variants -2 … -${MAX_NAME_CANDIDATES} ` +
+            "are all taken or permanent",
         );
-        return { uid, dn, entryUUID };
-      }
-      throw new DirectoryError(
-        `no free VPN user name under "${this.#usersBase}" on ${this.#url}: ` +
-          `${JSON.stringify(user.preferredName)} and its variants -2 … -${MAX_NAME_CANDIDATES} ` +
-          "are all taken or permanent",
-      );
-    });
+      },
+      "creating a VPN user",
+    );
+  }
+
+  /**
+   * The entry at `dn` if it is the one an earlier attempt of this createUser added while the
+   * answer was lost: it passes the checks of an unrecorded entry (labelled for the booking, made
+   * by this account; `dn` is right under the users directory by construction). Its password is
+   * set, as the add would have been followed by; null when the entry is someone else's.
+   */
+  async #ownEarlierAdd(
+    client: Client,
+    uid: string,
+    dn: string,
+    user: NewVpnUser,
+    secrets: Secret[],
+  ): Promise<VpnAccount | null> {
+    const entry = await this.#read(client, dn, secrets);
+    if (!entry || this.#unrecordedProblem(entry, user.bookingId) !== null) return null;
+    const entryUUID = valuesOf(entry, "entryUUID")[0];
+    if (!entryUUID) throw this.#noEntryUuid(dn);
+    await this.#setPassword(client, dn, user.password, secrets);
+    this.#logger.info(
+      { uid, dn, entryUUID, bookingId: user.bookingId },
+      "VPN user added by an attempt whose answer was lost: kept",
+    );
+    return { uid, dn, entryUUID };
   }
 
   async adoptUser(dn: string, bookingId: string, password: Secret): Promise<AdoptionOutcome> {
     checkPassword(`VPN user at "${dn}"`, password);
     if (!this.#rightUnderUsers(dn, bookingId)) return "not-managed";
     const secrets = [password];
-    return this.#connector.session(secrets, async (client) => {
-      const entry = await this.#read(client, dn, secrets);
-      if (!entry) return "absent";
-      if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
-      const problem = this.#unrecordedProblem(entry, bookingId);
-      const uid = valuesOf(entry, "uid")[0];
-      const entryUUID = valuesOf(entry, "entryUUID")[0];
-      if (problem !== null || uid === undefined) {
-        this.#logger.warn(
-          { dn, bookingId, reason: problem ?? "no uid" },
-          "VPN entry of an interrupted attempt not adopted",
+    return this.#connector.session(
+      secrets,
+      async (client) => {
+        const entry = await this.#read(client, dn, secrets);
+        if (!entry) return "absent";
+        if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
+        const problem = this.#unrecordedProblem(entry, bookingId);
+        const uid = valuesOf(entry, "uid")[0];
+        const entryUUID = valuesOf(entry, "entryUUID")[0];
+        if (problem !== null || uid === undefined) {
+          this.#logger.warn(
+            { dn, bookingId, reason: problem ?? "no uid" },
+            "VPN entry of an interrupted attempt not adopted",
+          );
+          return "not-managed";
+        }
+        if (!entryUUID) throw this.#noEntryUuid(dn);
+        await this.#setPassword(client, dn, password, secrets);
+        this.#logger.info(
+          { uid, dn, entryUUID, bookingId },
+          "VPN user of an interrupted attempt adopted",
         );
-        return "not-managed";
-      }
-      if (!entryUUID) throw this.#noEntryUuid(dn);
-      await this.#setPassword(client, dn, password, secrets);
-      this.#logger.info(
-        { uid, dn, entryUUID, bookingId },
-        "VPN user of an interrupted attempt adopted",
-      );
-      return { uid, dn, entryUUID };
-    });
+        return { uid, dn, entryUUID };
+      },
+      "adopting a VPN user",
+    );
   }
 
   async removeUser(recorded: RecordedEntry, bookingId: string): Promise<RemovalOutcome> {
     const { dn } = recorded;
     if (!this.#rightUnderUsers(dn, bookingId)) return "not-managed";
-    return this.#connector.session([], async (client) => {
-      const entry = await this.#read(client, dn, []);
-      if (!entry) return "absent";
-      if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
-      const found = valuesOf(entry, "entryUUID")[0] ?? null;
-      // The entry to delete: the recorded one, or, when none was recorded, the one just read
-      // — if it passes the checks that stand in for a record.
-      let expected = recorded.entryUUID;
-      if (expected === null) {
-        const problem = this.#unrecordedProblem(entry, bookingId);
-        if (problem !== null || found === null) {
-          this.#logger.warn(
-            { dn, bookingId, reason: problem ?? "the server gives no entryUUID" },
-            `VPN user left alone: ${problem ?? "the server gives no entryUUID"}`,
-          );
-          return "not-managed";
+    return this.#connector.session(
+      [],
+      async (client) => {
+        const entry = await this.#read(client, dn, []);
+        if (!entry) return "absent";
+        if (this.#permanentEntry(entry, dn, bookingId)) return "permanent";
+        const found = valuesOf(entry, "entryUUID")[0] ?? null;
+        // The entry to delete: the recorded one, or, when none was recorded, the one just read
+        // — if it passes the checks that stand in for a record.
+        let expected = recorded.entryUUID;
+        if (expected === null) {
+          const problem = this.#unrecordedProblem(entry, bookingId);
+          if (problem !== null || found === null) {
+            this.#logger.warn(
+              { dn, bookingId, reason: problem ?? "the server gives no entryUUID" },
+              `VPN user left alone: ${problem ?? "the server gives no entryUUID"}`,
+            );
+            return "not-managed";
+          }
+          expected = found;
         }
-        expected = found;
-      }
-      // The server compares: whatever changed between the read and the delete, only the entry
-      // with this entryUUID can go.
-      const assertion = new AssertionControl(
-        new EqualityFilter({ attribute: "entryUUID", value: expected }),
-      );
-      try {
-        await client.del(dn, assertion);
-      } catch (error) {
-        if (error instanceof NoSuchObjectError) return "absent";
-        if (error instanceof ResultCodeError && error.code === ASSERTION_FAILED) {
-          this.#logger.warn(
-            { dn, bookingId, recorded: expected, found },
-            "VPN user left alone: the entry at this DN is not the one recorded (entryUUID differs)",
-          );
-          return "replaced";
+        // The server compares: whatever changed between the read and the delete, only the entry
+        // with this entryUUID can go.
+        const assertion = new AssertionControl(
+          new EqualityFilter({ attribute: "entryUUID", value: expected }),
+        );
+        try {
+          await client.del(dn, assertion);
+        } catch (error) {
+          if (error instanceof NoSuchObjectError) return "absent";
+          if (error instanceof ResultCodeError && error.code === ASSERTION_FAILED) {
+            this.#logger.warn(
+              { dn, bookingId, recorded: expected, found },
+              "VPN user left alone: the entry at this DN is not the one recorded (entryUUID differs)",
+            );
+            return "replaced";
+          }
+          throw this.#connector.failure(error, `delete of "${dn}"`, []);
         }
-        throw this.#connector.failure(error, `delete of "${dn}"`, []);
-      }
-      this.#logger.info(
-        { dn, bookingId, entryUUID: expected },
-        "VPN user deleted from the directory",
-      );
-      return "deleted";
-    });
+        this.#logger.info(
+          { dn, bookingId, entryUUID: expected },
+          "VPN user deleted from the directory",
+        );
+        return "deleted";
+      },
+      "removing a VPN user",
+    );
   }
 
   close(): Promise<void> {

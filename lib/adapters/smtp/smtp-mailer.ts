@@ -8,13 +8,41 @@
  * here from reply codes and what went wrong, and quote the server only for replies given before
  * the message was sent (and never one that repeats the SMTP password). Logs carry the message id
  * and the number of recipients.
+ *
+ * Delivery is at least once. A failure a retry may fix (the server down, silent, answering 4xx,
+ * the connection lost) is tried again here with backoff and a cap, then thrown as a
+ * TransientError for the workflow's Retry. SMTP has no way to ask whether a message arrived, so
+ * a message whose connection was lost after all of it was handed over — the server may have
+ * taken it, its answer lost — is sent again too (OutcomeUnknownError while it is not): a
+ * duplicate is possible, a loss is not. Every attempt of one send carries the same Message-ID,
+ * by which mail clients and stores recognise a repeat. A 5xx is final and never repeated.
  */
+import { randomUUID } from "node:crypto";
 import nodemailer from "nodemailer";
 import { z } from "zod";
 import type { EmailConfig } from "../../config/types";
-import { AuthError, ConfigError, LaasError, TransientError } from "../../errors";
+import {
+  AuthError,
+  ConfigError,
+  LaasError,
+  OutcomeUnknownError,
+  TransientError,
+} from "../../errors";
 import type { Logger } from "../../log";
 import type { Mailer, OutgoingMail } from "../../ports/mailer";
+import { type RetryPolicy, retryTransient } from "../retry";
+
+/**
+ * Three attempts, a quarter and half a second apart (jittered), none started after 45 s: within
+ * the HandOver step's 120 s even when each runs into the 30 s default timeout. Enough for a blip
+ * (a 421 while the server restarts); the HandOver step retries on top, for an hour.
+ */
+export const DEFAULT_SMTP_RETRY: RetryPolicy = {
+  retries: 2,
+  minDelayMs: 250,
+  maxDelayMs: 2_000,
+  maxRetryMs: 45_000,
+};
 
 /** The mail server refused the message for good (a 5xx reply); sending it again will not help. */
 export class MailRejectedError extends LaasError {
@@ -80,25 +108,72 @@ const TIMEOUTS: Record<string, string> = {
 
 const singleAddress = z.email();
 
+/**
+ * What the SMTP client logs, read for one fact only: that the whole message was written to the
+ * server after its DATA was accepted (nodemailer logs the byte counts of the message then, at
+ * info level, whatever `debug` says). Nothing is printed or kept: entries may quote the server.
+ */
+function handOverWatch(): {
+  logger: Record<string, (...args: unknown[]) => void>;
+  sent: () => boolean;
+} {
+  let handedOver = false;
+  const ignore = (): void => undefined;
+  return {
+    logger: {
+      trace: ignore,
+      debug: ignore,
+      info: (entry: unknown) => {
+        const fields = entry as { tnx?: unknown; outByteCount?: unknown } | null;
+        if (fields?.tnx === "message" && typeof fields.outByteCount === "number") {
+          handedOver = true;
+        }
+      },
+      warn: ignore,
+      error: ignore,
+      fatal: ignore,
+    },
+    sent: () => handedOver,
+  };
+}
+
 export class SmtpMailer implements Mailer {
   readonly #config: EmailConfig;
   readonly #logger: Logger;
   /** host:port, as errors name the server. */
   readonly #where: string;
+  readonly #retry: RetryPolicy;
 
-  constructor(config: EmailConfig, logger: Logger) {
+  constructor(config: EmailConfig, logger: Logger, options: { retry?: RetryPolicy } = {}) {
     this.#config = config;
     this.#logger = logger.child({ component: "smtp-mailer" });
     this.#where = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`;
+    this.#retry = options.retry ?? DEFAULT_SMTP_RETRY;
   }
 
   async send(mail: OutgoingMail): Promise<{ messageId: string }> {
     const cc = mail.cc ?? [];
     this.#checkRecipients([...mail.to, ...cc]);
     const recipients = mail.to.length + cc.length;
-    // One transport per message: a hand-over is one message now and then, and the password is
+    // One Message-ID for every attempt: a message sent twice (its first answer lost) is
+    // recognisably the same message.
+    const messageId = `<${randomUUID()}@${senderDomain(this.#config.from)}>`;
+    return retryTransient(() => this.#attempt(mail, cc, recipients, messageId), this.#retry, {
+      logger: this.#logger,
+      what: `mail ${messageId} to ${recipients} recipient(s) via ${this.#where}`,
+    });
+  }
+
+  async #attempt(
+    mail: OutgoingMail,
+    cc: string[],
+    recipients: number,
+    messageId: string,
+  ): Promise<{ messageId: string }> {
+    // One transport per attempt: a hand-over is one message now and then, and the password is
     // only revealed for as long as it is needed.
-    const transport = this.#transport();
+    const watch = handOverWatch();
+    const transport = this.#transport(watch.logger);
     try {
       const info = await transport.sendMail({
         from: this.#config.from,
@@ -107,6 +182,7 @@ export class SmtpMailer implements Mailer {
         subject: mail.subject,
         text: mail.text,
         ...(mail.html !== undefined ? { html: mail.html } : {}),
+        messageId,
         // RFC 3834: no vacation replies or auto-responders back to the lab.
         headers: { "Auto-Submitted": "auto-generated" },
         disableFileAccess: true,
@@ -124,15 +200,31 @@ export class SmtpMailer implements Mailer {
       this.#logger.info({ messageId: info.messageId, recipients }, "mail sent");
       return { messageId: info.messageId };
     } catch (error) {
-      const failure = error instanceof LaasError ? error : this.#classify(error as SmtpFailure);
-      this.#logger.warn({ recipients, error: failure.name }, "mail not sent");
+      let failure = error instanceof LaasError ? error : this.#classify(error as SmtpFailure);
+      const answered = (error as SmtpFailure | null)?.responseCode !== undefined;
+      if (watch.sent() && !answered && failure instanceof TransientError) {
+        // The whole message went to the server, and no verdict came back.
+        failure = new OutcomeUnknownError(
+          `${failure.message}, after the whole message was sent: the server may have taken it ` +
+            "(it is sent again: delivery is at least once)",
+        );
+      }
+      this.#logger.warn(
+        {
+          messageId,
+          recipients,
+          error: failure.name,
+          mayHaveArrived: failure instanceof OutcomeUnknownError,
+        },
+        "mail not sent",
+      );
       throw failure;
     } finally {
       transport.close();
     }
   }
 
-  #transport() {
+  #transport(logger: Record<string, (...args: unknown[]) => void>) {
     const config = this.#config;
     const timeoutMs = config.timeoutSeconds * 1000;
     const auth =
@@ -155,8 +247,9 @@ export class SmtpMailer implements Mailer {
       greetingTimeout: timeoutMs,
       socketTimeout: timeoutMs,
       dnsTimeout: timeoutMs,
-      // nodemailer's own logging would print the SMTP dialogue, message included.
-      logger: false,
+      // Reads one fact and prints nothing: nodemailer's own logging would print the SMTP
+      // dialogue, message included.
+      logger,
       debug: false,
       transactionLog: false,
     });
@@ -238,6 +331,12 @@ export class SmtpMailer implements Mailer {
       }
       return new ConfigError(`mail server ${where}: cannot log in: ${code}`);
     }
+    if (error.command === "CONN" && reply !== undefined && reply >= 500) {
+      // A 5xx greeting (RFC 5321 3.1): this server serves no mail to this client at all.
+      return new ConfigError(
+        `mail server ${where} refuses to serve LaaS${quoted}; check handover.email.host and port, and that the server accepts mail from this machine`,
+      );
+    }
     if (error.command === "MAIL FROM" && reply !== undefined) {
       // 530 is both "log in first" (RFC 4954) and "STARTTLS first" (RFC 3207).
       if (reply === 530 && /tls/i.test(error.response ?? "")) {
@@ -314,4 +413,10 @@ export class SmtpMailer implements Mailer {
 function oneLine(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is dropped
   return text.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+}
+
+/** The domain of the configured sender, for Message-IDs (nodemailer makes its own the same way). */
+function senderDomain(from: string): string {
+  const domain = /@([^\s<>@"]+)>?\s*$/.exec(from)?.[1];
+  return domain && /^[A-Za-z0-9.-]+$/.test(domain) ? domain : "laas.invalid";
 }

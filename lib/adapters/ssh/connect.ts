@@ -37,6 +37,15 @@ export interface SshConnection {
   /** The error that ended the connection after login, if it ended that way. */
   readonly lostWith: Error | null;
   readonly closed: boolean;
+  /** False once the connection was lost, ended or closed after login: nothing more goes over it. */
+  readonly alive: boolean;
+  /**
+   * Calls `listener` once the connection is lost or closed after login (at once if it is
+   * already): what a command waits on besides its own channel, whose close may never come (a
+   * forwarded connection whose far end went away is only half-closed by the relay's sshd).
+   * Answers the function that removes the listener.
+   */
+  onLost(listener: (cause: Error) => void): () => void;
   /** Ends the connection and resolves once it is closed (forcibly after a short grace). */
   end(): Promise<void>;
 }
@@ -69,13 +78,46 @@ export function connectPinned(login: SshLogin, logger: Logger): Promise<SshConne
   let keyRefused = false;
   let lostWith: Error | null = null;
   let closed = false;
+  let ended = false;
+  /** Our own end(): the other side's answering FIN is no loss. */
+  let ending = false;
+  let lostCause: Error | null = null;
+  const lostListeners = new Set<(cause: Error) => void>();
+  const markLost = (cause: Error): void => {
+    if (lostCause !== null) return;
+    lostCause = cause;
+    for (const listener of [...lostListeners]) listener(cause);
+    lostListeners.clear();
+  };
+  const onLost = (listener: (cause: Error) => void): (() => void) => {
+    if (lostCause !== null) {
+      listener(lostCause);
+      return () => undefined;
+    }
+    lostListeners.add(listener);
+    return () => lostListeners.delete(listener);
+  };
   const whenClosed = new Promise<void>((resolve) => client.once("close", () => resolve()));
   client.once("close", () => {
     closed = true;
+    markLost(lostWith ?? new Error("the connection closed"));
+  });
+  // The far end finished the connection (TCP FIN, or the relay's EOF on a forwarded one): ssh2
+  // stops reading, but a forwarded connection is not closed until the relay says so, which its
+  // sshd may never do. Nothing more can come, so it is ended here.
+  client.on("end", () => {
+    if (ended) return;
+    ended = true;
+    if (!ending) lostWith ??= new Error("the connection was ended by the other side");
+    markLost(lostWith ?? new Error("the connection was ended"));
+    if (!closed) client.destroy();
   });
 
   const end = async (): Promise<void> => {
     if (closed) return;
+    // Ended by the other side: already destroyed, there is nobody to say goodbye to.
+    if (ended) return;
+    ending = true;
     client.end();
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
@@ -123,6 +165,10 @@ export function connectPinned(login: SshLogin, logger: Logger): Promise<SshConne
         get closed(): boolean {
           return closed;
         },
+        get alive(): boolean {
+          return !closed && !ended && !ending && lostWith === null;
+        },
+        onLost,
         end,
       });
     });
@@ -134,6 +180,7 @@ export function connectPinned(login: SshLogin, logger: Logger): Promise<SshConne
       // After login the connection is used by commands, which see their channels close; the
       // cause is kept for their messages. Without this listener ssh2's error would be thrown.
       lostWith = error;
+      markLost(error);
       logger.warn({ endpoint: login.label, err: errorMessage(error) }, "ssh connection lost");
     });
     client.on("close", () => fail(failure(null)));
@@ -182,7 +229,7 @@ function hostKeyMismatch(login: SshLogin, presented: string | null): AuthError {
 }
 
 /** ssh2 marks each error with the stage that produced it (`level`); map that to our classes. */
-export function classifySshError(error: Error, login: SshLogin): Error {
+export function classifySshError(error: Error, login: Pick<SshLogin, "label" | "user">): Error {
   const level = (error as Error & { level?: string }).level;
   const code = (error as NodeJS.ErrnoException).code;
   switch (level) {

@@ -17,6 +17,7 @@ import {
 } from "../../errors";
 import { type Logger, silentLogger } from "../../log";
 import type { PowerControl, PowerTarget } from "../../ports/power";
+import { classifySshError } from "./connect";
 import { fingerprintSha256, normalizeFingerprint } from "./host-key";
 
 /** Fixed argv: nothing from configuration or the dashboard is ever part of the command. */
@@ -264,27 +265,13 @@ function hostKeyMismatch(
   );
 }
 
-/** ssh2 marks each error with the stage that produced it (`level`); map that to our classes. */
+/**
+ * The same classes as a login through the relay (connect.ts): ssh2's `level` says which stage
+ * failed; a host still booting that accepts TCP and drops it before SSH is a TransientError.
+ */
 function classifyConnectError(error: Error, target: PowerTarget, endpoint: string): Error {
-  const level = (error as Error & { level?: string }).level;
-  const code = (error as NodeJS.ErrnoException).code;
-  const who = `${target.hostName} (${endpoint})`;
-  switch (level) {
-    case "client-authentication":
-      return new AuthError(
-        `SSH login to ${who} as ${target.power.user} was refused: ${error.message}`,
-      );
-    case "client-timeout":
-      return new TransientError(`SSH to ${who} timed out: ${error.message}`);
-    case "client-socket":
-    case "client-dns":
-      return new TransientError(
-        `SSH to ${who} failed: ${code === "ECONNREFUSED" ? "connection refused" : error.message}`,
-      );
-    case "handshake":
-    case "protocol":
-      return new ProtocolError(`SSH handshake with ${who} failed: ${error.message}`);
-    default:
-      return new TransientError(`SSH to ${who} failed: ${error.message}`);
-  }
+  return classifySshError(error, {
+    label: `${target.hostName} (${endpoint})`,
+    user: target.power.user,
+  });
 }

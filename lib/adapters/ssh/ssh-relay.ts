@@ -4,17 +4,21 @@
  * the same SSH connection, not a second ssh process). Commands are argv arrays, each word
  * single-quoted for the remote shell; every command has a deadline, its exit code is checked and
  * its output goes, line by line, to the caller's sink and the debug log.
+ *
+ * Failures, and what is retried here (the workflows' Retry comes on top, for steps):
+ * - the relay login fails on the network (refused, reset, timed out): nothing ran; the login is
+ *   tried again with backoff (`retry`), then a TransientError;
+ * - a connection found lost before a command starts: logged in again (a host with the key it
+ *   showed at the first login of the session) — the command had not been sent;
+ * - the connection lost, or silent past the command's deadline, while a command ran: an
+ *   OutcomeUnknownError (it may have run in part). A command marked `idempotent` is run again on a
+ *   new login, with backoff and a cap; any other is left to its caller, who knows how to look;
+ * - a command's own failure (exit code, signal, its deadline on a live connection), a refused
+ *   login or host key: final, never retried.
  */
-import { StringDecoder } from "node:string_decoder";
 import type { ClientChannel } from "ssh2";
 import type { RelayConfig } from "../../config/types";
-import {
-  AuthError,
-  CommandFailedError,
-  errorMessage,
-  HostIdentityError,
-  TransientError,
-} from "../../errors";
+import { AuthError, HostIdentityError, TransientError } from "../../errors";
 import { neighbourCommand, requireNeighbourMac } from "../../lab/neighbour";
 import { requireInLabSubnets } from "../../lab/subnets";
 import { type Logger, silentLogger } from "../../log";
@@ -27,22 +31,30 @@ import type {
   RelaySession,
   RemoteCommand,
 } from "../../ports/relay";
-import { connectPinned, requireFingerprint, type SshConnection } from "./connect";
+import { type RetryPolicy, retryTransient } from "../retry";
+import { connectPinned, requireFingerprint, type SshConnection, type SshLogin } from "./connect";
+import { CommandTimeoutError, runCommand } from "./run-command";
 import { quoteShellCommand } from "./shell-quote";
 
 export type { RelayConfig };
+/** Where it was defined before run-command.ts: callers import it from here. */
+export { CommandTimeoutError };
 
-/** A remote command ran past its timeout; it was sent KILL and its channel closed. */
-export class CommandTimeoutError extends CommandFailedError {
-  override name = "CommandTimeout";
+/**
+ * Logins that failed on the network, and idempotent commands whose connection was lost: three
+ * attempts, a quarter and half a second apart (jittered), none started after 30 s. Enough for a
+ * blip; a longer outage is the workflows' Retry's (steps) or the watcher's next cycle's.
+ */
+export const DEFAULT_SSH_RETRY: RetryPolicy = {
+  retries: 2,
+  minDelayMs: 250,
+  maxDelayMs: 2_000,
+  maxRetryMs: 30_000,
+};
+
+export interface SshRelayOptions {
+  retry?: RetryPolicy;
 }
-
-/** Output kept per stream for the result (the tail; everything went to the sink already). */
-const KEPT_OUTPUT_CHARS = 1024 * 1024;
-/** A "line" without a newline is cut here, so one endless line cannot grow without bound. */
-const LONGEST_LINE_CHARS = 64 * 1024;
-const STDERR_TAIL_LINES = 20;
-const STDERR_TAIL_CHARS = 2000;
 
 /**
  * Where the relay may be asked to forward: the lab's subnets, and hosts named in the configs
@@ -57,32 +69,50 @@ export class SshRelay implements Relay {
   readonly #config: RelayConfig;
   readonly #targets: ForwardTargets;
   readonly #logger: Logger;
+  readonly #retry: RetryPolicy;
 
-  constructor(config: RelayConfig, targets: ForwardTargets, logger: Logger = silentLogger) {
+  constructor(
+    config: RelayConfig,
+    targets: ForwardTargets,
+    logger: Logger = silentLogger,
+    options: SshRelayOptions = {},
+  ) {
     this.#config = config;
     this.#targets = targets;
     this.#logger = logger;
+    this.#retry = options.retry ?? DEFAULT_SSH_RETRY;
   }
 
   async session<T>(work: (session: RelaySession) => Promise<T>): Promise<T> {
     const config = this.#config;
     const endpoint = `${config.host}:${config.port}`;
     const logger = this.#logger.child({ relay: endpoint });
-    const connection = await connectPinned(
-      {
-        label: `relay ${endpoint}`,
-        host: config.host,
-        port: config.port,
-        user: config.user,
-        key: config.key,
-        expectedHostKey: requireFingerprint(config.hostKey, "The relay's pinned host_key"),
-        expectedSource: "the relay's pinned host_key",
-        timeoutSeconds: config.timeoutSeconds,
-      },
+    const login: SshLogin = {
+      label: `relay ${endpoint}`,
+      host: config.host,
+      port: config.port,
+      user: config.user,
+      key: config.key,
+      // Checked before connecting: a malformed pin must fail closed, and is not retried.
+      expectedHostKey: requireFingerprint(config.hostKey, "The relay's pinned host_key"),
+      expectedSource: "the relay's pinned host_key",
+      timeoutSeconds: config.timeoutSeconds,
+    };
+    // Nothing has run before the login completes, so a login failed on the network is retried.
+    const connect = async (): Promise<SshConnection> => {
+      const connection = await retryTransient(() => connectPinned(login, logger), this.#retry, {
+        logger,
+        what: `SSH login to the relay ${endpoint}`,
+      });
+      logger.debug({ user: config.user }, "relay: logged in");
+      return connection;
+    };
+    const session = new SshRelaySession(await connect(), connect, {
+      config,
+      targets: this.#targets,
       logger,
-    );
-    logger.debug({ user: config.user }, "relay: logged in");
-    const session = new SshRelaySession(connection, config, this.#targets, logger);
+      retry: this.#retry,
+    });
     try {
       return await work(session);
     } finally {
@@ -91,28 +121,82 @@ export class SshRelay implements Relay {
   }
 }
 
+interface SessionSettings {
+  config: RelayConfig;
+  targets: ForwardTargets;
+  logger: Logger;
+  retry: RetryPolicy;
+}
+
+/**
+ * A connection that is replaced by a new login once found lost. Concurrent users of a lost one
+ * share the one new login.
+ */
+class Reconnecting {
+  #current: SshConnection;
+  #replacing: Promise<SshConnection> | null = null;
+  readonly #login: () => Promise<SshConnection>;
+
+  constructor(first: SshConnection, login: () => Promise<SshConnection>) {
+    this.#current = first;
+    this.#login = login;
+  }
+
+  get current(): SshConnection {
+    return this.#current;
+  }
+
+  /** The connection, or a new one if it was lost (the caller has sent nothing over it yet). */
+  live(): Promise<SshConnection> {
+    if (this.#current.alive) return Promise.resolve(this.#current);
+    this.#replacing ??= (async () => {
+      // Ended on the side: a lost connection may take its grace period to close.
+      void this.#current.end().catch(() => undefined);
+      this.#current = await this.#login();
+      return this.#current;
+    })().finally(() => {
+      this.#replacing = null;
+    });
+    return this.#replacing;
+  }
+}
+
 class SshRelaySession implements RelaySession {
-  readonly #relay: SshConnection;
+  readonly #relay: Reconnecting;
   readonly #config: RelayConfig;
   readonly #targets: ForwardTargets;
   readonly #logger: Logger;
+  readonly #retry: RetryPolicy;
   readonly #hosts: SshConnection[] = [];
   #closed = false;
 
-  constructor(relay: SshConnection, config: RelayConfig, targets: ForwardTargets, logger: Logger) {
-    this.#relay = relay;
-    this.#config = config;
-    this.#targets = targets;
-    this.#logger = logger;
+  constructor(
+    relay: SshConnection,
+    loginAgain: () => Promise<SshConnection>,
+    settings: SessionSettings,
+  ) {
+    this.#config = settings.config;
+    this.#targets = settings.targets;
+    this.#logger = settings.logger;
+    this.#retry = settings.retry;
+    this.#relay = new Reconnecting(relay, async () => {
+      this.#logger.warn("relay connection lost; logging in again");
+      const fresh = await loginAgain();
+      if (this.#closed) {
+        await fresh.end();
+        throw new TransientError("The relay session ended while logging in to the relay again");
+      }
+      return fresh;
+    });
   }
 
   async onRelay(command: RemoteCommand, sink?: OutputSink): Promise<CommandResult> {
     const where = `the relay (${this.#config.host}:${this.#config.port})`;
-    return runCommand(this.#open(), command, sink, where, this.#logger);
+    return this.#run(command, () => this.#liveRelay(), sink, where, this.#logger);
   }
 
   async host(login: HostLogin): Promise<HostSession> {
-    const relay = this.#open();
+    this.#open();
     const endpoint = `${login.address}:${login.port}`;
     const label = `${login.hostName} (${endpoint})`;
     const logger = this.#logger.child({ host: login.hostName, endpoint });
@@ -145,19 +229,98 @@ class SshRelaySession implements RelaySession {
           "or pin its host key (power.host_key in the inventory)",
       );
     }
-    const timeoutSeconds = this.#config.timeoutSeconds;
-    const tunnel = await forwardThroughRelay(relay, login, label, timeoutSeconds);
     const confirmIdentity = async (): Promise<void> => {
       // No MAC to compare: the login was let in only on a pinned or recorded key, its proof.
       if (login.identity.kind !== "neighbour" || login.identity.mac === null) return;
       // The relay has just connected to the address, so its kernel holds a fresh entry for it.
-      const table = await this.onRelay(neighbourCommand(login.address));
+      // A read: run again on a new relay login should the connection drop under it.
+      const table = await this.onRelay({ ...neighbourCommand(login.address), idempotent: true });
       requireNeighbourMac(table.stdout, login.address, login.identity.mac, login.hostName);
     };
+    const connection = await this.#logIn(login, label, expectedHostKey, logger, confirmIdentity);
+    if (expectedHostKey === null) {
+      const how =
+        login.identity.kind === "neighbour"
+          ? "accepted the host key of a first login: the relay's neighbour table shows the host's MAC"
+          : "accepted the host key of a first login WITHOUT proof of the host's identity (relay.host_identity: trust-first-key)";
+      (login.identity.kind === "neighbour" ? logger.info : logger.warn).call(
+        logger,
+        { hostKey: connection.hostKey },
+        how,
+      );
+    }
+    logger.debug({ user: login.user }, "logged in through the relay");
+    // A lost connection is replaced by a login that requires the key this one accepted: the
+    // machine is the one already shown to be the host, whatever proof that first login needed.
+    const hostKey = connection.hostKey;
+    const host = new Reconnecting(connection, () => {
+      logger.warn({ hostKey }, "connection to the host lost; logging in again with its key");
+      return this.#logIn(login, label, hostKey, logger, async () => undefined);
+    });
+    return {
+      hostKey,
+      confirmIdentity,
+      run: async (command, sink) => this.#run(command, () => host.live(), sink, label, logger),
+    };
+  }
+
+  /** Ends the host logins first (their connections ride on the relay's), then the relay. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#hosts.splice(0).map((host) => host.end()));
+    await this.#relay.current.end();
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error("the relay session has ended; open a new one");
+  }
+
+  #liveRelay(): Promise<SshConnection> {
+    this.#open();
+    return this.#relay.live();
+  }
+
+  /**
+   * Runs `command` on the connection `live` gives. A connection found lost before the command
+   * starts is replaced first (nothing of the command was sent). An idempotent command is run
+   * again, on a new login, when its connection was lost while it ran; any other command's
+   * OutcomeUnknownError goes to the caller, who knows how to look whether it took effect.
+   */
+  #run(
+    command: RemoteCommand,
+    live: () => Promise<SshConnection>,
+    sink: OutputSink | undefined,
+    where: string,
+    logger: Logger,
+  ): Promise<CommandResult> {
+    const attempt = async (): Promise<CommandResult> => {
+      if (this.#closed) throw new Error("the relay session has ended; open a new one");
+      return runCommand(await live(), command, sink, where, logger);
+    };
+    if (command.idempotent !== true) return attempt();
+    return retryTransient(attempt, this.#retry, {
+      logger,
+      what: `\`${command.display ?? quoteShellCommand(command.argv)}\` on ${where}`,
+    });
+  }
+
+  /**
+   * A login on a host over a connection the relay forwards. `beforeHandshake` runs once the
+   * relay has connected to the address and before the SSH handshake: a machine that is not the
+   * host never sees a login.
+   */
+  async #logIn(
+    login: HostLogin,
+    label: string,
+    expectedHostKey: string | null,
+    logger: Logger,
+    beforeHandshake: () => Promise<void>,
+  ): Promise<SshConnection> {
+    const timeoutSeconds = this.#config.timeoutSeconds;
+    const tunnel = await forwardThroughRelay(await this.#liveRelay(), login, label, timeoutSeconds);
     let connection: SshConnection;
     try {
-      // Before the handshake, so a machine that is not the host never sees a login.
-      if (expectedHostKey === null) await confirmIdentity();
+      if (expectedHostKey === null) await beforeHandshake();
       connection = await connectPinned(
         {
           label,
@@ -182,35 +345,7 @@ class SshRelaySession implements RelaySession {
       throw new TransientError(`The relay session ended while logging in to ${label}`);
     }
     this.#hosts.push(connection);
-    if (expectedHostKey === null) {
-      const how =
-        login.identity.kind === "neighbour"
-          ? "accepted the host key of a first login: the relay's neighbour table shows the host's MAC"
-          : "accepted the host key of a first login WITHOUT proof of the host's identity (relay.host_identity: trust-first-key)";
-      (login.identity.kind === "neighbour" ? logger.info : logger.warn).call(
-        logger,
-        { hostKey: connection.hostKey },
-        how,
-      );
-    }
-    logger.debug({ user: login.user }, "logged in through the relay");
-    return {
-      hostKey: connection.hostKey,
-      confirmIdentity,
-      run: (command, sink) => runCommand(connection, command, sink, label, logger),
-    };
-  }
-
-  /** Ends the host logins first (their connections ride on the relay's), then the relay. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(this.#hosts.splice(0).map((host) => host.end()));
-    await this.#relay.end();
-  }
-
-  #open(): SshConnection {
-    if (this.#closed) throw new Error("the relay session has ended; open a new one");
-    return this.#relay;
+    return connection;
   }
 }
 
@@ -265,224 +400,4 @@ function forwardFailure(error: Error | undefined, label: string, relay: SshConne
   }
   const lost = relay.lostWith ? ` (relay connection lost: ${relay.lostWith.message})` : "";
   return new TransientError(`The relay could not connect to ${label}: ${detail}${lost}`);
-}
-
-/**
- * Runs one command on an open connection. Settles once: with the result, a CommandFailedError
- * (exit code not accepted, or killed by a signal), a CommandTimeoutError, or a TransientError
- * when the connection was lost before the command reported how it ended.
- */
-async function runCommand(
-  connection: SshConnection,
-  command: RemoteCommand,
-  sink: OutputSink | undefined,
-  where: string,
-  logger: Logger,
-): Promise<CommandResult> {
-  const commandLine = quoteShellCommand(command.argv);
-  const display = command.display ?? commandLine;
-  const okExitCodes = command.okExitCodes ?? [0];
-  const log = logger.child({ command: display });
-  const emit: OutputSink = (stream, line) => {
-    log.debug({ stream, line }, "output");
-    if (!sink) return;
-    try {
-      sink(stream, line);
-    } catch (error) {
-      // The booking's log failing must not abort the command (or leave it unsupervised).
-      log.warn({ err: errorMessage(error) }, "output sink failed");
-    }
-  };
-  const stdout = new OutputLines("stdout", emit);
-  const stderr = new OutputLines("stderr", emit);
-  const started = Date.now();
-  log.debug({ timeoutSeconds: command.timeoutSeconds }, "running");
-
-  return new Promise<CommandResult>((resolve, reject) => {
-    let settled = false;
-    let channel: ClientChannel | null = null;
-    let exitCode: number | null = null;
-    let signal: string | null = null;
-
-    const settle = (error: Error | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const elapsedMs = Date.now() - started;
-      if (error) {
-        log.debug({ exitCode, signal, elapsedMs, err: error.message }, "failed");
-        reject(error);
-        return;
-      }
-      log.debug({ exitCode, elapsedMs }, "done");
-      resolve({ exitCode: exitCode ?? 0, stdout: stdout.text(), stderr: stderr.text() });
-    };
-
-    const timer = setTimeout(() => {
-      if (channel) stop(channel);
-      settle(
-        new CommandTimeoutError(
-          `\`${display}\` on ${where} did not finish within ${command.timeoutSeconds}s; ` +
-            "it was sent KILL and its channel closed",
-        ),
-      );
-    }, command.timeoutSeconds * 1000);
-
-    const onClose = (): void => {
-      stdout.end();
-      stderr.end();
-      if (exitCode !== null) {
-        if (okExitCodes.includes(exitCode)) settle(null);
-        else
-          settle(
-            new CommandFailedError(
-              failureMessage(display, where, `exit code ${exitCode}`, stderr.text()),
-            ),
-          );
-      } else if (signal !== null) {
-        settle(
-          new CommandFailedError(failureMessage(display, where, `signal ${signal}`, stderr.text())),
-        );
-      } else {
-        const cause = connection.lostWith ? `: ${connection.lostWith.message}` : "";
-        settle(
-          new TransientError(
-            `The connection to ${where} closed before \`${display}\` reported how it ended ` +
-              `(it may have run in part)${cause}`,
-          ),
-        );
-      }
-    };
-
-    const onChannel = (opened: ClientChannel): void => {
-      if (settled) {
-        stop(opened);
-        return;
-      }
-      channel = opened;
-      opened.on("data", (chunk: Buffer) => stdout.push(chunk));
-      opened.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-      opened.on("exit", (code: number | null, signalName?: string) => {
-        exitCode = code;
-        signal = code === null ? (signalName ?? "unknown") : null;
-      });
-      opened.on("close", onClose);
-      // Writing to a command that already exited may fail; how it exited is what counts.
-      opened.on("error", (error: Error) => log.debug({ err: error.message }, "channel error"));
-      // Always end stdin, so a command that reads it sees EOF instead of waiting forever.
-      if (command.stdin !== undefined) opened.end(command.stdin);
-      else opened.end();
-    };
-
-    try {
-      connection.client.exec(commandLine, (error, opened) => {
-        if (!error) {
-          onChannel(opened);
-          return;
-        }
-        settle(new TransientError(`Could not start \`${display}\` on ${where}: ${error.message}`));
-      });
-    } catch (error) {
-      settle(
-        new TransientError(`Could not start \`${display}\` on ${where}: ${errorMessage(error)}`),
-      );
-    }
-  });
-}
-
-/**
- * The parts of ssh2's channel that deliver a signal request. Channel.signal() is a silent no-op
- * once stdin has been ended (ssh2 1.17 checks that the channel is still writable; see
- * mscdex/ssh2#1510), and stdin is always ended, so the request is sent the way signal() itself
- * sends it. RFC 4254 allows channel requests after EOF; OpenSSH's sshd acts on it (killpg).
- */
-interface SignalCapableChannel {
-  outgoing?: { id?: number; state?: string };
-  _client?: { _protocol?: { signal?: (channelId: number, signalName: string) => void } };
-}
-
-/**
- * Asks the remote side to kill the command, then closes its channel. OpenSSH's sshd signals the
- * command's process group, except in root sessions, which it refuses to signal ("session
- * signalling requires privilege separation"): there, a command that writes output dies of
- * SIGPIPE once the channel is gone, but a silent one runs on until it ends by itself.
- */
-function stop(channel: ClientChannel): void {
-  const internals = channel as unknown as SignalCapableChannel;
-  const id = internals.outgoing?.id;
-  const state = internals.outgoing?.state;
-  const protocol = internals._client?._protocol;
-  try {
-    if (id !== undefined && (state === "open" || state === "eof") && protocol?.signal) {
-      protocol.signal(id, "KILL");
-    } else {
-      channel.signal("KILL");
-    }
-  } catch {
-    // The channel may already be closing; closing it below is what matters.
-  }
-  channel.close();
-}
-
-function failureMessage(display: string, where: string, how: string, stderr: string): string {
-  const tail = stderrTail(stderr);
-  return (
-    `\`${display}\` on ${where} failed with ${how}` +
-    (tail ? `; end of its stderr:\n${tail}` : " and no stderr output")
-  );
-}
-
-function stderrTail(stderr: string): string {
-  const lines = stderr.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).join("\n");
-  return lines.length > STDERR_TAIL_CHARS ? lines.slice(-STDERR_TAIL_CHARS) : lines;
-}
-
-/** Splits one output stream into lines as it arrives, and keeps its tail for the result. */
-class OutputLines {
-  readonly #stream: "stdout" | "stderr";
-  readonly #emit: OutputSink;
-  // Decodes UTF-8 across chunk boundaries, so a character split by the transport stays whole.
-  readonly #decoder = new StringDecoder("utf8");
-  #pending = "";
-  #kept = "";
-
-  constructor(stream: "stdout" | "stderr", emit: OutputSink) {
-    this.#stream = stream;
-    this.#emit = emit;
-  }
-
-  push(chunk: Buffer): void {
-    this.#add(this.#decoder.write(chunk));
-  }
-
-  end(): void {
-    this.#add(this.#decoder.end());
-    if (this.#pending.length > 0) this.#line(this.#pending);
-    this.#pending = "";
-  }
-
-  text(): string {
-    return this.#kept.length > KEPT_OUTPUT_CHARS
-      ? this.#kept.slice(-KEPT_OUTPUT_CHARS)
-      : this.#kept;
-  }
-
-  #add(text: string): void {
-    if (text.length === 0) return;
-    this.#kept += text;
-    // Trimmed in steps of the cap, so the cost of trimming stays linear in the output size.
-    if (this.#kept.length > 2 * KEPT_OUTPUT_CHARS)
-      this.#kept = this.#kept.slice(-KEPT_OUTPUT_CHARS);
-    const parts = (this.#pending + text).split("\n");
-    this.#pending = parts.pop() ?? "";
-    for (const part of parts) this.#line(part);
-    while (this.#pending.length > LONGEST_LINE_CHARS) {
-      this.#line(this.#pending.slice(0, LONGEST_LINE_CHARS));
-      this.#pending = this.#pending.slice(LONGEST_LINE_CHARS);
-    }
-  }
-
-  #line(line: string): void {
-    this.#emit(this.#stream, line.endsWith("\r") ? line.slice(0, -1) : line);
-  }
 }
