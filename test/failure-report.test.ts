@@ -357,7 +357,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
       });
       await recordUndelivered(runtime, gaveUp);
       const notices = h.smtp.messages.filter(
-        (m) => m.subject === `LaaS: hand-over of booking ${ready} not delivered`,
+        (m) => m.subject === `LaaS: hand-over of booking ${ready} (fog-machine-2) NOT delivered`,
       );
       expect(notices).toHaveLength(1);
       expect(notices[0]!.text).toContain(`laas handover ${ready}`);

@@ -367,8 +367,9 @@ describe("handing a pod over and taking it back", () => {
     async () => {
       const host = h.lab.inventory[2]!;
       const before = handovers(h).length;
-      // The first try and its six retries are all deferred.
-      h.smtp.rejectNext(7, { code: 451, stage: "rcpt" });
+      // The first try and its six retries are all deferred: each try is three SMTP
+      // transactions (the mailer's own retries, DEFAULT_SMTP_RETRY).
+      h.smtp.rejectNext(7 * 3, { code: 451, stage: "rcpt" });
       book(h, 303, host.resourceId, 8);
       await h.listener.pollOnce();
       const undelivered = await until(h, "303", "hand-over given up", (b) => {
@@ -409,7 +410,11 @@ describe("handing a pod over and taking it back", () => {
       expect(sentOnce.code).toBe(0);
       expect(sentOnce.stdout).toContain("hand-over sent to rsmith@example.org");
       expect(handovers(h)).toHaveLength(before + 1);
-      expect(notices(h, "303")).toHaveLength(1);
+      // The operators were told when it gave up, and again when it went.
+      expect(notices(h, "303").map((m) => m.subject.split(" ").at(-1))).toEqual([
+        "delivered",
+        "sent",
+      ]);
       const sent = await stored(h, "303");
       expect(sent.access).toMatchObject({ handover: "delivered", sealedCredentials: null });
       // The passwords sent are the ones set: the VPN account binds with the one in the message.
@@ -450,8 +455,10 @@ describe("handing a pod over and taking it back", () => {
       expect(await vpnEntry(h, made?.vpnUser ?? "")).toEqual([]);
       expect(h.lines.some((l) => l.includes('"state":"UndoAccess"'))).toBe(true);
       expect(failed.access?.vpnUserDn ?? null).toBeNull();
+      // Touched: cleaned, its first failure in a row counted.
       expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
-        state: "quarantined",
+        state: "cleaning",
+        failures: 1,
       });
       const note = await waitFor("failed note", () =>
         h.lab.dashboard.statusNotes.find(
@@ -460,7 +467,7 @@ describe("handing a pod over and taking it back", () => {
       );
       // The public is told the kind of failure; the operators get the error itself.
       expect(note.content).toBe(
-        `${host.name} could not be provisioned: access could not be set up. The lab's operators have the details.`,
+        `${host.name} could not be provisioned: access could not be set up. The lab's operators have been told.`,
       );
       expect(note.content).not.toContain("403");
       const report = await waitFor("the operators' failure mail", () =>
@@ -468,7 +475,7 @@ describe("handing a pod over and taking it back", () => {
       );
       expect(report.to).toEqual(["lab-ops@lab.example.org"]);
       expect(report.text).toContain("dashboard refused the token (403)");
-      expect(report.text).toContain("Host now:   quarantined");
+      expect(report.text).toContain("Host now:   cleaning");
     },
     SLOW,
   );

@@ -10,7 +10,12 @@ import type { Runtime } from "../app/runtime";
 import type { Booking } from "../domain/booking";
 import type { Host } from "../domain/host";
 import { errorMessage } from "../errors";
-import { type RenderedText, renderFailureReport, renderOperatorNotice } from "../handover/message";
+import {
+  type RenderedText,
+  renderFailureReport,
+  renderHandoverNotice,
+  renderOperatorNotice,
+} from "../handover/message";
 import type { PhaseInput } from "../ports/engine";
 import { settledWithin } from "../time";
 import { once } from "./checkpoints";
@@ -123,17 +128,15 @@ export function mailQuarantine(rt: MailDeps, input: PhaseInput, host: Host): Pro
 /** A hand-over gave up after its retries: the operators are told why and what sends it. */
 export function mailUndelivered(rt: MailDeps, input: PhaseInput, reason: string): Promise<boolean> {
   return tellOperators(rt, input, OPERATOR_MAILS.undelivered, (booking) =>
-    renderOperatorNotice({
-      subject: `LaaS: hand-over of booking ${booking.id} not delivered`,
-      summary: `The hand-over of booking ${booking.id} could NOT be delivered; its pod stays ready.`,
-      fields: [
-        ["Booking", booking.id],
-        ["Host", booking.hostName],
-        ["User", booking.user === null ? "(not known)" : `dashboard user ${booking.user}`],
-        ["When", rt.now().toISOString()],
-      ],
-      reason,
-      commands: [`laas handover ${booking.id}   (sends it once the cause is fixed)`],
+    renderHandoverNotice({
+      bookingId: booking.id,
+      hostName: booking.hostName,
+      user: booking.user === null ? null : `dashboard user ${booking.user}`,
+      recipients: [],
+      delivered: false,
+      problem: reason,
+      command: `laas handover ${booking.id}`,
+      at: rt.now().toISOString(),
     }),
   );
 }
