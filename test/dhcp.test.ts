@@ -164,6 +164,7 @@ describe("leaseCommand", () => {
       ],
       timeoutSeconds: 30,
       okExitCodes: [0, 1],
+      idempotent: true,
     });
   });
 
@@ -244,6 +245,7 @@ describe("findLeaseAddress: isc-dhcpd's lease file", () => {
     expect(leaseCommand("/var/lib/dhcp/dhcpd.leases", MAC, "dhcpd-leases")).toEqual({
       argv: ["cat", "--", "/var/lib/dhcp/dhcpd.leases"],
       timeoutSeconds: 30,
+      idempotent: true,
     });
   });
 });

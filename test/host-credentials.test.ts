@@ -107,6 +107,7 @@ describe("what setPassword and installAuthorizedKey send", () => {
         stdin: "root:s3cret-Pass.word~\n",
         display: "chpasswd (root)",
         timeoutSeconds: 20,
+        idempotent: true,
       },
     ]);
     expect(SET_PASSWORD_SCRIPT).toContain("chpasswd");
@@ -142,6 +143,7 @@ describe("what setPassword and installAuthorizedKey send", () => {
         stdin: `${USER_KEY_LINE}\n`,
         display: `install SSH key ${fingerprint} (alice)`,
         timeoutSeconds: 20,
+        idempotent: true,
       },
     ]);
     // Nothing from outside is part of the script.

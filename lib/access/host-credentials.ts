@@ -157,6 +157,8 @@ export async function setPassword(
       stdin: `${account}:${value}\n`,
       display: `chpasswd (${account})`,
       timeoutSeconds: opts.timeoutSeconds,
+      // The same password set again leaves the account as once.
+      idempotent: true,
     });
   } catch (error) {
     throw withoutSecret(error, value);
@@ -184,6 +186,8 @@ export async function installAuthorizedKey(
     stdin: `${key.line}\n`,
     display,
     timeoutSeconds: opts.timeoutSeconds,
+    // Adds the key only when missing: run again, it answers "present".
+    idempotent: true,
   });
   const answer = result.stdout.trim();
   if (answer !== "added" && answer !== "present") {

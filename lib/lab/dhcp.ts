@@ -244,12 +244,17 @@ export const LEASE_COMMAND_TIMEOUT_SECONDS = 30;
 export function leaseCommand(path: string, mac: string, format: LeaseFormat): RemoteCommand {
   const colons = requireMac(mac);
   if (format === "dhcpd-leases") {
-    return { argv: ["cat", "--", path], timeoutSeconds: LEASE_COMMAND_TIMEOUT_SECONDS };
+    return {
+      argv: ["cat", "--", path],
+      timeoutSeconds: LEASE_COMMAND_TIMEOUT_SECONDS,
+      idempotent: true,
+    };
   }
   const dashes = colons.replaceAll(":", "-");
   return {
     argv: ["grep", "-a", "-i", "-F", "-e", colons, "-e", dashes, "--", path],
     timeoutSeconds: LEASE_COMMAND_TIMEOUT_SECONDS,
     okExitCodes: [0, 1],
+    idempotent: true,
   };
 }

@@ -81,7 +81,10 @@ export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<In
       await runStep(host, step, sink);
     }
     if (last.kind !== "run") return;
-    await host.run({ argv: ["rm", "-f", "--", `${base}.status`], timeoutSeconds: 30 }, sink);
+    await host.run(
+      { argv: ["rm", "-f", "--", `${base}.status`], timeoutSeconds: 30, idempotent: true },
+      sink,
+    );
     await rt.store.updateBooking(
       booking.id,
       recordIntent(input, START_INSTALLER, { launched: true, base }, rt.now()),
@@ -105,6 +108,7 @@ async function launchedBefore(host: HostSession, base: string): Promise<boolean>
     argv: ["test", "-e", `${base}.log`],
     timeoutSeconds: 30,
     okExitCodes: [0, 1],
+    idempotent: true,
   });
   return probe.exitCode === 0;
 }
@@ -123,6 +127,8 @@ async function runStep(
     stdin: await readFile(step.source, "utf8"),
     timeoutSeconds: 60,
     display: `copy ${step.description} to ${step.destination}`,
+    // The same bytes written again: the file ends as once.
+    idempotent: true,
   };
   await host.run(command, sink);
 }

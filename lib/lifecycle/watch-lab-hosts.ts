@@ -82,7 +82,7 @@ async function lookAtBoot(rt: Runtime, session: RelaySession, entry: Waiting): P
     const address = await findAddress(rt, session, host, entry.config);
     const login = hostLogin(rt, host, address);
     const reached = await session.host(login);
-    await reached.run({ argv: ["true"], timeoutSeconds: LOOK_TIMEOUT_SECONDS });
+    await reached.run({ argv: ["true"], timeoutSeconds: LOOK_TIMEOUT_SECONDS, idempotent: true });
     // The key accepted is the one required from now on (the first login after imaging records it).
     await rt.store.updateHost(host.name, (h): Host | null => {
       const keyed = recordHostKey(reached.hostKey)(h) ?? h;
@@ -112,6 +112,7 @@ async function lookAtInstaller(rt: Runtime, session: RelaySession, entry: Waitin
       argv: ["cat", "--", `${base}.status`],
       timeoutSeconds: LOOK_TIMEOUT_SECONDS,
       okExitCodes: [0, 1],
+      idempotent: true,
     });
     if (read.exitCode !== 0) return pastDeadline(rt, entry, "");
     const code = Number.parseInt(read.stdout.trim(), 10);
@@ -122,6 +123,7 @@ async function lookAtInstaller(rt: Runtime, session: RelaySession, entry: Waitin
       argv: ["tail", "-n", "20", "--", `${base}.log`],
       timeoutSeconds: LOOK_TIMEOUT_SECONDS,
       okExitCodes: [0, 1],
+      idempotent: true,
     });
     return {
       kind: "failed",

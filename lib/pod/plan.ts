@@ -79,12 +79,16 @@ export function teardownPlan(
         argv: virsh(uri, "destroy", "--domain", name),
         timeoutSeconds: POD_TIMEOUTS.destroy,
         okExitCodes: TOLERATE_MISSING,
+        // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
+        idempotent: true,
       },
       {
         // Managed-save images and snapshot metadata would otherwise make undefine refuse.
         argv: virsh(uri, "undefine", "--domain", name, "--managed-save", "--snapshots-metadata"),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
+        idempotent: true,
       },
     );
   }
@@ -94,11 +98,15 @@ export function teardownPlan(
         argv: virsh(uri, "net-destroy", "--network", name),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
+        idempotent: true,
       },
       {
         argv: virsh(uri, "net-undefine", "--network", name),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
+        idempotent: true,
       },
     );
   }
@@ -115,7 +123,13 @@ function parentDirectory(path: string, made: Set<string>): RemoteCommand[] {
   const directory = dirname(path);
   if (made.has(directory)) return [];
   made.add(directory);
-  return [{ argv: ["mkdir", "-p", "--", directory], timeoutSeconds: POD_TIMEOUTS.mkdir }];
+  return [
+    {
+      argv: ["mkdir", "-p", "--", directory],
+      timeoutSeconds: POD_TIMEOUTS.mkdir,
+      idempotent: true,
+    },
+  ];
 }
 
 /**
