@@ -1,7 +1,8 @@
 /**
  * The `laas` command as an operator uses it: usage and exit codes, configuration errors, then
  * reset-db, status and deploy against a simulated lab (in-process, through main()), and listen
- * and stop as real processes started the way an operator starts them.
+ * and stop as real processes started the way an operator starts them. `laas host` and the
+ * store's guards are in cli-host.test.ts.
  */
 import { existsSync } from "node:fs";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -83,6 +84,7 @@ describe("usage", () => {
     ["stop", ["--config <file>", "--timeout <seconds>"]],
     ["reset-db", ["--config <file>", "--host", "--booking", "--both", "--force"]],
     ["status", ["--config <file>", "--json"]],
+    ["host", ["list", "show", "quarantine", "release", "forget-key"]],
   ];
 
   it("--help lists every command and exits 0", async () => {
@@ -300,11 +302,15 @@ describe("reset-db, deploy and status on a simulated lab", () => {
     );
   });
 
-  it("reset-db --booking refuses while bookings exist (exit 3)", async () => {
+  it("reset-db --booking refuses, --force or not, while a booking holds a host (exit 3)", async () => {
+    const host = lab.inventory[0]!.name;
     const before = await statusOf(config);
-    const result = await laas("reset-db", "--booking", "--config", config);
-    expect(result.code).toBe(3);
-    expect(result.stderr).toContain("1 booking(s)");
+    for (const force of [[], ["--force"]]) {
+      const result = await laas("reset-db", "--booking", ...force, "--config", config);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain(`host ${host} is in-use (booking ${before.bookings[0]!.id})`);
+      expect(result.stderr).toContain(`laas host release ${host}`);
+    }
     expect(await statusOf(config)).toEqual(before);
   });
 
@@ -388,20 +394,24 @@ describe("deploy whose imaging stalls", () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  it("fails by the imaging deadline (exit 1), says why, and quarantines the host", async () => {
+  it("fails by the imaging deadline (exit 1), says why, cleans the host, and quarantines it when the cleaning fails too", async () => {
     const host = lab.inventory[1]!.name;
     lab.fog.stallHost(host);
     // The lab config: the host is not in the store yet (deploy adds it) and is rebooted over SSH.
     const result = await laas("deploy", "--config", lab.configPath, "--host", host);
-    expect(result.code).toBe(1);
+    expect(result.code, result.stdout).toBe(1);
     expect(result.stdout).toMatch(
       new RegExp(
         `${host}: provision failed: ImagingFailed: imaging of ${host} did not finish by its deadline`,
       ),
     );
-    expect(lab.hosts.reboots.map((r) => r.host)).toEqual([host]);
+    // The failed provision left the host dirty: deploy cleans it, as poll does a booking's host.
+    expect(result.stdout).toContain(`${host}: cleaning the host after the failure`);
+    // Its cleaning stalls the same way: a second failure in a row (quarantine_after 2).
+    expect(lab.hosts.reboots.map((r) => r.host)).toEqual([host, host]);
+    expect(result.stdout).toMatch(new RegExp(`^${host}: quarantined \\(2 failure`, "m"));
     const { hosts, bookings } = await statusOf(lab.configPath);
-    expect(hosts.find((h) => h.name === host)).toMatchObject({ state: "quarantined" });
+    expect(hosts.find((h) => h.name === host)).toMatchObject({ state: "quarantined", failures: 2 });
     expect(bookings.map((b) => b.state)).toEqual(["failed"]);
   });
 });
@@ -530,6 +540,8 @@ describe("listen and stop as processes", () => {
     expect(refused.stderr).toContain("(booking 302)");
     // A free host: the listener runs the workflow; deploy follows it to its end.
     const free = lab.inventory[2]!;
+    // Its imaging held until the reset below has been refused: that deploy must still be running.
+    lab.fog.stallHost(free.name);
     const deploying = laasProcess("deploy", "--config", fuel, "--host", free.name);
     started.push(deploying);
     await waitFor("the manual deploy's task", () =>
@@ -540,6 +552,7 @@ describe("listen and stop as processes", () => {
     expect(reset.code, reset.stdout + reset.stderr).toBe(3);
     expect(reset.stderr).toContain(`is being deployed`);
     expect(reset.stderr).toContain(`running in pid ${listener.pid}`);
+    lab.fog.stallHost(free.name, false);
     const deployed = await deploying.exited;
     expect(deployed.code, deployed.stdout + deployed.stderr).toBe(0);
     expect(deployed.stdout).toContain(`handed to the running listener (pid ${listener.pid})`);

@@ -1,5 +1,6 @@
 /**
- * The `laas` command: the embedded default's front door (listen, deploy, stop, reset-db, status).
+ * The `laas` command: the embedded default's front door (listen, deploy, stop, reset-db, status,
+ * host …).
  * Exit codes: see exit.ts.
  */
 import { Command, CommanderError, Option } from "commander";
@@ -8,7 +9,14 @@ import type { StepHandler } from "../adapters/local/local-engine";
 import { ConfigError, errorMessage } from "../errors";
 import { handoverCommand, sweepCommand } from "./access";
 import { deployCommand } from "./deploy";
-import { EXIT, Refusal } from "./exit";
+import { EXIT, Refusal, UsageError } from "./exit";
+import {
+  hostForgetKeyCommand,
+  hostListCommand,
+  hostQuarantineCommand,
+  hostReleaseCommand,
+  hostShowCommand,
+} from "./host";
 import { listenCommand } from "./listen";
 import { resetDbCommand } from "./reset-db";
 import { statusCommand } from "./status";
@@ -54,13 +62,73 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .description("image one host now with an installer's image (as deploy.py)")
     .addOption(configOption())
     .requiredOption("--host <name>", "FOG host name")
-    .option("--reset", "reimage the host with the config's image and return it to the free pool")
+    .option(
+      "--reset",
+      "reimage the host with the config's clean image and return it to the free pool, whatever " +
+        "key it shows (its recorded key is forgotten first): as `laas host release`",
+    )
     .action(async (opts) => {
       code = await deployCommand(
         { config: opts.config, host: opts.host, reset: Boolean(opts.reset) },
         deps.handlers,
         out,
       );
+    });
+
+  const host = program
+    .command("host")
+    .description("the lab's hosts: list, show, quarantine, release, forget-key");
+  host
+    .command("list")
+    .description("one line per host: state, holder booking, failure streak, reason")
+    .addOption(configOption())
+    .action(async (opts) => {
+      code = await hostListCommand({ config: opts.config }, deps.handlers, out);
+    });
+  host
+    .command("show")
+    .description("one host: state, holder, failures, recorded key, FOG id and MAC, history")
+    .argument("<name>", "host name (FOG's)")
+    .addOption(configOption())
+    .action(async (name: string, opts) => {
+      code = await hostShowCommand({ config: opts.config, host: name }, deps.handlers, out);
+    });
+  host
+    .command("quarantine")
+    .description(
+      "take a free host out of service (a host a booking holds is refused: wait for it to end)",
+    )
+    .argument("<name>", "host name (FOG's)")
+    .requiredOption("--why <text>", "the reason, shown by `laas host list` and `show`")
+    .addOption(configOption())
+    .action(async (name: string, opts) => {
+      code = await hostQuarantineCommand(
+        { config: opts.config, host: name, why: String(opts.why) },
+        deps.handlers,
+        out,
+      );
+    });
+  host
+    .command("release")
+    .description(
+      "reimage a host with the clean image and free it, whatever key it shows (its recorded " +
+        "key is forgotten, its failure streak cleared), following the release to its end; a " +
+        "host a booking in a phase holds is refused (as `laas deploy --reset`)",
+    )
+    .argument("<name>", "host name (FOG's)")
+    .addOption(configOption())
+    .action(async (name: string, opts) => {
+      code = await hostReleaseCommand({ config: opts.config, host: name }, deps.handlers, out);
+    });
+  host
+    .command("forget-key")
+    .description(
+      "forget the host's recorded SSH host key: the next login records the first key it shows",
+    )
+    .argument("<name>", "host name (FOG's)")
+    .addOption(configOption())
+    .action(async (name: string, opts) => {
+      code = await hostForgetKeyCommand({ config: opts.config, host: name }, deps.handlers, out);
     });
 
   program
@@ -77,13 +145,14 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   program
     .command("reset-db")
     .description(
-      "fill the host table from FOG and/or empty the booking table (as resetDatabase.py)",
+      "fill the host table from FOG and/or empty the booking table (as resetDatabase.py); " +
+        "refused while a listener runs, a host is in use or a booking is active, --force or not",
     )
     .addOption(configOption())
     .option("--host", "refill the host table from FOG")
     .option("--booking", "empty the booking table")
     .option("--both", "both of the above")
-    .option("--force", "replace existing data")
+    .option("--force", "replace existing data (never while the store is in use)")
     .action(async (opts) => {
       const hosts = Boolean(opts.host || opts.both);
       const bookings = Boolean(opts.booking || opts.both);
@@ -141,6 +210,10 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       // `laas help` shows the help and succeeds; `laas` alone shows it as a usage error.
       if (error.code === "commander.help") return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
       if (error.code === "laas.usage") err(`laas: ${error.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof UsageError) {
+      err(`laas: ${error.message}`);
       return EXIT.usage;
     }
     if (error instanceof ConfigError) {
