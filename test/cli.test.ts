@@ -380,6 +380,30 @@ describe("reset-db, deploy and status on a simulated lab", () => {
     expect(bookings).toEqual([]);
     expect(hosts.map((h) => h.state)).toEqual(lab.inventory.map(() => "free"));
   });
+
+  it("reset-db --host keeps the inventory's spelling of a name FOG writes in another case", async () => {
+    const inventoryFile = join(conf, "inventory.yaml");
+    const original = await readFile(inventoryFile, "utf8");
+    const first = lab.inventory[0]!.name;
+    try {
+      await writeFile(
+        inventoryFile,
+        original.replace(`name: ${first}`, `name: ${first.toUpperCase()}`),
+      );
+      const result = await laas("reset-db", "--host", "--force", "--config", config);
+      expect(result.code, result.stderr).toBe(0);
+      // FOG's `fog-machine-…` is the inventory's `FOG-MACHINE-…`: found, and stored as bookings
+      // name it.
+      expect(result.stdout).toContain(`hosts: ${lab.inventory.length} added from FOG`);
+      expect(result.stdout).not.toContain("not registered in FOG");
+      const { hosts } = await statusOf(config);
+      expect(hosts.map((h) => h.name)).toContain(first.toUpperCase());
+      expect(hosts.map((h) => h.name)).not.toContain(first);
+    } finally {
+      await writeFile(inventoryFile, original);
+      await laas("reset-db", "--host", "--force", "--config", config);
+    }
+  });
 });
 
 describe("deploy whose imaging stalls", () => {

@@ -68,9 +68,17 @@ export async function resetDbCommand(
         }
         await store.deleteHost(host.name);
       }
-      const lent = fogHosts.filter((h) => inventoryHostByName(lab.inventory, h.name));
-      for (const fogHost of lent) await store.createHost(newHost(fogHost.name, fogHost));
-      const missing = lab.inventory.hosts.filter((h) => !fogHosts.some((f) => f.name === h.name));
+      // FOG compares names without regard to case: an inventory's `pod-caps` is FOG's
+      // `Pod-Caps`. The store keeps the inventory's spelling, the one bookings use.
+      const sameName = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+      const lent = fogHosts.flatMap((fogHost) => {
+        const entry = inventoryHostByName(lab.inventory, fogHost.name);
+        return entry ? [{ name: entry.name, fogHost }] : [];
+      });
+      for (const { name, fogHost } of lent) await store.createHost(newHost(name, fogHost));
+      const missing = lab.inventory.hosts.filter(
+        (h) => !fogHosts.some((f) => sameName(f.name, h.name)),
+      );
       out(
         `hosts: ${lent.length} added from FOG (${fogHosts.length - lent.length} not in the inventory skipped)`,
       );
