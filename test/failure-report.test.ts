@@ -6,7 +6,7 @@ import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
 import { recordUndelivered } from "../lib/lifecycle/access";
 import { recordIntent } from "../lib/lifecycle/checkpoints";
-import { START_IMAGING } from "../lib/lifecycle/imaging";
+import { START_IMAGING, startImaging } from "../lib/lifecycle/imaging";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import { dashboardBooking } from "./helpers/bookings";
@@ -405,6 +405,31 @@ describe("what a failure tells the public, and what it tells the operators", () 
       expect(outcome).toMatchObject({ state: "failed", host: "free" });
       expect(active()).toEqual([]);
       expect(await runtime.store.getHost(hostName)).toMatchObject({ state: "free", failures: 0 });
+    },
+    SLOW,
+  );
+
+  it(
+    "never images a host another booking holds now (an operator took it over)",
+    async () => {
+      const { runtime } = h.embedded;
+      const hostName = h.lab.inventory[1]!.name;
+      await runtime.store.createHost(newHost(hostName, null));
+      const id = manualBookingId(hostName, new Date());
+      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
+      await runtime.store.updateBooking(id, beginProvisioning);
+      await runtime.store.updateHost(hostName, (host) => ({
+        ...host,
+        state: "cleaning",
+        bookingId: "manual-someone-else",
+      }));
+      const tasksBefore = h.lab.fog.tasks().length;
+      const rebootsBefore = h.lab.hosts.reboots.length;
+      await expect(
+        startImaging(runtime, { bookingId: id, hostName, phase: "provision", generation: 1 }),
+      ).rejects.toMatchObject({ name: "HostBusy" });
+      expect(h.lab.fog.tasks()).toHaveLength(tasksBefore);
+      expect(h.lab.hosts.reboots).toHaveLength(rebootsBefore);
     },
     SLOW,
   );

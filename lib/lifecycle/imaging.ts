@@ -13,7 +13,7 @@ import { inventoryHostByName, powerFor } from "../config/load";
 import type { InventoryHost } from "../config/types";
 import type { Host } from "../domain/host";
 import type { JsonObject } from "../domain/run";
-import { ConfigError } from "../errors";
+import { ConfigError, HostBusyError } from "../errors";
 import { installerPlugin } from "../installers/registry";
 import { requireInLabSubnets } from "../lab/subnets";
 import type { PhaseInput } from "../ports/engine";
@@ -44,6 +44,15 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   const recorded = doneResult(booking, input, START_IMAGING);
   if (recorded !== undefined) return recorded as ImagingStarted;
   const log = rt.logger.child({ bookingId: booking.id, phase: input.phase, host: input.hostName });
+  // Only the booking that holds the host images it: an operator may have taken it over
+  // (`laas host release`) since this run began.
+  const held = await rt.store.getHost(input.hostName);
+  if (held && held.bookingId !== booking.id) {
+    const holder = held.bookingId ? `booking ${held.bookingId}` : "no booking";
+    throw new HostBusyError(
+      `host ${input.hostName} is ${held.state}, held by ${holder}, not booking ${booking.id}: not imaging it`,
+    );
+  }
   const config = imagingConfig(rt, booking, input.phase);
   // An installer LaaS cannot run fails here, before the host is touched.
   if (input.phase === "provision") installerPlugin(booking.installer);
