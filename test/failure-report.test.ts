@@ -351,6 +351,13 @@ describe("what a failure tells the public, and what it tells the operators", () 
         generation: 1,
         error: { Error: "TransientError", Cause: "SMTP answered 451 at mail.lab" },
       } as const;
+      // The mail server refuses the notice: recorded all the same, and the step fails to be
+      // retried (the workflow's Retry) until the operators are told.
+      h.smtp.rejectNext(1, { code: 554, stage: "data" });
+      await expect(recordUndelivered(runtime, gaveUp)).rejects.toMatchObject({
+        name: "TransientError",
+        message: expect.stringMatching(/operators could not be mailed yet/),
+      });
       expect(await recordUndelivered(runtime, gaveUp)).toEqual({
         handover: "undelivered",
         operatorsTold: true,

@@ -22,14 +22,14 @@ import type { Runtime } from "../app/runtime";
 import type { HandoverConfig, VpnConfig } from "../config/types";
 import { type Booking, isManual, type Phase } from "../domain/booking";
 import type { Host } from "../domain/host";
-import { errorMessage, NotFoundError, SupersededError } from "../errors";
+import { errorMessage, NotFoundError, SupersededError, TransientError } from "../errors";
 import {
   type HandoverDetails,
   type HandoverNoticeDetails,
   renderHandover,
   renderHandoverNotice,
 } from "../handover/message";
-import { handoverRecipients, NoRecipientError, noRecipientError } from "../handover/recipients";
+import { handoverRecipients, noRecipientError } from "../handover/recipients";
 import type { DashboardUser } from "../ports/dashboard";
 import {
   type Directory,
@@ -51,13 +51,10 @@ import {
 import { allOf, doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { onHost } from "./host-access";
-import { mailUndelivered } from "./operator-mail";
+import { mailUndelivered, operatorsReachable } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { noteProgress } from "./transitions";
 import { recordedVpnEntry } from "./vpn-record";
-
-/** NoRecipientError's name, as the workflow's Catch hands it to RecordUndelivered. */
-const NO_RECIPIENT = "NoRecipient";
 
 /** The account whose password and keys the booking user gets. */
 export const ROOT_ACCOUNT = "root";
@@ -415,15 +412,9 @@ export async function deliverHandover(
   const user = await bookingUserOf(rt, booking);
   const recipients = handoverRecipients(booking, user, handover.email.operators);
   if (!recipients.ok) {
-    const { problem, command } = recipients;
-    await noticeToOperators(rt, booking, handover, mailer, {
-      user,
-      recipients: [],
-      delivered: false,
-      problem,
-      command,
-    });
-    throw noRecipientError(problem, command);
+    // The operators hear of it from RecordUndelivered (once, retried), or are the ones running
+    // `laas handover`.
+    throw noRecipientError(recipients.problem, recipients.command);
   }
   const host = await rt.store.getHost(booking.hostName);
   const message = handoverMessage(rt, booking, handover, user, host);
@@ -451,8 +442,10 @@ export interface HandOverFailedInput extends PhaseInput {
 }
 
 /**
- * Delivery gave up after its retries: say so on the booking (the pod stays ready) and tell the
- * operators, who were told already when it was for want of an address (deliverHandover).
+ * Delivery gave up (after its retries, or at once for want of an address): say so on the booking
+ * (the pod stays ready) and tell the operators, once. While they cannot be mailed the step fails
+ * with a TransientError after recording, and the workflow's Retry tries the mail again; the
+ * booking's record is written the same way each time.
  */
 export async function recordUndelivered(
   rt: Runtime,
@@ -461,8 +454,13 @@ export async function recordUndelivered(
   const reason = describeCaught(input.error);
   await rt.store.updateBooking(input.bookingId, handoverUndelivered(input.generation, reason));
   rt.logger.error({ bookingId: input.bookingId, reason }, "hand-over not delivered");
-  const told = input.error.Error === NO_RECIPIENT || (await mailUndelivered(rt, input, reason));
-  return { handover: "undelivered", operatorsTold: told };
+  if (!operatorsReachable(rt)) return { handover: "undelivered", operatorsTold: false };
+  if (!(await mailUndelivered(rt, input, reason))) {
+    throw new TransientError(
+      `the hand-over of booking ${input.bookingId} is recorded undelivered; the operators could not be mailed yet`,
+    );
+  }
+  return { handover: "undelivered", operatorsTold: true };
 }
 
 /**
