@@ -20,9 +20,7 @@ class ListedBookings implements Dashboard {
   async listBookings() {
     return this.bookings.map((b) => ({ ...b }));
   }
-  async bookingUser() {
-    return null;
-  }
+  bookingUser: Dashboard["bookingUser"] = async () => null;
   async postStatusNote() {}
 }
 
@@ -255,6 +253,38 @@ describe("poll", () => {
     dashboard.bookings[5] = { ...sixth, scenario: "a b" };
     expect((await poller().run()).refused).toEqual(["6"]);
     expect((await poller().run()).refused).toEqual([]);
+  });
+
+  it("refuses a booking whose dashboard user has a name the dashboard should not allow, before claiming its host", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T15:00:00Z");
+    dashboard.bookings = [
+      { ...booking("1", "h1", start, end), user: "8" },
+      { ...booking("2", "h2", start, end), user: "9" },
+    ];
+    const names: Record<string, string> = { "8": "eve;$(reboot)`id`", "9": "grace.hopper" };
+    dashboard.bookingUser = async (ref: string) => ({
+      username: names[ref] ?? "",
+      fullName: null,
+      email: null,
+      sshPublicKey: null,
+    });
+    const withHandover = { ...LAB, handover: { dashboardNotes: false } } as unknown as PharosConfig;
+    const report = await poll({
+      dashboard,
+      store: db.store,
+      engine: new RecordingEngine(log),
+      logger: silentLogger,
+      now: () => now,
+      config: withHandover,
+      mailer: null,
+    });
+    expect(report.refused).toEqual(["1"]);
+    expect(report.started).toEqual(["booking-2-provision-1"]);
+    const refused = await db.store.getBooking("1");
+    expect(refused?.failure).toMatch(/user names a dashboard user whose name may hold only/);
+    expect(refused?.failure).not.toContain("reboot");
+    expect(await db.store.getHost("h1")).toMatchObject({ state: "free", bookingId: null });
   });
 
   it("never starts a phase when the write that moves the booking into it lost", async () => {

@@ -13,6 +13,7 @@ import { isNoInstaller } from "../config/schema";
 import type { PharosConfig } from "../config/types";
 import type { DashboardBooking } from "../domain/booking";
 import { ConfigError } from "../errors";
+import type { DashboardUser } from "../ports/dashboard";
 
 export interface BookingProblem {
   /** The dashboard's field name ("scenario_name", "installer_name", "purpose", "user"). */
@@ -120,6 +121,24 @@ export function bookingProblem(
     tooLong(booking.purpose, MAX_PURPOSE_LENGTH);
   if (purpose) return { field: "purpose", reason: purpose };
   return null;
+}
+
+/**
+ * The dashboard user a booking names, as the user lookup answers (DashboardUser): their name
+ * becomes the VPN account's uid and goes into the hand-over, so it follows the dashboard's own
+ * rule for user names. Asked before the booking's host is claimed (poll.ts).
+ */
+export function bookingUserProblem(user: Pick<DashboardUser, "username">): BookingProblem | null {
+  const problem = checkName(
+    "user",
+    user.username.trim(),
+    USER_REFERENCE,
+    MAX_USER_LENGTH,
+    "letters, digits and @ . + - _",
+  );
+  return (
+    problem && { field: "user", reason: `names a dashboard user whose name ${problem.reason}` }
+  );
 }
 
 /** The booking's failure text for a refusal. */

@@ -13,7 +13,12 @@ import type { Booking, DashboardBooking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
 import { errorMessage, NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import { type BookingProblem, bookingProblem, refusalReason } from "./booking-rules";
+import {
+  type BookingProblem,
+  bookingProblem,
+  bookingUserProblem,
+  refusalReason,
+} from "./booking-rules";
 import { allOf, doneResult, recordDone } from "./checkpoints";
 import {
   FAILURE_MAIL,
@@ -179,6 +184,26 @@ async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollRe
   }
 }
 
+/**
+ * The user a due booking names is looked up before its host is claimed, when the lab hands
+ * access over: their dashboard name becomes a VPN uid and goes into mail, and a name the
+ * dashboard should never have allowed is refused here rather than after imaging. A lookup that
+ * fails throws: the booking waits for the next poll.
+ */
+async function refusedForItsUser(
+  rt: PollDeps,
+  booking: Booking,
+  report: PollReport,
+): Promise<boolean> {
+  if (!rt.config.handover || booking.user === null) return false;
+  const user = await rt.dashboard.bookingUser(booking.user);
+  const problem = user && bookingUserProblem(user);
+  if (!problem) return false;
+  const { changed } = await rt.store.updateBooking(booking.id, refusal(problem));
+  if (changed) noteRefused(rt, booking.id, problem, report);
+  return true;
+}
+
 /** The change that refuses a scheduled booking, its failure recorded as the poll's. */
 function refusal(problem: BookingProblem): (current: Booking) => Booking | null {
   return (current) => {
@@ -272,6 +297,7 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
       `host ${booking.hostName} is not in the store (run \`laas reset-db --host\` to fill it from FOG)`,
     );
   }
+  if (host.state === "free" && (await refusedForItsUser(rt, booking, report))) return;
   if (!holds(host, booking.id)) {
     const { changed, item } = await rt.store.updateHost(host.name, claimHost(booking.id, rt.now()));
     if (!changed && !holds(item, booking.id)) {
