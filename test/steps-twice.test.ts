@@ -70,6 +70,8 @@ describe("StartImaging run twice", () => {
       updateBooking: (id, change) => store.updateBooking(id, change),
     };
     await expect(startImaging(l.rt, INPUT)).rejects.toThrow(TransientError);
+    // The host network-boots: FOG's client checks in.
+    expect(l.fog.networkBoot(HOST)).toBe(true);
     // The retry: the task FOG has is adopted, the reboot is not sent again.
     const started = await startImaging(l.rt, INPUT);
     expect(reboots).toHaveLength(1);
@@ -97,5 +99,65 @@ describe("StartImaging run twice", () => {
     await startImaging(l.rt, INPUT);
     expect(reboots).toHaveLength(1);
     expect(l.fog.tasks()).toHaveLength(1);
+  });
+
+  /**
+   * Where a process killed between a reboot's intent and its outcome leaves the step: the deploy
+   * task made, the reboot asked for. (A refused reboot resets its intent; a kill cannot.)
+   */
+  async function killedAroundTheReboot(sent: boolean): Promise<{ calls: () => number }> {
+    let calls = 0;
+    const power = l.rt.power;
+    l.rt.power = {
+      reboot: async (target) => {
+        calls++;
+        if (calls === 1) {
+          if (sent) await power.reboot(target);
+          throw new Error("killed");
+        }
+        if (sent) throw new TransientError("SSH to fog-machine-4 failed: connection refused");
+        return power.reboot(target);
+      },
+    };
+    await expect(startImaging(l.rt, INPUT)).rejects.toThrow("killed");
+    await l.db.store.updateBooking(INPUT.bookingId, (b) => {
+      const record = b.run?.steps.startImaging;
+      if (!b.run || !record) return null;
+      const intent = { ...record.intent, rebootRequested: true };
+      return {
+        ...b,
+        run: { ...b.run, steps: { ...b.run.steps, startImaging: { ...record, intent } } },
+      };
+    });
+    return { calls: () => calls };
+  }
+
+  it("sends a reboot asked for before a restart again while FOG's task is still queued", async () => {
+    const { reboots } = await setUp();
+    const { calls } = await killedAroundTheReboot(false);
+    expect(reboots).toHaveLength(0);
+    // Run again: FOG's task is still queued and the host takes the reboot: it had not had one.
+    await startImaging(l.rt, INPUT);
+    expect(calls()).toBe(2);
+    expect(reboots).toHaveLength(1);
+    expect(l.fog.tasks()).toHaveLength(1);
+  });
+
+  it("takes a host that does not answer the second reboot to be rebooting", async () => {
+    const { reboots } = await setUp();
+    const { calls } = await killedAroundTheReboot(true);
+    const started = await startImaging(l.rt, INPUT);
+    expect(calls()).toBe(2);
+    expect(reboots).toHaveLength(1);
+    expect(started.fogHostId).toBe("1");
+  });
+
+  it("never reboots again once FOG's client has checked in", async () => {
+    const { reboots } = await setUp();
+    const { calls } = await killedAroundTheReboot(true);
+    expect(l.fog.networkBoot(HOST)).toBe(true);
+    await startImaging(l.rt, INPUT);
+    expect(calls()).toBe(1);
+    expect(reboots).toHaveLength(1);
   });
 });

@@ -13,7 +13,13 @@ import { inventoryHostByName, powerFor } from "../config/load";
 import type { InventoryHost } from "../config/types";
 import type { Host } from "../domain/host";
 import type { JsonObject } from "../domain/run";
-import { ConfigError, HostBusyError } from "../errors";
+import {
+  ConfigError,
+  errorMessage,
+  HostBusyError,
+  HostUnreachableError,
+  TransientError,
+} from "../errors";
 import { installerPlugin } from "../installers/registry";
 import { requireInLabSubnets } from "../lab/subnets";
 import type { PhaseInput } from "../ports/engine";
@@ -103,9 +109,16 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
     input.phase === "provision" ? hostInUse(booking.id) : hostCleaning(booking.id),
   );
   if (intent.rebootRequested === true) {
-    // Sent before a restart: a second reboot would restart the host's network boot (or its
-    // imaging). The imaging deadline covers a reboot that never happened.
-    log.warn("a reboot was sent for this imaging before: not rebooting again");
+    // Asked for before a restart. A second reboot during the imaging would restart it: only
+    // while FOG's task is still queued (the host has not network-booted) is it sent again.
+    await rebootAgainIfNeverBooted(rt, imager, input.hostName, fogHost, taskName, () =>
+      rebootIntoImaging(
+        rt,
+        inventoryHost,
+        host,
+        inventoryHost.address ?? host.address ?? fogHost.ip,
+      ),
+    );
   } else {
     await rt.store.updateBooking(
       booking.id,
@@ -139,6 +152,40 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   );
   return started;
 }
+
+/**
+ * A reboot asked for before a restart may never have been sent (the process died between its
+ * intent and the call). FOG's task still queued means the host has not network-booted yet: it is
+ * rebooted again. A host that does not answer is taken to be rebooting already (the first call
+ * did go out); any other refusal is the step's failure. Once the task has moved on, nothing is
+ * sent: the imaging deadline covers the rest.
+ */
+async function rebootAgainIfNeverBooted(
+  rt: Runtime,
+  imager: Imager,
+  hostName: string,
+  fogHost: ImagerHost,
+  taskName: string,
+  reboot: () => Promise<string | null>,
+): Promise<void> {
+  const log = rt.logger.child({ host: hostName });
+  const task = await imager.progress(fogHost.id);
+  if (!task || task.taskName !== taskName || task.stateId !== QUEUED) {
+    log.warn("a reboot was sent for this imaging before and it is under way: not rebooting again");
+    return;
+  }
+  log.warn("a reboot was asked for before, and FOG's task is still queued: rebooting again");
+  try {
+    const accepted = await reboot();
+    if (accepted) await rt.store.updateHost(hostName, recordHostKey(accepted));
+  } catch (error) {
+    if (!(error instanceof TransientError || error instanceof HostUnreachableError)) throw error;
+    log.info({ err: errorMessage(error) }, "the host does not answer: taken to be rebooting");
+  }
+}
+
+/** FOG's task state before the host's imaging client checks in. */
+const QUEUED = 1;
 
 function asDeployed(value: unknown): string | null {
   return typeof value === "string" ? value : null;
