@@ -65,6 +65,16 @@ function noteOf(h: Harness, id: string): Promise<StatusNote> {
   );
 }
 
+/** A manual booking in its first provision run on `hostName` (added to the store if missing). */
+async function provisioningOn(h: Harness, hostName: string): Promise<string> {
+  const { store } = h.embedded.runtime;
+  await store.createHost(newHost(hostName, null));
+  const id = manualBookingId(hostName, new Date());
+  await store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
+  await store.updateBooking(id, beginProvisioning);
+  return id;
+}
+
 function failureMails(h: Harness, id: string): CapturedMail[] {
   return h.smtp.messages.filter((m) => m.subject.startsWith(`LaaS: booking ${id} `));
 }
@@ -303,10 +313,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
     async () => {
       const { runtime } = h.embedded;
       const hostName = h.lab.inventory[0]!.name;
-      await runtime.store.createHost(newHost(hostName, null));
-      const id = manualBookingId(hostName, new Date());
-      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
-      await runtime.store.updateBooking(id, beginProvisioning);
+      const id = await provisioningOn(h, hostName);
       // The host failed once before and this run touched it: the second failure in a row.
       await runtime.store.updateHost(hostName, (host) => ({
         ...host,
@@ -379,10 +386,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
       const { runtime } = h.embedded;
       const hostName = h.lab.inventory[2]!.name;
       const fogHost = h.lab.fog.hosts().find((x) => x.name === hostName)!;
-      await runtime.store.createHost(newHost(hostName, null));
-      const id = manualBookingId(hostName, new Date());
-      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
-      await runtime.store.updateBooking(id, beginProvisioning);
+      const id = await provisioningOn(h, hostName);
       await runtime.store.updateHost(hostName, (host) => ({
         ...host,
         state: "claimed",
@@ -421,10 +425,7 @@ describe("what a failure tells the public, and what it tells the operators", () 
     async () => {
       const { runtime } = h.embedded;
       const hostName = h.lab.inventory[1]!.name;
-      await runtime.store.createHost(newHost(hostName, null));
-      const id = manualBookingId(hostName, new Date());
-      await runtime.store.createBooking(newBooking(dashboardBooking({ id, hostName }), new Date()));
-      await runtime.store.updateBooking(id, beginProvisioning);
+      const id = await provisioningOn(h, hostName);
       await runtime.store.updateHost(hostName, (host) => ({
         ...host,
         state: "cleaning",

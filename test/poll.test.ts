@@ -4,13 +4,17 @@
  * engine (as two processes would be), so only the store's conditional writes keep them apart.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Runtime } from "../lib/app/runtime";
 import type { PharosConfig } from "../lib/config/types";
 import type { DashboardBooking, Phase } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
+import { TransientError } from "../lib/errors";
+import { recordFailure } from "../lib/lifecycle/outcomes";
 import { poll } from "../lib/lifecycle/poll";
 import { silentLogger } from "../lib/log";
 import type { Dashboard } from "../lib/ports/dashboard";
 import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../lib/ports/engine";
+import type { Mailer } from "../lib/ports/mailer";
 import type { Store } from "../lib/ports/store";
 import { startTestStore, type TestStore } from "./helpers/dynalite";
 
@@ -57,6 +61,17 @@ class RecordingEngine implements WorkflowEngine {
   async sendTaskHeartbeat() {
     return "gone" as const;
   }
+}
+
+/** What RecordFailure needs of a runtime, for failures recorded by hand. */
+function fakeRuntime(store: Store, config: PharosConfig, mailer: Mailer): Runtime {
+  return {
+    store,
+    config,
+    mailer,
+    logger: silentLogger,
+    now: () => new Date(),
+  } as unknown as Runtime;
 }
 
 /** The parts of pharos.yaml poll reads: the installers it serves and the quarantine limit. */
@@ -285,6 +300,103 @@ describe("poll", () => {
     expect(refused?.failure).toMatch(/user names a dashboard user whose name may hold only/);
     expect(refused?.failure).not.toContain("reboot");
     expect(await db.store.getHost("h1")).toMatchObject({ state: "free", bookingId: null });
+  });
+
+  it("mails a failure the mail server refused once its workflow ended, and holds the cleaning meanwhile", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, new Date("2026-06-01T15:00:00Z"))];
+    const engine = new RecordingEngine(log);
+    const sent: string[] = [];
+    let mailServerUp = false;
+    const mailer: Mailer = {
+      send: async (mail) => {
+        if (!mailServerUp) throw new TransientError("mail server unreachable");
+        sent.push(mail.subject);
+        return { messageId: `<${sent.length}@lab>` };
+      },
+    };
+    const config = {
+      ...LAB,
+      handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
+    } as unknown as PharosConfig;
+    const run = () =>
+      poll({
+        dashboard,
+        store: db.store,
+        engine,
+        logger: silentLogger,
+        now: () => now,
+        config,
+        mailer,
+      });
+    await run();
+    // The run touched the host and failed; RecordFailure could not mail the operators.
+    await db.store.updateHost("h1", (h) => ({ ...h, state: "in-use" }));
+    const input = { bookingId: "1", hostName: "h1", phase: "provision", generation: 1 } as const;
+    await recordFailure(
+      { ...fakeRuntime(db.store, config, mailer), now: () => now },
+      {
+        ...input,
+        error: { Error: "HostUnreachable", Cause: "no SSH by its deadline" },
+      },
+    );
+    expect(sent).toEqual([]);
+    expect((await db.store.getBooking("1"))?.cleanup).toBe("after-provision");
+    // While the workflow runs (its RecordFailure may be retried), the poll sends nothing.
+    mailServerUp = true;
+    expect((await run()).cleaning).toEqual([]);
+    expect(sent).toEqual([]);
+    // Once it ended, the mail is tried again, and the host waits for it (within its grace).
+    mailServerUp = false;
+    await engine.stop("booking-1-provision-1");
+    expect((await run()).cleaning).toEqual([]);
+    mailServerUp = true;
+    const report = await run();
+    expect(sent).toEqual(["LaaS: booking 1 provision failed on h1 (StartImaging)"]);
+    expect(report.cleaning).toEqual(["1"]);
+    await run();
+    expect(sent).toHaveLength(1);
+  });
+
+  it("cleans a dirty host whose failure mail still cannot go out once the grace is over", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, new Date("2026-06-01T15:00:00Z"))];
+    const engine = new RecordingEngine(log);
+    const mailer: Mailer = {
+      send: async () => {
+        throw new TransientError("mail server unreachable");
+      },
+    };
+    const config = {
+      ...LAB,
+      handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
+    } as unknown as PharosConfig;
+    const run = () =>
+      poll({
+        dashboard,
+        store: db.store,
+        engine,
+        logger: silentLogger,
+        now: () => now,
+        config,
+        mailer,
+      });
+    await run();
+    await db.store.updateHost("h1", (h) => ({ ...h, state: "in-use" }));
+    await recordFailure(
+      { ...fakeRuntime(db.store, config, mailer), now: () => now },
+      {
+        bookingId: "1",
+        hostName: "h1",
+        phase: "provision",
+        generation: 1,
+        error: { Error: "HostUnreachable", Cause: "no SSH by its deadline" },
+      },
+    );
+    await engine.stop("booking-1-provision-1");
+    expect((await run()).cleaning).toEqual([]);
+    now = new Date(now.getTime() + 11 * 60_000);
+    expect((await run()).cleaning).toEqual(["1"]);
   });
 
   it("never starts a phase when the write that moves the booking into it lost", async () => {

@@ -19,13 +19,14 @@ import {
   bookingUserProblem,
   refusalReason,
 } from "./booking-rules";
-import { allOf, doneResult, recordDone } from "./checkpoints";
+import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
 import {
   FAILURE_MAIL,
   FAILURE_RECORD,
   type FailureRecord,
   recordedFailure,
 } from "./failure-record";
+import { mailFailure, operatorsReachable } from "./operator-mail";
 import { hostAfterRunFailed, tellOperatorsOfFailure } from "./outcomes";
 import { postStatus } from "./status-notes";
 import {
@@ -157,10 +158,15 @@ async function reconcile(rt: PollDeps, listed: DashboardBooking[], report: PollR
 async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollReport) {
   const ended = booking.vanished || now.getTime() >= Date.parse(booking.end);
   switch (booking.state) {
-    case "failed":
-      if (booking.cleanup !== null) await startCleaning(rt, booking, report);
-      else if (isRefusal(booking)) await tellRefusal(rt, booking);
+    case "failed": {
+      if (isRefusal(booking)) {
+        await tellRefusal(rt, booking);
+        return;
+      }
+      const mailPending = await mailPendingFailure(rt, booking);
+      if (booking.cleanup !== null && !mailPending) await startCleaning(rt, booking, report);
       return;
+    }
     case "scheduled":
       if (ended) {
         await cancelUnstarted(rt, booking, report);
@@ -255,6 +261,34 @@ async function tellRefusal(rt: PollDeps, booking: Booking) {
   if (!noted && rt.config.handover?.dashboardNotes) {
     await postStatus(rt, { ...input, stage: "failed" });
   }
+}
+
+/**
+ * How long a dirty host waits for its failure's mail to the operators before it is cleaned all
+ * the same: the cleaning's run takes the failed run's place on the booking, records and all.
+ */
+const FAILURE_MAIL_GRACE_MS = 10 * 60_000;
+
+/**
+ * A failure whose operators' mail could not be sent when it was recorded (the mail server was
+ * down) is mailed by a later poll, once its workflow has ended (so that no two processes send it).
+ * Answers whether it is still pending (and within its grace, see FAILURE_MAIL_GRACE_MS).
+ */
+async function mailPendingFailure(rt: PollDeps, booking: Booking): Promise<boolean> {
+  const run = booking.run;
+  if (!run || !operatorsReachable(rt)) return false;
+  const input: PhaseInput = {
+    bookingId: booking.id,
+    hostName: booking.hostName,
+    phase: run.phase,
+    generation: run.generation,
+  };
+  const recorded = stepRecord(booking, run.phase, run.generation, FAILURE_RECORD);
+  if (!recorded?.done || doneResult(booking, input, FAILURE_MAIL) !== undefined) return false;
+  const name = executionName(booking.id, run.phase, run.generation);
+  if ((await rt.engine.status(name)) === "RUNNING") return true;
+  if (await mailFailure(rt, input)) return false;
+  return rt.now().getTime() - Date.parse(recorded.at) < FAILURE_MAIL_GRACE_MS;
 }
 
 /**
