@@ -90,8 +90,9 @@ describe("a YAML syntax error", () => {
   it("names file, line and column and a reason, never the line with its inline token", async () => {
     planted.push(token);
     const line = replaceLine("pharos.yaml", "token:", `token: ${token}: broken`);
-    for (const load of [loadPharosConfig(pharos), loadAnyConfig(pharos)]) {
-      const message = await configErrorOf(load);
+    // Each load started only when it is awaited: one left waiting would reject unhandled.
+    for (const load of [() => loadPharosConfig(pharos), () => loadAnyConfig(pharos)]) {
+      const message = await configErrorOf(load());
       expect(message).toMatch(
         new RegExp(
           `^${pharos}: line ${line}, column \\d+: invalid YAML: a mapping starts on the line of its key`,

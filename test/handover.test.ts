@@ -434,18 +434,19 @@ describe("handing a pod over and taking it back", () => {
     async () => {
       // The first host is free again since booking 301 ended.
       const host = h.lab.inventory[0]!;
-      // The first look-up of user 8 (CreateVpnUser) is answered; the next one (SetHostAccess) is
-      // refused, which no retry fixes: the provision fails after the VPN user exists.
+      // The look-ups of user 8 by poll (its name, at the door) and by CreateVpnUser are
+      // answered; the next one (SetHostAccess) is refused, which no retry fixes: the provision
+      // fails after the VPN user exists.
       let lookups = 0;
       h.lab.dashboard.onRequest(({ method, path }) => {
-        if (method === "GET" && path === "/api/users/8/" && ++lookups === 2) {
+        if (method === "GET" && path === "/api/users/8/" && ++lookups === 3) {
           h.lab.dashboard.failNext(1, 403, { body: '{"detail":"Forbidden."}' });
         }
       });
       book(h, 304, host.resourceId, 8);
       await h.listener.pollOnce();
       const failed = await until(h, "304", "failed", (b) => b.state === "failed");
-      expect(lookups).toBeGreaterThanOrEqual(2);
+      expect(lookups).toBeGreaterThanOrEqual(3);
       expect(failed.failure).toMatch(/dashboard refused the token \(403\)/);
       // The entry was made, and is gone again.
       const made = h.lines
