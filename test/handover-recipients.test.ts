@@ -107,9 +107,14 @@ describe("a hand-over the dashboard gives no address for", () => {
     return values;
   }
 
-  /** The messages that hold any of `secrets`, anywhere in what the server received. */
+  /**
+   * The messages that hold any of `secrets`, anywhere in what the server received: as sent, and
+   * decoded (a quoted-printable body writes a password's `=` as `=3D`, or breaks its line).
+   */
   function holding(secrets: string[]): CapturedMail[] {
-    return h.smtp.messages.filter((m) => secrets.some((s) => m.raw.includes(s)));
+    return h.smtp.messages.filter((m) =>
+      secrets.some((s) => m.raw.includes(s) || m.text.includes(s) || (m.html ?? "").includes(s)),
+    );
   }
 
   it(
