@@ -86,6 +86,12 @@ const LAB = {
   handover: null,
 } as unknown as PharosConfig;
 
+/** A lab that mails its operators (and posts no notes). */
+const MAILING_LAB = {
+  ...LAB,
+  handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
+} as unknown as PharosConfig;
+
 function booking(id: string, hostName: string, start: Date, end: Date): DashboardBooking {
   return {
     id,
@@ -315,10 +321,7 @@ describe("poll", () => {
         return { messageId: `<${sent.length}@lab>` };
       },
     };
-    const config = {
-      ...LAB,
-      handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
-    } as unknown as PharosConfig;
+    const config = MAILING_LAB;
     const run = () =>
       poll({
         dashboard,
@@ -367,10 +370,7 @@ describe("poll", () => {
         throw new TransientError("mail server unreachable");
       },
     };
-    const config = {
-      ...LAB,
-      handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
-    } as unknown as PharosConfig;
+    const config = MAILING_LAB;
     const run = () =>
       poll({
         dashboard,

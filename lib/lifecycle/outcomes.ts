@@ -18,6 +18,7 @@ import { FAILURE_RECORD, type FailureRecord, failedStep } from "./failure-record
 import { START_IMAGING } from "./imaging";
 import { mailFailure, mailQuarantine } from "./operator-mail";
 import {
+  cleanupAfter,
   failPhase,
   finishPhase,
   freeHost,
@@ -119,12 +120,7 @@ export async function recordFailure(
     input.phase === "release" && booking.cleanup === "after-provision" && booking.failure
       ? `${booking.failure}; cleaning the host then failed: ${reason}`
       : reason;
-  const cleanup =
-    hostOutcome !== "cleaning"
-      ? null
-      : input.phase === "provision"
-        ? "after-provision"
-        : (booking.cleanup ?? "after-release");
+  const cleanup = cleanupAfter(booking, input.phase, hostOutcome);
   const record: FailureRecord = { step, error: input.error.Error, host: hostOutcome, field: null };
   await rt.store.updateBooking(
     booking.id,

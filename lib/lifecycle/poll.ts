@@ -35,6 +35,7 @@ import {
   beginReleasing,
   cancel,
   claimHost,
+  cleanupAfter,
   failPhase,
   freeHost,
   holds,
@@ -407,12 +408,7 @@ async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, repor
     generation,
   };
   const host = await hostAfterRunFailed(rt, booking, input, reason);
-  const cleanup =
-    host !== "cleaning"
-      ? null
-      : phase === "provision"
-        ? "after-provision"
-        : (booking.cleanup ?? "after-release");
+  const cleanup = cleanupAfter(booking, phase, host);
   const record: FailureRecord = { step: "unknown", error: `Execution${status}`, host, field: null };
   const { changed } = await rt.store.updateBooking(
     booking.id,

@@ -163,6 +163,19 @@ export function failPhase(
       : null;
 }
 
+/**
+ * What a failed run leaves to clean: nothing unless its host went to cleaning; a provision's
+ * failure, or a release's (the cleaning after a failed provision stays one).
+ */
+export function cleanupAfter(
+  booking: Pick<Booking, "cleanup">,
+  phase: Phase,
+  host: HostOutcome,
+): Cleanup | null {
+  if (host !== "cleaning") return null;
+  return phase === "provision" ? "after-provision" : (booking.cleanup ?? "after-release");
+}
+
 /** failed, with its host left dirty → releasing: a release run cleans the host. */
 export const beginCleaning: BookingChange = (current) =>
   current.state === "failed" && current.cleanup !== null
