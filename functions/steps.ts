@@ -1,94 +1,41 @@
 /**
- * The workflow steps, one Lambda function each (see serverless.yml). The local engine binds the
- * Task states of the same state machine files to these same exports.
+ * The workflow steps by function name in serverless.yml (what the ASL's Fn::GetAtt names). Each
+ * step is a Lambda function of its own, built from functions/steps/<name>/index.ts so that its
+ * bundle holds only what it calls; the local engine binds the Task states of the same state
+ * machine files to these very handlers. test/statemachines.test.ts checks the names against the
+ * ASL files and serverless.yml.
  */
+import { handler as awaitEvent } from "./steps/awaitEvent";
+import { handler as buildPod } from "./steps/buildPod";
+import { handler as createVpnUser } from "./steps/createVpnUser";
+import { handler as handOver } from "./steps/handOver";
+import { handler as markReady } from "./steps/markReady";
+import { handler as markReleased } from "./steps/markReleased";
+import { handler as postStatus } from "./steps/postStatus";
+import { handler as recordFailure } from "./steps/recordFailure";
+import { handler as recordUndelivered } from "./steps/recordUndelivered";
+import { handler as removePod } from "./steps/removePod";
+import { handler as revokeAccess } from "./steps/revokeAccess";
+import { handler as setHostAccess } from "./steps/setHostAccess";
+import { handler as startImaging } from "./steps/startImaging";
+import { handler as startInstaller } from "./steps/startInstaller";
+import { handler as undoAccess } from "./steps/undoAccess";
 
-import { runtime } from "../lib/app/runtime";
-import {
+/** Each takes the event its Task passes. */
+export const stepHandlers = {
+  startImaging,
+  awaitEvent,
+  buildPod,
+  removePod,
+  startInstaller,
   createVpnUser,
-  type HandOverFailedInput,
+  setHostAccess,
   handOver,
   recordUndelivered,
   revokeAccess,
-  setHostAccess,
-  type UndoAccessInput,
   undoAccess,
-} from "../lib/lifecycle/access";
-import { startImaging } from "../lib/lifecycle/imaging";
-import { startInstaller } from "../lib/lifecycle/installer";
-import {
+  postStatus,
   markReady,
   markReleased,
-  type RecordFailureInput,
   recordFailure,
-} from "../lib/lifecycle/outcomes";
-import { buildPod, removePod } from "../lib/lifecycle/pod";
-import { postStatus, type StatusNoteInput } from "../lib/lifecycle/status-notes";
-import { type AwaitEventInput, awaitEvent } from "../lib/lifecycle/waits";
-import type { PhaseInput } from "../lib/ports/engine";
-import { installCloudRuntime } from "./cloud-runtime";
-
-installCloudRuntime();
-
-export const startImagingHandler = async (event: PhaseInput) =>
-  startImaging(await runtime(), event);
-
-export const awaitEventHandler = async (event: AwaitEventInput) =>
-  awaitEvent(await runtime(), event);
-
-export const buildPodHandler = async (event: PhaseInput) => buildPod(await runtime(), event);
-
-export const removePodHandler = async (event: PhaseInput) => removePod(await runtime(), event);
-
-export const startInstallerHandler = async (event: PhaseInput) =>
-  startInstaller(await runtime(), event);
-
-export const createVpnUserHandler = async (event: PhaseInput) =>
-  createVpnUser(await runtime(), event);
-
-export const setHostAccessHandler = async (event: PhaseInput) =>
-  setHostAccess(await runtime(), event);
-
-export const handOverHandler = async (event: PhaseInput) => handOver(await runtime(), event);
-
-export const recordUndeliveredHandler = async (event: HandOverFailedInput) =>
-  recordUndelivered(await runtime(), event);
-
-export const revokeAccessHandler = async (event: PhaseInput) =>
-  revokeAccess(await runtime(), event);
-
-export const undoAccessHandler = async (event: UndoAccessInput) =>
-  undoAccess(await runtime(), event);
-
-export const postStatusHandler = async (event: StatusNoteInput) =>
-  postStatus(await runtime(), event);
-
-export const markReadyHandler = async (event: PhaseInput) => markReady(await runtime(), event);
-
-export const markReleasedHandler = async (event: PhaseInput) =>
-  markReleased(await runtime(), event);
-
-export const recordFailureHandler = async (event: RecordFailureInput) =>
-  recordFailure(await runtime(), event);
-
-/**
- * Function name in serverless.yml (what the ASL's Fn::GetAtt names) → handler. Each takes the
- * event its Task passes; test/statemachines.test.ts checks the names against the ASL files.
- */
-export const stepHandlers = {
-  startImaging: startImagingHandler,
-  awaitEvent: awaitEventHandler,
-  buildPod: buildPodHandler,
-  removePod: removePodHandler,
-  startInstaller: startInstallerHandler,
-  createVpnUser: createVpnUserHandler,
-  setHostAccess: setHostAccessHandler,
-  handOver: handOverHandler,
-  recordUndelivered: recordUndeliveredHandler,
-  revokeAccess: revokeAccessHandler,
-  undoAccess: undoAccessHandler,
-  postStatus: postStatusHandler,
-  markReady: markReadyHandler,
-  markReleased: markReleasedHandler,
-  recordFailure: recordFailureHandler,
 } satisfies Record<string, (event: never) => Promise<unknown>>;

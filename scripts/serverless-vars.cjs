@@ -59,3 +59,250 @@ module.exports.watchRate = () => {
   const minutes = Math.max(1, Math.round(seconds / 60));
   return minutes === 1 ? "rate(1 minute)" : `rate(${minutes} minutes)`;
 };
+
+// Secret store references (docs/configuration.md, "Secrets"): a secret field written
+// `ssm:<parameter name>` or `secretsmanager:<secret name or ARN>` is fetched by the functions at
+// run time, and they are granted exactly those: `secretStatements` gives the IAM statements for
+// every reference in the deployment's config (LAAS_CONFIG, default conf/pharos.yaml) and in the
+// files it names (its inventory; each installer config in default_configs, with its inventory and
+// vpn_config). No reference, no statement: the functions then have no secret-store grant at all.
+// The recognition mirrors lib/config/secret-store.ts (test/secret-store.test.ts holds them to
+// the same table); the load itself is the full check, this only needs the names.
+
+const { dirname } = require("node:path");
+const { homedir } = require("node:os");
+
+const SECRET_FIELDS = {
+  pharos: ["token", "power.key", "relay.key", "handover.sealing_key", "handover.email.pass"],
+  installer: ["fog.api_key", "fog.user_key"],
+  vpn: ["authentication.pass"],
+};
+
+const SSM_PREFIX = "ssm:";
+const SECRETS_MANAGER_PREFIX = "secretsmanager:";
+const SSM_NAME = /^[A-Za-z0-9_.\-/]+$/;
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]+$/;
+const SECRET_ARN =
+  /^arn:aws(?:-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+
+function ssmNameProblem(name) {
+  if (name.length === 0) return "names no parameter";
+  if (name.length > 1011) return "is longer than 1011 characters";
+  if (!SSM_NAME.test(name)) return "may hold only letters, digits and _ . - /";
+  if (!name.includes("/")) return null;
+  if (!name.startsWith("/")) return "is a hierarchy: it must start with /";
+  const levels = name.slice(1).split("/");
+  if (levels.some((level) => level === "")) return "has an empty level (// or a trailing /)";
+  if (levels.length > 15) return "is deeper than 15 levels";
+  return null;
+}
+
+function secretNameProblem(name) {
+  if (name.length === 0) return "names no secret";
+  if (name.startsWith("arn:")) {
+    return SECRET_ARN.test(name)
+      ? null
+      : "is no Secrets Manager ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)";
+  }
+  if (name.length > 512) return "is longer than 512 characters";
+  if (!SECRET_NAME.test(name)) return "may hold only letters, digits and / _ + = . @ -";
+  return null;
+}
+
+/** `{kind, name, text}` for a reference, `{problem}` for a malformed one, null for any other value. */
+function parseReference(value) {
+  if (typeof value !== "string") return null;
+  const kind = value.startsWith(SSM_PREFIX)
+    ? "ssm"
+    : value.startsWith(SECRETS_MANAGER_PREFIX)
+      ? "secretsmanager"
+      : null;
+  if (kind === null) return null;
+  const prefix = kind === "ssm" ? SSM_PREFIX : SECRETS_MANAGER_PREFIX;
+  const name = value.slice(prefix.length);
+  const problem = kind === "ssm" ? ssmNameProblem(name) : secretNameProblem(name);
+  if (problem !== null) {
+    const what = kind === "ssm" ? "SSM parameter" : "Secrets Manager secret";
+    return {
+      problem: `starts with "${prefix}" but is no valid ${what} reference: the name ${problem} (the value is not repeated here)`,
+    };
+  }
+  return { kind, name, text: value };
+}
+
+function fieldValue(data, field) {
+  let value = data;
+  for (const key of field.split(".")) {
+    if (typeof value !== "object" || value === null) return undefined;
+    value = value[key];
+  }
+  return value;
+}
+
+/** As lib/config/paths.ts: relative to the file's directory, `~/` the home directory. */
+function pathFrom(file, value) {
+  if (value === "~") return homedir();
+  if (value.startsWith("~/")) return resolve(homedir(), value.slice(2));
+  return resolve(dirname(file), value);
+}
+
+/** Every secret store reference of the config at `configPath` and the files it names. */
+function referencesOf(configPath) {
+  const found = [];
+  const seen = new Set();
+  const take = (file, data, field) => {
+    const parsed = parseReference(fieldValue(data, field));
+    if (parsed === null) return;
+    if (parsed.problem) throw new Error(`${file}: ${field}: ${parsed.problem}`);
+    found.push({ file, field, kind: parsed.kind, name: parsed.name, reference: parsed.text });
+  };
+  const named = (file, data, field) => {
+    const value = fieldValue(data, field);
+    if (typeof value !== "string") return null;
+    const path = pathFrom(file, value);
+    if (seen.has(path)) return null;
+    seen.add(path);
+    try {
+      readFileSync(path);
+    } catch (error) {
+      throw new Error(`${file}: ${field}: cannot read ${path} (${error?.code ?? error})`);
+    }
+    return path;
+  };
+  const inventory = (file) => {
+    const data = readConfig(file);
+    for (const [resourceId, entry] of Object.entries(data)) {
+      take(file, { [resourceId]: entry }, `${resourceId}.power.key`);
+    }
+  };
+  const vpn = (file) => {
+    const data = readConfig(file);
+    // The seed's spelling `authenticaion` is accepted by the loader too.
+    const aliased = data.authentication ? data : { ...data, authentication: data.authenticaion };
+    for (const field of SECRET_FIELDS.vpn) take(file, aliased, field);
+  };
+  const installer = (file) => {
+    const data = readConfig(file);
+    for (const field of SECRET_FIELDS.installer) take(file, data, field);
+    const inventoryFile = named(file, data, "inventory");
+    if (inventoryFile) inventory(inventoryFile);
+    const vpnFile = named(file, data, "vpn_config");
+    if (vpnFile) vpn(vpnFile);
+  };
+  seen.add(configPath);
+  const pharos = readConfig(configPath);
+  for (const field of SECRET_FIELDS.pharos) take(configPath, pharos, field);
+  const inventoryFile = named(configPath, pharos, "inventory");
+  if (inventoryFile) inventory(inventoryFile);
+  for (const key of Object.keys(pharos.default_configs ?? {})) {
+    const file = named(configPath, pharos.default_configs, key);
+    if (file) installer(file);
+  }
+  for (const entry of found) {
+    entry.file = entry.file.startsWith(`${process.cwd()}/`)
+      ? entry.file.slice(process.cwd().length + 1)
+      : entry.file;
+  }
+  return found;
+}
+
+function deploymentConfig() {
+  return resolve(__dirname, "..", process.env.LAAS_CONFIG ?? "conf/pharos.yaml");
+}
+
+const KMS_KEY_ARN = /^arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/**
+ * A customer managed KMS key (or several, comma-separated) the secrets are encrypted with: the
+ * stage param `secretsKmsKey`, else LAAS_SECRETS_KMS_KEY. The AWS managed keys need no grant:
+ * "The AWS managed key for Parameter Store (aws/ssm) grants Decrypt permission to all IAM
+ * principals in the AWS account"
+ * (https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-restrict-decryption.html), and
+ * GetSecretValue needs kms:Decrypt only "if the secret is encrypted using a customer-managed key
+ * instead of the Amazon Web Services managed key aws/secretsmanager" (GetSecretValue, "Required
+ * permissions", https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/SecretsManager/MSecretsManagerGetSecretValueGetSecretValueRequest.html).
+ */
+async function kmsKeysOf(resolveVariable) {
+  let param = "";
+  if (typeof resolveVariable === "function") {
+    param = (await resolveVariable("param:secretsKmsKey, ''")) ?? "";
+  }
+  const given = String(param || process.env.LAAS_SECRETS_KMS_KEY || "");
+  const keys = given
+    .split(",")
+    .map((key) => key.trim())
+    .filter((key) => key.length > 0);
+  for (const key of keys) {
+    if (!KMS_KEY_ARN.test(key)) {
+      throw new Error(
+        `secretsKmsKey / LAAS_SECRETS_KMS_KEY: ${JSON.stringify(key)} is no KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>); IAM grants kms:Decrypt on the key's ARN, not on an alias`,
+      );
+    }
+  }
+  return keys;
+}
+
+const SERVICE_HOSTS = { ssm: "ssm", secretsmanager: "secretsmanager" };
+
+function statementsFor(references, kmsKeys) {
+  const names = (kind) =>
+    [...new Set(references.filter((r) => r.kind === kind).map((r) => r.name))].sort();
+  const parameters = names("ssm");
+  const secrets = names("secretsmanager");
+  const statements = [];
+  if (parameters.length > 0) {
+    statements.push({
+      Sid: "ReadSecretParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter"],
+      Resource: parameters.map((name) => ({
+        "Fn::Sub": `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${name.replace(/^\//, "")}`,
+      })),
+    });
+  }
+  if (secrets.length > 0) {
+    statements.push({
+      Sid: "ReadSecrets",
+      Effect: "Allow",
+      Action: ["secretsmanager:GetSecretValue"],
+      // A secret's ARN ends in `-` and six random characters, which a name does not know.
+      Resource: secrets.map((name) =>
+        name.startsWith("arn:")
+          ? name
+          : {
+              "Fn::Sub": `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:${name}-??????`,
+            },
+      ),
+    });
+  }
+  if (statements.length > 0 && kmsKeys.length > 0) {
+    const services = [
+      ...(parameters.length > 0 ? [SERVICE_HOSTS.ssm] : []),
+      ...(secrets.length > 0 ? [SERVICE_HOSTS.secretsmanager] : []),
+    ];
+    statements.push({
+      Sid: "DecryptSecrets",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: kmsKeys,
+      // Only as those services decrypt for the function, never a direct Decrypt call.
+      Condition: {
+        StringEquals: {
+          "kms:ViaService": services.map((service) => ({
+            "Fn::Sub": `${service}.\${AWS::Region}.amazonaws.com`,
+          })),
+        },
+      },
+    });
+  }
+  return statements;
+}
+
+/** The references of the deployment's config: `{file, field, kind, name, reference}` each. */
+module.exports.secretReferences = () => referencesOf(deploymentConfig());
+
+/** IAM statements granting exactly the references (an empty list when there are none). */
+module.exports.secretStatements = async ({ resolveVariable } = {}) =>
+  statementsFor(referencesOf(deploymentConfig()), await kmsKeysOf(resolveVariable));
+
+module.exports.parseSecretReference = parseReference;

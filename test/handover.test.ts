@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { Client, EqualityFilter } from "ldapts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stepHandlers } from "../functions/steps";
 import { openCredentials, sealCredentials } from "../lib/access/sealed";
 import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
 import type { Booking, BookingAccess } from "../lib/domain/booking";
@@ -25,12 +26,50 @@ const RETRY_MS = 100;
 
 type Harness = ListeningHandoverLab;
 
-const harness = (): Promise<Harness> =>
-  listenOnHandoverLab({
+/**
+ * What a workflow's execution history holds — and the state machines' logs, which include every
+ * state's input and output (serverless.yml, loggingConfig): each step's input, its result or its
+ * error, and what the watcher completes a wait with. Everything in a state's input or output comes
+ * from these and the execution's input.
+ */
+const history: string[] = [];
+
+const recordingHandlers = Object.fromEntries(
+  Object.entries(stepHandlers).map(([name, handler]) => [
+    name,
+    async (event: never): Promise<unknown> => {
+      history.push(`${name} input ${JSON.stringify(event)}`);
+      try {
+        const result = await (handler as (event: unknown) => Promise<unknown>)(event);
+        history.push(`${name} result ${JSON.stringify(result)}`);
+        return result;
+      } catch (error) {
+        history.push(`${name} error ${String(error)}`);
+        throw error;
+      }
+    },
+  ]),
+);
+
+const harness = async (): Promise<Harness> => {
+  const h = await listenOnHandoverLab({
     name: "laas-handover",
     handover: { permanentUsers: ["admin"], operators: ["lab-ops@lab.example.org"] },
-    listen: { retryOverridesMs: { HandOver: RETRY_MS } },
+    listen: { retryOverridesMs: { HandOver: RETRY_MS }, handlers: recordingHandlers },
   });
+  const { engine } = h.embedded;
+  const succeed = engine.sendTaskSuccess.bind(engine);
+  const fail = engine.sendTaskFailure.bind(engine);
+  engine.sendTaskSuccess = (token, output) => {
+    history.push(`wait completed ${JSON.stringify(output)}`);
+    return succeed(token, output);
+  };
+  engine.sendTaskFailure = (token, error, cause) => {
+    history.push(`wait failed ${error} ${cause}`);
+    return fail(token, error, cause);
+  };
+  return h;
+};
 
 function book(h: Harness, id: number, resourceId: string, user: number, minutes = 10): void {
   const now = Date.now();
@@ -185,11 +224,15 @@ async function bindsAs(h: Harness, dn: string, password: string): Promise<boolea
   }
 }
 
-/** Every place a secret must never be: log lines, stored items, dashboard notes. */
+/**
+ * Every place a secret must never be: log lines, stored items, dashboard notes, the workflows'
+ * history (the steps' inputs, results and errors, the waits' outcomes).
+ */
 async function secretScan(h: Harness, secrets: string[]): Promise<string[]> {
   const { store } = h.embedded.runtime;
   const places: [string, string][] = [
     ...h.lines.map((line, i): [string, string] => [`log line ${i}`, line]),
+    ...history.map((entry, i): [string, string] => [`history ${i}`, entry]),
     ...(await store.listBookings()).map((b): [string, string] => [
       `booking ${b.id}`,
       JSON.stringify(b),
@@ -329,6 +372,16 @@ describe("handing a pod over and taking it back", () => {
       // The scan finds what is there: a piece of a logged line, and of a stored booking.
       expect(await secretScan(h, [h.lines[5]!.slice(-30, -10)])).toContain("log line 5");
       expect(await secretScan(h, ['"hostName":'])).toContain("booking 301");
+      // The history scanned is the whole hand-over and release.
+      for (const step of ["createVpnUser", "setHostAccess", "handOver", "revokeAccess"]) {
+        expect(
+          history.some((entry) => entry.startsWith(`${step} result `)),
+          step,
+        ).toBe(true);
+      }
+      expect(history.some((entry) => entry.startsWith("wait completed "))).toBe(true);
+      const inHistory = await secretScan(h, ['"bookingId":"301"']);
+      expect(inHistory.some((place) => place.startsWith("history "))).toBe(true);
       // The scan can fail: the lines do hold what was logged about this booking.
       expect(h.lines.some((line) => line.includes("VPN user created"))).toBe(true);
       expect(h.lines.some((line) => line.includes("hand-over delivered"))).toBe(true);

@@ -271,16 +271,17 @@ describe("functions the state machines call", () => {
 
   const handlers: Record<string, unknown> = steps.stepHandlers;
 
-  it.each(called)("%s is a function in serverless.yml and a bound step handler", (name) => {
+  it.each(called)("%s is a function in serverless.yml and a bound step handler", async (name) => {
     const declared = functions[name];
     expect(isObject(declared), `serverless.yml functions.${name}`).toBe(true);
     expect(handlers[name], `stepHandlers.${name}`).toEqual(expect.any(Function));
     // The Lambda function runs the very handler the local engine binds.
     const handler = isObject(declared) ? String(declared.handler) : "";
-    const [file, exported] = handler.split(".");
-    expect(file).toBe("functions/steps");
-    const exports: Record<string, unknown> = steps;
-    expect(exports[exported ?? ""], handler).toBe(handlers[name]);
+    const at = handler.lastIndexOf(".");
+    const file = handler.slice(0, at);
+    expect(file).toBe(`functions/steps/${name}/index`);
+    const exports: Record<string, unknown> = await import(join(repoRoot, `${file}.ts`));
+    expect(exports[handler.slice(at + 1)], handler).toBe(handlers[name]);
   });
 });
 

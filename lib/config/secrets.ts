@@ -10,21 +10,35 @@
  * - any other value that names an existing regular file (relative to the config file's
  *   directory) is read from that file;
  * - anything else is the value itself.
+ * Before all of these, a value starting with `ssm:` or `secretsmanager:` is a reference to a
+ * secret store (secret-store.ts), fetched now.
  * File contents lose trailing whitespace (the newline editors add). No message produced here
  * ever contains the secret value. Paths are shown, except a path that may be a secret given
  * inline by mistake (see `readLookalikePath`).
  */
 import { readFile, stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { TransientError } from "../errors";
 import { Secret } from "../secret";
 import { exampleSecretsAllowed, isShippedExample, shippedExampleProblem } from "./examples";
 import type { Issue } from "./issues";
 import { errorCode, resolveConfigPath } from "./paths";
+import {
+  fetchSecretReference,
+  type SecretStoreReference,
+  secretStoreReference,
+} from "./secret-store";
 
-/** What a secret field may hold in YAML: the value (or a path), or `{file: path}`. */
+/**
+ * What a secret field may hold in YAML: the value, a path, a secret store reference
+ * (`ssm:/laas/prod/token`), or `{file: path}`.
+ */
 export type SecretSource = string | { file: string };
 
-export type SecretResult = { ok: true; secret: Secret } | { ok: false; problem: string };
+export type SecretResult =
+  | { ok: true; secret: Secret }
+  /** transient: the secret store did not answer (throttled, unreachable); trying again may do. */
+  | { ok: false; problem: string; transient?: boolean };
 
 /** What a load accepts beyond the rules above. */
 export interface SecretPolicy {
@@ -115,10 +129,29 @@ async function readLookalikePath(path: string): Promise<SecretResult> {
   return readSecretFile(path);
 }
 
+/** A reference's value, fetched from its store; its source is the reference. */
+async function fetchReferenced(reference: SecretStoreReference): Promise<SecretResult> {
+  const outcome = await fetchSecretReference(reference);
+  if (!outcome.ok) {
+    return {
+      ok: false,
+      problem: `${reference.text}: ${outcome.problem}`,
+      transient: outcome.transient,
+    };
+  }
+  return { ok: true, secret: new Secret(outcome.value, reference.text) };
+}
+
 /** Resolves one secret field; `baseDir` is the directory of the config file that holds it. */
 export async function resolveSecret(source: SecretSource, baseDir: string): Promise<SecretResult> {
   if (typeof source !== "string") {
     return readSecretFile(explicitPath(source.file, baseDir));
+  }
+  const reference = secretStoreReference(source);
+  if (reference !== null) {
+    return "problem" in reference
+      ? { ok: false, problem: reference.problem }
+      : fetchReferenced(reference);
   }
   if (isExplicitPath(source)) return readSecretFile(explicitPath(source, baseDir));
   if (looksLikePath(source)) return readLookalikePath(resolveConfigPath(baseDir, source));
@@ -130,7 +163,8 @@ export async function resolveSecret(source: SecretSource, baseDir: string): Prom
 
 /**
  * Reads a secret field; a problem becomes an issue (the placeholder is never returned), and so
- * does a shipped example unless the policy accepts them.
+ * does a shipped example unless the policy accepts them. A secret store that did not answer is
+ * no config problem: it throws a TransientError naming the field and the reference.
  */
 export async function secretField(
   source: SecretSource,
@@ -141,6 +175,7 @@ export async function secretField(
 ): Promise<Secret> {
   const result = await resolveSecret(source, dir);
   if (!result.ok) {
+    if (result.transient) throw new TransientError(`${field}: ${result.problem}`);
     issues.push({ path: field, message: result.problem });
     return new Secret("", "invalid");
   }

@@ -31,7 +31,12 @@ export interface LabListener {
 export type LabListenerOptions = Pick<
   EmbeddedOptions,
   "retryOverridesMs" | "heartbeatOverridesMs" | "timeoutOverridesMs"
-> & { watchIntervalMs?: number; resetHosts?: boolean };
+> & {
+  watchIntervalMs?: number;
+  resetHosts?: boolean;
+  /** The step handlers the engine binds (default: functions/steps.ts's). */
+  handlers?: EmbeddedOptions["handlers"];
+};
 
 /** Watcher cycles every `intervalMs` until the signal aborts. */
 export function watchInBackground(
@@ -67,9 +72,14 @@ export async function listenOnLab(
     expect(code).toBe(0);
   }
   const { logger, lines } = capturingLogger();
-  const { watchIntervalMs = 200, resetHosts: _, ...engineOptions } = options;
+  const {
+    watchIntervalMs = 200,
+    resetHosts: _,
+    handlers = stepHandlers,
+    ...engineOptions
+  } = options;
   const embedded = await openEmbeddedRuntime(lab.configPath, {
-    handlers: stepHandlers,
+    handlers,
     listen: true,
     logger,
     ...engineOptions,
