@@ -1,19 +1,33 @@
 /**
  * `npm run bench`: the figures of BENCHMARKS.md, each measured in the same run against the
  * polling design the workflows had before (bench/baseline/). Prints Markdown tables; options:
- *   --only fog|transitions|dead-time   one benchmark
+ *   --only fog|transitions|dead-time|reconcile|burst|bundles   one benchmark
  *   --rounds N                         dead-time rounds of three bookings (default 5)
+ *   --burst N                          bookings due at once in the burst (default 200)
+ *   --burst-scale X                    how much faster than real time FOG images there (default 20)
+ *   --burst-rounds N                   runs of the burst's idle and sfn setups (default 3)
+ *   --imports N                        fresh node processes per bundle import timed (default 10)
  */
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
+import { bundles } from "./bundles";
+import { burst, SFN_LATENCY_MS } from "./burst";
 import { deadTime } from "./dead-time";
 import { fogRequests } from "./fog-requests";
+import { reconcileBench } from "./reconcile";
 import { transitions } from "./transitions";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 const { values } = parseArgs({
-  options: { only: { type: "string" }, rounds: { type: "string", default: "5" } },
+  options: {
+    only: { type: "string" },
+    rounds: { type: "string", default: "5" },
+    burst: { type: "string", default: "200" },
+    "burst-scale": { type: "string", default: "20" },
+    "burst-rounds": { type: "string", default: "3" },
+    imports: { type: "string", default: "10" },
+  },
 });
 const wanted = (name: string) => values.only === undefined || values.only === name;
 const print = (line = "") => process.stdout.write(`${line}\n`);
@@ -112,6 +126,121 @@ if (wanted("dead-time")) {
       `${r.p50Ms} ms`,
       `${r.p95Ms} ms`,
       (r.p95Ms / r.intervalMs).toFixed(2),
+    ]),
+  );
+}
+
+if (wanted("reconcile")) {
+  const rows = await reconcileBench([1_000, 10_000]);
+  print("### Poll's reconciliation per poll, 10 bookings a host (embedded store)");
+  print();
+  const keys = [...new Set(rows.map((r) => `${r.bookings} ${r.poll}`))];
+  const pairs = keys.map((key) => {
+    const of = (design: string) =>
+      rows.find((r) => `${r.bookings} ${r.poll}` === key && r.design === design)!;
+    return { now: of("in memory"), before: of("baseline") };
+  });
+  const cells = (r: (typeof rows)[number]) => [
+    r.requests,
+    `${r.writes} (${r.failedWrites})`,
+    r.itemReads,
+    `${(r.wallMs / 1000).toFixed(2)} s`,
+    `${r.rssGrowthMb} / ${r.heapGrowthMb} MB`,
+  ];
+  table(
+    [
+      "bookings (hosts)",
+      "poll",
+      "requests",
+      "writes (failed)",
+      "GetItem",
+      "wall",
+      "RSS / heap growth",
+      "baseline: requests",
+      "baseline: writes (failed)",
+      "baseline: GetItem",
+      "baseline: wall",
+      "baseline: RSS / heap growth",
+      "requests ratio",
+      "wall ratio",
+    ],
+    pairs.map(({ now, before }) => [
+      `${now.bookings} (${now.hosts})`,
+      now.poll,
+      ...cells(now),
+      ...cells(before),
+      `${(before.requests / Math.max(1, now.requests)).toFixed(1)}×`,
+      `${(before.wallMs / Math.max(1, now.wallMs)).toFixed(1)}×`,
+    ]),
+  );
+}
+
+if (wanted("burst")) {
+  const rows = await burst({
+    bookings: Number(values.burst),
+    timeScale: Number(values["burst-scale"]),
+    rounds: Number(values["burst-rounds"]),
+  });
+  print(
+    `### A burst: ${values.burst} bookings due at once, one per host (idle: steps that do nothing; sfn: StartExecution answering in ${SFN_LATENCY_MS} ms; real: the real steps, FOG ${values["burst-scale"]}× real time)`,
+  );
+  print();
+  const ms = (value: number | null) => (value === null ? "–" : `${(value / 1000).toFixed(1)} s`);
+  table(
+    [
+      "setup",
+      "design",
+      "concurrency",
+      "runs (median)",
+      "start lag p50",
+      "p95",
+      "max",
+      "burst poll",
+      "started by it",
+      "all ready",
+      "FOG done",
+      "FOG's limit",
+    ],
+    rows.map((r) => [
+      r.setup,
+      r.design,
+      r.concurrency,
+      r.rounds,
+      ms(r.startLagP50Ms),
+      ms(r.startLagP95Ms),
+      ms(r.startLagMaxMs),
+      ms(r.burstPollMs),
+      r.burstPollStarted,
+      ms(r.allReadyMs),
+      ms(r.fogDoneMs),
+      ms(r.limitMs),
+    ]),
+  );
+}
+
+if (wanted("bundles")) {
+  const rows = await bundles({ runs: Number(values.imports) });
+  const kib = (bytes: number) => (bytes / 1024).toFixed(0);
+  print("### Deployment packages and cold imports");
+  print();
+  table(
+    [
+      "package",
+      "function (functions)",
+      "zip KiB",
+      "unzipped KiB",
+      "loaded at a cold start KiB (+ maps)",
+      "import ms, wall / CPU (medians)",
+    ],
+    rows.map((r) => [
+      r.design,
+      `${r.name} (${r.functions})`,
+      kib(r.zipBytes),
+      kib(r.unzippedBytes),
+      r.loadedMapBytes > 0
+        ? `${kib(r.loadedBytes)} (+ ${kib(r.loadedMapBytes)})`
+        : kib(r.loadedBytes),
+      `${r.importMs.toFixed(0)} / ${r.importCpuMs.toFixed(0)}`,
     ]),
   );
 }

@@ -418,6 +418,7 @@ describe("the engine's own guards", () => {
       create: (record) => journal.create(record),
       get: (name) => journal.get(name),
       list: () => journal.list(),
+      remove: (name, ifVersion) => journal.remove(name, ifVersion),
       update: async (name, change) => {
         const current = await journal.get(name);
         const next = current && change(current);

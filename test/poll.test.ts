@@ -83,6 +83,7 @@ const LAB = {
   ]),
   cleanConfig: {},
   quarantineAfter: 2,
+  bookingRetentionDays: 30,
   handover: null,
 } as unknown as PharosConfig;
 
@@ -170,6 +171,33 @@ describe("poll", () => {
     expect(report.cancelled.sort()).toEqual(["1", "2"]);
     expect(report.started).toEqual([]);
     expect((await db.store.getBooking("1"))?.state).toBe("cancelled");
+  });
+
+  it("never records a listed booking that ended longer ago than the retention, nor brings back one removed", async () => {
+    const day = 86_400_000;
+    const old = (id: string, endedDaysAgo: number) =>
+      booking(
+        id,
+        "h1",
+        new Date(now.getTime() - (endedDaysAgo + 1) * day),
+        new Date(now.getTime() - endedDaysAgo * day),
+      );
+    // The 2017 dashboard lists every booking it ever had: one ended 31 days ago is past a
+    // 30-day retention; one ended 29 days ago is still within it (cancelled, as it never ran).
+    dashboard.bookings = [old("past", 31), old("within", 29)];
+    const report = await poller().run();
+    expect(report.created).toEqual(["within"]);
+    expect(report.cancelled).toEqual(["within"]);
+    expect(await db.store.getBooking("past")).toBeNull();
+    // Retention removed "within" later (sweep or TTL, once its expiry passed): still listed, it
+    // is not created again.
+    const expiry = (await db.store.getBooking("within"))?.expiresAtEpochSeconds;
+    expect(expiry).toBeGreaterThanOrEqual((now.getTime() - 29 * day + 30 * day) / 1000);
+    now = new Date((expiry ?? 0) * 1000 + 1000);
+    await db.store.deleteBooking("within");
+    const later = await poller().run();
+    expect(later.created).toEqual([]);
+    expect(await db.store.getBooking("within")).toBeNull();
   });
 
   it("makes a due booking wait while its host is held, then provisions it once free", async () => {

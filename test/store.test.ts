@@ -42,6 +42,7 @@ function makeBooking(overrides: Partial<Booking> = {}): Booking {
     wait: null,
     createdAt: T0,
     updatedAt: T0,
+    expiresAtEpochSeconds: null,
     version: 1,
     ...overrides,
   };

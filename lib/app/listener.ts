@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage } from "../errors";
 import { type PollReport, poll } from "../lifecycle/poll";
-import { sweepVpnUsers } from "../lifecycle/sweep";
+import { sweep } from "../lifecycle/sweep";
 import type { WatchReport } from "../lifecycle/watch";
 import { Driver } from "./driver";
 import type { EmbeddedRuntime } from "./embedded";
@@ -20,9 +20,12 @@ export interface ListenerOptions {
   /** How long stop() lets running workflows go on before handing them over. */
   drainMs: number;
   onPoll?: (report: PollReport) => void;
-  /** Milliseconds between directory sweeps; defaults to handover.sweep_interval. */
+  /** Milliseconds between sweeps; defaults to handover.sweep_interval, or an hour without one. */
   sweepIntervalMs?: number;
 }
+
+/** The cloud's sweep rate without a handover section (scripts/serverless-vars.cjs). */
+const DEFAULT_SWEEP_SECONDS = 3600;
 
 export class Listener {
   readonly #embedded: EmbeddedRuntime;
@@ -83,20 +86,20 @@ export class Listener {
   }
 
   /**
-   * The sweep, when one is due (what the scheduled `sweep` function is in the cloud). Its
-   * failures are logged and the next one tries again.
+   * The sweep, when one is due (what the scheduled `sweep` function is in the cloud): VPN entries
+   * of bookings that are over, and bookings past their retention with their executions' journal
+   * records (lifecycle/sweep.ts). Its failures are logged and the next one tries again.
    */
   async sweepIfDue(): Promise<void> {
-    const { runtime } = this.#embedded;
-    const handover = runtime.config.handover;
-    if (!handover?.vpn) return;
-    const interval = this.#options.sweepIntervalMs ?? handover.sweepSeconds * 1000;
+    const { runtime, storeHandle } = this.#embedded;
+    const seconds = runtime.config.handover?.sweepSeconds ?? DEFAULT_SWEEP_SECONDS;
+    const interval = this.#options.sweepIntervalMs ?? seconds * 1000;
     if (Date.now() - this.#lastSweep < interval) return;
     this.#lastSweep = Date.now();
     try {
-      await sweepVpnUsers(runtime);
+      await sweep(runtime, storeHandle.journal);
     } catch (error) {
-      runtime.logger.error({ err: errorMessage(error) }, "directory sweep failed");
+      runtime.logger.error({ err: errorMessage(error) }, "sweep failed");
     }
   }
 

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { configKind } from "../config/kind";
 import { type LoadOptions, loadInstallerConfig, loadPharosConfig } from "../config/load";
+import { DEFAULT_BOOKING_RETENTION_DAYS } from "../config/schema";
 import type { InstallerConfig, PharosConfig } from "../config/types";
 import { readYamlFile } from "../config/yaml-file";
 import { Secret } from "../secret";
@@ -50,6 +51,7 @@ export function labOfOneInstaller(
     | "watchSeconds"
     | "labSubnets"
     | "quarantineAfter"
+    | "bookingRetentionDays"
   > | null,
 ): PharosConfig {
   // The lab's other installers stay known (a reset must remove the pod another one built); the
@@ -71,6 +73,7 @@ export function labOfOneInstaller(
     polling: 0.1,
     watchSeconds: labWide?.watchSeconds ?? installer.fog.pollSeconds,
     quarantineAfter: labWide?.quarantineAfter ?? 2,
+    bookingRetentionDays: labWide?.bookingRetentionDays ?? DEFAULT_BOOKING_RETENTION_DAYS,
     // Without the lab's pharos.yaml no subnet is known, so no host address is reached.
     labSubnets: labWide?.labSubnets ?? [],
     power: labWide?.power ?? null,

@@ -175,9 +175,10 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .description("hosts and bookings with their states")
     .addOption(configOption())
     .option("--json", "machine-readable output")
+    .option("--all", "every booking the store holds (default: active ones and those ended today)")
     .action(async (opts) => {
       code = await statusCommand(
-        { config: opts.config, json: Boolean(opts.json) },
+        { config: opts.config, json: Boolean(opts.json), all: Boolean(opts.all) },
         deps.handlers,
         out,
       );

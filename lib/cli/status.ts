@@ -2,18 +2,31 @@
  * `laas status`: hosts and bookings with their states, as a table or JSON. It is for the lab's
  * operators: a failure is shown whole (the dashboard's note gives only its kind), with the step
  * that failed, under the tables.
+ *
+ * Bookings that have ended for good stay in the store for `booking_retention_days`; status shows
+ * them for a day after their last change (RECENT_MS), the others with `--all`, and says how many
+ * it left out.
  */
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
 import type { Booking } from "../domain/booking";
 import { recordedFailure } from "../lifecycle/failure-record";
+import { isFinal } from "../lifecycle/transitions";
 import { silentLogger } from "../log";
 import { loadAnyConfig } from "./config";
 import { EXIT } from "./exit";
 
+/** How long an ended booking is shown without `--all`: a day after its last change. */
+export const RECENT_MS = 24 * 3600_000;
+
+/** Shown without --all: not ended for good (a cleaning pending counts as active), or recently. */
+export function shownByDefault(booking: Booking, now: Date): boolean {
+  return !isFinal(booking) || now.getTime() - Date.parse(booking.updatedAt) < RECENT_MS;
+}
+
 export async function statusCommand(
-  options: { config: string; json: boolean },
+  options: { config: string; json: boolean; all?: boolean },
   handlers: Record<string, StepHandler>,
   out: (line: string) => void,
 ): Promise<number> {
@@ -27,7 +40,10 @@ export async function statusCommand(
   try {
     const { store } = embedded.runtime;
     const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));
-    const bookings = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
+    const stored = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
+    const now = embedded.runtime.now();
+    const bookings = options.all ? stored : stored.filter((b) => shownByDefault(b, now));
+    const notShown = stored.length - bookings.length;
     if (options.json) {
       // Sealed credentials are safe to show, but of no use to a reader: say that they are there.
       const shown = bookings.map((b) =>
@@ -35,7 +51,7 @@ export async function statusCommand(
           ? { ...b, access: { ...b.access, sealedCredentials: "[sealed]" } }
           : b,
       );
-      out(JSON.stringify({ listener, hosts, bookings: shown }, null, 2));
+      out(JSON.stringify({ listener, hosts, bookings: shown, notShown }, null, 2));
       return EXIT.ok;
     }
     out(listener ? `listener: running (pid ${listener.pid})` : "listener: not running");
@@ -79,6 +95,9 @@ export async function statusCommand(
         ]),
       ),
     );
+    if (notShown > 0) {
+      out(`${notShown} older ended booking(s) not shown; --all shows them`);
+    }
     const problems = bookings.flatMap(problemLines);
     if (problems.length > 0) {
       out("");

@@ -212,6 +212,7 @@ class Loader {
       polling: raw.polling,
       watchSeconds,
       quarantineAfter: raw.quarantine_after,
+      bookingRetentionDays: raw.booking_retention_days,
       labSubnets: raw.lab_subnets ?? [],
       power,
       relay,

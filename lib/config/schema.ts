@@ -35,6 +35,10 @@ const remotePath = z
 
 const positiveInt = z.int(expected("a positive integer")).positive(expected("a positive integer"));
 
+/** booking_retention_days: a month by default, ten years at most. */
+export const DEFAULT_BOOKING_RETENTION_DAYS = 30;
+const MAX_BOOKING_RETENTION_DAYS = 3650;
+
 /** A deadline the watcher enforces, below the ceiling its wait state has in statemachines/. */
 const deadline = (event: WaitEvent) =>
   positiveInt.max(WAIT_CEILING_SECONDS[event], {
@@ -484,6 +488,12 @@ export const pharosSchema = z.strictObject(
     token: secretSource,
     // Extension: failed provisions or cleanings of one host in a row before it stays quarantined.
     quarantine_after: positiveInt.max(10, { error: "expected at most 10 failures" }).default(2),
+    // Extension: days an ended booking stays in the store (lifecycle/retention.ts).
+    booking_retention_days: positiveInt
+      .max(MAX_BOOKING_RETENTION_DAYS, {
+        error: `expected at most ${MAX_BOOKING_RETENTION_DAYS} days`,
+      })
+      .default(DEFAULT_BOOKING_RETENTION_DAYS),
     // Extension: the networks lab hosts live on; no address outside them is ever reached.
     lab_subnets: z
       .array(

@@ -237,6 +237,12 @@ export interface PharosConfig {
    */
   quarantineAfter: number;
   /**
+   * Days an ended booking stays in the store, counted from its end or the moment it ended,
+   * whichever is later (`booking_retention_days`, default 30); then it is deleted (DynamoDB TTL in
+   * the cloud, the sweep locally). See lifecycle/retention.ts.
+   */
+  bookingRetentionDays: number;
+  /**
    * The lab's subnets (CIDRs): every host address reached (leased, static, from FOG) must lie in
    * one, and the relay forwards nowhere else. Required when power or relay is configured.
    */

@@ -119,6 +119,12 @@ export interface Booking {
   wait: WaitRecord | null;
   createdAt: string;
   updatedAt: string;
+  /**
+   * When the booking leaves the store, in epoch seconds (DynamoDB TTL's format): set once it has
+   * ended for good (released, cancelled, failed with no cleaning pending), null before. See
+   * lifecycle/retention.ts.
+   */
+  expiresAtEpochSeconds: number | null;
   /** Optimistic-locking counter: every write checks and bumps it. */
   version: number;
 }

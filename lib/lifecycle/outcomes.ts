@@ -17,6 +17,7 @@ import { imagingConfig, requireCurrentRun } from "./current-run";
 import { FAILURE_RECORD, type FailureRecord, failedStep } from "./failure-record";
 import { START_IMAGING } from "./imaging";
 import { mailFailure, mailQuarantine } from "./operator-mail";
+import { retentionOf } from "./retention";
 import {
   cleanupAfter,
   failPhase,
@@ -44,7 +45,7 @@ export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state
   await rt.store.updateHost(input.hostName, hostServed(input.bookingId)).catch(ignoreMissingHost);
   const { item } = await rt.store.updateBooking(
     input.bookingId,
-    finishPhase("provision", input.generation),
+    finishPhase("provision", input.generation, retentionOf(rt)),
   );
   rt.logger.info({ bookingId: input.bookingId, host: input.hostName }, "booking ready");
   return { state: item.state };
@@ -57,7 +58,7 @@ export async function markReleased(rt: Runtime, input: PhaseInput): Promise<{ st
   await rt.store.updateHost(input.hostName, freeHost(input.bookingId, rt.now()));
   const { item } = await rt.store.updateBooking(
     input.bookingId,
-    finishPhase("release", input.generation),
+    finishPhase("release", input.generation, retentionOf(rt)),
   );
   rt.logger.info({ bookingId: input.bookingId, host: input.hostName }, "booking released");
   return { state: item.state };
@@ -125,7 +126,7 @@ export async function recordFailure(
   await rt.store.updateBooking(
     booking.id,
     allOf(
-      failPhase(input.phase, input.generation, failure, cleanup),
+      failPhase(input.phase, input.generation, failure, cleanup, retentionOf(rt)),
       recordDone(input, FAILURE_RECORD, record, rt.now()),
     ),
   );

@@ -9,25 +9,19 @@
  * a failed booking whose host was left dirty gets the release run that cleans it.
  */
 import type { Runtime } from "../app/runtime";
-import type { Booking, DashboardBooking, Phase } from "../domain/booking";
+import type { Booking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
 import { errorMessage, NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
-import {
-  type BookingProblem,
-  bookingProblem,
-  bookingUserProblem,
-  refusalReason,
-} from "./booking-rules";
+import { bookingUserProblem } from "./booking-rules";
 import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
-import {
-  FAILURE_MAIL,
-  FAILURE_RECORD,
-  type FailureRecord,
-  recordedFailure,
-} from "./failure-record";
+import { FAILURE_MAIL, FAILURE_RECORD, type FailureRecord } from "./failure-record";
 import { mailFailure, operatorsReachable } from "./operator-mail";
 import { hostAfterRunFailed, tellOperatorsOfFailure } from "./outcomes";
+import { perHost } from "./per-host";
+import { reconcile } from "./reconcile";
+import { isRefusal, noteRefused, refusal, refusalInput } from "./refusal";
+import { retentionOf } from "./retention";
 import { postStatus } from "./status-notes";
 import {
   beginCleaning,
@@ -40,11 +34,6 @@ import {
   freeHost,
   holds,
   hostCleaning,
-  isFinished,
-  markVanished,
-  newBooking,
-  refreshFromDashboard,
-  refuseBooking,
 } from "./transitions";
 
 export interface PollReport {
@@ -72,39 +61,34 @@ type PollDeps = Pick<
   "dashboard" | "store" | "engine" | "logger" | "now" | "config" | "mailer"
 >;
 
-export async function poll(rt: PollDeps): Promise<PollReport> {
-  const report: PollReport = {
-    seen: 0,
-    created: [],
-    updated: [],
-    vanished: [],
-    cancelled: [],
-    started: [],
-    waiting: [],
-    recovered: [],
-    refused: [],
-    cleaning: [],
-    errors: [],
-  };
-  const listed = await rt.dashboard.listBookings();
-  report.seen = listed.length;
-  await reconcile(rt, listed, report);
+/**
+ * How many hosts' bookings a poll advances at once (each host's one after another, per-host.ts).
+ * A start is a few store requests and one engine call; the bound stays well under the SDK's 50
+ * sockets per client and Step Functions' StartExecution refill (150 to 300 a second).
+ */
+export const ADVANCE_CONCURRENCY = 16;
+
+export interface PollOptions {
+  /** Hosts advanced at once (default ADVANCE_CONCURRENCY). */
+  concurrency?: number;
+}
+
+export async function poll(rt: PollDeps, options: PollOptions = {}): Promise<PollReport> {
+  const report = emptyReport();
+  // The store's bookings, read once by reconcile and given back with its writes applied.
+  const stored = await reconcile(rt, report);
 
   const now = rt.now();
-  for (const booking of await rt.store.listBookings()) {
-    // `laas deploy` runs its own bookings' workflows in its own process.
-    if (isManual(booking.id)) continue;
-    try {
-      await advance(rt, booking, now, report);
-    } catch (error) {
-      // One booking's trouble must not stop the others; the next poll tries it again.
-      report.errors.push(`booking ${booking.id}: ${errorMessage(error)}`);
-      rt.logger.error(
-        { bookingId: booking.id, err: errorMessage(error) },
-        "poll could not advance booking",
-      );
-    }
-  }
+  // `laas deploy` runs its own bookings' workflows in its own process.
+  const bookings = stored.filter((b) => !isManual(b.id));
+  const parts = await perHost(
+    bookings,
+    (booking) => booking.hostName,
+    options.concurrency ?? ADVANCE_CONCURRENCY,
+    (booking) => advanceOne(rt, booking, now),
+  );
+  // In the store's order, whichever booking finished first.
+  for (const part of parts) appendLists(report, part);
   rt.logger.info(
     {
       seen: report.seen,
@@ -118,42 +102,44 @@ export async function poll(rt: PollDeps): Promise<PollReport> {
   return report;
 }
 
-async function reconcile(rt: PollDeps, listed: DashboardBooking[], report: PollReport) {
-  const listedIds = new Set(listed.map((b) => b.id));
-  for (const fromDashboard of listed) {
-    const problem = bookingProblem(fromDashboard, rt.config);
-    const fresh = newBooking(fromDashboard, rt.now());
-    const created = await rt.store.createBooking(
-      problem ? (refusal(problem)(fresh) ?? fresh) : fresh,
-    );
-    if (created) {
-      report.created.push(fromDashboard.id);
-      if (problem) noteRefused(rt, fromDashboard.id, problem, report);
-      continue;
-    }
-    const { changed, item } = await rt.store.updateBooking(
-      fromDashboard.id,
-      refreshFromDashboard(fromDashboard),
-    );
-    if (changed) report.updated.push(fromDashboard.id);
-    // Edited into something the lab cannot serve before it started: refused now.
-    if (problem && item.state === "scheduled") {
-      const refused = await rt.store.updateBooking(item.id, refusal(problem));
-      if (refused.changed) {
-        noteRefused(rt, item.id, problem, report);
-        // A claim left by a poll that stopped before provisioning began.
-        await rt.store
-          .updateHost(item.hostName, freeHost(item.id, rt.now()))
-          .catch(ignoreMissingHost);
-      }
-    }
+function emptyReport(): PollReport {
+  return {
+    seen: 0,
+    created: [],
+    updated: [],
+    vanished: [],
+    cancelled: [],
+    started: [],
+    waiting: [],
+    recovered: [],
+    refused: [],
+    cleaning: [],
+    errors: [],
+  };
+}
+
+function appendLists(into: PollReport, part: PollReport): void {
+  for (const key of Object.keys(part) as (keyof PollReport)[]) {
+    const target = into[key];
+    const items = part[key];
+    if (Array.isArray(target) && Array.isArray(items)) target.push(...items);
   }
-  for (const stored of await rt.store.listBookings()) {
-    if (listedIds.has(stored.id) || stored.vanished || isFinished(stored.state)) continue;
-    if (isManual(stored.id)) continue;
-    const { changed } = await rt.store.updateBooking(stored.id, markVanished);
-    if (changed) report.vanished.push(stored.id);
+}
+
+/** One booking advanced, what it did in a report of its own. */
+async function advanceOne(rt: PollDeps, booking: Booking, now: Date): Promise<PollReport> {
+  const part = emptyReport();
+  try {
+    await advance(rt, booking, now, part);
+  } catch (error) {
+    // One booking's trouble must not stop the others; the next poll tries it again.
+    part.errors.push(`booking ${booking.id}: ${errorMessage(error)}`);
+    rt.logger.error(
+      { bookingId: booking.id, err: errorMessage(error) },
+      "poll could not advance booking",
+    );
   }
+  return part;
 }
 
 async function advance(rt: PollDeps, booking: Booking, now: Date, report: PollReport) {
@@ -206,48 +192,9 @@ async function refusedForItsUser(
   const user = await rt.dashboard.bookingUser(booking.user);
   const problem = user && bookingUserProblem(user);
   if (!problem) return false;
-  const { changed } = await rt.store.updateBooking(booking.id, refusal(problem));
+  const { changed } = await rt.store.updateBooking(booking.id, refusal(problem, retentionOf(rt)));
   if (changed) noteRefused(rt, booking.id, problem, report);
   return true;
-}
-
-/** The change that refuses a scheduled booking, its failure recorded as the poll's. */
-function refusal(problem: BookingProblem): (current: Booking) => Booking | null {
-  return (current) => {
-    const input = refusalInput(current);
-    const record: FailureRecord = {
-      step: "Poll",
-      error: "InvalidBooking",
-      host: "free",
-      field: problem.field,
-    };
-    return allOf(
-      refuseBooking(refusalReason(problem)),
-      recordDone(input, FAILURE_RECORD, record, new Date(current.updatedAt)),
-    )(current);
-  };
-}
-
-/** The run a refusal is recorded under: the provision run that never started. */
-function refusalInput(booking: Booking): PhaseInput {
-  return {
-    bookingId: booking.id,
-    hostName: booking.hostName,
-    phase: "provision",
-    generation: booking.provisionGeneration,
-  };
-}
-
-function isRefusal(booking: Booking): boolean {
-  return recordedFailure(booking, "provision")?.step === "Poll";
-}
-
-function noteRefused(rt: PollDeps, id: string, problem: BookingProblem, report: PollReport) {
-  report.refused.push(id);
-  rt.logger.warn(
-    { bookingId: id, field: problem.field, reason: problem.reason },
-    "booking refused",
-  );
 }
 
 /**
@@ -315,7 +262,7 @@ async function cancelUnstarted(rt: PollDeps, booking: Booking, report: PollRepor
   const reason = booking.vanished
     ? "cancelled on the dashboard before it started"
     : "ended before its host became free";
-  const { changed } = await rt.store.updateBooking(booking.id, cancel(reason));
+  const { changed } = await rt.store.updateBooking(booking.id, cancel(reason, retentionOf(rt)));
   if (!changed) return;
   report.cancelled.push(booking.id);
   await rt.store
@@ -348,7 +295,10 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
       return;
     }
   }
-  const { changed, item } = await rt.store.updateBooking(booking.id, beginProvisioning);
+  // On the version this poll read: a burst of due bookings starts with one store read fewer each.
+  const { changed, item } = await rt.store.updateBooking(booking.id, beginProvisioning, {
+    expected: booking,
+  });
   if (!changed) return;
   await startPhase(rt, item, "provision", report);
 }
@@ -413,7 +363,7 @@ async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, repor
   const { changed } = await rt.store.updateBooking(
     booking.id,
     allOf(
-      failPhase(phase, generation, reason, cleanup),
+      failPhase(phase, generation, reason, cleanup, retentionOf(rt)),
       recordDone(input, FAILURE_RECORD, record, rt.now()),
     ),
   );

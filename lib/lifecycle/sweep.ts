@@ -1,18 +1,31 @@
 /**
+ * The sweep, run on a schedule (functions/sweep.ts in the cloud, the listener locally): the
+ * directory's VPN entries of bookings that are over, then the bookings whose retention has run out.
+ *
  * The directory sweep: the VPN entries the store records for bookings that are no longer active
  * are removed (a release or a failure that could not reach the directory, an attempt interrupted
  * after recording the DN it chose). It walks the bookings, not the directory: an entry no booking
  * records is never touched, whatever label it carries, and a recorded one goes only while it is
  * still the entry recorded (the directory adapter checks its entryUUID, or, for a DN recorded
  * before its add, the checks that stand in for one) and not a permanent user.
+ *
+ * The expiry sweep (retention.ts): a booking whose expiry has passed is deleted, only while it is
+ * the version read, so that one changed meanwhile is looked at again next time. That is DynamoDB
+ * TTL's work in the cloud (doing it here too is harmless) and the sweep's alone locally, where
+ * dynalite has no TTL. With the local engine's journal, the records of ended executions whose
+ * booking is gone go too: nothing else ever removes them, and the engine reads them all at every
+ * look.
  */
 import type { Runtime } from "../app/runtime";
 import type { VpnConfig } from "../config/types";
 import { type Booking, isActive } from "../domain/booking";
-import { errorMessage } from "../errors";
+import { ConflictError, errorMessage } from "../errors";
 import type { Directory, RemovalOutcome } from "../ports/directory";
+import type { ExecutionStatus } from "../ports/engine";
 import { forgetVpnUser } from "./access-transitions";
 import { imagingConfig } from "./current-run";
+import { isExpired } from "./retention";
+import { stampExpiry } from "./transitions";
 import { recordedVpnEntry } from "./vpn-record";
 
 export interface SweepReport {
@@ -83,4 +96,119 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
   }
   if (trouble !== null) throw trouble;
   return report;
+}
+
+export interface ExpiryReport {
+  /** Bookings deleted, their retention over. */
+  deleted: string[];
+  /** Bookings ended for good that had no expiry yet (older versions' items), now given one. */
+  stamped: string[];
+  /** Expired bookings kept: changed since they were read, or still recording a VPN entry. */
+  kept: string[];
+  /** Journal records of ended executions whose booking is gone, removed. */
+  executions: string[];
+}
+
+/** The local engine's journal, as far as the sweep uses it (adapters/local/journal.ts). */
+export interface ExecutionRecords {
+  list(): Promise<
+    { name: string; input: { bookingId: string }; status: ExecutionStatus; version: number }[]
+  >;
+  /** ConflictError when the record is no longer at `ifVersion`. */
+  remove(name: string, ifVersion: number): Promise<void>;
+}
+
+export async function sweepExpiredBookings(
+  rt: Pick<Runtime, "store" | "config" | "logger" | "now">,
+  journal: ExecutionRecords | null = null,
+): Promise<ExpiryReport> {
+  const report: ExpiryReport = { deleted: [], stamped: [], kept: [], executions: [] };
+  const now = rt.now();
+  // Read before the bookings: each record in it was started for a booking that existed by then,
+  // so one whose booking is not among those read next belongs to a booking that is gone.
+  const executions = journal ? await journal.list() : [];
+  const stillThere = new Set<string>();
+  let trouble: unknown = null;
+  for (const listed of await rt.store.listBookings()) {
+    stillThere.add(listed.id);
+    try {
+      const booking = await withExpiry(rt, listed, report);
+      if (!isExpired(booking, now)) continue;
+      // Its entry could not be removed yet (the directory sweep failed for it): deleting the
+      // booking would leave the entry recorded nowhere, out of every later sweep's reach.
+      if (recordedVpnEntry(booking.access) !== null) {
+        report.kept.push(booking.id);
+        continue;
+      }
+      await rt.store.deleteBooking(booking.id, booking.version);
+      stillThere.delete(booking.id);
+      report.deleted.push(booking.id);
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        report.kept.push(listed.id);
+        continue;
+      }
+      rt.logger.warn({ bookingId: listed.id, err: errorMessage(error) }, "sweep could not expire");
+      trouble ??= error;
+    }
+  }
+  for (const record of executions) {
+    if (record.status === "RUNNING" || stillThere.has(record.input.bookingId)) continue;
+    try {
+      await journal?.remove(record.name, record.version);
+      report.executions.push(record.name);
+    } catch (error) {
+      if (error instanceof ConflictError) continue;
+      rt.logger.warn({ execution: record.name, err: errorMessage(error) }, "sweep kept a record");
+      trouble ??= error;
+    }
+  }
+  if (report.deleted.length > 0 || report.executions.length > 0) {
+    rt.logger.info(
+      { deleted: report.deleted, executions: report.executions.length },
+      "sweep removed bookings past their retention",
+    );
+  }
+  if (trouble !== null) throw trouble;
+  return report;
+}
+
+/** The booking with its expiry: stamped now if it ended for good without one. */
+async function withExpiry(
+  rt: Pick<Runtime, "store" | "config">,
+  booking: Booking,
+  report: ExpiryReport,
+): Promise<Booking> {
+  if (booking.expiresAtEpochSeconds !== null) return booking;
+  const stamp = stampExpiry(rt.config.bookingRetentionDays);
+  if (stamp(booking) === null) return booking;
+  const { changed, item } = await rt.store.updateBooking(booking.id, stamp);
+  if (changed) report.stamped.push(booking.id);
+  return item;
+}
+
+export interface FullSweepReport {
+  vpn: SweepReport;
+  expiry: ExpiryReport;
+}
+
+/**
+ * The whole sweep: the directory's entries first, so that an expired booking's entry is taken
+ * back before the booking goes; the expiry sweep runs even when the directory sweep failed, which
+ * is then thrown.
+ */
+export async function sweep(
+  rt: Runtime,
+  journal: ExecutionRecords | null = null,
+): Promise<FullSweepReport> {
+  let vpn: SweepReport = { removed: [], kept: 0, declined: [] };
+  let trouble: unknown = null;
+  try {
+    vpn = await sweepVpnUsers(rt);
+  } catch (error) {
+    trouble = error;
+  }
+  const expiry = await sweepExpiredBookings(rt, journal);
+  if (trouble !== null) throw trouble;
+  return { vpn, expiry };
 }

@@ -6,6 +6,7 @@
  */
 import type { Booking, BookingState, Cleanup, DashboardBooking, Phase } from "../domain/booking";
 import { type Host, withEvent } from "../domain/host";
+import { expiryAfterEndMoved, expiryOf, type Retention } from "./retention";
 
 type BookingChange = (current: Booking) => Booking | null;
 type HostChange = (current: Host) => Host | null;
@@ -34,6 +35,7 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     wait: null,
     createdAt: at,
     updatedAt: at,
+    expiresAtEpochSeconds: null,
     version: 0,
   };
 }
@@ -61,7 +63,12 @@ export function refreshFromDashboard(from: DashboardBooking): BookingChange {
             vanished: false,
           }
         : { ...current, end, vanished: false };
-    return sameBookingFields(current, next) ? null : next;
+    if (sameBookingFields(current, next)) return null;
+    // An ended booking's end moved on the dashboard: its expiry moves with it (retention.ts).
+    const expiry = current.expiresAtEpochSeconds;
+    return expiry === null
+      ? next
+      : { ...next, expiresAtEpochSeconds: expiryAfterEndMoved(expiry, current.end, end) };
   };
 }
 
@@ -84,6 +91,38 @@ export const markVanished: BookingChange = (current) =>
 
 export function isFinished(state: BookingState): boolean {
   return state === "released" || state === "cancelled" || state === "failed";
+}
+
+/** Ended for good: finished, and no cleaning of its host pending (a cleaning moves it again). */
+export function isFinal(booking: Pick<Booking, "state" | "cleanup">): boolean {
+  return isFinished(booking.state) && booking.cleanup === null;
+}
+
+/**
+ * `next` as the transition that ends it for good leaves it: with its expiry (retention.ts). A
+ * caller without `retention` leaves the expiry to the sweep (stampExpiry).
+ */
+function ending(next: Booking, retention: Retention): Booking {
+  if (!isFinal(next)) return next;
+  return {
+    ...next,
+    expiresAtEpochSeconds: expiryOf(next, retention.now, retention.retentionDays),
+  };
+}
+
+/**
+ * A booking ended for good that has no expiry (written by an older version, or ended by a writer
+ * that did not stamp one): its expiry counted from its last change, which is no earlier than the
+ * moment it ended.
+ */
+export function stampExpiry(retentionDays: number): BookingChange {
+  return (current) =>
+    isFinal(current) && current.expiresAtEpochSeconds === null
+      ? {
+          ...current,
+          expiresAtEpochSeconds: expiryOf(current, new Date(current.updatedAt), retentionDays),
+        }
+      : null;
 }
 
 /** scheduled → provisioning, opening the next provision generation. */
@@ -109,9 +148,11 @@ export const beginReleasing: BookingChange = (current) =>
       }
     : null;
 
-export function cancel(reason: string): BookingChange {
+export function cancel(reason: string, retention: Retention): BookingChange {
   return (current) =>
-    current.state === "scheduled" ? { ...current, state: "cancelled", progress: reason } : null;
+    current.state === "scheduled"
+      ? ending({ ...current, state: "cancelled", progress: reason }, retention)
+      : null;
 }
 
 /** The step of `phase`, generation `generation`, is still the current one for this booking. */
@@ -129,37 +170,49 @@ export function noteProgress(phase: Phase, generation: number, progress: string)
       : null;
 }
 
-export function finishPhase(phase: Phase, generation: number): BookingChange {
+/** A release that ends the booking stamps its expiry (retention.ts). */
+export function finishPhase(phase: Phase, generation: number, retention: Retention): BookingChange {
   return (current) => {
     if (!isCurrentRun(current, phase, generation)) return null;
     if (phase === "provision") return { ...current, state: "ready", progress: "ready", wait: null };
     // The cleaning after a failed provision ends the booking as it was: failed, for its reason.
     if (current.cleanup === "after-provision") {
-      return {
-        ...current,
-        state: "failed",
-        cleanup: null,
-        progress: "failed; host cleaned",
-        wait: null,
-      };
+      return ending(
+        {
+          ...current,
+          state: "failed",
+          cleanup: null,
+          progress: "failed; host cleaned",
+          wait: null,
+        },
+        retention,
+      );
     }
-    return { ...current, state: "released", cleanup: null, progress: "released", wait: null };
+    return ending(
+      { ...current, state: "released", cleanup: null, progress: "released", wait: null },
+      retention,
+    );
   };
 }
 
 /**
  * The run failed. With `cleanup`, the host it touched is left for the lab to clean (poll starts a
- * release run for it: beginCleaning); without, it was never touched, or is quarantined.
+ * release run for it: beginCleaning); without, it was never touched, or is quarantined, and the
+ * booking has ended for good (and its expiry is stamped from `retention`).
  */
 export function failPhase(
   phase: Phase,
   generation: number,
   reason: string,
-  cleanup: Cleanup | null = null,
+  cleanup: Cleanup | null,
+  retention: Retention,
 ): BookingChange {
   return (current) =>
     isCurrentRun(current, phase, generation)
-      ? { ...current, state: "failed", failure: reason, cleanup, progress: "failed", wait: null }
+      ? ending(
+          { ...current, state: "failed", failure: reason, cleanup, progress: "failed", wait: null },
+          retention,
+        )
       : null;
 }
 
@@ -192,10 +245,13 @@ export const beginCleaning: BookingChange = (current) =>
  * scheduled → failed, before anything was done for it: the dashboard's booking asks for what the
  * lab cannot serve (booking-rules.ts). The reason names the field, never its value.
  */
-export function refuseBooking(reason: string): BookingChange {
+export function refuseBooking(reason: string, retention: Retention): BookingChange {
   return (current) =>
     current.state === "scheduled"
-      ? { ...current, state: "failed", failure: reason, progress: "refused", wait: null }
+      ? ending(
+          { ...current, state: "failed", failure: reason, progress: "refused", wait: null },
+          retention,
+        )
       : null;
 }
 

@@ -10,6 +10,16 @@ export interface Updated<T> {
   item: T;
 }
 
+export interface UpdateOptions<T> {
+  /**
+   * The item as the caller last read it (from a list, or an earlier update's result): the first
+   * attempt decides on it and writes on its version without reading the store first. A copy that
+   * is no longer the latest loses that write and the update goes on as without it (read, decide
+   * again); so does a change that declines on the copy.
+   */
+  expected?: T;
+}
+
 /**
  * Hosts and bookings. Every write is conditional: creates only create, and updates are
  * compare-and-set on the item's `version`, re-read and re-applied when another writer got there
@@ -29,10 +39,12 @@ export interface Store {
   listBookings(): Promise<Booking[]>;
   /** Creates the booking; false if one with that id exists already. */
   createBooking(booking: Booking): Promise<boolean>;
-  deleteBooking(id: string): Promise<void>;
+  /** With `ifVersion`, only while it is at that version: ConflictError if it changed or is gone. */
+  deleteBooking(id: string, ifVersion?: number): Promise<void>;
   /** Throws NotFoundError when there is no such booking. */
   updateBooking(
     id: string,
     change: (current: Booking) => Booking | null,
+    options?: UpdateOptions<Booking>,
   ): Promise<Updated<Booking>>;
 }

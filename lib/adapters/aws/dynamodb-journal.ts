@@ -103,4 +103,8 @@ export class DynamoDbExecutionJournal implements ExecutionJournal {
   update(name: string, change: (current: ExecutionRecord) => ExecutionRecord | null) {
     return this.#table.update(name, change);
   }
+
+  remove(name: string, ifVersion: number): Promise<void> {
+    return this.#table.remove(name, ifVersion);
+  }
 }

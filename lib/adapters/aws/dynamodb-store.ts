@@ -20,7 +20,7 @@ import {
   WAIT_EVENTS,
   type WaitRecord,
 } from "../../domain/run";
-import type { Store, Updated } from "../../ports/store";
+import type { Store, Updated, UpdateOptions } from "../../ports/store";
 import {
   counter,
   type Item,
@@ -105,6 +105,8 @@ const bookingSchema = z.object({
   wait: waitSchema.nullable().default(null),
   createdAt: isoTimestamp,
   updatedAt: isoTimestamp,
+  // Absent on items written before bookings expired (lifecycle/retention.ts).
+  expiresAtEpochSeconds: z.number().int().nonnegative().nullable().default(null),
   version: counter,
 }) satisfies z.ZodType<Booking, unknown>;
 
@@ -160,6 +162,8 @@ function bookingToItem(booking: Booking): Item {
     wait: booking.wait,
     createdAt: booking.createdAt,
     updatedAt: booking.updatedAt,
+    // A number is DynamoDB TTL's attribute; NULL is ignored by TTL.
+    expiresAtEpochSeconds: booking.expiresAtEpochSeconds,
     version: booking.version,
   };
   return item;
@@ -262,14 +266,15 @@ export class DynamoDbStore implements Store {
     return this.#bookings.create(booking);
   }
 
-  deleteBooking(id: string): Promise<void> {
-    return this.#bookings.remove(id);
+  deleteBooking(id: string, ifVersion?: number): Promise<void> {
+    return this.#bookings.remove(id, ifVersion);
   }
 
   updateBooking(
     id: string,
     change: (current: Booking) => Booking | null,
+    options: UpdateOptions<Booking> = {},
   ): Promise<Updated<Booking>> {
-    return this.#bookings.update(id, change);
+    return this.#bookings.update(id, change, options.expected);
   }
 }

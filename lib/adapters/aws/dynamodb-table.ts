@@ -186,12 +186,33 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
     }
   }
 
-  async remove(key: string): Promise<void> {
+  /**
+   * Deletes the item. With `ifVersion`, only while it is still at that version: ConflictError if
+   * it changed since or is gone.
+   */
+  async remove(key: string, ifVersion?: number): Promise<void> {
+    const condition =
+      ifVersion === undefined
+        ? {}
+        : {
+            ConditionExpression: "#version = :expected",
+            ExpressionAttributeNames: { "#version": "version" },
+            ExpressionAttributeValues: { ":expected": ifVersion },
+          };
     try {
       await this.#doc.send(
-        new DeleteCommand({ TableName: this.#table, Key: { [this.#kind.keyAttribute]: key } }),
+        new DeleteCommand({
+          TableName: this.#table,
+          Key: { [this.#kind.keyAttribute]: key },
+          ...condition,
+        }),
       );
     } catch (error) {
+      if (ifVersion !== undefined && isConditionalCheckFailed(error)) {
+        throw new ConflictError(
+          `${this.#kind.label} "${key}" in table "${this.#table}" is no longer at version ${ifVersion}: not deleted`,
+        );
+      }
       throw mapSdkError(error, this.#table, "DeleteItem");
     }
   }
@@ -200,16 +221,19 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
    * Compare-and-set: read the latest item, let `change` decide, write only if nobody bumped the
    * version meanwhile; otherwise read again and let `change` decide again. `change` must be pure:
    * it may run several times and only its last result is written.
+   *
+   * With `expected` (the item as the caller read it), the first attempt skips the read: `change`
+   * decides on that copy and the write is conditional on its version. A copy that is no longer
+   * the latest loses that write like any raced writer and is read again; a change that declines
+   * on the copy is decided again on the latest item, which may differ.
    */
-  async update(key: string, change: (current: T) => T | null): Promise<Updated<T>> {
+  async update(key: string, change: (current: T) => T | null, expected?: T): Promise<Updated<T>> {
     const kind = this.#kind;
-    const attempt = async (): Promise<Updated<T>> => {
-      const current = await this.read(key);
-      if (current === null) {
-        throw new NotFoundError(`No ${kind.label} "${key}" in table "${this.#table}"`);
-      }
-      const proposed = change(current);
-      if (proposed === null) return { changed: false, item: current };
+    let held = expected ?? null;
+    if (held !== null && kind.keyOf(held) !== key) {
+      throw new Error(`The ${kind.label} expected for "${key}" is "${kind.keyOf(held)}"`);
+    }
+    const write = async (current: T, proposed: T): Promise<Updated<T>> => {
       if (kind.keyOf(proposed) !== key) {
         throw new Error(`A ${kind.label} update may not change its key ("${key}")`);
       }
@@ -233,6 +257,22 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
         throw mapSdkError(error, this.#table, "PutItem");
       }
       return { changed: true, item: next };
+    };
+    const attempt = async (): Promise<Updated<T>> => {
+      // Only the first attempt may trust the caller's copy: a lost race means it is stale.
+      const copy = held;
+      held = null;
+      if (copy !== null) {
+        const proposed = change(copy);
+        if (proposed !== null) return write(copy, proposed);
+      }
+      const current = await this.read(key);
+      if (current === null) {
+        throw new NotFoundError(`No ${kind.label} "${key}" in table "${this.#table}"`);
+      }
+      const proposed = change(current);
+      if (proposed === null) return { changed: false, item: current };
+      return write(current, proposed);
     };
 
     try {

@@ -49,4 +49,9 @@ export interface ExecutionJournal {
     name: string,
     change: (current: ExecutionRecord) => ExecutionRecord | null,
   ): Promise<Updated<ExecutionRecord>>;
+  /**
+   * Forgets an execution that has ended (the sweep, once its booking is gone): only while the
+   * record is at `ifVersion`, ConflictError otherwise.
+   */
+  remove(name: string, ifVersion: number): Promise<void>;
 }

@@ -24,28 +24,44 @@ export interface BookingPages {
   logger: Logger;
 }
 
-/** One reading of a paginated listing: whole, or shifted under it (read it again). */
+/** One page of raw entries as read, under the reading it belongs to (1, 2, …). */
+export interface EntryPage {
+  reading: number;
+  entries: unknown[];
+}
+
+/**
+ * What one reading of a paginated listing turned out to be, once its pages were read: whole, or
+ * shifted under it (read it again). Only the ids are kept: the entries went out page by page.
+ */
 type Listing =
-  | { kind: "whole"; entries: unknown[]; ids: ReadonlySet<string>; repeated: string[] }
+  | { kind: "whole"; ids: ReadonlySet<string>; repeated: string[] }
   | { kind: "shifted"; why: string };
 
 /**
- * Every raw entry of the bookings list, following `next` links across pages. Pages are
- * numbered, so a booking added or deleted while they are walked shifts the rest: one booking
- * would show twice and another not at all — and a booking missing from a listing reads as a
- * cancellation downstream. A listing whose count changed between pages (or whose page vanished)
- * is read again from the start, up to MAX_LISTING_READINGS times.
+ * Every raw entry of the bookings list, following `next` links across pages, page by page as
+ * read. Pages are numbered, so a booking added or deleted while they are walked shifts the rest:
+ * one booking would show twice and another not at all — and a booking missing from a listing
+ * reads as a cancellation downstream. A listing whose count changed between pages (or whose page
+ * vanished) is read again from the start, up to MAX_LISTING_READINGS times; the pages of each
+ * reading come under its number, and the iteration ends after a whole one.
  *
  * A booking listed on two pages of a listing that did not change (the count agrees throughout)
  * is a queryset that yields it twice: the repeat is skipped with a warning, as in a plain list.
  * But pages of an unordered queryset can also overlap and leave a booking out, without any
  * change of count; so such a listing is read once more, and taken when the second reading lists
  * the same bookings.
+ *
+ * A page is handed on before its reading is known to be whole: what it says of a booking is what
+ * the dashboard said then, true of that booking either way. Only a booking's absence needs the
+ * whole listing, and only the last reading gives it.
  */
-export async function readBookingEntries(source: BookingPages): Promise<unknown[]> {
+export async function* bookingEntryPages(
+  source: BookingPages,
+): AsyncGenerator<EntryPage, void, undefined> {
   let suspect: string | null = null;
   for (let reading = 1; reading <= MAX_LISTING_READINGS; reading++) {
-    const listing = await readListing(source);
+    const listing = yield* readListing(source, reading);
     if (listing.kind === "shifted") {
       source.logger.warn(
         { reading, why: listing.why },
@@ -53,9 +69,9 @@ export async function readBookingEntries(source: BookingPages): Promise<unknown[
       );
       continue;
     }
-    if (listing.repeated.length === 0) return listing.entries;
+    if (listing.repeated.length === 0) return;
     const ids = [...listing.ids].sort().join(",");
-    if (ids === suspect) return listing.entries;
+    if (ids === suspect) return;
     suspect = ids;
     source.logger.warn(
       { reading, bookingIds: listing.repeated.slice(0, 10) },
@@ -67,12 +83,15 @@ export async function readBookingEntries(source: BookingPages): Promise<unknown[
   );
 }
 
-/** One reading of the listing, page by page. */
-async function readListing(source: BookingPages): Promise<Listing> {
-  const entries: unknown[] = [];
+/** One reading of the listing, its pages handed on as they come. */
+async function* readListing(
+  source: BookingPages,
+  reading: number,
+): AsyncGenerator<EntryPage, Listing, undefined> {
   const visited = new Set<string>();
   const ids = new Set<string>();
   const repeated: string[] = [];
+  let received = 0;
   let firstCount: number | undefined;
   let url: URL | null = source.bookingsUrl;
   while (url !== null) {
@@ -103,16 +122,18 @@ async function readListing(source: BookingPages): Promise<Listing> {
       onThisPage.add(id);
     }
     for (const id of onThisPage) ids.add(id);
-    entries.push(...page.results);
-    url = page.next === null ? null : nextPageUrl(source, page.next, url);
+    received += page.results.length;
+    const next: URL | null = page.next === null ? null : nextPageUrl(source, page.next, url);
+    yield { reading, entries: page.results };
+    url = next;
   }
-  if (visited.size > 1 && firstCount !== undefined && entries.length !== firstCount) {
+  if (visited.size > 1 && firstCount !== undefined && received !== firstCount) {
     return {
       kind: "shifted",
-      why: `the pages held ${entries.length} bookings where the count said ${firstCount}`,
+      why: `the pages held ${received} bookings where the count said ${firstCount}`,
     };
   }
-  return { kind: "whole", entries, ids, repeated };
+  return { kind: "whole", ids, repeated };
 }
 
 /**

@@ -19,7 +19,7 @@ import type { InventoryHost } from "../../config/types";
 import type { DashboardBooking } from "../../domain/booking";
 import { AuthError, ConfigError, ProtocolError, TransientError } from "../../errors";
 import type { Logger } from "../../log";
-import type { Dashboard, DashboardUser, StatusNote } from "../../ports/dashboard";
+import type { BookingPage, Dashboard, DashboardUser, StatusNote } from "../../ports/dashboard";
 import type { Secret } from "../../secret";
 import {
   DEFAULT_READ_RETRY,
@@ -27,7 +27,7 @@ import {
   type ReadRetryPolicy,
   readWithRetry,
 } from "../read-retry";
-import { readBookingEntries } from "./booking-pages";
+import { bookingEntryPages } from "./booking-pages";
 import { checkBooking, type ListPage, listPageSchema, rawResourceId } from "./booking-schema";
 import { dashboardRoot, displayUrl } from "./urls";
 import { checkUser } from "./user-schema";
@@ -73,14 +73,44 @@ export class PharosDashboard implements Dashboard {
   }
 
   async listBookings(): Promise<DashboardBooking[]> {
-    const entries = await readBookingEntries({
+    let reading = 0;
+    let bookings: DashboardBooking[] = [];
+    for await (const page of this.listBookingPages()) {
+      if (page.reading !== reading) {
+        reading = page.reading;
+        bookings = [];
+      }
+      for (const booking of page.bookings) bookings.push(booking);
+    }
+    return bookings;
+  }
+
+  async *listBookingPages(): AsyncGenerator<BookingPage, void, undefined> {
+    const pages = bookingEntryPages({
       bookingsUrl: this.#bookingsUrl,
       maxPages: this.#maxPages,
       getPage: (url, first) => this.#getPage(url, first),
       logger: this.#logger,
     });
+    let reading = 0;
+    // Per reading: the ids kept so far (a repeat is skipped), and what was received and kept.
+    let seen = new Set<string>();
+    let received = 0;
+    for await (const page of pages) {
+      if (page.reading !== reading) {
+        reading = page.reading;
+        seen = new Set();
+        received = 0;
+      }
+      received += page.entries.length;
+      yield { reading, bookings: this.#keep(page.entries, seen) };
+    }
+    this.#logger.debug({ received, kept: seen.size }, "listed dashboard bookings");
+  }
+
+  /** The entries of one page that are this lab's, well formed and not seen before, mapped. */
+  #keep(entries: readonly unknown[], seen: Set<string>): DashboardBooking[] {
     const bookings: DashboardBooking[] = [];
-    const seen = new Set<string>();
     for (const raw of entries) {
       // The dashboard serves every lab's bookings (its resource filter takes one resource at a
       // time), so other labs' entries are set aside first, whatever their state.
@@ -117,10 +147,6 @@ export class PharosDashboard implements Dashboard {
         user: booking.user,
       });
     }
-    this.#logger.debug(
-      { received: entries.length, kept: bookings.length },
-      "listed dashboard bookings",
-    );
     return bookings;
   }
 

@@ -1,0 +1,208 @@
+/**
+ * The first half of a poll: the dashboard's bookings into the store.
+ *
+ * The store is read once (one paged Scan) and each page of the dashboard's listing is compared
+ * with it in memory as the page comes in, so a poll writes only what changed: nothing at all when
+ * nothing did, one conditional create per new booking, one compare-and-set per edited one (on the
+ * version read, without reading the item again). Of the dashboard's listing only the ids are
+ * held, to tell which stored bookings vanished from it.
+ *
+ * Every write stays single-item and conditional. A create fails when the booking exists, which
+ * guards two pollers that both found it new; creates cannot be batched for that reason
+ * (BatchWriteItem takes no conditions, and dynalite, the embedded store, has no
+ * TransactWriteItems), so they go out one by one, RECONCILE_CONCURRENCY at a time. An update
+ * written on a version that moved on (another writer came first) is read again and decided again.
+ */
+import pLimit from "p-limit";
+import type { Runtime } from "../app/runtime";
+import type { Booking, DashboardBooking } from "../domain/booking";
+import { isManual } from "../domain/booking";
+import { NotFoundError } from "../errors";
+import type { BookingPage, Dashboard } from "../ports/dashboard";
+import { bookingProblem } from "./booking-rules";
+import { noteRefused, refusal } from "./refusal";
+import { pastRetention, retentionOf } from "./retention";
+import {
+  freeHost,
+  isFinished,
+  markVanished,
+  newBooking,
+  refreshFromDashboard,
+} from "./transitions";
+
+/**
+ * Store writes a reconciliation has under way at once: well under the SDK's 50 sockets per
+ * client, and enough to keep one DynamoDB table (or the embedded dynalite) busy.
+ */
+export const RECONCILE_CONCURRENCY = 16;
+
+/** What reconcile did, in the poll's report. */
+export interface ReconcileReport {
+  /** Bookings the dashboard listed (after inventory filtering and validation). */
+  seen: number;
+  created: string[];
+  updated: string[];
+  vanished: string[];
+  refused: string[];
+}
+
+type ReconcileDeps = Pick<Runtime, "dashboard" | "store" | "logger" | "now" | "config">;
+
+/**
+ * Reconciles the dashboard's listing into the store, and answers the store's bookings as this
+ * reconciliation leaves them: as read, with its own writes applied (what others wrote since the
+ * read is not in them). A write that fails ends the reconciliation with its error once the
+ * writes under way have ended.
+ */
+export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Promise<Booking[]> {
+  // One page read ahead: the first while the store is read, each next one while the one before
+  // is reconciled. The dashboard's answers overlap the store's, and two pages at most are held.
+  const pages = bookingPages(rt.dashboard)[Symbol.asyncIterator]();
+  let ahead = readAhead(pages.next());
+  const stored = new Map<string, Booking>();
+  const limit = pLimit(RECONCILE_CONCURRENCY);
+  let reading = 0;
+  let listed = new Set<string>();
+  try {
+    for (const booking of await rt.store.listBookings()) stored.set(booking.id, booking);
+    for (let next = await ahead; !next.done; next = await ahead) {
+      ahead = readAhead(pages.next());
+      const page = next.value;
+      // A listing read again from the start (it shifted under its pages): only the last
+      // reading says which bookings are listed.
+      if (page.reading !== reading) {
+        reading = page.reading;
+        listed = new Set();
+      }
+      for (const fromDashboard of page.bookings) listed.add(fromDashboard.id);
+      const outcomes = await allOrFirstError(
+        page.bookings.map((fromDashboard) => {
+          const current = stored.get(fromDashboard.id);
+          return limit(() => reconcileOne(rt, fromDashboard, current));
+        }),
+      );
+      for (const { item, part } of outcomes) {
+        if (item === null) continue;
+        stored.set(item.id, item);
+        report.created.push(...part.created);
+        report.updated.push(...part.updated);
+        report.refused.push(...part.refused);
+      }
+    }
+  } finally {
+    // Left early (a failure): the listing is let go once the page under way is in.
+    pages.return?.().catch(() => undefined);
+  }
+  report.seen = listed.size;
+
+  const gone = [...stored.values()].filter(
+    (b) => !listed.has(b.id) && !b.vanished && !isFinished(b.state) && !isManual(b.id),
+  );
+  const marked = await allOrFirstError(
+    gone.map((b) => limit(() => rt.store.updateBooking(b.id, markVanished, { expected: b }))),
+  );
+  for (const { changed, item } of marked) {
+    stored.set(item.id, item);
+    if (changed) report.vanished.push(item.id);
+  }
+  return [...stored.values()];
+}
+
+/** The dashboard's pages as they are read; a dashboard that cannot page is one page. */
+function bookingPages(dashboard: Dashboard): AsyncIterable<BookingPage> {
+  if (dashboard.listBookingPages) return dashboard.listBookingPages();
+  return (async function* () {
+    yield { reading: 1, bookings: await dashboard.listBookings() };
+  })();
+}
+
+interface Reconciled {
+  /**
+   * The booking as the store holds it after this reconciliation's writes; null for one the store
+   * does not hold and never will again, as it ended longer ago than the retention (retention.ts).
+   */
+  item: Booking | null;
+  part: Pick<ReconcileReport, "created" | "updated" | "refused">;
+}
+
+/**
+ * One booking the dashboard lists, against the store's copy read at the start (undefined when
+ * there was none). What it did goes into a report of its own, so that the poll's report lists
+ * bookings in the dashboard's order however the writes interleave.
+ */
+async function reconcileOne(
+  rt: ReconcileDeps,
+  fromDashboard: DashboardBooking,
+  current: Booking | undefined,
+): Promise<Reconciled> {
+  const part: Reconciled["part"] = { created: [], updated: [], refused: [] };
+  const problem = bookingProblem(fromDashboard, rt.config);
+  if (current === undefined) {
+    // The dashboard lists bookings long past (the 2017 API lists them all): one past its
+    // retention is either one the sweep or TTL removed, or one never worth recording.
+    if (pastRetention(fromDashboard.end.toISOString(), rt.now(), rt.config.bookingRetentionDays)) {
+      return { item: null, part };
+    }
+    const fresh = newBooking(fromDashboard, rt.now());
+    const first = problem ? (refusal(problem, retentionOf(rt))(fresh) ?? fresh) : fresh;
+    if (await rt.store.createBooking(first)) {
+      part.created.push(fromDashboard.id);
+      if (problem) noteRefused(rt, fromDashboard.id, problem, part);
+      return { item: first, part };
+    }
+    // Another poller created it since the store was read: updated like any stored booking.
+  }
+  const refresh = refreshFromDashboard(fromDashboard);
+  let item: Booking;
+  if (current !== undefined && refresh(current) === null) {
+    item = current;
+  } else {
+    const refreshed = await rt.store.updateBooking(
+      fromDashboard.id,
+      refresh,
+      current === undefined ? {} : { expected: current },
+    );
+    if (refreshed.changed) part.updated.push(fromDashboard.id);
+    item = refreshed.item;
+  }
+  // Edited into something the lab cannot serve before it started: refused now.
+  if (problem && item.state === "scheduled") {
+    const refused = await rt.store.updateBooking(item.id, refusal(problem, retentionOf(rt)), {
+      expected: item,
+    });
+    if (refused.changed) {
+      noteRefused(rt, item.id, problem, part);
+      // A claim left by a poll that stopped before provisioning began.
+      await rt.store
+        .updateHost(item.hostName, freeHost(item.id, rt.now()))
+        .catch(ignoreMissingHost);
+    }
+    item = refused.item;
+  }
+  return { item, part };
+}
+
+/** A read whose failure is taken up when it is awaited, or never, if the reading stops first. */
+function readAhead<T>(read: Promise<T>): Promise<T> {
+  read.catch(() => undefined);
+  return read;
+}
+
+/**
+ * Every result in order once all have settled (none is left running behind a failure), or the
+ * first failure in order.
+ */
+async function allOrFirstError<T>(work: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(work);
+  const values: T[] = [];
+  for (const each of settled) {
+    if (each.status === "rejected") throw each.reason;
+    values.push(each.value);
+  }
+  return values;
+}
+
+function ignoreMissingHost(error: unknown): void {
+  if (error instanceof NotFoundError) return;
+  throw error;
+}
