@@ -200,6 +200,71 @@ describe("poll", () => {
     expect(await db.store.getBooking("within")).toBeNull();
   });
 
+  it("provisions nothing on a host a newer reading of the dashboard moved the booking from", async () => {
+    const start = new Date("2026-06-01T11:00:00Z");
+    const end = new Date("2026-06-01T15:00:00Z");
+    now = new Date("2026-06-01T10:00:00Z");
+    dashboard.bookings = [booking("1", "h1", start, end)];
+    await poller().run();
+    // This poller's reading: the booking on h1, as the store held it when it was read...
+    const stale = await db.store.listBookings();
+    // ...and meanwhile another poller, reading the dashboard later, moved it to h2, which
+    // another booking holds.
+    await db.store.updateBooking("1", (b) => ({ ...b, hostName: "h2" }));
+    await db.store.updateHost("h2", (h) => ({ ...h, state: "in-use", bookingId: "other" }));
+    const behind = new Proxy(db.store, {
+      get(store, name) {
+        if (name === "listBookings") return async () => stale;
+        const value: unknown = Reflect.get(store, name, store);
+        return typeof value === "function" ? value.bind(store) : value;
+      },
+    });
+    now = start;
+    const report = await poller(behind).run();
+    expect(report.errors).toEqual([]);
+    expect(report.started).toEqual([]);
+    expect(log).toEqual([]);
+    expect(await db.store.getBooking("1")).toMatchObject({ state: "scheduled", hostName: "h2" });
+    // The claim it made for h1 on the old reading is given back; h2 is untouched.
+    expect(await db.store.getHost("h1")).toMatchObject({ state: "free", bookingId: null });
+    expect(await db.store.getHost("h2")).toMatchObject({ state: "in-use", bookingId: "other" });
+  });
+
+  it("takes a booking deleted since the store was read as gone, and goes on with the others", async () => {
+    const t0 = now.getTime();
+    const later = (hours: number) => new Date(t0 + hours * 3600_000);
+    dashboard.bookings = [
+      booking("1", "h1", later(1), later(2)),
+      booking("2", "h2", later(1), later(2)),
+      booking("3", "h3", later(0.5), later(2)),
+    ];
+    await poller().run();
+    const stale = await db.store.listBookings();
+    // Retention's deletions land between this poller's read and its writes: "1" is edited on the
+    // dashboard, "2" vanished from it.
+    await db.store.deleteBooking("1");
+    await db.store.deleteBooking("2");
+    dashboard.bookings = [
+      booking("1", "h1", later(1), later(3)),
+      booking("3", "h3", later(0.5), later(2)),
+    ];
+    now = later(0.75); // "3" is due now: the poll goes on to start it.
+    const behind = new Proxy(db.store, {
+      get(store, name) {
+        if (name === "listBookings") return async () => stale;
+        const value: unknown = Reflect.get(store, name, store);
+        return typeof value === "function" ? value.bind(store) : value;
+      },
+    });
+    const report = await poller(behind).run();
+    expect(report.errors).toEqual([]);
+    expect(report.updated).toEqual([]);
+    expect(report.vanished).toEqual([]);
+    expect(report.started).toEqual(["booking-3-provision-1"]);
+    expect(await db.store.getBooking("1")).toBeNull();
+    expect(await db.store.getBooking("2")).toBeNull();
+  });
+
   it("makes a due booking wait while its host is held, then provisions it once free", async () => {
     const start = new Date("2026-06-01T11:00:00Z");
     const end = new Date("2026-06-01T15:00:00Z");
@@ -446,6 +511,7 @@ describe("poll", () => {
       },
     });
     const report = await poller(racing).run();
+    expect(report.errors).toEqual([]);
     expect(report.started).toEqual([]);
     expect(log).toEqual([]);
     expect((await db.store.getBooking("1"))?.state).toBe("cancelled");

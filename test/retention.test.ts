@@ -11,6 +11,7 @@ import { parseDocument } from "yaml";
 import { loadPharosConfig } from "../lib/config/load";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { ConfigError } from "../lib/errors";
+import { emptyAccess, forgetVpnUser } from "../lib/lifecycle/access-transitions";
 import {
   expiryAfterEndMoved,
   expiryOf,
@@ -120,6 +121,21 @@ describe("the transitions that end a booking for good stamp its expiry", () => {
     expect(next).not.toBeNull();
     expect(next?.expiresAtEpochSeconds).toBe(expected);
     expect(isFinal(next as Booking)).toBe(expected !== null);
+  });
+
+  it("a release whose VPN entry is still recorded gets its expiry only once the sweep forgot it", () => {
+    const dn = "uid=ada,ou=People,dc=lab";
+    const access = { ...emptyAccess(), vpnUser: "ada", vpnUserDn: dn, vpnEntryUuid: "u-1" };
+    // RevokeAccess failed for good: the booking is released with its entry still on record, and
+    // TTL must not delete that record before the sweep has removed the entry.
+    const released = finishPhase("release", 1, at(after))(releasing({ access })) as Booking;
+    expect(released.state).toBe("released");
+    expect(released.expiresAtEpochSeconds).toBeNull();
+    expect(isFinal(released)).toBe(false);
+    expect(stampExpiry(DAYS)(released)).toBeNull();
+    const forgotten = forgetVpnUser(dn)(released) as Booking;
+    expect(isFinal(forgotten)).toBe(true);
+    expect(stampExpiry(DAYS)(forgotten)?.expiresAtEpochSeconds).toBeGreaterThan(0);
   });
 
   it("a failed booking whose host is being cleaned gets its expiry only when the cleaning ends", () => {

@@ -296,10 +296,24 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
     }
   }
   // On the version this poll read: a burst of due bookings starts with one store read fewer each.
-  const { changed, item } = await rt.store.updateBooking(booking.id, beginProvisioning, {
-    expected: booking,
-  });
-  if (!changed) return;
+  // Only on the host claimed: a poller with a newer reading of the dashboard may have moved the
+  // booking to another host since this one read it (the write then re-decides on that version).
+  const { changed, item } = await rt.store.updateBooking(
+    booking.id,
+    (current) => (current.hostName === host.name ? beginProvisioning(current) : null),
+    { expected: booking },
+  );
+  if (!changed) {
+    if (item.state === "scheduled" && item.hostName !== host.name) {
+      // The claim made here for the host it left is given back; a later poll claims the new one.
+      await rt.store
+        .updateHost(host.name, (h) =>
+          h.state === "claimed" ? freeHost(booking.id, rt.now())(h) : null,
+        )
+        .catch(ignoreMissingHost);
+    }
+    return;
+  }
   await startPhase(rt, item, "provision", report);
 }
 

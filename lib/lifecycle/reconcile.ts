@@ -81,8 +81,11 @@ export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Pro
           return limit(() => reconcileOne(rt, fromDashboard, current));
         }),
       );
-      for (const { item, part } of outcomes) {
-        if (item === null) continue;
+      for (const { id, item, part } of outcomes) {
+        if (item === null) {
+          stored.delete(id);
+          continue;
+        }
         stored.set(item.id, item);
         report.created.push(...part.created);
         report.updated.push(...part.updated);
@@ -99,9 +102,16 @@ export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Pro
     (b) => !listed.has(b.id) && !b.vanished && !isFinished(b.state) && !isManual(b.id),
   );
   const marked = await allOrFirstError(
-    gone.map((b) => limit(() => rt.store.updateBooking(b.id, markVanished, { expected: b }))),
+    gone.map((b) =>
+      limit(() => unlessDeleted(rt.store.updateBooking(b.id, markVanished, { expected: b }))),
+    ),
   );
-  for (const { changed, item } of marked) {
+  for (const [index, outcome] of marked.entries()) {
+    if (outcome === null) {
+      stored.delete(gone[index]?.id ?? "");
+      continue;
+    }
+    const { changed, item } = outcome;
     stored.set(item.id, item);
     if (changed) report.vanished.push(item.id);
   }
@@ -117,9 +127,11 @@ function bookingPages(dashboard: Dashboard): AsyncIterable<BookingPage> {
 }
 
 interface Reconciled {
+  id: string;
   /**
    * The booking as the store holds it after this reconciliation's writes; null for one the store
-   * does not hold and never will again, as it ended longer ago than the retention (retention.ts).
+   * does not hold and never will again, as it ended longer ago than the retention (retention.ts),
+   * or that retention deleted since the store was read.
    */
   item: Booking | null;
   part: Pick<ReconcileReport, "created" | "updated" | "refused">;
@@ -141,14 +153,14 @@ async function reconcileOne(
     // The dashboard lists bookings long past (the 2017 API lists them all): one past its
     // retention is either one the sweep or TTL removed, or one never worth recording.
     if (pastRetention(fromDashboard.end.toISOString(), rt.now(), rt.config.bookingRetentionDays)) {
-      return { item: null, part };
+      return { id: fromDashboard.id, item: null, part };
     }
     const fresh = newBooking(fromDashboard, rt.now());
     const first = problem ? (refusal(problem, retentionOf(rt))(fresh) ?? fresh) : fresh;
     if (await rt.store.createBooking(first)) {
       part.created.push(fromDashboard.id);
       if (problem) noteRefused(rt, fromDashboard.id, problem, part);
-      return { item: first, part };
+      return { id: fromDashboard.id, item: first, part };
     }
     // Another poller created it since the store was read: updated like any stored booking.
   }
@@ -157,11 +169,15 @@ async function reconcileOne(
   if (current !== undefined && refresh(current) === null) {
     item = current;
   } else {
-    const refreshed = await rt.store.updateBooking(
-      fromDashboard.id,
-      refresh,
-      current === undefined ? {} : { expected: current },
+    const refreshed = await unlessDeleted(
+      rt.store.updateBooking(
+        fromDashboard.id,
+        refresh,
+        current === undefined ? {} : { expected: current },
+      ),
     );
+    // Deleted by the sweep (or TTL) since the store was read: left for the next poll to judge.
+    if (refreshed === null) return { id: fromDashboard.id, item: null, part };
     if (refreshed.changed) part.updated.push(fromDashboard.id);
     item = refreshed.item;
   }
@@ -179,7 +195,17 @@ async function reconcileOne(
     }
     item = refused.item;
   }
-  return { item, part };
+  return { id: fromDashboard.id, item, part };
+}
+
+/** A write's outcome, or null when the booking it was for is no longer in the store. */
+async function unlessDeleted<T>(write: Promise<T>): Promise<T | null> {
+  try {
+    return await write;
+  } catch (error) {
+    if (error instanceof NotFoundError) return null;
+    throw error;
+  }
 }
 
 /** A read whose failure is taken up when it is awaited, or never, if the reading stops first. */

@@ -7,6 +7,7 @@
 import type { Booking, BookingState, Cleanup, DashboardBooking, Phase } from "../domain/booking";
 import { type Host, withEvent } from "../domain/host";
 import { expiryAfterEndMoved, expiryOf, type Retention } from "./retention";
+import { recordedVpnEntry } from "./vpn-record";
 
 type BookingChange = (current: Booking) => Booking | null;
 type HostChange = (current: Host) => Host | null;
@@ -93,9 +94,17 @@ export function isFinished(state: BookingState): boolean {
   return state === "released" || state === "cancelled" || state === "failed";
 }
 
-/** Ended for good: finished, and no cleaning of its host pending (a cleaning moves it again). */
-export function isFinal(booking: Pick<Booking, "state" | "cleanup">): boolean {
-  return isFinished(booking.state) && booking.cleanup === null;
+/**
+ * Ended for good: finished, no cleaning of its host pending (a cleaning moves it again), and no
+ * VPN entry still recorded (one whose removal failed: the sweep takes it back, and until then the
+ * booking must not expire — DynamoDB's TTL would delete the only record of that entry).
+ */
+export function isFinal(booking: Pick<Booking, "state" | "cleanup" | "access">): boolean {
+  return (
+    isFinished(booking.state) &&
+    booking.cleanup === null &&
+    recordedVpnEntry(booking.access) === null
+  );
 }
 
 /**
