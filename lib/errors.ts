@@ -36,6 +36,12 @@ export class NotFoundError extends LaasError {
   override name = "NotFoundError";
 }
 
+/** A `.catch` for a write whose item may be gone (a host forgotten): that is no failure. */
+export function ignoreNotFound(error: unknown): void {
+  if (error instanceof NotFoundError) return;
+  throw error;
+}
+
 /** The host a booking needs is held by another booking; the caller may try later. */
 export class HostBusyError extends LaasError {
   override name = "HostBusy";

@@ -10,7 +10,7 @@
  */
 import type { Runtime } from "../app/runtime";
 import type { Booking } from "../domain/booking";
-import { errorMessage, NotFoundError, SupersededError } from "../errors";
+import { errorMessage, ignoreNotFound, NotFoundError, SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
 import { allOf, intentOf, readBooking, recordDone } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
@@ -42,7 +42,7 @@ export async function markReady(rt: Runtime, input: PhaseInput): Promise<{ state
   if (endedAs(booking, input, "ready")) return { state: "ready" };
   requireCurrentRun(booking, input);
   // The host served a booking: its failure streak ends.
-  await rt.store.updateHost(input.hostName, hostServed(input.bookingId)).catch(ignoreMissingHost);
+  await rt.store.updateHost(input.hostName, hostServed(input.bookingId)).catch(ignoreNotFound);
   const { item } = await rt.store.updateBooking(
     input.bookingId,
     finishPhase("provision", input.generation, retentionOf(rt)),
@@ -179,11 +179,6 @@ export async function hostAfterRunFailed(
     if (error instanceof NotFoundError) return "unchanged";
     throw error;
   }
-}
-
-function ignoreMissingHost(error: unknown): void {
-  if (error instanceof NotFoundError) return;
-  throw error;
 }
 
 export function describeCaught(error: CaughtError): string {

@@ -11,7 +11,7 @@
 import type { Runtime } from "../app/runtime";
 import type { Booking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
-import { errorMessage, NotFoundError } from "../errors";
+import { errorMessage, ignoreNotFound, NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
 import { bookingUserProblem } from "./booking-rules";
 import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
@@ -265,9 +265,7 @@ async function cancelUnstarted(rt: PollDeps, booking: Booking, report: PollRepor
   const { changed } = await rt.store.updateBooking(booking.id, cancel(reason, retentionOf(rt)));
   if (!changed) return;
   report.cancelled.push(booking.id);
-  await rt.store
-    .updateHost(booking.hostName, freeHost(booking.id, rt.now()))
-    .catch(ignoreMissingHost);
+  await rt.store.updateHost(booking.hostName, freeHost(booking.id, rt.now())).catch(ignoreNotFound);
 }
 
 async function startProvisioning(rt: PollDeps, booking: Booking, report: PollReport) {
@@ -310,7 +308,7 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
         .updateHost(host.name, (h) =>
           h.state === "claimed" ? freeHost(booking.id, rt.now())(h) : null,
         )
-        .catch(ignoreMissingHost);
+        .catch(ignoreNotFound);
     }
     return;
   }
@@ -327,7 +325,7 @@ async function startReleasing(rt: PollDeps, booking: Booking, report: PollReport
       "booking ended during provisioning",
     );
   }
-  await rt.store.updateHost(item.hostName, hostCleaning(item.id)).catch(ignoreMissingHost);
+  await rt.store.updateHost(item.hostName, hostCleaning(item.id)).catch(ignoreNotFound);
   await startPhase(rt, item, "release", report);
 }
 
@@ -384,9 +382,4 @@ async function ensureRunning(rt: PollDeps, booking: Booking, phase: Phase, repor
   if (!changed) return;
   report.recovered.push(booking.id);
   await tellOperatorsOfFailure(rt, input);
-}
-
-function ignoreMissingHost(error: unknown): void {
-  if (error instanceof NotFoundError) return;
-  throw error;
 }

@@ -17,7 +17,7 @@ import pLimit from "p-limit";
 import type { Runtime } from "../app/runtime";
 import type { Booking, DashboardBooking } from "../domain/booking";
 import { isManual } from "../domain/booking";
-import { NotFoundError } from "../errors";
+import { ignoreNotFound, NotFoundError } from "../errors";
 import type { BookingPage, Dashboard } from "../ports/dashboard";
 import { bookingProblem } from "./booking-rules";
 import { noteRefused, refusal } from "./refusal";
@@ -189,9 +189,7 @@ async function reconcileOne(
     if (refused.changed) {
       noteRefused(rt, item.id, problem, part);
       // A claim left by a poll that stopped before provisioning began.
-      await rt.store
-        .updateHost(item.hostName, freeHost(item.id, rt.now()))
-        .catch(ignoreMissingHost);
+      await rt.store.updateHost(item.hostName, freeHost(item.id, rt.now())).catch(ignoreNotFound);
     }
     item = refused.item;
   }
@@ -226,9 +224,4 @@ async function allOrFirstError<T>(work: Promise<T>[]): Promise<T[]> {
     values.push(each.value);
   }
   return values;
-}
-
-function ignoreMissingHost(error: unknown): void {
-  if (error instanceof NotFoundError) return;
-  throw error;
 }

@@ -22,6 +22,7 @@ import {
   TransientError,
 } from "../../errors";
 import type { Updated } from "../../ports/store";
+import { isNetworkErrorCode } from "../network-errors";
 
 export type Item = Record<string, NativeAttributeValue>;
 
@@ -46,17 +47,6 @@ const THROTTLING_ERRORS = new Set([
   "InternalServerError",
   "ServiceUnavailable",
   "TimeoutError",
-]);
-
-const NETWORK_ERROR_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "ENOTFOUND",
 ]);
 
 function isConditionalCheckFailed(error: unknown): boolean {
@@ -87,7 +77,7 @@ export function mapSdkError(error: unknown, table: string, action: string): unkn
   const status = httpStatusOf(error);
   if (
     THROTTLING_ERRORS.has(error.name) ||
-    (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) ||
+    isNetworkErrorCode(code) ||
     (status !== undefined && status >= 500)
   ) {
     return new TransientError(`${where} failed: ${error.message}`, { cause: error });

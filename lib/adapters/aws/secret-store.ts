@@ -24,6 +24,7 @@ import type {
   SecretStoreAdapter,
   SecretStoreReference,
 } from "../../config/secret-store";
+import { isNetworkErrorCode } from "../network-errors";
 
 /** How long a fetched value serves further config loads in this process. */
 export const CACHE_SECONDS = 300;
@@ -77,16 +78,6 @@ const THROTTLED = new Set([
   "TooManyUpdates",
   "RequestLimitExceeded",
   "TooManyRequestsException",
-]);
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "ENOTFOUND",
 ]);
 
 /** The SDK's error under Powertools' GetParameterError. */
@@ -177,7 +168,7 @@ async function classify(error: unknown, reference: SecretStoreReference): Promis
       problem: "no AWS region: set AWS_REGION to the region that holds it",
     };
   }
-  const network = code !== undefined && NETWORK_CODES.has(code);
+  const network = isNetworkErrorCode(code);
   if (
     THROTTLED.has(name) ||
     network ||

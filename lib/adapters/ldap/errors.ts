@@ -13,6 +13,7 @@ import {
   OutcomeUnknownError,
   TransientError,
 } from "../../errors";
+import { isNetworkErrorCode } from "../network-errors";
 
 /** The directory answered an LDAP result code this adapter has no better class for. */
 export class DirectoryError extends LaasError {
@@ -103,21 +104,6 @@ const WRITE_REQUESTS = new Set([
   "ExtendedRequest",
 ]);
 
-/** Node's codes for a TCP connection that could not be made or was lost. */
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EPIPE",
-]);
-
 /** OpenSSL's and Node's codes for a server certificate that is not trusted for this name. */
 const CERTIFICATE_CODE =
   /CERT|SELF_SIGNED|ISSUER|ALTNAME|HOSTNAME|VERIFY|INVALID_CA|PATH_LENGTH|INVALID_PURPOSE/;
@@ -167,7 +153,7 @@ export function classifyLdapError(error: unknown, at: string): LaasError {
   if (code?.startsWith("ERR_SSL_") || code?.startsWith("ERR_TLS_")) {
     return new ConfigError(`${at}: TLS handshake failed (${code}: ${message})`);
   }
-  if ((code !== null && NETWORK_CODES.has(code)) || LDAPTS_CONNECTION_MESSAGE.test(message)) {
+  if (isNetworkErrorCode(code) || LDAPTS_CONNECTION_MESSAGE.test(message)) {
     const lost = LOST_REQUEST.exec(message);
     const request = lost?.[1] ?? lost?.[2];
     if (request !== undefined && WRITE_REQUESTS.has(request)) {
