@@ -12,11 +12,11 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import "../lib/polyfills";
-import type { PharosConfig } from "../lib/config/types";
 import { poll } from "../lib/lifecycle/poll";
 import type { ReconcileReport } from "../lib/lifecycle/reconcile";
 import { silentLogger } from "../lib/log";
 import type { ExecutionStatus, WorkflowEngine } from "../lib/ports/engine";
+import { POLL_LAB } from "../test/helpers/poll-lab";
 import {
   openDashboard,
   openStore,
@@ -33,16 +33,6 @@ export interface PollFigures {
   heapGrowthMb: number;
   created: number;
 }
-
-/** The parts of pharos.yaml poll reads. */
-const LAB = {
-  file: "pharos.yaml",
-  defaultConfigs: new Map([["Fuel", {}]]),
-  cleanConfig: {},
-  quarantineAfter: 2,
-  bookingRetentionDays: 30,
-  handover: null,
-} as unknown as PharosConfig;
 
 /** No booking is due: the engine is never asked to start anything. */
 const idleEngine: WorkflowEngine = {
@@ -73,7 +63,7 @@ async function open(address: ScaleLabAddress): Promise<void> {
     engine: idleEngine,
     logger: silentLogger,
     now: () => SCALE_NOW,
-    config: LAB,
+    config: POLL_LAB,
     mailer: null,
   };
   // Loaded and connected before anything is measured: one item read, one scan, one page.

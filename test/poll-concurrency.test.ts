@@ -5,17 +5,16 @@
  * every start until as many are in flight as the poll should have at once, then lets them go.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { PharosConfig } from "../lib/config/types";
 import type { Booking, DashboardBooking, Phase } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
 import { perHost } from "../lib/lifecycle/per-host";
 import { ADVANCE_CONCURRENCY, poll } from "../lib/lifecycle/poll";
 import { beginProvisioning, claimHost, newBooking } from "../lib/lifecycle/transitions";
 import { silentLogger } from "../lib/log";
-import type { Dashboard } from "../lib/ports/dashboard";
 import type { PhaseInput, WorkflowEngine } from "../lib/ports/engine";
 import type { Store } from "../lib/ports/store";
 import { startTestStore, type TestStore } from "./helpers/dynalite";
+import { ListedBookings, POLL_LAB } from "./helpers/poll-lab";
 
 const NOW = new Date("2026-06-01T12:00:00Z");
 const START = new Date("2026-06-01T11:00:00Z");
@@ -23,27 +22,6 @@ const END = new Date("2026-06-01T15:00:00Z");
 
 /** If no start comes for this long, the poll cannot reach the expected count: stop holding. */
 const STALL_MS = 3_000;
-
-const LAB = {
-  file: "pharos.yaml",
-  defaultConfigs: new Map([
-    ["Fuel", {}],
-    [null, {}],
-  ]),
-  cleanConfig: {},
-  quarantineAfter: 2,
-  bookingRetentionDays: 30,
-  handover: null,
-} as unknown as PharosConfig;
-
-class ListedBookings implements Dashboard {
-  bookings: DashboardBooking[] = [];
-  async listBookings() {
-    return this.bookings.map((b) => ({ ...b }));
-  }
-  bookingUser: Dashboard["bookingUser"] = async () => null;
-  async postStatusNote() {}
-}
 
 /**
  * Holds each start until `expected()` starts are in flight at once, then lets them all go, the
@@ -182,7 +160,7 @@ describe("poll's advance loop", () => {
         engine,
         logger: silentLogger,
         now: () => NOW,
-        config: LAB,
+        config: POLL_LAB,
         mailer: null,
       },
       concurrency === undefined ? {} : { concurrency },

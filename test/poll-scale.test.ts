@@ -4,13 +4,13 @@
  * paginated simulated dashboard; none is due, so the poll's work is the reconciliation alone.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { PharosConfig } from "../lib/config/types";
 import { poll } from "../lib/lifecycle/poll";
 import { RECONCILE_CONCURRENCY, reconcile } from "../lib/lifecycle/reconcile";
 import { silentLogger } from "../lib/log";
 import type { Dashboard } from "../lib/ports/dashboard";
 import type { ExecutionStatus, WorkflowEngine } from "../lib/ports/engine";
 import type { Store } from "../lib/ports/store";
+import { POLL_LAB } from "./helpers/poll-lab";
 import {
   openDashboard,
   openStore,
@@ -21,19 +21,6 @@ import {
   startScaleLab,
 } from "./helpers/scale-lab";
 import { bookingAt, drfDateTime } from "./sim/dashboard-sim";
-
-/** The parts of pharos.yaml poll reads. */
-const LAB = {
-  file: "pharos.yaml",
-  defaultConfigs: new Map([
-    ["Fuel", {}],
-    [null, {}],
-  ]),
-  cleanConfig: {},
-  quarantineAfter: 2,
-  bookingRetentionDays: 30,
-  handover: null,
-} as unknown as PharosConfig;
 
 /** Nothing here is due: an engine that is asked anything is a failure of the test. */
 class UnusedEngine implements WorkflowEngine {
@@ -62,7 +49,7 @@ function pollWith(store: Store, dashboard: Dashboard) {
     engine: new UnusedEngine(),
     logger: silentLogger,
     now: () => SCALE_NOW,
-    config: LAB,
+    config: POLL_LAB,
     mailer: null,
   });
 }
@@ -177,7 +164,7 @@ describe("poll at 10,000 bookings over 1,000 hosts", () => {
     // Reconciliation alone: the advance loop's cancellations are not what is counted here.
     const report = { seen: 0, created: [], updated: [], vanished: [], refused: [] };
     const items = await reconcile(
-      { dashboard, store, logger: silentLogger, now: () => SCALE_NOW, config: LAB },
+      { dashboard, store, logger: silentLogger, now: () => SCALE_NOW, config: POLL_LAB },
       report,
     );
     const counts = lab.proxy.counts();

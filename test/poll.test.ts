@@ -12,21 +12,11 @@ import { TransientError } from "../lib/errors";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { poll } from "../lib/lifecycle/poll";
 import { silentLogger } from "../lib/log";
-import type { Dashboard } from "../lib/ports/dashboard";
 import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../lib/ports/engine";
 import type { Mailer } from "../lib/ports/mailer";
 import type { Store } from "../lib/ports/store";
 import { startTestStore, type TestStore } from "./helpers/dynalite";
-
-/** The dashboard port, holding whatever the test says the dashboard lists now. */
-class ListedBookings implements Dashboard {
-  bookings: DashboardBooking[] = [];
-  async listBookings() {
-    return this.bookings.map((b) => ({ ...b }));
-  }
-  bookingUser: Dashboard["bookingUser"] = async () => null;
-  async postStatusNote() {}
-}
+import { ListedBookings, POLL_LAB } from "./helpers/poll-lab";
 
 /**
  * Step Functions as the pollers see it: one registry of execution names per state machine, shared
@@ -74,22 +64,9 @@ function fakeRuntime(store: Store, config: PharosConfig, mailer: Mailer): Runtim
   } as unknown as Runtime;
 }
 
-/** The parts of pharos.yaml poll reads: the installers it serves and the quarantine limit. */
-const LAB = {
-  file: "pharos.yaml",
-  defaultConfigs: new Map([
-    ["Fuel", {}],
-    [null, {}],
-  ]),
-  cleanConfig: {},
-  quarantineAfter: 2,
-  bookingRetentionDays: 30,
-  handover: null,
-} as unknown as PharosConfig;
-
 /** A lab that mails its operators (and posts no notes). */
 const MAILING_LAB = {
-  ...LAB,
+  ...POLL_LAB,
   handover: { dashboardNotes: false, email: { operators: ["ops@lab.example.org"] } },
 } as unknown as PharosConfig;
 
@@ -122,7 +99,7 @@ describe("poll", () => {
         engine,
         logger: silentLogger,
         now: () => now,
-        config: LAB,
+        config: POLL_LAB,
         mailer: null,
       }),
   });
@@ -383,7 +360,10 @@ describe("poll", () => {
       email: null,
       sshPublicKey: null,
     });
-    const withHandover = { ...LAB, handover: { dashboardNotes: false } } as unknown as PharosConfig;
+    const withHandover = {
+      ...POLL_LAB,
+      handover: { dashboardNotes: false },
+    } as unknown as PharosConfig;
     const report = await poll({
       dashboard,
       store: db.store,
