@@ -66,8 +66,9 @@ module.exports.watchRate = () => {
 // every reference in the deployment's config (LAAS_CONFIG, default conf/pharos.yaml) and in the
 // files it names (its inventory; each installer config in default_configs, with its inventory and
 // vpn_config). No reference, no statement: the functions then have no secret-store grant at all.
-// The recognition mirrors lib/config/secret-store.ts (test/secret-store.test.ts holds them to
-// the same table); the load itself is the full check, this only needs the names.
+// What a reference is, is lib/config/secret-store.ts's rule, the loader's own (loaded here through
+// tsx's scoped require, which registers nothing globally); the load itself is the full check,
+// this only needs the names.
 
 const { dirname } = require("node:path");
 const { homedir } = require("node:os");
@@ -78,56 +79,12 @@ const SECRET_FIELDS = {
   vpn: ["authentication.pass"],
 };
 
-const SSM_PREFIX = "ssm:";
-const SECRETS_MANAGER_PREFIX = "secretsmanager:";
-const SSM_NAME = /^[A-Za-z0-9_.\-/]+$/;
-const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]+$/;
-const SECRET_ARN =
-  /^arn:aws(?:-[a-z]+)*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
-
-function ssmNameProblem(name) {
-  if (name.length === 0) return "names no parameter";
-  if (name.length > 1011) return "is longer than 1011 characters";
-  if (!SSM_NAME.test(name)) return "may hold only letters, digits and _ . - /";
-  if (!name.includes("/")) return null;
-  if (!name.startsWith("/")) return "is a hierarchy: it must start with /";
-  const levels = name.slice(1).split("/");
-  if (levels.some((level) => level === "")) return "has an empty level (// or a trailing /)";
-  if (levels.length > 15) return "is deeper than 15 levels";
-  return null;
-}
-
-function secretNameProblem(name) {
-  if (name.length === 0) return "names no secret";
-  if (name.startsWith("arn:")) {
-    return SECRET_ARN.test(name)
-      ? null
-      : "is no Secrets Manager ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)";
-  }
-  if (name.length > 512) return "is longer than 512 characters";
-  if (!SECRET_NAME.test(name)) return "may hold only letters, digits and / _ + = . @ -";
-  return null;
-}
+const { require: tsxRequire } = require("tsx/cjs/api");
+const { secretStoreReference } = tsxRequire("../lib/config/secret-store.ts", __filename);
 
 /** `{kind, name, text}` for a reference, `{problem}` for a malformed one, null for any other value. */
 function parseReference(value) {
-  if (typeof value !== "string") return null;
-  const kind = value.startsWith(SSM_PREFIX)
-    ? "ssm"
-    : value.startsWith(SECRETS_MANAGER_PREFIX)
-      ? "secretsmanager"
-      : null;
-  if (kind === null) return null;
-  const prefix = kind === "ssm" ? SSM_PREFIX : SECRETS_MANAGER_PREFIX;
-  const name = value.slice(prefix.length);
-  const problem = kind === "ssm" ? ssmNameProblem(name) : secretNameProblem(name);
-  if (problem !== null) {
-    const what = kind === "ssm" ? "SSM parameter" : "Secrets Manager secret";
-    return {
-      problem: `starts with "${prefix}" but is no valid ${what} reference: the name ${problem} (the value is not repeated here)`,
-    };
-  }
-  return { kind, name, text: value };
+  return typeof value === "string" ? secretStoreReference(value) : null;
 }
 
 function fieldValue(data, field) {
@@ -304,5 +261,3 @@ module.exports.secretReferences = () => referencesOf(deploymentConfig());
 /** IAM statements granting exactly the references (an empty list when there are none). */
 module.exports.secretStatements = async ({ resolveVariable } = {}) =>
   statementsFor(referencesOf(deploymentConfig()), await kmsKeysOf(resolveVariable));
-
-module.exports.parseSecretReference = parseReference;

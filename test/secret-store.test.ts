@@ -16,7 +16,7 @@ import { installRuntimeFactory, type Runtime, resetRuntime, runtime } from "../l
 import { loadAnyConfig } from "../lib/cli/config";
 import type { Issue } from "../lib/config/issues";
 import { loadPharosConfig } from "../lib/config/load";
-import { forgetFetchedSecrets, secretStoreReference } from "../lib/config/secret-store";
+import { forgetFetchedSecrets } from "../lib/config/secret-store";
 import { resolveSecret, secretField } from "../lib/config/secrets";
 import { ConfigError, TransientError } from "../lib/errors";
 import {
@@ -46,9 +46,6 @@ interface ServerlessVars {
   secretStatements(args?: {
     resolveVariable?: (variable: string) => Promise<unknown>;
   }): Promise<Record<string, unknown>[]>;
-  parseSecretReference(
-    value: string,
-  ): { kind: string; name: string; text: string } | { problem: string } | null;
 }
 const vars = createRequire(import.meta.url)("../scripts/serverless-vars.cjs") as ServerlessVars;
 
@@ -530,34 +527,6 @@ describe("transient failures", () => {
 });
 
 describe("serverless-vars secret statements", () => {
-  const table = [
-    "ssm:/laas/prod/ldap-pass",
-    "ssm:plain_name.v1-x",
-    "ssm:laas/prod/x",
-    "ssm:/laas//x",
-    "ssm:/laas/x:3",
-    `ssm:/${Array(16).fill("l").join("/")}`,
-    "secretsmanager:laas/prod/relay-key",
-    "secretsmanager:a+b=c.d@e-f_g/h",
-    "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:laas/prod/relay-key-AbCdEf",
-    "secretsmanager:arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:x",
-    "secretsmanager:arn:aws:ssm:eu-west-1:123456789012:parameter/x",
-    "secretsmanager:bad*char",
-    "secretsmanager:",
-    "ssm:",
-    "SSM:/laas/x",
-    " ssm:/laas/x",
-    "ssm/laas/x",
-    "./secrets/token",
-    "plain-token",
-  ];
-
-  it.each(table)("tell %s the same way as the config loader", (value) => {
-    const shape = (parsed: ReturnType<ServerlessVars["parseSecretReference"]>) =>
-      parsed === null ? null : "problem" in parsed ? "malformed" : { ...parsed };
-    expect(shape(vars.parseSecretReference(value))).toEqual(shape(secretStoreReference(value)));
-  });
-
   it("grant exactly the example AWS config's references", async () => {
     vi.stubEnv("LAAS_CONFIG", join(awsConf, "pharos.yaml"));
     const references = vars.secretReferences();
