@@ -103,17 +103,19 @@ export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Pro
   );
   const marked = await allOrFirstError(
     gone.map((b) =>
-      limit(() => unlessDeleted(rt.store.updateBooking(b.id, markVanished, { expected: b }))),
+      limit(async () => ({
+        id: b.id,
+        outcome: await unlessDeleted(rt.store.updateBooking(b.id, markVanished, { expected: b })),
+      })),
     ),
   );
-  for (const [index, outcome] of marked.entries()) {
+  for (const { id, outcome } of marked) {
     if (outcome === null) {
-      stored.delete(gone[index]?.id ?? "");
+      stored.delete(id);
       continue;
     }
-    const { changed, item } = outcome;
-    stored.set(item.id, item);
-    if (changed) report.vanished.push(item.id);
+    stored.set(id, outcome.item);
+    if (outcome.changed) report.vanished.push(id);
   }
   return [...stored.values()];
 }
