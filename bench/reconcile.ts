@@ -77,11 +77,21 @@ class Child {
   }
 }
 
-/** One design at one size: a fresh lab and a fresh poller, the first poll then two steady ones. */
+/** Steady polls of one poller, beyond the rows: their wall times, in order. */
+export interface SteadySeries {
+  bookings: number;
+  wallMs: number[];
+}
+
+/**
+ * One design at one size: a fresh lab and a fresh poller, the first poll then two steady ones,
+ * then `morePolls` steady ones more whose wall times alone are kept.
+ */
 async function measureOne(
   bookings: number,
   design: ReconcileRow["design"],
-): Promise<ReconcileRow[]> {
+  morePolls: number,
+): Promise<{ rows: ReconcileRow[]; more: number[] }> {
   const hosts = Math.max(1, Math.round(bookings / 10));
   const database = await mkdtemp(join(tmpdir(), "laas-bench-reconcile-"));
   const lab = new Child("reconcile-lab.ts", [String(bookings), String(hosts), database]);
@@ -108,7 +118,13 @@ async function measureOne(
         itemReads: counts.byOperation.GetItem ?? 0,
       });
     }
-    return rows;
+    const more: number[] = [];
+    for (let i = 0; i < morePolls; i++) {
+      const { figures } = await poller.ask({ kind: "poll" });
+      if (!figures) throw new Error("the poller answered without figures");
+      more.push(figures.wallMs);
+    }
+    return { rows, more };
   } finally {
     await poller.close();
     await lab.close();
@@ -116,12 +132,26 @@ async function measureOne(
   }
 }
 
-export async function reconcileBench(sizes: number[]): Promise<ReconcileRow[]> {
+/**
+ * Both designs at each size; the design of today's poll also polls `morePolls` times more, steady,
+ * for the spread of a steady poll's time in a poller that keeps running (as a listener does).
+ */
+export async function reconcileBench(
+  sizes: number[],
+  morePolls = 0,
+): Promise<{ rows: ReconcileRow[]; steady: SteadySeries[] }> {
   const rows: ReconcileRow[] = [];
+  const steady: SteadySeries[] = [];
   for (const bookings of sizes) {
     for (const design of ["baseline", "in memory"] as const) {
-      rows.push(...(await measureOne(bookings, design)));
+      const measured = await measureOne(bookings, design, design === "in memory" ? morePolls : 0);
+      rows.push(...measured.rows);
+      if (design === "in memory") {
+        const second = measured.rows.find((r) => r.poll === "steady")?.wallMs ?? 0;
+        const third = measured.rows.find((r) => r.poll === "steady again")?.wallMs ?? 0;
+        steady.push({ bookings, wallMs: [second, third, ...measured.more] });
+      }
     }
   }
-  return rows;
+  return { rows, steady };
 }

@@ -7,6 +7,7 @@
  *   --burst-scale X                    how much faster than real time FOG images there (default 20)
  *   --burst-rounds N                   runs of the burst's idle and sfn setups (default 3)
  *   --imports N                        fresh node processes per bundle import timed (default 10)
+ *   --steady-polls N                   steady polls more per poller in reconcile (default 8)
  */
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     "burst-scale": { type: "string", default: "20" },
     "burst-rounds": { type: "string", default: "3" },
     imports: { type: "string", default: "10" },
+    "steady-polls": { type: "string", default: "8" },
   },
 });
 const wanted = (name: string) => values.only === undefined || values.only === name;
@@ -131,7 +133,7 @@ if (wanted("dead-time")) {
 }
 
 if (wanted("reconcile")) {
-  const rows = await reconcileBench([1_000, 10_000]);
+  const { rows, steady } = await reconcileBench([1_000, 10_000], Number(values["steady-polls"]));
   print("### Poll's reconciliation per poll, 10 bookings a host (embedded store)");
   print();
   const keys = [...new Set(rows.map((r) => `${r.bookings} ${r.poll}`))];
@@ -172,6 +174,25 @@ if (wanted("reconcile")) {
       `${(before.requests / Math.max(1, now.requests)).toFixed(1)}×`,
       `${(before.wallMs / Math.max(1, now.wallMs)).toFixed(1)}×`,
     ]),
+  );
+  print("### A steady poll's wall time, poll after poll in one poller (today's design)");
+  print();
+  const ordered = (values: number[]) => [...values].sort((a, b) => a - b);
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  table(
+    ["bookings", "steady polls", "1st", "median", "max", "over 1 s", "each"],
+    steady.map(({ bookings, wallMs }) => {
+      const sorted = ordered(wallMs);
+      return [
+        bookings,
+        wallMs.length,
+        seconds(wallMs[0] ?? 0),
+        seconds(sorted[Math.floor((sorted.length - 1) / 2)] ?? 0),
+        seconds(sorted.at(-1) ?? 0),
+        wallMs.filter((ms) => ms > 1000).length,
+        wallMs.map((ms) => (ms / 1000).toFixed(2)).join(", "),
+      ];
+    }),
   );
 }
 

@@ -5,8 +5,8 @@
  * VPN entry is still recorded — with the local engine's records of its ended executions; the
  * listener's sweep, with or without a hand-over section.
  */
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DynamoDbExecutionJournal } from "../lib/adapters/aws/dynamodb-journal";
 import type { ExecutionJournal, ExecutionRecord } from "../lib/adapters/local/journal";
@@ -135,8 +135,8 @@ describe("the expiry in the store", () => {
   it("is null on items older versions wrote, which have no such attribute", async () => {
     const booking = newBooking(dashboardBooking({ id: "old", hostName: "h" }), NOW);
     const { expiresAtEpochSeconds: _none, ...older } = booking;
-    await DynamoDBDocumentClient.from(db.client).send(
-      new PutCommand({ TableName: db.tables.bookings, Item: older }),
+    await db.client.send(
+      new PutItemCommand({ TableName: db.tables.bookings, Item: marshall(older) }),
     );
     expect(await db.store.getBooking("old")).toEqual(booking);
   });

@@ -1,6 +1,7 @@
 /**
  * The embedded default's store: the same DynamoDB adapter the cloud uses, against dynalite running
- * in-process and persisted under the configured `database` directory.
+ * in a thread of this process (embedded-dynamodb-thread.ts: the store's work and the listener's
+ * then use a core each) and persisted under the configured `database` directory.
  *
  * LevelDB admits one process per directory. The listener owns it and publishes its endpoint, the
  * credential its endpoint accepts, and its pid (for `laas stop`) in `listener.json`; other commands
@@ -22,6 +23,10 @@ import {
   StoreLockedError,
   startEmbeddedDynamo,
 } from "../adapters/local/embedded-dynamodb";
+import {
+  startEmbeddedDynamoThread,
+  storeThreadAvailable,
+} from "../adapters/local/embedded-dynamodb-thread";
 import type { ExecutionJournal } from "../adapters/local/journal";
 import { isRunning, type ProcessId, thisProcess } from "../adapters/local/process-identity";
 import { errorMessage, LaasError } from "../errors";
@@ -170,7 +175,8 @@ export async function openEmbeddedStore(
       close: async () => client.destroy(),
     };
   }
-  const dynamo = await startEmbeddedDynamo({ path: join(database, "dynamodb") });
+  const serve = storeThreadAvailable() ? startEmbeddedDynamoThread : startEmbeddedDynamo;
+  const dynamo = await serve({ path: join(database, "dynamodb") });
   const client = createDynamoClient({ endpoint: dynamo.endpoint, credentials: dynamo.credentials });
   const store = await DynamoDbStore.open(client);
   const journal = await DynamoDbExecutionJournal.open(client);

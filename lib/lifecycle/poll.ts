@@ -63,10 +63,13 @@ type PollDeps = Pick<
 
 /**
  * How many hosts' bookings a poll advances at once (each host's one after another, per-host.ts).
- * A start is a few store requests and one engine call; the bound stays well under the SDK's 50
- * sockets per client and Step Functions' StartExecution refill (150 to 300 a second).
+ * A start is a few store requests, one at a time, and one engine call: 48 stays under the SDK's 50
+ * sockets per client, and a burst of 200 starts within Step Functions' StartExecution bucket (800
+ * to 1,300, refilled at 150 to 300 a second). On the embedded default the poll shares its thread
+ * with the steps of every workflow already started; at 16 a burst's last start came 8 s late
+ * there, at 48 about 4 s (BENCHMARKS.md, "Burst").
  */
-export const ADVANCE_CONCURRENCY = 16;
+export const ADVANCE_CONCURRENCY = 48;
 
 export interface PollOptions {
   /** Hosts advanced at once (default ADVANCE_CONCURRENCY). */
@@ -279,7 +282,12 @@ async function startProvisioning(rt: PollDeps, booking: Booking, report: PollRep
   }
   if (host.state === "free" && (await refusedForItsUser(rt, booking, report))) return;
   if (!holds(host, booking.id)) {
-    const { changed, item } = await rt.store.updateHost(host.name, claimHost(booking.id, rt.now()));
+    // On the version just read: a claim that declines on it is decided again on the latest.
+    const { changed, item } = await rt.store.updateHost(
+      host.name,
+      claimHost(booking.id, rt.now()),
+      { expected: host },
+    );
     if (!changed && !holds(item, booking.id)) {
       report.waiting.push(booking.id);
       const holder = item.bookingId ? `booking ${item.bookingId}` : item.state;

@@ -20,6 +20,7 @@ import { isManual } from "../domain/booking";
 import { ignoreNotFound, NotFoundError } from "../errors";
 import type { BookingPage, Dashboard } from "../ports/dashboard";
 import { bookingProblem } from "./booking-rules";
+import { readAhead } from "./read-ahead";
 import { noteRefused, refusal } from "./refusal";
 import { pastRetention, retentionOf } from "./retention";
 import {
@@ -35,6 +36,14 @@ import {
  * client, and enough to keep one DynamoDB table (or the embedded dynalite) busy.
  */
 export const RECONCILE_CONCURRENCY = 16;
+
+/**
+ * How many of the dashboard's bookings may be held, read ahead of the comparison (about 2 MB).
+ * Its pages come one after another (each names the next), and reading 10,000 bookings in pages of
+ * 100 takes about as long as the store's Scan of as many: this lets most of a listing that size
+ * arrive while the store is read, and a larger one still be held only in part.
+ */
+export const DASHBOARD_BOOKINGS_AHEAD = 5_000;
 
 /** What reconcile did, in the poll's report. */
 export interface ReconcileReport {
@@ -55,18 +64,19 @@ type ReconcileDeps = Pick<Runtime, "dashboard" | "store" | "logger" | "now" | "c
  * writes under way have ended.
  */
 export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Promise<Booking[]> {
-  // One page read ahead: the first while the store is read, each next one while the one before
-  // is reconciled. The dashboard's answers overlap the store's, and two pages at most are held.
-  const pages = bookingPages(rt.dashboard)[Symbol.asyncIterator]();
-  let ahead = readAhead(pages.next());
+  // The dashboard's pages are read while the store is, and while each page before is compared:
+  // the two reads overlap, and pages of DASHBOARD_BOOKINGS_AHEAD bookings at most are held.
+  const pages = readAhead(bookingPages(rt.dashboard), {
+    most: DASHBOARD_BOOKINGS_AHEAD,
+    weight: (page) => page.bookings.length,
+  });
   const stored = new Map<string, Booking>();
   const limit = pLimit(RECONCILE_CONCURRENCY);
   let reading = 0;
   let listed = new Set<string>();
   try {
     for (const booking of await rt.store.listBookings()) stored.set(booking.id, booking);
-    for (let next = await ahead; !next.done; next = await ahead) {
-      ahead = readAhead(pages.next());
+    for (let next = await pages.next(); !next.done; next = await pages.next()) {
       const page = next.value;
       // A listing read again from the start (it shifted under its pages): only the last
       // reading says which bookings are listed.
@@ -75,8 +85,12 @@ export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Pro
         listed = new Set();
       }
       for (const fromDashboard of page.bookings) listed.add(fromDashboard.id);
+      // Most of a steady listing is unchanged: told apart here, without a write or a promise.
+      const toWrite = page.bookings.filter(
+        (fromDashboard) => !unchanged(rt, fromDashboard, stored.get(fromDashboard.id)),
+      );
       const outcomes = await allOrFirstError(
-        page.bookings.map((fromDashboard) => {
+        toWrite.map((fromDashboard) => {
           const current = stored.get(fromDashboard.id);
           return limit(() => reconcileOne(rt, fromDashboard, current));
         }),
@@ -94,7 +108,7 @@ export async function reconcile(rt: ReconcileDeps, report: ReconcileReport): Pro
     }
   } finally {
     // Left early (a failure): the listing is let go once the page under way is in.
-    pages.return?.().catch(() => undefined);
+    pages.return().catch(() => undefined);
   }
   report.seen = listed.size;
 
@@ -137,6 +151,18 @@ interface Reconciled {
    */
   item: Booking | null;
   part: Pick<ReconcileReport, "created" | "updated" | "refused">;
+}
+
+/** Whether the store's copy already says what the dashboard lists, leaving nothing to do. */
+function unchanged(
+  rt: ReconcileDeps,
+  fromDashboard: DashboardBooking,
+  current: Booking | undefined,
+): boolean {
+  if (current === undefined) return false;
+  if (refreshFromDashboard(fromDashboard)(current) !== null) return false;
+  // A scheduled booking the lab cannot serve is refused (reconcileOne).
+  return current.state !== "scheduled" || bookingProblem(fromDashboard, rt.config) === null;
 }
 
 /**
@@ -206,12 +232,6 @@ async function unlessDeleted<T>(write: Promise<T>): Promise<T | null> {
     if (error instanceof NotFoundError) return null;
     throw error;
   }
-}
-
-/** A read whose failure is taken up when it is awaited, or never, if the reading stops first. */
-function readAhead<T>(read: Promise<T>): Promise<T> {
-  read.catch(() => undefined);
-  return read;
 }
 
 /**

@@ -33,7 +33,11 @@ export interface Store {
   createHost(host: Host): Promise<boolean>;
   deleteHost(name: string): Promise<void>;
   /** Throws NotFoundError when there is no such host. */
-  updateHost(name: string, change: (current: Host) => Host | null): Promise<Updated<Host>>;
+  updateHost(
+    name: string,
+    change: (current: Host) => Host | null,
+    options?: UpdateOptions<Host>,
+  ): Promise<Updated<Host>>;
 
   getBooking(id: string): Promise<Booking | null>;
   listBookings(): Promise<Booking[]>;

@@ -10,10 +10,8 @@ import {
   ensureTables,
   type TableNames,
 } from "../../lib/adapters/aws/dynamodb-tables";
-import {
-  type StoreCredentials,
-  startEmbeddedDynamo,
-} from "../../lib/adapters/local/embedded-dynamodb";
+import type { StoreCredentials } from "../../lib/adapters/local/embedded-dynamodb";
+import { startEmbeddedDynamoThread } from "../../lib/adapters/local/embedded-dynamodb-thread";
 import { PharosDashboard } from "../../lib/adapters/pharos/dashboard-client";
 import type { InventoryHost } from "../../lib/config/types";
 import { newHost } from "../../lib/domain/host";
@@ -92,7 +90,9 @@ export interface ScaleLab {
 }
 
 export async function startScaleLab(options: ScaleLabOptions): Promise<ScaleLab> {
-  const dynamo = await startEmbeddedDynamo({ path: options.database ?? null });
+  // In a thread of its own, as the embedded default runs it (and so not sharing one with the
+  // dashboard, a server of its own in a real lab).
+  const dynamo = await startEmbeddedDynamoThread({ path: options.database ?? null });
   const closers: Array<() => Promise<void>> = [() => dynamo.close()];
   const close = async () => {
     while (closers.length > 0) await closers.pop()?.();

@@ -6,6 +6,7 @@
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
 import type { JsonValue } from "../../domain/run";
+import type { UpdateOptions } from "../../ports/store";
 import type { ExecutionJournal, ExecutionRecord } from "../local/journal";
 import {
   counter,
@@ -100,8 +101,12 @@ export class DynamoDbExecutionJournal implements ExecutionJournal {
     return this.#table.scan();
   }
 
-  update(name: string, change: (current: ExecutionRecord) => ExecutionRecord | null) {
-    return this.#table.update(name, change);
+  update(
+    name: string,
+    change: (current: ExecutionRecord) => ExecutionRecord | null,
+    options: UpdateOptions<ExecutionRecord> = {},
+  ) {
+    return this.#table.update(name, change, options.expected);
   }
 
   remove(name: string, ifVersion: number): Promise<void> {

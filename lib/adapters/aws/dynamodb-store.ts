@@ -250,8 +250,12 @@ export class DynamoDbStore implements Store {
     return this.#hosts.remove(name);
   }
 
-  updateHost(name: string, change: (current: Host) => Host | null): Promise<Updated<Host>> {
-    return this.#hosts.update(name, change);
+  updateHost(
+    name: string,
+    change: (current: Host) => Host | null,
+    options: UpdateOptions<Host> = {},
+  ): Promise<Updated<Host>> {
+    return this.#hosts.update(name, change, options.expected);
   }
 
   getBooking(id: string): Promise<Booking | null> {

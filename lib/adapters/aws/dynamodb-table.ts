@@ -3,15 +3,14 @@
  * store's two tables and the local engine's execution journal share. Only single-item
  * conditional writes are used — dynalite has no transactions and no TTL.
  */
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
-  DeleteCommand,
-  DynamoDBDocumentClient,
-  GetCommand,
-  type NativeAttributeValue,
-  PutCommand,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
   paginateScan,
-} from "@aws-sdk/lib-dynamodb";
+} from "@aws-sdk/client-dynamodb";
+import { marshall, type NativeAttributeValue, unmarshall } from "@aws-sdk/util-dynamodb";
 import pRetry from "p-retry";
 import { z } from "zod";
 import {
@@ -95,8 +94,13 @@ export interface VersionedTableOptions {
   maxUpdateAttempts?: number;
 }
 
+/**
+ * Items are marshalled here rather than by lib-dynamodb's DocumentClient, which cannot be used
+ * with the client's `cacheMiddleware` (see createDynamoClient): resolving each command's
+ * middleware on every request was a large share of the CPU a burst of starts took.
+ */
 export class VersionedTable<T extends { version: number; updatedAt: string }> {
-  readonly #doc: DynamoDBDocumentClient;
+  readonly #client: DynamoDBClient;
   readonly #kind: ItemKind<T>;
   readonly #table: string;
   readonly #maxUpdateAttempts: number;
@@ -107,7 +111,7 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
     table: string,
     options: VersionedTableOptions = {},
   ) {
-    this.#doc = DynamoDBDocumentClient.from(client);
+    this.#client = client;
     this.#kind = kind;
     this.#table = table;
     this.#maxUpdateAttempts = options.maxUpdateAttempts ?? 20;
@@ -129,14 +133,14 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
   async read(key: string): Promise<T | null> {
     let item: Item | undefined;
     try {
-      const output = await this.#doc.send(
-        new GetCommand({
+      const output = await this.#client.send(
+        new GetItemCommand({
           TableName: this.#table,
-          Key: { [this.#kind.keyAttribute]: key },
+          Key: marshall({ [this.#kind.keyAttribute]: key }),
           ConsistentRead: true,
         }),
       );
-      item = output.Item;
+      item = output.Item === undefined ? undefined : unmarshall(output.Item);
     } catch (error) {
       throw mapSdkError(error, this.#table, "GetItem");
     }
@@ -147,10 +151,10 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
     const items: T[] = [];
     try {
       for await (const page of paginateScan(
-        { client: this.#doc },
+        { client: this.#client },
         { TableName: this.#table, ConsistentRead: true },
       )) {
-        for (const item of page.Items ?? []) items.push(this.#parse(item));
+        for (const item of page.Items ?? []) items.push(this.#parse(unmarshall(item)));
       }
     } catch (error) {
       throw mapSdkError(error, this.#table, "Scan");
@@ -161,10 +165,10 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
   /** Creates the item; false if one with its key exists already. */
   async create(value: T): Promise<boolean> {
     try {
-      await this.#doc.send(
-        new PutCommand({
+      await this.#client.send(
+        new PutItemCommand({
           TableName: this.#table,
-          Item: this.#kind.toItem(value),
+          Item: marshall(this.#kind.toItem(value)),
           ConditionExpression: "attribute_not_exists(#key)",
           ExpressionAttributeNames: { "#key": this.#kind.keyAttribute },
         }),
@@ -187,13 +191,13 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
         : {
             ConditionExpression: "#version = :expected",
             ExpressionAttributeNames: { "#version": "version" },
-            ExpressionAttributeValues: { ":expected": ifVersion },
+            ExpressionAttributeValues: marshall({ ":expected": ifVersion }),
           };
     try {
-      await this.#doc.send(
-        new DeleteCommand({
+      await this.#client.send(
+        new DeleteItemCommand({
           TableName: this.#table,
-          Key: { [this.#kind.keyAttribute]: key },
+          Key: marshall({ [this.#kind.keyAttribute]: key }),
           ...condition,
         }),
       );
@@ -233,13 +237,13 @@ export class VersionedTable<T extends { version: number; updatedAt: string }> {
         updatedAt: new Date().toISOString(),
       };
       try {
-        await this.#doc.send(
-          new PutCommand({
+        await this.#client.send(
+          new PutItemCommand({
             TableName: this.#table,
-            Item: kind.toItem(next),
+            Item: marshall(kind.toItem(next)),
             ConditionExpression: "#version = :expected",
             ExpressionAttributeNames: { "#version": "version" },
-            ExpressionAttributeValues: { ":expected": current.version },
+            ExpressionAttributeValues: marshall({ ":expected": current.version }),
           }),
         );
       } catch (error) {

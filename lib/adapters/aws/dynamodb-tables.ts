@@ -140,6 +140,9 @@ export function createDynamoClient(
   const local = endpoint !== undefined && isLoopbackEndpoint(endpoint);
   const region = options.region ?? (local ? "us-east-1" : undefined);
   return new DynamoDBClient({
+    // Each command's middleware is resolved once, not on every request (its share of a burst's
+    // CPU was large); nothing here changes a client's middleware after its first request.
+    cacheMiddleware: true,
     // Left out rather than set to undefined, so the SDK's own env/config resolution still runs.
     ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
     ...(region !== undefined ? { region } : {}),

@@ -384,47 +384,61 @@ function newCredentials(): StoreCredentials {
   };
 }
 
+/**
+ * Makes the store folder owner-only, and keeps the files LevelDB will make in it so until the
+ * returned function is called. The umask is the process's: in a worker thread it cannot be set,
+ * so this runs in the main thread even when the store is served from another.
+ */
+export async function prepareStoreFolder(path: string | null): Promise<() => void> {
+  if (path === null) return () => undefined;
+  await ownerOnlyFolder(path, "the store's LevelDB folder");
+  await ownerOnlyFilesIn(path);
+  return keepNewFilesOwnerOnly();
+}
+
+/** Serves dynalite behind the guard in this thread; the folder is prepared by the caller. */
+export async function serveDynalite(options: EmbeddedDynamoOptions): Promise<EmbeddedDynamo> {
+  if (options.path !== null) await assertDirectoryFree(options.path);
+  const server = dynalite({
+    ...(options.path !== null ? { path: options.path } : {}),
+    // Tables are ACTIVE at once: nothing here is worth waiting for.
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+  });
+  const credentials = newCredentials();
+  const traffic: Traffic = { inFlight: new Set(), closing: false };
+  guard(server, credentials, traffic);
+  await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
+  const endpoint = endpointOf(server);
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint,
+    credentials,
+    close() {
+      closing ??= (async () => {
+        // Requests under way (and any that come meanwhile) are answered; none after that. A
+        // client that never finishes its request does not hold the close up for long.
+        const drained = (async () => {
+          while (traffic.inFlight.size > 0) await Promise.allSettled([...traffic.inFlight]);
+        })();
+        await settledWithin(drained, CLOSE_DRAIN_MS);
+        traffic.closing = true;
+        await new Promise<void>((resolve, reject) => {
+          server.close((error) => (error ? reject(error) : resolve()));
+        });
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Serves the store in this thread (see embedded-dynamodb-thread.ts for one of its own). */
 export async function startEmbeddedDynamo(options: EmbeddedDynamoOptions): Promise<EmbeddedDynamo> {
-  let releaseUmask = (): void => undefined;
-  if (options.path !== null) {
-    await ownerOnlyFolder(options.path, "the store's LevelDB folder");
-    await ownerOnlyFilesIn(options.path);
-    releaseUmask = keepNewFilesOwnerOnly();
-  }
+  const releaseUmask = await prepareStoreFolder(options.path);
   try {
-    if (options.path !== null) await assertDirectoryFree(options.path);
-    const server = dynalite({
-      ...(options.path !== null ? { path: options.path } : {}),
-      // Tables are ACTIVE at once: nothing here is worth waiting for.
-      createTableMs: 0,
-      deleteTableMs: 0,
-      updateTableMs: 0,
-    });
-    const credentials = newCredentials();
-    const traffic: Traffic = { inFlight: new Set(), closing: false };
-    guard(server, credentials, traffic);
-    await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
-    const endpoint = endpointOf(server);
-    let closing: Promise<void> | undefined;
-    return {
-      endpoint,
-      credentials,
-      close() {
-        closing ??= (async () => {
-          // Requests under way (and any that come meanwhile) are answered; none after that. A
-          // client that never finishes its request does not hold the close up for long.
-          const drained = (async () => {
-            while (traffic.inFlight.size > 0) await Promise.allSettled([...traffic.inFlight]);
-          })();
-          await settledWithin(drained, CLOSE_DRAIN_MS);
-          traffic.closing = true;
-          await new Promise<void>((resolve, reject) => {
-            server.close((error) => (error ? reject(error) : resolve()));
-          });
-        })().finally(releaseUmask);
-        return closing;
-      },
-    };
+    const served = await serveDynalite(options);
+    return { ...served, close: () => served.close().finally(releaseUmask) };
   } catch (error) {
     releaseUmask();
     throw error;

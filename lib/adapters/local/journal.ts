@@ -7,7 +7,7 @@
 import type { Phase } from "../../domain/booking";
 import type { JsonValue } from "../../domain/run";
 import type { ExecutionStatus, PhaseInput } from "../../ports/engine";
-import type { Updated } from "../../ports/store";
+import type { Updated, UpdateOptions } from "../../ports/store";
 import type { ProcessId } from "./process-identity";
 
 /** Where an execution is: the top-level state it entered last, with that state's input. */
@@ -48,6 +48,7 @@ export interface ExecutionJournal {
   update(
     name: string,
     change: (current: ExecutionRecord) => ExecutionRecord | null,
+    options?: UpdateOptions<ExecutionRecord>,
   ): Promise<Updated<ExecutionRecord>>;
   /**
    * Forgets an execution that has ended (the sweep, once its booking is gone): only while the

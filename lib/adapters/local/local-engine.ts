@@ -84,6 +84,12 @@ interface Run {
   /** Where the run resumed, until that state has been entered again. */
   resumedAt: ExecutionPosition | null;
   transitions: number;
+  /**
+   * The run's record as this process last wrote (or read) it. The run's own updates are written
+   * on its version without reading the record first; one someone else changed meanwhile (a stop
+   * asked for) loses that write and is read and decided again.
+   */
+  held: ExecutionRecord;
   done: Promise<void>;
   /** Step handlers still at work (a handed-over run's steps may outlive it for a moment). */
   inFlight: Set<Promise<unknown>>;
@@ -188,8 +194,13 @@ export class LocalEngine implements WorkflowEngine {
     const owner = record.owner;
     if (owner && !sameProcess(owner, thisProcess()) && isRunning(owner)) {
       // Its owner stops it at its next look at the journal (tick).
-      await this.#journal.update(name, (r) =>
-        r.status === "RUNNING" && r.stopRequested === null ? { ...r, stopRequested: cause } : null,
+      await this.#journal.update(
+        name,
+        (r) =>
+          r.status === "RUNNING" && r.stopRequested === null
+            ? { ...r, stopRequested: cause }
+            : null,
+        { expected: record },
       );
       return;
     }
@@ -249,8 +260,11 @@ export class LocalEngine implements WorkflowEngine {
       const owner = record.owner;
       const orphan = owner === null || sameProcess(owner, me) || !isRunning(owner);
       if (!orphan) continue;
-      const { changed, item } = await this.#journal.update(record.name, (r) =>
-        r.status === "RUNNING" && r.version === record.version ? { ...r, owner: me } : null,
+      const { changed, item } = await this.#journal.update(
+        record.name,
+        (r) =>
+          r.status === "RUNNING" && r.version === record.version ? { ...r, owner: me } : null,
+        { expected: record },
       );
       if (!changed) continue;
       if (item.stopRequested !== null) {
@@ -325,6 +339,7 @@ export class LocalEngine implements WorkflowEngine {
       handingOver: false,
       resumedAt: position,
       transitions: record.transitions,
+      held: record,
       done: Promise.resolve(),
       inFlight: new Set(),
       attempts: new Map(),
@@ -433,11 +448,15 @@ export class LocalEngine implements WorkflowEngine {
       enteredAt: new Date(enteredAt).toISOString(),
     };
     const me = thisProcess();
-    const { changed } = await this.#journal.update(run.name, (r) =>
-      r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
-        ? { ...r, position, transitions: run.transitions }
-        : null,
+    const { changed, item } = await this.#journal.update(
+      run.name,
+      (r) =>
+        r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
+          ? { ...r, position, transitions: run.transitions }
+          : null,
+      { expected: run.held },
     );
+    run.held = item;
     if (!changed) {
       // Another process took the execution over (or it was stopped): it is not ours to run.
       run.handingOver = true;
@@ -488,7 +507,7 @@ export class LocalEngine implements WorkflowEngine {
     this.#finishing.add(run.name);
     this.#runs.delete(run.name);
     this.#callbacks.dropExecution(run.name);
-    await this.#finish(run.name, status, error, cause, run.transitions)
+    await this.#finish(run.name, status, error, cause, run.transitions, run.held)
       .catch((failure: unknown) =>
         log.error({ err: errorMessage(failure) }, "could not record the end of the execution"),
       )
@@ -503,10 +522,13 @@ export class LocalEngine implements WorkflowEngine {
     this.#callbacks.dropExecution(run.name);
     const me = thisProcess();
     await this.#journal
-      .update(run.name, (r) =>
-        r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
-          ? { ...r, owner: null, transitions: run.transitions }
-          : null,
+      .update(
+        run.name,
+        (r) =>
+          r.status === "RUNNING" && r.owner !== null && sameProcess(r.owner, me)
+            ? { ...r, owner: null, transitions: run.transitions }
+            : null,
+        { expected: run.held },
       )
       .catch((failure: unknown) =>
         log.error({ err: errorMessage(failure) }, "could not hand the execution over"),
@@ -521,18 +543,22 @@ export class LocalEngine implements WorkflowEngine {
     error: string | null,
     cause: string | null,
     transitions?: number,
+    held?: ExecutionRecord,
   ): Promise<void> {
-    await this.#journal.update(name, (r) =>
-      r.status === "RUNNING"
-        ? {
-            ...r,
-            status,
-            error,
-            cause,
-            stoppedAt: new Date().toISOString(),
-            transitions: transitions ?? r.transitions,
-          }
-        : null,
+    await this.#journal.update(
+      name,
+      (r) =>
+        r.status === "RUNNING"
+          ? {
+              ...r,
+              status,
+              error,
+              cause,
+              stoppedAt: new Date().toISOString(),
+              transitions: transitions ?? r.transitions,
+            }
+          : null,
+      held === undefined ? {} : { expected: held },
     );
   }
 
