@@ -9,8 +9,8 @@
  * {"close": true}.
  */
 import { createInterface } from "node:readline";
-import { bookingAt } from "../test/sim/dashboard-sim";
-import { startSimulatedLab } from "../test/sim/lab";
+import { bookingAt } from "../sim/dashboard-sim";
+import { startSimulatedLab } from "../sim/lab";
 
 interface LabArgs {
   workDir: string;

@@ -75,7 +75,7 @@ const POLL_INTERVAL_MS = 1_000;
 const LEAD_MS = 10_000;
 /** StartExecution's time on AWS, in region (the stand-in's answer delay). */
 export const SFN_LATENCY_MS = 50;
-/** The simulated FOG's defaults (test/sim/fog-sim.ts): 10 transfers at once, 8 GB a minute. */
+/** The simulated FOG's defaults (sim/fog-sim.ts): 10 transfers at once, 8 GB a minute. */
 const FOG_QUEUE = 10;
 const FOG_GB_PER_MINUTE = 8;
 const FOG_START_DELAY_SECONDS = 10;

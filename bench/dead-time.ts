@@ -31,8 +31,8 @@ import { silentLogger } from "../lib/log";
 import "../lib/polyfills";
 import type { ExecutionStatus, PhaseInput, WorkflowEngine } from "../lib/ports/engine";
 import { bindTasks, loadDefinition } from "../lib/workflow/definitions";
-import { bookingAt } from "../test/sim/dashboard-sim";
-import { type SimulatedLab, startSimulatedLab } from "../test/sim/lab";
+import { bookingAt } from "../sim/dashboard-sim";
+import { type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { baselineSteps } from "./baseline/polling-steps";
 
 export type DeadTimeEvent = "imaged" | "host-up" | "installer-done";

@@ -6,5 +6,5 @@ import { register } from "tsx/esm/api";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 register();
 const { main } = await import("../lib/cli/main.ts");
-const { stepHandlers } = await import("../functions/steps.ts");
-process.exit(await main(process.argv, { handlers: stepHandlers }));
+const { localStepHandlers } = await import("../lib/app/step-handlers.ts");
+process.exit(await main(process.argv, { handlers: localStepHandlers() }));

@@ -1,13 +1,14 @@
 /**
  * LAAS_MODE=embedded for `serverless invoke local`: the embedded store and the local engine, with
- * the workflow steps bound in-process. Loaded by cloud-runtime.ts only in that mode; the cloud
- * packages get embedded-runtime.cloud.ts in its place (scripts/esbuild-plugins.cjs), so that
- * none of this is in them.
+ * the workflow steps bound in-process (lib/app/step-handlers.ts; this folder's Lambda handlers
+ * would close an import circle, as they import cloud-runtime.ts, which loads this module).
+ * Loaded by cloud-runtime.ts only in that mode; the cloud packages get embedded-runtime.cloud.ts
+ * in its place (scripts/esbuild-plugins.cjs), so that none of this is in them.
  */
 import { Driver } from "../lib/app/driver";
 import { openEmbeddedRuntime } from "../lib/app/embedded";
 import type { Runtime } from "../lib/app/runtime";
-import { stepHandlers } from "./steps";
+import { localStepHandlers } from "../lib/app/step-handlers";
 
 export interface EmbeddedInvocation {
   runtime: Runtime;
@@ -18,7 +19,10 @@ export interface EmbeddedInvocation {
 }
 
 export async function openEmbeddedInvocation(configPath: string): Promise<EmbeddedInvocation> {
-  const opened = await openEmbeddedRuntime(configPath, { handlers: stepHandlers, listen: false });
+  const opened = await openEmbeddedRuntime(configPath, {
+    handlers: localStepHandlers(),
+    listen: false,
+  });
   return {
     runtime: opened.runtime,
     runner: { pid: opened.storeHandle.runner.pid, runsHere: opened.engine.runsHere },

@@ -14,18 +14,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { stepHandlers } from "../functions/steps";
 import { openEmbeddedRuntime } from "../lib/app/embedded";
 import { Listener } from "../lib/app/listener";
+import { localStepHandlers } from "../lib/app/step-handlers";
 import { main } from "../lib/cli/main";
 import { table } from "../lib/cli/status";
 import type { Booking } from "../lib/domain/booking";
 import { createLogger } from "../lib/log";
-import { startSlapd } from "../test/helpers/slapd";
-import { startSmtpServer } from "../test/helpers/smtp";
-import { generateSshKey } from "../test/helpers/sshd";
-import { bookingAt } from "../test/sim/dashboard-sim";
-import { handoverWith, startSimulatedLab } from "../test/sim/lab";
+import { bookingAt } from "../sim/dashboard-sim";
+import { handoverWith, startSimulatedLab } from "../sim/lab";
+import { startSlapd } from "../sim/slapd";
+import { startSmtpServer } from "../sim/smtp";
+import { generateSshKey } from "../sim/sshd";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
@@ -66,14 +66,14 @@ say(`lab config written to ${lab.configPath}`);
 
 const quiet = () => undefined;
 await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
-  handlers: stepHandlers,
+  handlers: localStepHandlers(),
   out: (line) => say(`laas reset-db --host: ${line}`),
   err: quiet,
 });
 
 const logFile = join(workDir, "log", "laas.log");
 const embedded = await openEmbeddedRuntime(lab.configPath, {
-  handlers: stepHandlers,
+  handlers: localStepHandlers(),
   listen: true,
   logger: createLogger({ destination: logFile }),
 });

@@ -10,8 +10,8 @@
  */
 import { resolve } from "node:path";
 import { Command } from "commander";
-import { bookingAt } from "../test/sim/dashboard-sim";
-import { startSimulatedLab } from "../test/sim/lab";
+import { bookingAt } from "../sim/dashboard-sim";
+import { startSimulatedLab } from "../sim/lab";
 
 const INSTALLERS = ["Fuel", "Joid", "Compass", null] as const;
 

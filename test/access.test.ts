@@ -20,7 +20,7 @@ import { openCredentials, SealedCredentialsError, sealCredentials } from "../lib
 import { MAX_PUBLIC_KEY_BYTES, parseSshPublicKey } from "../lib/access/ssh-public-key";
 import { ConfigError } from "../lib/errors";
 import { Secret } from "../lib/secret";
-import { ensureOpenSshServer } from "./helpers/sshd";
+import { ensureOpenSshServer } from "../sim/sshd";
 
 const run = promisify(execFile);
 

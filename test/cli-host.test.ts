@@ -18,10 +18,10 @@ import type { Booking } from "../lib/domain/booking";
 import type { Host } from "../lib/domain/host";
 import { newBooking } from "../lib/lifecycle/transitions";
 import type { Store } from "../lib/ports/store";
+import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { dashboardBooking } from "./helpers/bookings";
 import { type ListenerProcess, startListenerProcess } from "./helpers/listener-process";
 import { type ProcessResult, runProcess } from "./helpers/process";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 const laasBin = join(repoRoot, "bin", "laas.mjs");
 const childEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };

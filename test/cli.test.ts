@@ -17,6 +17,8 @@ import { main } from "../lib/cli/main";
 import { loadInstallerConfig } from "../lib/config/load";
 import type { Booking } from "../lib/domain/booking";
 import type { Host } from "../lib/domain/host";
+import { bookingAt } from "../sim/dashboard-sim";
+import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import {
   type ProcessResult,
   type RunningProcess,
@@ -24,8 +26,6 @@ import {
   startProcess,
 } from "./helpers/process";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 interface CliResult {
   code: number;

@@ -23,7 +23,7 @@ import { loadAnyConfig } from "../lib/cli/config";
 import { isShippedExample } from "../lib/config/examples";
 import { loadInstallerConfig, loadPharosConfig } from "../lib/config/load";
 import { ConfigError } from "../lib/errors";
-import { describeRun, runCommand } from "./helpers/subprocess";
+import { describeRun, runCommand } from "../sim/subprocess";
 
 const REPO = resolve(import.meta.dirname, "..");
 const SHIPPED_SECRETS_DIR = join(REPO, "conf", "secrets");

@@ -14,7 +14,7 @@ import {
   drfDateTime,
   type SimUser,
   startDashboardSim,
-} from "./sim/dashboard-sim";
+} from "../sim/dashboard-sim";
 
 const TOKEN = "lab-token-7f3a9c";
 const inventory = {

@@ -26,8 +26,8 @@ import type { VpnConfig } from "../lib/config/types";
 import { AuthError, ConfigError, OutcomeUnknownError, TransientError } from "../lib/errors";
 import type { IntendedVpnUser, NewVpnUser } from "../lib/ports/directory";
 import { Secret } from "../lib/secret";
+import { type RunningSlapd, startSlapd } from "../sim/slapd";
 import { capturingLogger } from "./helpers/logs";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
 import { type FaultProxy, startFaultProxy } from "./helpers/tcp-fault-proxy";
 
 const FAST_RETRY: RetryPolicy = { retries: 2, minDelayMs: 50, maxDelayMs: 200, maxRetryMs: 10_000 };

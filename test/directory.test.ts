@@ -1,5 +1,5 @@
 /**
- * The LDAP directory adapter against a real OpenLDAP slapd (test/helpers/slapd.ts): VPN users
+ * The LDAP directory adapter against a real OpenLDAP slapd (sim/slapd.ts): VPN users
  * made, named, escaped, labelled, adopted, removed and refused as the lab's directory sees them,
  * over ldaps:// and StartTLS with certificates made by openssl. Passwords are set with Password
  * Modify and hashed by slapd's own scheme (argon2 here). Removal trusts the recorded entryUUID,
@@ -30,9 +30,9 @@ import type {
   VpnAccount,
 } from "../lib/ports/directory";
 import { Secret } from "../lib/secret";
+import { type RunningSlapd, startSlapd } from "../sim/slapd";
+import { freePort } from "../sim/sshd";
 import { capturingLogger } from "./helpers/logs";
-import { type RunningSlapd, startSlapd } from "./helpers/slapd";
-import { freePort } from "./helpers/sshd";
 
 let slapd: RunningSlapd;
 let admin: Client;

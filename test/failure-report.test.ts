@@ -9,13 +9,13 @@ import { recordIntent } from "../lib/lifecycle/checkpoints";
 import { START_IMAGING, startImaging } from "../lib/lifecycle/imaging";
 import { recordFailure } from "../lib/lifecycle/outcomes";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
+import { bookingAt, type StatusNote } from "../sim/dashboard-sim";
+import { repoRoot } from "../sim/lab";
+import type { CapturedMail } from "../sim/smtp";
+import { runCommand } from "../sim/subprocess";
 import { dashboardBooking } from "./helpers/bookings";
 import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
-import type { CapturedMail } from "./helpers/smtp";
-import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
-import { bookingAt, type StatusNote } from "./sim/dashboard-sim";
-import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 const OPERATORS = ["lab-ops@lab.example.org"];

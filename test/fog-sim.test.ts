@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { type FogSim, type FogSimOptions, startFogSim } from "./sim/fog-sim";
+import { type FogSim, type FogSimOptions, startFogSim } from "../sim/fog-sim";
 
 const API = "api";
 const USER = "user";

@@ -15,7 +15,7 @@ import {
 import { silentLogger } from "../lib/log";
 import type { ImagingProgress } from "../lib/ports/imager";
 import { Secret } from "../lib/secret";
-import { type FogSim, type FogSimOptions, startFogSim } from "./sim/fog-sim";
+import { type FogSim, type FogSimOptions, startFogSim } from "../sim/fog-sim";
 
 const API_TOKEN = "YXBpLXRva2VuLXZhbHVl";
 const USER_TOKEN = "dXNlci10b2tlbi12YWx1ZQ==";

@@ -13,15 +13,15 @@ import { AuthError, ConfigError, TransientError } from "../lib/errors";
 import { type HandoverDetails, messageTemplatesDir, renderHandover } from "../lib/handover/message";
 import type { OutgoingMail } from "../lib/ports/mailer";
 import { Secret } from "../lib/secret";
-import { capturingLogger } from "./helpers/logs";
 import {
   type Certificate,
   makeCertificate,
   type SmtpServerOptions,
   startSmtpServer,
   type TestSmtpServer,
-} from "./helpers/smtp";
-import { freePort } from "./helpers/sshd";
+} from "../sim/smtp";
+import { freePort } from "../sim/sshd";
+import { capturingLogger } from "./helpers/logs";
 
 const VPN_PASSWORD = "vpn-Secret-7Qx9zT";
 const ROOT_PASSWORD = "root-Secret-3Kd2wP";

@@ -3,12 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openCredentials } from "../lib/access/sealed";
 import { type Booking, manualBookingId } from "../lib/domain/booking";
 import { handoverRecipients } from "../lib/handover/recipients";
+import { bookingAt } from "../sim/dashboard-sim";
+import { repoRoot } from "../sim/lab";
+import type { CapturedMail } from "../sim/smtp";
+import { runCommand } from "../sim/subprocess";
 import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
-import type { CapturedMail } from "./helpers/smtp";
-import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 const OPERATORS = ["lab-ops@lab.example.org", "oncall@lab.example.org"];

@@ -11,14 +11,14 @@ import { sweepVpnUsers } from "../lib/lifecycle/sweep";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
 import type { PhaseInput } from "../lib/ports/engine";
 import { Secret } from "../lib/secret";
+import { bookingAt } from "../sim/dashboard-sim";
+import { repoRoot } from "../sim/lab";
+import type { CapturedMail } from "../sim/smtp";
+import { generateSshKey } from "../sim/sshd";
+import { runCommand } from "../sim/subprocess";
 import { dashboardBooking } from "./helpers/bookings";
 import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
-import type { CapturedMail } from "./helpers/smtp";
-import { generateSshKey } from "./helpers/sshd";
-import { runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import { repoRoot } from "./sim/lab";
 
 const SLOW = 180_000;
 /** How often a failed delivery is tried again here (the ASL waits a minute, then longer). */

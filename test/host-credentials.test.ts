@@ -41,16 +41,16 @@ import { type ForwardTargets, type RelayConfig, SshRelay } from "../lib/adapters
 import { CommandFailedError, ProtocolError, TransientError } from "../lib/errors";
 import type { CommandResult, HostLogin, HostSession, RemoteCommand } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
-import { capturingLogger } from "./helpers/logs";
+import { type BareMetalLab, generateClientKey, startBareMetalLab } from "../sim/bare-metal";
+import { type RelaySim, startRelaySim } from "../sim/relay-sim";
 import {
   ensureOpenSshServer,
   generateSshKey,
   type RunningSshd,
   type SshKeyPair,
   startSshd,
-} from "./helpers/sshd";
-import { type BareMetalLab, generateClientKey, startBareMetalLab } from "./sim/bare-metal";
-import { type RelaySim, startRelaySim } from "./sim/relay-sim";
+} from "../sim/sshd";
+import { capturingLogger } from "./helpers/logs";
 
 const execFileAsync = promisify(execFile);
 const AS_ROOT = { loginUser: "root", timeoutSeconds: 20 };

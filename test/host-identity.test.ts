@@ -19,11 +19,11 @@ import { discoverAddress } from "../lib/lab/address";
 import { silentLogger } from "../lib/log";
 import type { HostLogin } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
+import { bookingAt } from "../sim/dashboard-sim";
+import { generateSshKey, type RunningSshd, type SshKeyPair, startSshd } from "../sim/sshd";
 import { type ListeningHandoverLab, listenOnHandoverLab } from "./helpers/handover-lab";
 import { type LabSegment, startLabSegment } from "./helpers/netns";
-import { generateSshKey, type RunningSshd, type SshKeyPair, startSshd } from "./helpers/sshd";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
 
 const HOST_MAC = "02:00:00:5e:00:05";
 const IMPOSTOR_MAC = "02:00:00:66:66:66";

@@ -11,11 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Booking } from "../lib/domain/booking";
+import { bookingAt } from "../sim/dashboard-sim";
+import type { FogSim } from "../sim/fog-sim";
+import { type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { type LabListener, listenOnLab } from "./helpers/lab-listener";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import type { FogSim } from "./sim/fog-sim";
-import { type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 let lab: SimulatedLab;
 let listening: LabListener;

@@ -2,14 +2,14 @@
  * The code layout rules: lib/ is cloud-agnostic (AWS imports only in lib/adapters/aws/), which the
  * linter enforces, and the product code has no `any` type.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeRun, runCommand } from "./helpers/subprocess";
-import { repoRoot } from "./sim/lab";
+import { repoRoot } from "../sim/lab";
+import { describeRun, runCommand } from "../sim/subprocess";
 
 const biome = join(repoRoot, "node_modules", ".bin", "biome");
 const RULE = "lint/style/noRestrictedImports";
@@ -141,5 +141,89 @@ describe("the sources", () => {
       visit(source);
     }
     expect(found).toEqual([]);
+  });
+});
+
+/** The relative imports of a source file (static, dynamic, re-exports), as repo-relative files. */
+function importsOf(file: string): string[] {
+  const source = readFileSync(join(repoRoot, file), "utf8");
+  const found: string[] = [];
+  for (const match of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)) {
+    const target = join(file, "..", match[1] ?? "")
+      .split(sep)
+      .join("/");
+    if (/\.(ts|mjs|cjs)$/.test(target)) found.push(target);
+    // A folder's import is of its index.ts (functions/steps/<name>/).
+    else if (existsSync(join(repoRoot, target, "index.ts"))) found.push(`${target}/index.ts`);
+    else found.push(`${target}.ts`);
+  }
+  return found;
+}
+
+/** The import circles among `files` (each as the files on it, from its smallest). */
+function importCircles(files: string[]): string[][] {
+  const known = new Set(files);
+  const edges = new Map(files.map((file) => [file, importsOf(file).filter((t) => known.has(t))]));
+  const circles = new Set<string>();
+  const walk = (file: string, path: string[]) => {
+    const at = path.indexOf(file);
+    if (at >= 0) {
+      const circle = path.slice(at);
+      const start = circle.indexOf([...circle].sort()[0] ?? "");
+      circles.add(JSON.stringify([...circle.slice(start), ...circle.slice(0, start)]));
+      return;
+    }
+    if (path.length > 40) return;
+    for (const next of edges.get(file) ?? []) walk(next, [...path, file]);
+  };
+  for (const file of files) walk(file, []);
+  return [...circles].map((circle) => JSON.parse(circle) as string[]);
+}
+
+describe("the layers", () => {
+  const libFiles = tsFiles("lib");
+
+  it("are read from the sources' imports", () => {
+    expect(importsOf("lib/lifecycle/poll.ts")).toContain("lib/ports/runtime.ts");
+    expect(importsOf("functions/cloud-runtime.ts")).toContain("functions/embedded-runtime.ts");
+    expect(importsOf("functions/steps.ts")).toContain("functions/steps/buildPod/index.ts");
+  });
+
+  it("compose in lib/app/: nothing below it imports from there", () => {
+    const below = libFiles.filter((f) => !f.startsWith("lib/app/") && !f.startsWith("lib/cli/"));
+    const offending = below.flatMap((file) =>
+      importsOf(file)
+        .filter((target) => target.startsWith("lib/app/"))
+        .map((target) => `${file} → ${target}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("keep the command above the composition: lib/app/ imports nothing of lib/cli/", () => {
+    const offending = tsFiles("lib/app").flatMap((file) =>
+      importsOf(file).filter((target) => target.startsWith("lib/cli/")),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("ship the simulated lab outside test/: the demo and sim/ import nothing from there", () => {
+    // scripts/chaos.ts is the chaos suite's runner, and a part of the tests.
+    const shipped = ["scripts/demo.ts", "scripts/sim-lab.ts", ...tsFiles("sim"), "bin/laas.mjs"];
+    const offending = shipped.flatMap((file) =>
+      importsOf(file)
+        .filter((target) => target.startsWith("test/"))
+        .map((target) => `${file} → ${target}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it("finds an import circle where there is one", () => {
+    expect(importCircles(["test/fixtures/circle-a.ts", "test/fixtures/circle-b.ts"])).toEqual([
+      ["test/fixtures/circle-a.ts", "test/fixtures/circle-b.ts"],
+    ]);
+  });
+
+  it("have no import circle in functions/", () => {
+    expect(importCircles(tsFiles("functions"))).toEqual([]);
   });
 });

@@ -22,9 +22,9 @@ import { LocalEngine, type StepHandler } from "../lib/adapters/local/local-engin
 import type { ProcessId } from "../lib/adapters/local/process-identity";
 import { silentLogger } from "../lib/log";
 import type { PhaseInput } from "../lib/ports/engine";
+import { repoRoot } from "../sim/lab";
 import { runProcess } from "./helpers/process";
 import { waitFor } from "./helpers/wait";
-import { repoRoot } from "./sim/lab";
 
 interface Call {
   fn: string;

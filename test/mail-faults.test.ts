@@ -1,6 +1,6 @@
 /**
  * The SMTP mailer when the mail server or the network fails, against a real SMTP server
- * (helpers/smtp.ts) that answers 421/451 and then 250, or 5xx, and a TCP fault proxy that cuts
+ * (sim/smtp.ts) that answers 421/451 and then 250, or 5xx, and a TCP fault proxy that cuts
  * the connection at a chosen point of the dialogue. Each test pins one classification or one
  * retry: 4xx and network failures are tried again, 5xx never; a message whose answer was lost
  * after all of it was sent is sent again — at least once, the copies sharing one Message-ID.
@@ -15,8 +15,8 @@ import {
 import type { EmailConfig } from "../lib/config/types";
 import { ConfigError, OutcomeUnknownError, TransientError } from "../lib/errors";
 import type { OutgoingMail } from "../lib/ports/mailer";
+import { startSmtpServer, type TestSmtpServer } from "../sim/smtp";
 import { capturingLogger } from "./helpers/logs";
-import { startSmtpServer, type TestSmtpServer } from "./helpers/smtp";
 import { type FaultProxy, startFaultProxy } from "./helpers/tcp-fault-proxy";
 
 const FAST_RETRY: RetryPolicy = { retries: 2, minDelayMs: 50, maxDelayMs: 200, maxRetryMs: 10_000 };

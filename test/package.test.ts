@@ -20,6 +20,8 @@ import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createDynamoClient, ensureTables } from "../lib/adapters/aws/dynamodb-tables";
+import { repoRoot } from "../sim/lab";
+import { describeRun } from "../sim/subprocess";
 import {
   cloudBundle,
   dynamoActions,
@@ -40,9 +42,7 @@ import {
 } from "./helpers/cloudformation";
 import { startSecretStoreEndpoint } from "./helpers/secret-store-endpoint";
 import { commandEnv, type ServiceCopy, serverless, serviceCopy } from "./helpers/serverless";
-import { describeRun } from "./helpers/subprocess";
 import { unzip } from "./helpers/zip";
-import { repoRoot } from "./sim/lab";
 
 const SLOW = 300_000;
 const STAGE_PREFIX = "laas-dev";

@@ -29,6 +29,7 @@ import { ISO_FETCH_SCRIPT } from "../lib/pod/iso";
 import { buildPlan, POD_TIMEOUTS, removalPlan, teardownPlan } from "../lib/pod/plan";
 import { renderDomainXml, renderNetworkXml } from "../lib/pod/render";
 import type { RemoteCommand } from "../lib/ports/relay";
+import { HostShell } from "../sim/host-shell";
 import {
   describeRan,
   ensureLibvirtTools,
@@ -39,7 +40,6 @@ import {
   virsh,
   xpath,
 } from "./helpers/virsh";
-import { HostShell } from "./sim/host-shell";
 
 const REPO = resolve(import.meta.dirname, "..");
 const NETWORK_TEMPLATE = join(REPO, "templates", "libvirt", "network.xml.njk");

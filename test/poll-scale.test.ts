@@ -14,6 +14,7 @@ import { silentLogger } from "../lib/log";
 import type { Dashboard } from "../lib/ports/dashboard";
 import type { ExecutionStatus, WorkflowEngine } from "../lib/ports/engine";
 import type { Store } from "../lib/ports/store";
+import { bookingAt, drfDateTime } from "../sim/dashboard-sim";
 import { POLL_LAB } from "./helpers/poll-lab";
 import {
   openDashboard,
@@ -24,7 +25,6 @@ import {
   scaleBooking,
   startScaleLab,
 } from "./helpers/scale-lab";
-import { bookingAt, drfDateTime } from "./sim/dashboard-sim";
 
 /** Nothing here is due: an engine that is asked anything is a failure of the test. */
 class UnusedEngine implements WorkflowEngine {

@@ -29,7 +29,7 @@ import {
   type BareMetalLabOptions,
   generateClientKey,
   startBareMetalLab,
-} from "./sim/bare-metal";
+} from "../sim/bare-metal";
 
 const LAB_KEY = generateClientKey();
 /** Every line of the private key's body, so a leak of any part of it is caught. */

@@ -16,8 +16,8 @@ import { CommandTimeoutError, type RelayConfig, SshRelay } from "../lib/adapters
 import { AuthError, OutcomeUnknownError, TransientError } from "../lib/errors";
 import type { HostLogin, OutputSink, RemoteCommand } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
+import { generateSshKey, type RunningSshd, type SshKeyPair, startSshd } from "../sim/sshd";
 import { capturingLogger } from "./helpers/logs";
-import { generateSshKey, type RunningSshd, type SshKeyPair, startSshd } from "./helpers/sshd";
 import { type FaultProxy, startFaultProxy } from "./helpers/tcp-fault-proxy";
 
 /** Quick retries, so that a test takes a second, not the production half-minute. */

@@ -26,14 +26,14 @@ import {
 import { silentLogger } from "../lib/log";
 import type { HostLogin, OutputSink, RelaySession } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
-import { capturingLogger } from "./helpers/logs";
 import {
   freePort,
   generateSshKey,
   type RunningSshd,
   type SshKeyPair,
   startSshd,
-} from "./helpers/sshd";
+} from "../sim/sshd";
+import { capturingLogger } from "./helpers/logs";
 import { waitFor } from "./helpers/wait";
 
 let labKey: SshKeyPair;

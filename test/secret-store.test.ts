@@ -19,14 +19,14 @@ import { loadPharosConfig } from "../lib/config/load";
 import { forgetFetchedSecrets } from "../lib/config/secret-store";
 import { resolveSecret, secretField } from "../lib/config/secrets";
 import { ConfigError, TransientError } from "../lib/errors";
+import { repoRoot } from "../sim/lab";
+import { describeRun, runCommand } from "../sim/subprocess";
 import {
   SECRETS_GET_SECRET_VALUE,
   type SecretStoreEndpoint,
   SSM_GET_PARAMETER,
   startSecretStoreEndpoint,
 } from "./helpers/secret-store-endpoint";
-import { describeRun, runCommand } from "./helpers/subprocess";
-import { repoRoot } from "./sim/lab";
 
 /** Counts the loads of the AWS adapter: it must load only when a reference is present. */
 const adapterLoads = vi.hoisted(() => ({ count: 0 }));

@@ -17,6 +17,9 @@ import { parse } from "yaml";
 import { z } from "zod";
 import type { Booking } from "../lib/domain/booking";
 import { loadDefinition } from "../lib/workflow/definitions";
+import { bookingAt } from "../sim/dashboard-sim";
+import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
+import { describeRun, runCommand } from "../sim/subprocess";
 import { isObject } from "./helpers/asl-graph";
 import {
   declaredFunctions,
@@ -35,10 +38,7 @@ import {
   serverless,
   serviceCopy,
 } from "./helpers/serverless";
-import { describeRun, runCommand } from "./helpers/subprocess";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 const SLOW = 240_000;
 const STAGE_PREFIX = "laas-dev";

@@ -29,10 +29,10 @@ import { macsBySource } from "../lib/pod/domiflist";
 import { buildPlan, removalPlan } from "../lib/pod/plan";
 import type { HostLogin, HostSession } from "../lib/ports/relay";
 import { Secret } from "../lib/secret";
+import { generateClientKey } from "../sim/bare-metal";
+import { parseQuotedCommand } from "../sim/host-shell";
+import { repoRoot, type SimulatedLab, type SimulatedLabHost, startSimulatedLab } from "../sim/lab";
 import { waitFor } from "./helpers/wait";
-import { generateClientKey } from "./sim/bare-metal";
-import { parseQuotedCommand } from "./sim/host-shell";
-import { repoRoot, type SimulatedLab, type SimulatedLabHost, startSimulatedLab } from "./sim/lab";
 
 /** The detached launch as the installer step sends it (lib/lifecycle/installer.ts). */
 const DETACHED =

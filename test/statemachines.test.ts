@@ -10,8 +10,10 @@ import { StateMachine, type StateMachineDefinition } from "aws-local-stepfunctio
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import * as steps from "../functions/steps";
+import { localStepHandlers } from "../lib/app/step-handlers";
 import type { Phase } from "../lib/domain/booking";
 import { WAIT_EVENTS } from "../lib/domain/run";
+import { workflowSteps } from "../lib/lifecycle/steps";
 import {
   bindTasks,
   CALLBACK_RESOURCE,
@@ -26,6 +28,7 @@ import {
   WAIT_HEARTBEAT_SECONDS,
   WAIT_STATES,
 } from "../lib/workflow/wait-ceilings";
+import { repoRoot } from "../sim/lab";
 import {
   catchers,
   isObject,
@@ -35,7 +38,6 @@ import {
   transitionCycle,
   unrecordedFailurePaths,
 } from "./helpers/asl-graph";
-import { repoRoot } from "./sim/lab";
 
 const PHASES: Phase[] = ["provision", "release"];
 const RECORDER = "recordFailure";
@@ -282,6 +284,11 @@ describe("functions the state machines call", () => {
     expect(file).toBe(`functions/steps/${name}/index`);
     const exports: Record<string, unknown> = await import(join(repoRoot, `${file}.ts`));
     expect(exports[handler.slice(at + 1)], handler).toBe(handlers[name]);
+  });
+
+  it("are the steps the local engine runs, and no others", () => {
+    expect(Object.keys(workflowSteps).sort()).toEqual(Object.keys(handlers).sort());
+    expect(Object.keys(localStepHandlers()).sort()).toEqual([...new Set(called)].sort());
   });
 });
 

@@ -35,9 +35,9 @@ import {
   UnsafeFolderError,
   writeOwnerOnlyFile,
 } from "../lib/owner-only";
+import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { type ListenerProcess, startListenerProcess } from "./helpers/listener-process";
 import { type RunningProcess, runProcess, startProcess } from "./helpers/process";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const laasBin = join(repoRoot, "bin", "laas.mjs");

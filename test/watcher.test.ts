@@ -14,6 +14,7 @@ import { recordOutcome, registerWait } from "../lib/lifecycle/waits";
 import { watch } from "../lib/lifecycle/watch";
 import { silentLogger } from "../lib/log";
 import { Secret } from "../lib/secret";
+import type { FogSim } from "../sim/fog-sim";
 import { dashboardBooking } from "./helpers/bookings";
 import { waitFor } from "./helpers/wait";
 import {
@@ -22,7 +23,6 @@ import {
   WATCHER_LAB_IMAGE,
   waitingForImaging,
 } from "./helpers/watcher-lab";
-import type { FogSim } from "./sim/fog-sim";
 
 const lab = startWatcherLab;
 const waiting = async (l: Lab, host: string, index: number, deadline: Date) =>

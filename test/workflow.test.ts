@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EmbeddedRuntime } from "../lib/app/embedded";
 import type { Listener } from "../lib/app/listener";
 import type { Booking } from "../lib/domain/booking";
+import { bookingAt } from "../sim/dashboard-sim";
+import { type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { type LabListener, listenOnLab } from "./helpers/lab-listener";
 import { waitFor } from "./helpers/wait";
-import { bookingAt } from "./sim/dashboard-sim";
-import { type SimulatedLab, startSimulatedLab } from "./sim/lab";
 
 interface Harness {
   lab: SimulatedLab;

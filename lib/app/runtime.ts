@@ -1,35 +1,10 @@
 /**
- * Everything a workflow step or a poll needs, behind ports. The cloud (Lambda) and the embedded
- * default (the `laas` command) build it differently; the steps never know which one they got.
+ * Where a step finds its Runtime (lib/ports/runtime.ts): installed by the embedded default, or
+ * built on first use by the factory the cloud installs.
  */
-import type { FogConfig, PharosConfig, VpnConfig } from "../config/types";
-import type { Logger } from "../log";
-import type { Dashboard } from "../ports/dashboard";
-import type { Directory } from "../ports/directory";
-import type { WorkflowEngine } from "../ports/engine";
-import type { Imager } from "../ports/imager";
-import type { Mailer } from "../ports/mailer";
-import type { PowerControl } from "../ports/power";
-import type { Relay } from "../ports/relay";
-import type { Store } from "../ports/store";
+import type { Runtime } from "../ports/runtime";
 
-export interface Runtime {
-  config: PharosConfig;
-  store: Store;
-  dashboard: Dashboard;
-  engine: WorkflowEngine;
-  /** FOG server credentials live in each installer config, so imagers are made per config. */
-  imagerFor(fog: FogConfig): Imager;
-  power: PowerControl;
-  /** The lab-side relay, when configured (everything after imaging needs it). */
-  relay: Relay | null;
-  /** The directory of a vpn config (installer configs name their own); close it after use. */
-  directoryFor(vpn: VpnConfig): Directory;
-  /** Outgoing mail for hand-overs, when pharos.yaml has a handover section. */
-  mailer: Mailer | null;
-  logger: Logger;
-  now(): Date;
-}
+export type { Runtime };
 
 let current: Runtime | Promise<Runtime> | null = null;
 let factory: (() => Promise<Runtime>) | null = null;

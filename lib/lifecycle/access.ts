@@ -18,7 +18,6 @@ import { installAuthorizedKey, setPassword } from "../access/host-credentials";
 import { generatePassword } from "../access/passwords";
 import { openCredentials, sealCredentials } from "../access/sealed";
 import { parseSshPublicKey } from "../access/ssh-public-key";
-import type { Runtime } from "../app/runtime";
 import type { HandoverConfig, VpnConfig } from "../config/types";
 import { type Booking, isManual, type Phase } from "../domain/booking";
 import type { Host } from "../domain/host";
@@ -39,6 +38,7 @@ import {
 } from "../ports/directory";
 import type { PhaseInput } from "../ports/engine";
 import type { Mailer } from "../ports/mailer";
+import type { Runtime } from "../ports/runtime";
 import { Secret } from "../secret";
 import {
   accessWithdrawn,

@@ -6,11 +6,12 @@
  * an installer launch, a password) writes its intent first, and a run that finds the intent
  * without the result looks at the world before acting.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { Booking, Phase } from "../domain/booking";
 import { type JsonObject, type JsonValue, runOrder, type StepRecord } from "../domain/run";
 import { NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 
 type BookingChange = (current: Booking) => Booking | null;
 

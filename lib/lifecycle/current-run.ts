@@ -3,12 +3,13 @@
  * run that is no longer current (the booking was released, cancelled or failed meanwhile) stops
  * with SupersededError instead of touching anything.
  */
-import type { Runtime } from "../app/runtime";
+
 import { installerConfigFor } from "../config/load";
 import type { InstallerConfig } from "../config/types";
 import type { Booking, Phase } from "../domain/booking";
 import { SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { readBooking } from "./checkpoints";
 import { isCurrentRun } from "./transitions";
 

@@ -4,12 +4,12 @@
  * imaging (the first login after imaging records it — see docs/configuration.md, Power).
  */
 
-import type { Runtime } from "../app/runtime";
 import { inventoryHostByName, powerFor } from "../config/load";
 import type { Host } from "../domain/host";
 import { ConfigError, HostUnreachableError } from "../errors";
 import type { Logger } from "../log";
 import type { HostIdentityProof, HostLogin, HostSession, OutputSink, Relay } from "../ports/relay";
+import type { Runtime } from "../ports/runtime";
 
 export function requireRelay(rt: Runtime): Relay {
   if (!rt.relay) {

@@ -8,7 +8,6 @@
  * is never sent again in the same run.
  */
 
-import type { Runtime } from "../app/runtime";
 import { inventoryHostByName, powerFor } from "../config/load";
 import type { InventoryHost } from "../config/types";
 import type { Host } from "../domain/host";
@@ -24,6 +23,7 @@ import { installerPlugin } from "../installers/registry";
 import { requireInLabSubnets } from "../lab/subnets";
 import type { PhaseInput } from "../ports/engine";
 import type { Imager, ImagerHost } from "../ports/imager";
+import type { Runtime } from "../ports/runtime";
 import { allOf, doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { identityProof } from "./host-access";

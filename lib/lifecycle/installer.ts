@@ -9,12 +9,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
-import type { Runtime } from "../app/runtime";
 import type { JsonObject } from "../domain/run";
 import { installerPlugin } from "../installers/registry";
 import type { InstallerStep } from "../installers/types";
 import type { PhaseInput } from "../ports/engine";
 import type { HostSession, RemoteCommand } from "../ports/relay";
+import type { Runtime } from "../ports/runtime";
 import { doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { bookingSink, onHost } from "./host-access";

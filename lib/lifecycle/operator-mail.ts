@@ -6,7 +6,7 @@
  * should the step run again. Whether the operators were told is read back from these records
  * (the dashboard's failure note says so only when they were).
  */
-import type { Runtime } from "../app/runtime";
+
 import type { Booking } from "../domain/booking";
 import type { Host } from "../domain/host";
 import { errorMessage } from "../errors";
@@ -17,6 +17,7 @@ import {
   renderOperatorNotice,
 } from "../handover/message";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { settledWithin } from "../time";
 import { once } from "./checkpoints";
 import { FAILURE_MAIL, recordedFailure } from "./failure-record";

@@ -8,10 +8,11 @@
  * stderr, address or directory name reaches the public. The operators are mailed the whole
  * error once per failure.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { Booking } from "../domain/booking";
 import { errorMessage, ignoreNotFound, NotFoundError, SupersededError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { allOf, intentOf, readBooking, recordDone } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
 import { FAILURE_RECORD, type FailureRecord, failedStep } from "./failure-record";

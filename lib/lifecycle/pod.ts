@@ -3,12 +3,13 @@
  * ISO, disks, domains, the installer's master started, MACs read back), removed at release before
  * the host is reimaged. Each runs once per run: run again, it answers what it recorded.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { JsonObject } from "../domain/run";
 import { installerPlugin } from "../installers/registry";
 import { macsBySource } from "../pod/domiflist";
 import { buildPlan, removalPlan } from "../pod/plan";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { once } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
 import { bookingSink, onHost } from "./host-access";

@@ -8,11 +8,12 @@
  * A booking the lab cannot serve (booking-rules.ts) is refused here, before its host is claimed;
  * a failed booking whose host was left dirty gets the release run that cleans it.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { Booking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
 import { errorMessage, ignoreNotFound, NotFoundError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { bookingUserProblem } from "./booking-rules";
 import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
 import { FAILURE_MAIL, FAILURE_RECORD, type FailureRecord } from "./failure-record";

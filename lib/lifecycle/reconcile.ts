@@ -14,11 +14,11 @@
  * written on a version that moved on (another writer came first) is read again and decided again.
  */
 import pLimit from "p-limit";
-import type { Runtime } from "../app/runtime";
 import type { Booking, DashboardBooking } from "../domain/booking";
 import { isManual } from "../domain/booking";
 import { ignoreNotFound, NotFoundError } from "../errors";
 import type { BookingPage, Dashboard } from "../ports/dashboard";
+import type { Runtime } from "../ports/runtime";
 import { bookingProblem } from "./booking-rules";
 import { readAhead } from "./read-ahead";
 import { noteRefused, refusal } from "./refusal";

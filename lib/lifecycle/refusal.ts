@@ -3,9 +3,10 @@
  * it: when it is first stored, when it is edited into one, or when its user is looked up. Its
  * failure is recorded as the poll's, under the provision run that never started.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { Booking } from "../domain/booking";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { type BookingProblem, refusalReason } from "./booking-rules";
 import { allOf, recordDone } from "./checkpoints";
 import { FAILURE_RECORD, type FailureRecord, recordedFailure } from "./failure-record";

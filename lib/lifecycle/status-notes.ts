@@ -6,10 +6,11 @@
  * operators' mail). The note gives a short reason chosen from the kind of failure alone: the
  * step that failed and the error's name (failure-record.ts).
  */
-import type { Runtime } from "../app/runtime";
+
 import { type Booking, isManual, type Phase } from "../domain/booking";
 import type { StatusNote } from "../ports/dashboard";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { once, stepRecord } from "./checkpoints";
 import { FAILURE_MAIL, type FailureRecord, recordedFailure } from "./failure-record";
 

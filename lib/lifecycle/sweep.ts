@@ -16,12 +16,13 @@
  * booking is gone go too: nothing else ever removes them, and the engine reads them all at every
  * look.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { VpnConfig } from "../config/types";
 import { type Booking, isActive } from "../domain/booking";
 import { ConflictError, errorMessage } from "../errors";
 import type { Directory, RemovalOutcome } from "../ports/directory";
 import type { ExecutionStatus } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { forgetVpnUser } from "./access-transitions";
 import { imagingConfig } from "./current-run";
 import { isExpired } from "./retention";

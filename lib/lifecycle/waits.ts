@@ -9,12 +9,13 @@
  * deadline, and an outcome the watcher recorded meanwhile (for a token that went away) is
  * answered at once rather than waited for again.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { InstallerConfig } from "../config/types";
 import type { Booking } from "../domain/booking";
 import type { JsonObject, WaitEvent, WaitOutcome, WaitRecord } from "../domain/run";
 import { LaasError } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { isCurrentRun, noteProgress } from "./transitions";

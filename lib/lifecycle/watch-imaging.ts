@@ -10,10 +10,11 @@
  * Host ids come from the imager in canonical form (the FOG adapter reads "003" as "3"), as does
  * the id StartImaging recorded, so they are compared as plain strings here.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { FogConfig } from "../config/types";
 import { errorMessage } from "../errors";
 import type { Imager, ImagerHost, ImagingProgress } from "../ports/imager";
+import type { Runtime } from "../ports/runtime";
 import { doneResult, resultText } from "./checkpoints";
 import { START_IMAGING } from "./imaging";
 import { observeDeployed } from "./transitions";

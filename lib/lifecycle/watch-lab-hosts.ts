@@ -5,13 +5,13 @@
  * status file).
  */
 import pLimit from "p-limit";
-import type { Runtime } from "../app/runtime";
 import { inventoryHostByName } from "../config/load";
 import type { InstallerConfig } from "../config/types";
 import type { Host } from "../domain/host";
 import { ConfigError, errorMessage, NotFoundError, TransientError } from "../errors";
 import { AddressNotFoundError, discoverAddress } from "../lab/address";
 import type { HostLogin, Relay, RelaySession } from "../ports/relay";
+import type { Runtime } from "../ports/runtime";
 import { doneResult, resultText } from "./checkpoints";
 import { hostLogin, requireRelay } from "./host-access";
 import { START_INSTALLER } from "./installer";

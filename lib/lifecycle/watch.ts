@@ -13,12 +13,13 @@
  * In the cloud it is the scheduled `watch` function (once a minute, EventBridge's smallest rate);
  * locally the listener runs it every `watch_interval` seconds.
  */
-import type { Runtime } from "../app/runtime";
+
 import type { InstallerConfig } from "../config/types";
 import type { Booking } from "../domain/booking";
 import type { JsonObject, WaitEvent, WaitOutcome, WaitRecord } from "../domain/run";
 import { errorMessage } from "../errors";
 import type { PhaseInput } from "../ports/engine";
+import type { Runtime } from "../ports/runtime";
 import { settledWithin } from "../time";
 import { imagingConfig } from "./current-run";
 import { isCurrentRun, noteProgress } from "./transitions";

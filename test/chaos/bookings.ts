@@ -3,8 +3,8 @@
  * another (the next once the previous one's end has come, as a lab's calendar fills), and does to
  * them what the plan says mid-flight — cancelled (deleted), shortened, extended.
  */
-import { bookingAt, drfDateTime } from "../sim/dashboard-sim";
-import type { SimulatedLab } from "../sim/lab";
+import { bookingAt, drfDateTime } from "../../sim/dashboard-sim";
+import type { SimulatedLab } from "../../sim/lab";
 import type { PlannedBooking } from "./plan";
 
 export interface BookingTrack {

@@ -10,9 +10,9 @@ import { ListTablesCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { createDynamoClient } from "../../lib/adapters/aws/dynamodb-tables";
 import type { Booking } from "../../lib/domain/booking";
 import type { Host } from "../../lib/domain/host";
-import type { CapturedMail } from "../helpers/smtp";
-import type { StatusNote } from "../sim/dashboard-sim";
-import type { FogSimTask } from "../sim/fog-sim";
+import type { StatusNote } from "../../sim/dashboard-sim";
+import type { FogSimTask } from "../../sim/fog-sim";
+import type { CapturedMail } from "../../sim/smtp";
 import type { ChaosLab } from "./chaos-lab";
 import type { ListenerOutput, Listeners } from "./listeners";
 

@@ -4,7 +4,7 @@
  * waited because the host would not network-boot (a fault: the host was rebooted) from one LaaS
  * never rebooted the host for.
  */
-import type { SimulatedLab } from "../sim/lab";
+import type { SimulatedLab } from "../../sim/lab";
 
 export interface TrackedImaging {
   taskId: number;

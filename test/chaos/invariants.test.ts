@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { Booking } from "../../lib/domain/booking";
 import { type Host, newHost } from "../../lib/domain/host";
 import { newBooking } from "../../lib/lifecycle/transitions";
-import type { CapturedMail } from "../helpers/smtp";
+import type { CapturedMail } from "../../sim/smtp";
 import type { BookingTrack } from "./bookings";
 import type { Evidence } from "./evidence";
 import { type JudgeInput, judge } from "./invariants";

@@ -7,8 +7,8 @@
  */
 import { join } from "node:path";
 import type { Host } from "../../lib/domain/host";
+import { repoRoot } from "../../sim/lab";
 import { runProcess } from "../helpers/process";
-import { repoRoot } from "../sim/lab";
 
 export interface OperatorRelease {
   atMs: number;

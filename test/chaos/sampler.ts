@@ -12,7 +12,7 @@
  */
 import type { Booking, BookingState, HandoverState } from "../../lib/domain/booking";
 import type { Host } from "../../lib/domain/host";
-import type { SimulatedLab } from "../sim/lab";
+import type { SimulatedLab } from "../../sim/lab";
 import type { Listeners } from "./listeners";
 
 export interface DoubleHold {

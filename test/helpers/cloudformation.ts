@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { repoRoot } from "../sim/lab";
+import { repoRoot } from "../../sim/lab";
 import { isObject } from "./asl-graph";
 
 const resourceSchema = z.object({

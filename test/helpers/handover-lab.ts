@@ -11,10 +11,10 @@ import {
   type SimulatedLab,
   type SimulatedLabOptions,
   startSimulatedLab,
-} from "../sim/lab";
+} from "../../sim/lab";
+import { type RunningSlapd, startSlapd } from "../../sim/slapd";
+import { startSmtpServer, type TestSmtpServer } from "../../sim/smtp";
 import { type LabListener, type LabListenerOptions, listenOnLab } from "./lab-listener";
-import { type RunningSlapd, startSlapd } from "./slapd";
-import { startSmtpServer, type TestSmtpServer } from "./smtp";
 
 export interface HandoverLab {
   lab: SimulatedLab;

@@ -14,7 +14,7 @@ import {
 } from "../../lib/app/embedded";
 import { Listener } from "../../lib/app/listener";
 import { main } from "../../lib/cli/main";
-import type { SimulatedLab } from "../sim/lab";
+import type { SimulatedLab } from "../../sim/lab";
 import { capturingLogger } from "./logs";
 
 export interface LabListener {

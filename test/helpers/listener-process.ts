@@ -9,7 +9,7 @@ import { createDynamoClient } from "../../lib/adapters/aws/dynamodb-tables";
 import { type ListenerFile, readListenerFile } from "../../lib/app/embedded-store";
 import type { Booking } from "../../lib/domain/booking";
 import type { Store } from "../../lib/ports/store";
-import { repoRoot } from "../sim/lab";
+import { repoRoot } from "../../sim/lab";
 import { type ProcessResult, type RunningProcess, startProcess } from "./process";
 import { waitFor } from "./wait";
 

@@ -4,13 +4,13 @@ import { expect } from "vitest";
 import { stepHandlers } from "../../functions/steps";
 import { main } from "../../lib/cli/main";
 import type { Booking } from "../../lib/domain/booking";
-import { bookingAt } from "../sim/dashboard-sim";
-import type { SimulatedLab, SimulatedLabHost } from "../sim/lab";
+import { bookingAt } from "../../sim/dashboard-sim";
+import type { SimulatedLab, SimulatedLabHost } from "../../sim/lab";
+import type { RunningSlapd } from "../../sim/slapd";
+import type { TestSmtpServer } from "../../sim/smtp";
+import { generateSshKey } from "../../sim/sshd";
 import { startHandoverLab } from "./handover-lab";
 import { bookingUntil, type ListenerProcess, startListenerProcess } from "./listener-process";
-import type { RunningSlapd } from "./slapd";
-import type { TestSmtpServer } from "./smtp";
-import { generateSshKey } from "./sshd";
 import { waitFor } from "./wait";
 
 export const USER_ID = 1;

@@ -22,7 +22,7 @@ import {
   type DashboardSim,
   type RawBooking,
   startDashboardSim,
-} from "../sim/dashboard-sim";
+} from "../../sim/dashboard-sim";
 import { uniqueTableNames } from "./dynalite";
 import { type CountingProxy, startCountingProxy } from "./dynamo-counter";
 

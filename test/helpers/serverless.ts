@@ -9,8 +9,8 @@
 import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
-import { repoRoot } from "../sim/lab";
-import { type Finished, runCommand } from "./subprocess";
+import { repoRoot } from "../../sim/lab";
+import { type Finished, runCommand } from "../../sim/subprocess";
 
 /** The environment of the commands: no LaaS or AWS settings of the test's own leak in. */
 export function commandEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {

@@ -18,8 +18,8 @@ import { silentLogger } from "../../lib/log";
 import type { TokenAnswer, WorkflowEngine } from "../../lib/ports/engine";
 import type { Imager } from "../../lib/ports/imager";
 import { Secret } from "../../lib/secret";
-import { type FogSim, type FogSimOptions, startFogSim } from "../sim/fog-sim";
-import { repoRoot } from "../sim/lab";
+import { type FogSim, type FogSimOptions, startFogSim } from "../../sim/fog-sim";
+import { repoRoot } from "../../sim/lab";
 import { dashboardBooking } from "./bookings";
 import { startTestStore, type TestStore } from "./dynalite";
 

@@ -10,8 +10,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { AUTHORIZED_KEY_SCRIPT, SET_PASSWORD_SCRIPT } from "../../lib/access/host-credentials";
-import { ISO_FETCH_SCRIPT, ISO_MISMATCH_STATUS } from "../../lib/pod/iso";
+import { AUTHORIZED_KEY_SCRIPT, SET_PASSWORD_SCRIPT } from "../lib/access/host-credentials";
+import { ISO_FETCH_SCRIPT, ISO_MISMATCH_STATUS } from "../lib/pod/iso";
 
 export interface ShellResult {
   exitCode: number;

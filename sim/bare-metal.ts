@@ -29,7 +29,7 @@ import type {
   Server as SshServer,
 } from "ssh2";
 import ssh2 from "ssh2";
-import { fingerprintOfPublicKey } from "../../lib/adapters/ssh/host-key";
+import { fingerprintOfPublicKey } from "../lib/adapters/ssh/host-key";
 import { commandNotFound, HostShell, parseQuotedCommand, type ShellResult } from "./host-shell";
 
 export interface SimHostSpec {

@@ -16,15 +16,15 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument, stringify } from "yaml";
-import { loadPharosConfig } from "../../lib/config/load";
-import type { RunningSlapd } from "../helpers/slapd";
-import type { TestSmtpServer } from "../helpers/smtp";
+import { loadPharosConfig } from "../lib/config/load";
 import { type BareMetalLab, generateClientKey, startBareMetalLab } from "./bare-metal";
 import { type DashboardSim, startDashboardSim } from "./dashboard-sim";
 import { type FogSim, startFogSim } from "./fog-sim";
 import { dnsmasqLeaseLines, type RelaySim, startRelaySim } from "./relay-sim";
+import type { RunningSlapd } from "./slapd";
+import type { TestSmtpServer } from "./smtp";
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export interface SimulatedLabOptions {
   /** Where the lab's config, store and logs go. */
