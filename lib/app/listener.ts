@@ -34,6 +34,7 @@ export class Listener {
   readonly #stopping = new AbortController();
   #finished: Promise<{ finished: string[]; handedOver: string[] }> | null = null;
   #lastSweep = Number.NEGATIVE_INFINITY;
+  #lastPollError: string | null = null;
 
   constructor(embedded: EmbeddedRuntime, options: ListenerOptions) {
     this.#embedded = embedded;
@@ -66,13 +67,20 @@ export class Listener {
     const { runtime } = this.#embedded;
     try {
       const report = await poll(runtime);
+      this.#lastPollError = null;
       this.#options.onPoll?.(report);
       return report;
     } catch (error) {
       // A dashboard outage or a refused token must not stop the listener: log and poll again.
-      runtime.logger.error({ err: errorMessage(error) }, "poll failed");
+      this.#lastPollError = errorMessage(error);
+      runtime.logger.error({ err: this.#lastPollError }, "poll failed");
       return null;
     }
+  }
+
+  /** Why the latest poll failed, or null when it did not (or none ran yet). */
+  get lastPollError(): string | null {
+    return this.#lastPollError;
   }
 
   /** One watcher cycle (the engine adopts what was handed over, then the watcher looks). */

@@ -3,6 +3,7 @@ import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { Listener } from "../app/listener";
 import { loadPharosConfig } from "../config/load";
+import { LaasError } from "../errors";
 import { createLogger } from "../log";
 
 export interface ListenOptions {
@@ -40,8 +41,10 @@ export async function listenCommand(
       if (options.once) {
         // What a previous listener left is resumed too, then run to its end with this poll's.
         await listener.watchOnce();
-        await listener.pollOnce();
+        const report = await listener.pollOnce();
         await listener.untilIdle();
+        // The dashboard down or the token refused: what the one poll was for did not happen.
+        if (report === null) throw new LaasError(`the poll failed: ${listener.lastPollError}`);
         return 0;
       }
       const { finished, handedOver } = await listener.run();

@@ -3,7 +3,7 @@
  * host …).
  * Exit codes: see exit.ts.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError } from "commander";
 import { StoreLockedError } from "../adapters/local/embedded-dynamodb";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { ConfigError, errorMessage } from "../errors";
@@ -18,9 +18,11 @@ import {
   hostShowCommand,
 } from "./host";
 import { listenCommand } from "./listen";
+import { configOption, seconds } from "./options";
 import { resetDbCommand } from "./reset-db";
 import { statusCommand } from "./status";
 import { stopCommand } from "./stop";
+import { LAAS_VERSION } from "./version";
 
 export interface CliDeps {
   handlers: Record<string, StepHandler>;
@@ -32,13 +34,10 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   const out = deps.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const err = deps.err ?? ((line: string) => process.stderr.write(`${line}\n`));
   let code: number = EXIT.ok;
-  const configOption = () =>
-    new Option("-c, --config <file>", "lab config (pharos.yaml) or an installer config").default(
-      "conf/pharos.yaml",
-    );
 
   const program = new Command("laas")
     .description("Lab as a Service: bookings on the dashboard become imaged hosts, and back.")
+    .version(LAAS_VERSION, "-V, --version", "print the version of laas")
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) })
     .showHelpAfterError();
@@ -46,12 +45,15 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   program
     .command("listen")
     .description("poll the dashboard and run bookings' workflows, in the foreground")
-    .addOption(configOption())
-    .option("--drain <seconds>", "on SIGINT/SIGTERM, let workflows finish this long", "30")
-    .option("--once", "poll once, wait for the workflows it started, and exit")
+    .addOption(configOption("lab"))
+    .option("--drain <seconds>", "on SIGINT/SIGTERM, let workflows finish this long", seconds, 30)
+    .option(
+      "--once",
+      "poll once, wait for the workflows it started, and exit (1 if the poll failed)",
+    )
     .action(async (opts) => {
       code = await listenCommand(
-        { config: opts.config, drainSeconds: Number(opts.drain), once: Boolean(opts.once) },
+        { config: opts.config, drainSeconds: opts.drain, once: Boolean(opts.once) },
         deps.handlers,
         out,
       );
@@ -60,7 +62,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   program
     .command("deploy")
     .description("image one host now with an installer's image (as deploy.py)")
-    .addOption(configOption())
+    .addOption(configOption("lab or installer"))
     .requiredOption("--host <name>", "FOG host name")
     .option(
       "--reset",
@@ -81,7 +83,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   host
     .command("list")
     .description("one line per host: state, holder booking, failure streak, reason")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (opts) => {
       code = await hostListCommand({ config: opts.config }, deps.handlers, out);
     });
@@ -89,7 +91,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .command("show")
     .description("one host: state, holder, failures, recorded key, FOG id and MAC, history")
     .argument("<name>", "host name (FOG's)")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (name: string, opts) => {
       code = await hostShowCommand({ config: opts.config, host: name }, deps.handlers, out);
     });
@@ -100,7 +102,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     )
     .argument("<name>", "host name (FOG's)")
     .requiredOption("--why <text>", "the reason, shown by `laas host list` and `show`")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (name: string, opts) => {
       code = await hostQuarantineCommand(
         { config: opts.config, host: name, why: String(opts.why) },
@@ -116,7 +118,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
         "host a booking in a phase holds is refused (as `laas deploy --reset`)",
     )
     .argument("<name>", "host name (FOG's)")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (name: string, opts) => {
       code = await hostReleaseCommand({ config: opts.config, host: name }, deps.handlers, out);
     });
@@ -126,7 +128,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       "forget the host's recorded SSH host key: the next login records the first key it shows",
     )
     .argument("<name>", "host name (FOG's)")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (name: string, opts) => {
       code = await hostForgetKeyCommand({ config: opts.config, host: name }, deps.handlers, out);
     });
@@ -136,10 +138,10 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .description(
       "stop the running listener cleanly, letting its work drain or hand over (as stop.sh)",
     )
-    .addOption(configOption())
-    .option("--timeout <seconds>", "how long to wait for the listener to exit", "60")
+    .addOption(configOption("lab"))
+    .option("--timeout <seconds>", "how long to wait for the listener to exit", seconds, 60)
     .action(async (opts) => {
-      code = await stopCommand({ config: opts.config, timeoutSeconds: Number(opts.timeout) }, out);
+      code = await stopCommand({ config: opts.config, timeoutSeconds: opts.timeout }, out);
     });
 
   program
@@ -148,7 +150,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       "fill the host table from FOG and/or empty the booking table (as resetDatabase.py); " +
         "refused while a listener runs, a host is in use or a booking is active, --force or not",
     )
-    .addOption(configOption())
+    .addOption(configOption("lab or installer"))
     .option("--host", "refill the host table from FOG")
     .option("--booking", "empty the booking table")
     .option("--both", "both of the above")
@@ -173,7 +175,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   program
     .command("status")
     .description("hosts and bookings with their states")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .option("--json", "machine-readable output")
     .option("--all", "every booking the store holds (default: active ones and those ended today)")
     .action(async (opts) => {
@@ -187,7 +189,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
   program
     .command("sweep")
     .description("remove VPN users that no active booking uses (never permanent_users)")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (opts) => {
       code = await sweepCommand({ config: opts.config }, deps.handlers, out);
     });
@@ -196,7 +198,7 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .command("handover")
     .description("send a ready booking's hand-over whose delivery gave up")
     .argument("<booking>", "booking id")
-    .addOption(configOption())
+    .addOption(configOption("lab"))
     .action(async (bookingId: string, opts) => {
       code = await handoverCommand({ config: opts.config, bookingId }, deps.handlers, out);
     });

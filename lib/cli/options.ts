@@ -1,0 +1,29 @@
+/**
+ * Option parsing the commands share: numbers checked where they are read, and the config option
+ * with the help text each command deserves and LAAS_CONFIG as its default.
+ */
+import { InvalidArgumentError, Option } from "commander";
+
+/** A duration in seconds: a number, zero or more (`--drain 0` stops at once). */
+export function seconds(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === "" || !Number.isFinite(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`expected a number of seconds (0 or more), not "${value}".`);
+  }
+  return parsed;
+}
+
+export const DEFAULT_CONFIG = "conf/pharos.yaml";
+
+/**
+ * `-c, --config`: the lab config, or for the commands that accept one (deploy, reset-db, as the
+ * original scripts did) an installer config. LAAS_CONFIG is the default when set, as for the
+ * serverless functions.
+ */
+export function configOption(what: "lab" | "lab or installer"): Option {
+  const description =
+    what === "lab"
+      ? "lab config (pharos.yaml)"
+      : "lab config (pharos.yaml), or an installer config (e.g. conf/fuel.yaml)";
+  return new Option("-c, --config <file>", description).env("LAAS_CONFIG").default(DEFAULT_CONFIG);
+}
