@@ -8,6 +8,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STATUS_WIDTH, table, when } from "../lib/cli/status";
+import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { runProcess } from "./helpers/process";
 
@@ -37,10 +39,13 @@ describe("laas, as a command", () => {
     ["listen", "--drain", "-5"],
     ["stop", "--timeout", "soon"],
     ["stop", "--timeout", ""],
+    ["status", "--watch", "0"],
   ])("%s %s %j is a usage error naming the option", async (command, option, value) => {
     const result = await laas([command, option, value]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain(`option '${option} <seconds>' argument '${value}' is invalid`);
+    expect(result.stderr).toMatch(
+      new RegExp(`option '(-w, )?${option} [<[]seconds[>\\]]' argument '${value}' is invalid`),
+    );
   });
 
   it("takes its config from LAAS_CONFIG, and --config over it", async () => {
@@ -118,4 +123,73 @@ describe("against a simulated lab", () => {
     const result = await laas(["listen", "--once", "--config", lab.configPath]);
     expect(result.code, result.stderr).toBe(0);
   }, 90_000);
+  it("status fits 100 columns and gives times with their zone", async () => {
+    // A host, and a booking of it a day away with a long purpose (nothing is provisioned).
+    expect((await laas(["reset-db", "--host", "--config", lab.configPath])).code).toBe(0);
+    const host = lab.inventory[0]!;
+    const start = Date.now() + 86_400_000;
+    lab.dashboard.addBooking(
+      bookingAt({
+        id: 901,
+        resource_id: Number(host.resourceId),
+        start: new Date(start),
+        end: new Date(start + 3 * 86_400_000),
+        installer_name: "Fuel",
+        purpose: "x".repeat(300),
+      }),
+    );
+    expect((await laas(["listen", "--once", "--config", lab.configPath])).code).toBe(0);
+    const result = await laas(["status", "--config", lab.configPath], { TZ: "Europe/Paris" });
+    expect(result.code, result.stderr).toBe(0);
+    const tables = result.stdout.split("\n\n").slice(1, 3).join("\n").split("\n");
+    expect(tables).toContainEqual(expect.stringMatching(/^901\s/));
+    for (const line of tables) expect([...line].length).toBeLessThanOrEqual(100);
+    expect(result.stdout).toMatch(/\d\d-\d\d \d\d:\d\d–(\d\d-\d\d )?\d\d:\d\d CES?T/);
+  }, 60_000);
+
+  it("status --watch shows it again until Ctrl-C, then exits 0", async () => {
+    const child = spawn(
+      process.execPath,
+      [laasBin, "status", "--watch", "0.5", "--config", lab.configPath],
+      { cwd: repoRoot, env: childEnv, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
+    await expect.poll(() => stdout.split("\n--- ").length, { timeout: 30_000 }).toBeGreaterThan(2);
+    child.kill("SIGINT");
+    expect(await closed).toBe(0);
+    // Each view is headed by when it was taken, and is whole.
+    expect(stdout.startsWith("--- ")).toBe(true);
+    expect(stdout.split("listener: ").length - 1).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+});
+
+describe("status's table and times", () => {
+  it("cuts a line longer than the width, saying so", () => {
+    const lines = table(
+      ["BOOKING", "PROGRESS"],
+      [
+        ["1", "imaging ".repeat(30)],
+        ["2", "short"],
+      ],
+    ).split("\n");
+    expect(lines.map((line) => [...line].length)).toEqual([17, STATUS_WIDTH, 14]);
+    expect(lines[1]?.endsWith("…")).toBe(true);
+    expect(lines[2]).toBe("2        short");
+  });
+
+  it("names the zone, the end's day when it is another, and both zones across a change", () => {
+    expect(when("2026-06-01T11:00:00Z", "2026-06-01T15:00:00Z", "UTC")).toBe(
+      "06-01 11:00–15:00 UTC",
+    );
+    expect(when("2026-06-01T11:00:00Z", "2026-06-03T09:00:00Z", "Europe/Paris")).toBe(
+      "06-01 13:00–06-03 11:00 CEST",
+    );
+    expect(when("2026-03-28T11:00:00Z", "2026-03-30T09:00:00Z", "Europe/Paris")).toBe(
+      "03-28 12:00–03-30 11:00 CET–CEST",
+    );
+  });
 });

@@ -18,11 +18,14 @@ import {
   hostShowCommand,
 } from "./host";
 import { listenCommand } from "./listen";
-import { configOption, seconds } from "./options";
+import { configOption, positiveSeconds, seconds } from "./options";
 import { resetDbCommand } from "./reset-db";
 import { statusCommand } from "./status";
 import { stopCommand } from "./stop";
 import { LAAS_VERSION } from "./version";
+
+/** How often `status --watch` looks again when not told. */
+const WATCH_DEFAULT_SECONDS = 2;
 
 export interface CliDeps {
   handlers: Record<string, StepHandler>;
@@ -178,9 +181,22 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
     .addOption(configOption("lab"))
     .option("--json", "machine-readable output")
     .option("--all", "every booking the store holds (default: active ones and those ended today)")
+    .option(
+      "-w, --watch [seconds]",
+      `show it again every few seconds (default ${WATCH_DEFAULT_SECONDS}) until Ctrl-C`,
+      positiveSeconds,
+    )
     .action(async (opts) => {
+      const watch: unknown = opts.watch;
       code = await statusCommand(
-        { config: opts.config, json: Boolean(opts.json), all: Boolean(opts.all) },
+        {
+          config: opts.config,
+          json: Boolean(opts.json),
+          all: Boolean(opts.all),
+          ...(watch === undefined
+            ? {}
+            : { watchSeconds: watch === true ? WATCH_DEFAULT_SECONDS : Number(watch) }),
+        },
         deps.handlers,
         out,
       );

@@ -13,6 +13,14 @@ export function seconds(value: string): number {
   return parsed;
 }
 
+/** A period in seconds: a number above zero (`status --watch 0` would never pause). */
+export function positiveSeconds(value: string): number {
+  const parsed = seconds(value);
+  if (parsed === 0)
+    throw new InvalidArgumentError(`expected a number of seconds above 0, not "${value}".`);
+  return parsed;
+}
+
 export const DEFAULT_CONFIG = "conf/pharos.yaml";
 
 /**

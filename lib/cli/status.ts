@@ -7,6 +7,7 @@
  * them for a day after their last change (RECENT_MS), the others with `--all`, and says how many
  * it left out.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
@@ -26,9 +27,9 @@ export function shownByDefault(booking: Booking, now: Date): boolean {
 }
 
 export async function statusCommand(
-  options: { config: string; json: boolean; all?: boolean },
+  options: { config: string; json: boolean; all?: boolean; watchSeconds?: number },
   handlers: Record<string, StepHandler>,
-  out: (line: string) => void,
+  print: (line: string) => void,
 ): Promise<number> {
   const { lab } = await loadAnyConfig(options.config);
   const listener = await runningListener(lab.database);
@@ -37,7 +38,32 @@ export async function statusCommand(
     listen: false,
     logger: silentLogger,
   });
+  const stopping = new AbortController();
+  const stop = () => stopping.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
   try {
+    const watch = options.watchSeconds;
+    if (watch === undefined) return await render();
+    // Followed until Ctrl-C: on a terminal each view replaces the last, elsewhere each is
+    // headed by when it was taken.
+    const tty = process.stdout.isTTY === true;
+    while (!stopping.signal.aborted) {
+      const view: string[] = [];
+      await render((line) => view.push(line));
+      if (tty) print("\x1b[H\x1b[2J");
+      else print(`--- ${new Date().toISOString()}`);
+      for (const line of view) print(line);
+      await sleep(watch * 1000, undefined, { signal: stopping.signal }).catch(() => undefined);
+    }
+    return EXIT.ok;
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
+    await embedded.close();
+  }
+
+  async function render(out: (line: string) => void = print): Promise<number> {
     const { store } = embedded.runtime;
     const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));
     const stored = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
@@ -71,26 +97,14 @@ export async function statusCommand(
     out("");
     out(
       table(
-        [
-          "BOOKING",
-          "HOST",
-          "STATE",
-          "START",
-          "END",
-          "INSTALLER",
-          "VPN USER",
-          "HAND-OVER",
-          "PROGRESS",
-        ],
+        ["BOOKING", "HOST", "STATE", "WHEN", "INSTALLER", "ACCESS", "PROGRESS"],
         bookings.map((b) => [
           b.id,
           b.hostName,
           b.state,
-          b.start.slice(0, 19),
-          b.end.slice(0, 19),
+          when(b.start, b.end),
           b.installer ?? "-",
-          b.access?.vpnUser ?? "-",
-          b.access ? b.access.handover : "-",
+          b.access ? `${b.access.vpnUser ?? "-"} ${b.access.handover}` : "-",
           b.state === "failed" ? `failed: ${firstLine(b.failure)}` : (b.progress ?? ""),
         ]),
       ),
@@ -104,8 +118,6 @@ export async function statusCommand(
       for (const line of problems) out(line);
     }
     return EXIT.ok;
-  } finally {
-    await embedded.close();
   }
 }
 
@@ -133,9 +145,50 @@ function problemLines(booking: Booking): string[] {
   return lines;
 }
 
-export function table(header: string[], rows: string[][]): string {
+/** How wide status's tables may be: an 80-column terminal wraps, 100 is the common minimum. */
+export const STATUS_WIDTH = 100;
+
+/** Columns padded to their widest cell; a line longer than `width` is cut, ending in "…". */
+export function table(header: string[], rows: string[][], width = STATUS_WIDTH): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ");
+  const line = (cells: string[]) => {
+    const text = cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+    return [...text].length > width ? `${[...text].slice(0, width - 1).join("")}…` : text;
+  };
   return [line(header), ...rows.map(line)].join("\n");
+}
+
+/**
+ * A booking's start and end in this machine's time zone, named: `06-01 11:00–15:00 UTC`, or with
+ * the end's day when it ends on another (`06-01 11:00–06-03 09:00 CEST`).
+ */
+export function when(startIso: string, endIso: string, timeZone?: string): string {
+  const parts = (iso: string) => {
+    const format = new Intl.DateTimeFormat("en-GB", {
+      timeZone,
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+      timeZoneName: "short",
+    });
+    const got = Object.fromEntries(
+      format.formatToParts(new Date(iso)).map((p) => [p.type, p.value]),
+    );
+    return {
+      day: `${got.month}-${got.day}`,
+      time: `${got.hour}:${got.minute}`,
+      zone: got.timeZoneName,
+    };
+  };
+  const start = parts(startIso);
+  const end = parts(endIso);
+  const endText = end.day === start.day ? end.time : `${end.day} ${end.time}`;
+  // Across a change of summer time the two zones differ: each is named.
+  const zone = end.zone === start.zone ? ` ${end.zone}` : ` ${start.zone}–${end.zone}`;
+  return `${start.day} ${start.time}–${endText}${zone}`;
 }
