@@ -8,7 +8,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openEmbeddedStore } from "../lib/app/embedded-store";
 import { STATUS_WIDTH, table, when } from "../lib/cli/status";
+import { loadPharosConfig } from "../lib/config/load";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { runProcess } from "./helpers/process";
@@ -164,6 +166,26 @@ describe("against a simulated lab", () => {
     // Each view is headed by when it was taken, and is whole.
     expect(stdout.startsWith("--- ")).toBe(true);
     expect(stdout.split("listener: ").length - 1).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+  it("status --watch holds the store only while it reads, not between views", async () => {
+    const child = spawn(
+      process.execPath,
+      [laasBin, "status", "--watch", "30", "--config", lab.configPath],
+      { cwd: repoRoot, env: childEnv, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
+    await expect.poll(() => stdout.includes("BOOKING"), { timeout: 30_000 }).toBe(true);
+    // Between two views another process may own the store (a listener starting, say).
+    const { database } = await loadPharosConfig(lab.configPath);
+    const owned = await openEmbeddedStore(database, { listen: false });
+    expect(owned.owner).toBe(true);
+    await owned.close();
+    child.kill("SIGINT");
+    expect(await closed).toBe(0);
   }, 60_000);
 });
 

@@ -32,12 +32,6 @@ export async function statusCommand(
   print: (line: string) => void,
 ): Promise<number> {
   const { lab } = await loadAnyConfig(options.config);
-  const listener = await runningListener(lab.database);
-  const embedded = await openEmbeddedRuntime(lab, {
-    handlers,
-    listen: false,
-    logger: silentLogger,
-  });
   const stopping = new AbortController();
   const stop = () => stopping.abort();
   process.once("SIGINT", stop);
@@ -60,10 +54,32 @@ export async function statusCommand(
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
-    await embedded.close();
   }
 
+  /**
+   * One view. The store is opened for it and closed after: with no listener running, status
+   * holds the store's directory while it is open, and `--watch` must not keep a listener from
+   * starting (the next view then reads through the listener).
+   */
   async function render(out: (line: string) => void = print): Promise<number> {
+    const listener = await runningListener(lab.database);
+    const embedded = await openEmbeddedRuntime(lab, {
+      handlers,
+      listen: false,
+      logger: silentLogger,
+    });
+    try {
+      return await view(embedded, listener, out);
+    } finally {
+      await embedded.close();
+    }
+  }
+
+  async function view(
+    embedded: Awaited<ReturnType<typeof openEmbeddedRuntime>>,
+    listener: Awaited<ReturnType<typeof runningListener>>,
+    out: (line: string) => void,
+  ): Promise<number> {
     const { store } = embedded.runtime;
     const hosts = (await store.listHosts()).sort((a, b) => a.name.localeCompare(b.name));
     const stored = (await store.listBookings()).sort((a, b) => a.start.localeCompare(b.start));
