@@ -13,7 +13,7 @@ import { STATUS_WIDTH, table, when } from "../lib/cli/status";
 import { loadPharosConfig } from "../lib/config/load";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
-import { runProcess } from "./helpers/process";
+import { type RunningProcess, runProcess, startProcess } from "./helpers/process";
 
 const laasBin = join(repoRoot, "bin", "laas.mjs");
 const childEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
@@ -24,6 +24,11 @@ function laas(args: string[], env: NodeJS.ProcessEnv = {}) {
     env: { ...childEnv, ...env },
     timeoutMs: 60_000,
   });
+}
+
+/** `laas ARGS…` left running, its output collected as it comes. */
+function laasRunning(args: string[]): RunningProcess {
+  return startProcess(process.execPath, [laasBin, ...args], { cwd: repoRoot, env: childEnv });
 }
 
 describe("laas, as a command", () => {
@@ -150,42 +155,26 @@ describe("against a simulated lab", () => {
   }, 60_000);
 
   it("status --watch shows it again until Ctrl-C, then exits 0", async () => {
-    const child = spawn(
-      process.execPath,
-      [laasBin, "status", "--watch", "0.5", "--config", lab.configPath],
-      { cwd: repoRoot, env: childEnv, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
-    await expect.poll(() => stdout.split("\n--- ").length, { timeout: 30_000 }).toBeGreaterThan(2);
-    child.kill("SIGINT");
-    expect(await closed).toBe(0);
+    const watching = laasRunning(["status", "--watch", "0.5", "--config", lab.configPath]);
+    const views = () => watching.stdout().split("\n--- ").length;
+    await expect.poll(views, { timeout: 30_000 }).toBeGreaterThan(2);
+    watching.child.kill("SIGINT");
+    const { code, stdout } = await watching.exited;
+    expect(code).toBe(0);
     // Each view is headed by when it was taken, and is whole.
     expect(stdout.startsWith("--- ")).toBe(true);
     expect(stdout.split("listener: ").length - 1).toBeGreaterThanOrEqual(2);
   }, 60_000);
   it("status --watch holds the store only while it reads, not between views", async () => {
-    const child = spawn(
-      process.execPath,
-      [laasBin, "status", "--watch", "30", "--config", lab.configPath],
-      { cwd: repoRoot, env: childEnv, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    const closed = new Promise<number | null>((resolve) => child.once("close", resolve));
-    await expect.poll(() => stdout.includes("BOOKING"), { timeout: 30_000 }).toBe(true);
+    const watching = laasRunning(["status", "--watch", "30", "--config", lab.configPath]);
+    await expect.poll(() => watching.stdout().includes("BOOKING"), { timeout: 30_000 }).toBe(true);
     // Between two views another process may own the store (a listener starting, say).
     const { database } = await loadPharosConfig(lab.configPath);
     const owned = await openEmbeddedStore(database, { listen: false });
     expect(owned.owner).toBe(true);
     await owned.close();
-    child.kill("SIGINT");
-    expect(await closed).toBe(0);
+    watching.child.kill("SIGINT");
+    expect((await watching.exited).code).toBe(0);
   }, 60_000);
 });
 
