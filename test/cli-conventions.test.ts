@@ -180,13 +180,14 @@ describe("against a simulated lab", () => {
 
 describe("status's table and times", () => {
   it("cuts a line longer than the width, saying so", () => {
-    const lines = table(
-      ["BOOKING", "PROGRESS"],
-      [
-        ["1", "imaging ".repeat(30)],
-        ["2", "short"],
-      ],
-    ).split("\n");
+    const rows = [
+      ["1", "imaging ".repeat(30)],
+      ["2", "short"],
+    ];
+    const lines = table(["BOOKING", "PROGRESS"], rows, STATUS_WIDTH).split("\n");
+    // With no width given (`host list`: an operator's reason is shown whole) nothing is cut.
+    const whole = table(["BOOKING", "PROGRESS"], rows).split("\n");
+    expect(whole[1]).toBe(`1        ${"imaging ".repeat(30)}`.trimEnd());
     expect(lines.map((line) => [...line].length)).toEqual([17, STATUS_WIDTH, 14]);
     expect(lines[1]?.endsWith("…")).toBe(true);
     expect(lines[2]).toBe("2        short");

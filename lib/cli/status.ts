@@ -108,6 +108,7 @@ export async function statusCommand(
           h.bookingId ?? "-",
           h.reason ? firstLine(h.reason) : "",
         ]),
+        STATUS_WIDTH,
       ),
     );
     out("");
@@ -123,6 +124,7 @@ export async function statusCommand(
           b.access ? `${b.access.vpnUser ?? "-"} ${b.access.handover}` : "-",
           b.state === "failed" ? `failed: ${firstLine(b.failure)}` : (b.progress ?? ""),
         ]),
+        STATUS_WIDTH,
       ),
     );
     if (notShown > 0) {
@@ -164,8 +166,15 @@ function problemLines(booking: Booking): string[] {
 /** How wide status's tables may be: an 80-column terminal wraps, 100 is the common minimum. */
 export const STATUS_WIDTH = 100;
 
-/** Columns padded to their widest cell; a line longer than `width` is cut, ending in "…". */
-export function table(header: string[], rows: string[][], width = STATUS_WIDTH): string {
+/**
+ * Columns padded to their widest cell; a line longer than `width` (none by default: `host list`
+ * shows an operator's reason whole) is cut, ending in "…".
+ */
+export function table(
+  header: string[],
+  rows: string[][],
+  width = Number.POSITIVE_INFINITY,
+): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => {
     const text = cells
