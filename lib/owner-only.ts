@@ -46,10 +46,17 @@ export async function ownerOnlyFolder(path: string, what: string): Promise<void>
   await chmod(path, OWNER_ONLY_FOLDER);
 }
 
-/** Tightens every file directly in `folder` to 0600 (what an older laas left there as 0644). */
+/**
+ * Tightens every file directly in `folder` to 0600 (what an older laas left there as 0644). A file
+ * that is gone by the time it is reached needs nothing: the store's own LevelDB, held by another
+ * process or thread, replaces its manifest and logs as it goes.
+ */
 export async function ownerOnlyFilesIn(folder: string): Promise<void> {
   for (const entry of await readdir(folder, { withFileTypes: true })) {
-    if (entry.isFile()) await chmod(join(folder, entry.name), OWNER_ONLY_FILE);
+    if (!entry.isFile()) continue;
+    await chmod(join(folder, entry.name), OWNER_ONLY_FILE).catch((error: unknown) => {
+      if (!(error instanceof Error && Reflect.get(error, "code") === "ENOENT")) throw error;
+    });
   }
 }
 
