@@ -1,7 +1,8 @@
 /**
  * The embedded default's store: the same DynamoDB adapter the cloud uses, against dynalite running
- * in a thread of this process (embedded-dynamodb-thread.ts: the store's work and the listener's
- * then use a core each) and persisted under the configured `database` directory.
+ * in this process — in a thread of its own for a listener (embedded-dynamodb-thread.ts: the
+ * store's work and the listener's then use a core each) — and persisted under the configured
+ * `database` directory.
  *
  * LevelDB admits one process per directory. The listener owns it and publishes its endpoint, the
  * credential its endpoint accepts, and its pid (for `laas stop`) in `listener.json`; other commands
@@ -175,7 +176,11 @@ export async function openEmbeddedStore(
       close: async () => client.destroy(),
     };
   }
-  const serve = storeThreadAvailable() ? startEmbeddedDynamoThread : startEmbeddedDynamo;
+  // A listener serves the store from a thread of its own, beside the workflows it runs; a
+  // short command (status, reset-db) is done before a thread would have started (about 0.5 s),
+  // and a bundle (`serverless invoke local`) has no thread script.
+  const serve =
+    options.listen && storeThreadAvailable() ? startEmbeddedDynamoThread : startEmbeddedDynamo;
   const dynamo = await serve({ path: join(database, "dynamodb") });
   const client = createDynamoClient({ endpoint: dynamo.endpoint, credentials: dynamo.credentials });
   const store = await DynamoDbStore.open(client);
