@@ -33,6 +33,8 @@ export interface SlapdOptions {
   suffix?: string;
   /** RDN of the users OU made below the suffix (default ou=People). */
   usersRdn?: string;
+  /** The plain LDAP port tried first (default: a free one); another is picked if it is taken. */
+  ldapPort?: number;
 }
 
 export interface RunningSlapd {
@@ -279,8 +281,10 @@ interface Launched {
 }
 
 async function launch(configFile: string, listeners: string[], waitFor: [string, number][]) {
-  // -d: stay in the foreground (the test owns the process) and log to stderr; 0 = errors only.
-  const child = spawn(SLAPD, ["-d", "0", "-f", configFile, "-h", listeners.join(" ")], {
+  // -d: stay in the foreground (the test owns the process) and log to stderr. Level 32768
+  // ("none") keeps only what slapd always says, a failed bind among it; level 0 silences even
+  // that, and a port taken between pick and start would then look like any other exit.
+  const child = spawn(SLAPD, ["-d", "32768", "-f", configFile, "-h", listeners.join(" ")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let log = "";
@@ -333,8 +337,11 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<RunningSla
     await run(SLAPADD, ["-f", configFile, "-l", join(dir, "seed.ldif")], { timeout: 30_000 });
 
     for (let attempt = 1; ; attempt++) {
-      const ldapPort = await freePort("127.0.0.1");
-      const ldapsPort = await freePort("127.0.0.1");
+      const ldapPort =
+        attempt === 1 && options.ldapPort ? options.ldapPort : await freePort("127.0.0.1");
+      let ldapsPort = await freePort("127.0.0.1");
+      // Two picks may return one port: the first was free again when the second was asked.
+      while (ldapsPort === ldapPort) ldapsPort = await freePort("127.0.0.1");
       try {
         const listeners = [
           `ldap://127.0.0.1:${ldapPort}/`,
