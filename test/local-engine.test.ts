@@ -7,7 +7,7 @@
  * dynalite.
  */
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,9 +17,11 @@ import { stepHandlers } from "../functions/steps";
 import { DynamoDbExecutionJournal } from "../lib/adapters/aws/dynamodb-journal";
 import { createDynamoClient } from "../lib/adapters/aws/dynamodb-tables";
 import { type EmbeddedDynamo, startEmbeddedDynamo } from "../lib/adapters/local/embedded-dynamodb";
+import { ExecutionHistoryFiles } from "../lib/adapters/local/history-files";
 import type { ExecutionJournal } from "../lib/adapters/local/journal";
 import { LocalEngine, type StepHandler } from "../lib/adapters/local/local-engine";
 import type { ProcessId } from "../lib/adapters/local/process-identity";
+import { timelineOf } from "../lib/domain/execution-history";
 import { silentLogger } from "../lib/log";
 import type { PhaseInput } from "../lib/ports/engine";
 import { repoRoot } from "../sim/lab";
@@ -455,5 +457,104 @@ describe("the engine's own guards", () => {
     );
     expect(ran.code, ran.stderr).toBe(0);
     expect(ran.stdout).toContain("handed over: booking-1-provision-1");
+  });
+});
+
+describe("execution history", () => {
+  let steps: Steps;
+  let dir: string;
+  beforeEach(async () => {
+    journal = await freshJournal();
+    steps = new Steps();
+    dir = await mkdtemp(join(tmpdir(), "laas-history-"));
+  });
+  afterEach(async () => rm(dir, { recursive: true, force: true }));
+
+  function recording(options: { heartbeatOverridesMs?: Record<string, number> } = {}) {
+    return new LocalEngine({
+      handlers: steps.handlers(),
+      journal,
+      history: new ExecutionHistoryFiles(dir),
+      logger: silentLogger,
+      retryOverridesMs: { AwaitImaging: 10, AwaitHost: 10, AwaitInstaller: 10 },
+      ...options,
+    });
+  }
+
+  it("tells each step's start, end, wait and heartbeats, and the execution's end", async () => {
+    const local = recording();
+    await local.start("provision", NAME, INPUT);
+    const token = await steps.tokenOf("imaged");
+    expect(await local.sendTaskHeartbeat(token)).toBe("accepted");
+    expect(await local.sendTaskHeartbeat(token)).toBe("accepted");
+    await local.sendTaskSuccess(token, {});
+    await answerWait(local, steps, "host-up", { address: "10.0.0.5" });
+    await answerWait(local, steps, "installer-done", { exitCode: 0 });
+    expect(await ended(local)).toBe("SUCCEEDED");
+    const events = (await local.history(NAME)) ?? [];
+    expect(events[0]).toMatchObject({ type: "ExecutionStarted" });
+    expect(events.at(-1)).toMatchObject({ type: "ExecutionSucceeded" });
+    const timeline = timelineOf(NAME, events);
+    expect(timeline.status).toBe("SUCCEEDED");
+    const imaging = timeline.steps.find((s) => s.state === "AwaitImaging");
+    expect(imaging).toMatchObject({ outcome: "succeeded", heartbeats: 2, attempts: 1 });
+    expect(imaging?.waitingSince).not.toBeNull();
+    expect(imaging?.exitedAt).not.toBeNull();
+    // Every Task of the run is a row, in the order entered, each ended.
+    const names = timeline.steps.map((s) => s.state);
+    expect(names.indexOf("AwaitImaging")).toBeLessThan(names.indexOf("BuildPod"));
+    expect(timeline.steps.every((s) => s.outcome === "succeeded")).toBe(true);
+    // Only what happened: no state's input or output is in the file.
+    const file = await readFile(join(dir, `${NAME}.jsonl`), "utf8");
+    expect(file).not.toContain("10.0.0.5");
+  });
+
+  it("tells the timeouts, the retries, the catch and the cause of a failure", async () => {
+    const local = recording({ heartbeatOverridesMs: { AwaitImaging: 150 } });
+    await local.start("provision", NAME, INPUT);
+    expect(await ended(local)).toBe("FAILED");
+    const timeline = timelineOf(NAME, (await local.history(NAME)) ?? []);
+    const imaging = timeline.steps.find((s) => s.state === "AwaitImaging");
+    expect(imaging).toMatchObject({
+      attempts: 3,
+      outcome: "caught",
+      error: "States.HeartbeatTimeout",
+    });
+    expect(timeline.status).toBe("FAILED");
+    expect(timeline.error).toBe("ProvisionFailed");
+  });
+
+  it("goes on in the next owner's process: one row for the state it was resumed in", async () => {
+    const first = recording();
+    await first.start("provision", NAME, INPUT);
+    await answerWait(first, steps, "imaged", { deployed: "d1" });
+    await steps.tokenOf("host-up");
+    await first.drain(0);
+    const next = recording();
+    await next.tick({ adopt: true });
+    await answerWait(next, steps, "host-up", { address: "10.0.0.5" }, 1);
+    await answerWait(next, steps, "installer-done", { exitCode: 0 });
+    expect(await ended(next)).toBe("SUCCEEDED");
+    const timeline = timelineOf(NAME, (await next.history(NAME)) ?? []);
+    expect(timeline.resumes).toHaveLength(1);
+    expect(timeline.steps.filter((s) => s.state === "AwaitHost")).toHaveLength(1);
+    expect(timeline.status).toBe("SUCCEEDED");
+  });
+
+  it("skips a line cut short by a crash, and refuses a name that is not an execution's", async () => {
+    const files = new ExecutionHistoryFiles(dir);
+    files.append(NAME, {
+      type: "ExecutionStarted",
+      at: "t",
+      state: null,
+      error: null,
+      cause: null,
+    });
+    await appendFile(join(dir, `${NAME}.jsonl`), '{"type":"StateEnt');
+    expect(await files.read(NAME)).toEqual([
+      { type: "ExecutionStarted", at: "t", state: null, error: null, cause: null },
+    ]);
+    expect(await files.read("booking-9-provision-1")).toBeNull();
+    await expect(files.read("../listener")).rejects.toThrow(/not an execution name/);
   });
 });

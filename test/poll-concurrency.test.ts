@@ -99,6 +99,9 @@ class HoldingEngine implements WorkflowEngine {
   async sendTaskHeartbeat() {
     return "gone" as const;
   }
+  async history() {
+    return null;
+  }
 }
 
 /** As many in flight as the poll should have: one per host still to start, up to the bound. */

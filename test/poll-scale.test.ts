@@ -44,6 +44,9 @@ class UnusedEngine implements WorkflowEngine {
   async sendTaskHeartbeat() {
     return "gone" as const;
   }
+  async history() {
+    return null;
+  }
 }
 
 function pollWith(store: Store, dashboard: Dashboard) {

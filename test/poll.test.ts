@@ -51,6 +51,9 @@ class RecordingEngine implements WorkflowEngine {
   async sendTaskHeartbeat() {
     return "gone" as const;
   }
+  async history() {
+    return null;
+  }
 }
 
 /** What RecordFailure needs of a runtime, for failures recorded by hand. */

@@ -59,6 +59,7 @@ describe("starting a due booking", () => {
       sendTaskSuccess: async () => "gone" as const,
       sendTaskFailure: async () => "gone" as const,
       sendTaskHeartbeat: async () => "gone" as const,
+      history: async () => null,
     };
     proxy.reset();
     const report = await poll({

@@ -8,6 +8,8 @@
  * hands what it starts to that listener.
  */
 
+import { join } from "node:path";
+import { ExecutionHistoryFiles } from "../adapters/local/history-files";
 import { LocalEngine, type StepHandler } from "../adapters/local/local-engine";
 import { loadPharosConfig } from "../config/load";
 import type { PharosConfig } from "../config/types";
@@ -47,6 +49,7 @@ export async function openEmbeddedRuntime(
   const engine = new LocalEngine({
     handlers: options.handlers,
     journal: storeHandle.journal,
+    history: new ExecutionHistoryFiles(join(loaded.database, "history")),
     owner: storeHandle.runner,
     logger,
     ...(options.waitOverridesMs ? { waitOverridesMs: options.waitOverridesMs } : {}),

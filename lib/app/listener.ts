@@ -105,7 +105,16 @@ export class Listener {
     if (Date.now() - this.#lastSweep < interval) return;
     this.#lastSweep = Date.now();
     try {
-      await sweep(runtime, storeHandle.journal);
+      // An execution's history goes with its journal record (both only the local engine has).
+      const { journal } = storeHandle;
+      const { engine } = this.#embedded;
+      await sweep(runtime, {
+        list: () => journal.list(),
+        remove: async (name, ifVersion) => {
+          await journal.remove(name, ifVersion);
+          await engine.forgetHistory(name);
+        },
+      });
     } catch (error) {
       runtime.logger.error({ err: errorMessage(error) }, "sweep failed");
     }

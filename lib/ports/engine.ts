@@ -1,4 +1,5 @@
 import type { Phase } from "../domain/booking";
+import type { ExecutionEvent } from "../domain/execution-history";
 import type { JsonObject } from "../domain/run";
 
 /** What a workflow execution is given: enough to find everything else in the store. */
@@ -41,4 +42,10 @@ export interface WorkflowEngine {
   sendTaskFailure(token: string, error: string, cause: string): Promise<TokenAnswer>;
   /** Tells the callback task its wait is still being watched (resets its HeartbeatSeconds). */
   sendTaskHeartbeat(token: string): Promise<TokenAnswer>;
+  /**
+   * What the execution started under `name` went through, oldest first (see
+   * domain/execution-history.ts: states, attempts, waits, heartbeats, the failure and its cause,
+   * never inputs or outputs); null when no execution of that name is known.
+   */
+  history(name: string): Promise<ExecutionEvent[] | null>;
 }

@@ -55,6 +55,9 @@ export class AnsweringEngine implements WorkflowEngine {
     await this.onHeartbeat(token);
     return this.#answer(token, "heartbeat", null);
   }
+  async history() {
+    return null;
+  }
   of(kind: string) {
     return this.answers.filter((a) => a.kind === kind);
   }

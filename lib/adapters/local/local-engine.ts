@@ -23,6 +23,7 @@ import {
   type StateMachineDefinition,
 } from "aws-local-stepfunctions";
 import type { Phase } from "../../domain/booking";
+import type { ExecutionEvent, ExecutionEventType } from "../../domain/execution-history";
 import type { JsonObject as JsonRecord, JsonValue } from "../../domain/run";
 import { errorMessage } from "../../errors";
 import type { Logger } from "../../log";
@@ -35,7 +36,8 @@ import {
   loadDefinition,
   type TaskBinding,
 } from "../../workflow/definitions";
-import { CallbackTasks } from "./callbacks";
+import { CallbackTasks, HEARTBEAT_TIMEOUT, TIMEOUT } from "./callbacks";
+import { type ExecutionHistoryLog, MemoryHistory } from "./history-files";
 import type { ExecutionJournal, ExecutionPosition, ExecutionRecord } from "./journal";
 import { isRunning, type ProcessId, sameProcess, thisProcess } from "./process-identity";
 
@@ -51,6 +53,8 @@ export interface LocalEngineOptions {
   /** Lambda function name (as in serverless.yml) → handler. */
   handlers: Record<string, StepHandler>;
   journal: ExecutionJournal;
+  /** Where each execution's history is recorded (default: in memory, this process only). */
+  history?: ExecutionHistoryLog;
   logger: Logger;
   /** Who runs the executions: this process, or the live owner (a listener) to hand them to. */
   owner?: ProcessId;
@@ -104,6 +108,9 @@ export class LocalEngine implements WorkflowEngine {
   readonly #finishing = new Set<string>();
   readonly #callbacks = new CallbackTasks();
   readonly #journal: ExecutionJournal;
+  readonly #history: ExecutionHistoryLog;
+  /** Callback tokens waiting here → their execution and state, for the heartbeat's event. */
+  readonly #tokenStates = new Map<string, { execution: string; state: string }>();
   readonly #logger: Logger;
   readonly #owner: ProcessId;
   readonly #handlers: Record<string, StepHandler>;
@@ -112,6 +119,7 @@ export class LocalEngine implements WorkflowEngine {
   constructor(options: LocalEngineOptions) {
     this.#options = options;
     this.#journal = options.journal;
+    this.#history = options.history ?? new MemoryHistory();
     this.#logger = options.logger;
     this.#owner = options.owner ?? thisProcess();
     this.#handlers = options.handlers;
@@ -220,7 +228,36 @@ export class LocalEngine implements WorkflowEngine {
   }
 
   async sendTaskHeartbeat(token: string): Promise<TokenAnswer> {
-    return this.#callbacks.heartbeat(token);
+    const answer = this.#callbacks.heartbeat(token);
+    const origin = this.#tokenStates.get(token);
+    if (answer === "accepted" && origin) {
+      this.#record(origin.execution, "HeartbeatReceived", origin.state);
+    }
+    return answer;
+  }
+
+  async history(name: string): Promise<ExecutionEvent[] | null> {
+    return this.#history.read(name);
+  }
+
+  /** Drops an ended execution's history (the sweep, with its journal record). */
+  forgetHistory(name: string): Promise<void> {
+    return this.#history.remove(name);
+  }
+
+  /** Appends to the execution's history; a history that cannot be written never stops a run. */
+  #record(
+    execution: string,
+    type: ExecutionEventType,
+    state: string | null = null,
+    error: string | null = null,
+    cause: string | null = null,
+  ): void {
+    try {
+      this.#history.append(execution, { type, at: new Date().toISOString(), state, error, cause });
+    } catch (failure) {
+      this.#logger.warn({ execution, err: errorMessage(failure) }, "could not record history");
+    }
   }
 
   /** The live process running (or about to adopt) the execution, or null when none does. */
@@ -331,6 +368,7 @@ export class LocalEngine implements WorkflowEngine {
       position?.state ?? String(machine.definition.StartAt),
     );
     const log = this.#logger.child({ execution: record.name, bookingId: record.input.bookingId });
+    this.#record(record.name, position === null ? "ExecutionStarted" : "ExecutionResumed");
     const run: Run = {
       name: record.name,
       phase: record.phase,
@@ -481,6 +519,8 @@ export class LocalEngine implements WorkflowEngine {
       this.#options.timeoutOverridesMs?.[stateName] ??
       secondsToMs(binding.callback?.timeoutSeconds ?? null);
     const token = this.#callbacks.newToken(run.name, stateName);
+    this.#tokenStates.set(token, { execution: run.name, state: stateName });
+    this.#record(run.name, "CallbackWaiting", stateName);
     const waiting = this.#callbacks.open(token, run.name, {
       heartbeatMs,
       timeoutAtMs: timeoutMs === null ? null : enteredAt + timeoutMs,
@@ -490,11 +530,13 @@ export class LocalEngine implements WorkflowEngine {
     const payload = isObject(parameters) ? parameters.Payload : undefined;
     try {
       await invoke(handler, withToken(payload, token));
+      return await waiting;
     } catch (error) {
       this.#callbacks.drop(token);
       throw error;
+    } finally {
+      this.#tokenStates.delete(token);
     }
-    return waiting;
   }
 
   async #ended(
@@ -545,7 +587,7 @@ export class LocalEngine implements WorkflowEngine {
     transitions?: number,
     held?: ExecutionRecord,
   ): Promise<void> {
-    await this.#journal.update(
+    const { changed } = await this.#journal.update(
       name,
       (r) =>
         r.status === "RUNNING"
@@ -560,19 +602,32 @@ export class LocalEngine implements WorkflowEngine {
           : null,
       held === undefined ? {} : { expected: held },
     );
+    if (changed) this.#record(name, ENDED_EVENTS[status], null, error, cause);
   }
 
   async #trace(events: AsyncGenerator<EventLike>, run: Run, log: Logger): Promise<void> {
     try {
       for await (const event of events) {
-        if (event.type === "StateEntered" && event.state) {
+        if (!event.state) continue;
+        const state = event.state.name;
+        if (event.type === "StateEntered") {
           run.transitions += 1;
-          log.debug({ state: event.state.name }, "state entered");
-        } else if (event.type === "StateRetried" && event.state) {
+          this.#record(run.name, "StateEntered", state);
+          log.debug({ state }, "state entered");
+        } else if (event.type === "StateExited") {
+          this.#record(run.name, "StateExited", state);
+        } else if (event.type === "StateFailed") {
+          const error = event.Error ?? "Error";
+          const timedOut = error === TIMEOUT || error === HEARTBEAT_TIMEOUT;
+          const cause = causeText(event.Cause);
+          this.#record(run.name, timedOut ? "TaskTimedOut" : "TaskFailed", state, error, cause);
+        } else if (event.type === "StateRetried") {
           run.transitions += 1;
-          log.warn({ state: event.state.name }, "state retried");
-        } else if (event.type === "StateCaught" && event.state) {
-          log.warn({ state: event.state.name }, "error caught");
+          this.#record(run.name, "TaskRetried", state);
+          log.warn({ state }, "state retried");
+        } else if (event.type === "StateCaught") {
+          this.#record(run.name, "ErrorCaught", state);
+          log.warn({ state }, "error caught");
         }
       }
     } catch {
@@ -590,6 +645,22 @@ export class LocalEngine implements WorkflowEngine {
 interface EventLike {
   type: string;
   state?: { name: string };
+  Error?: string;
+  Cause?: unknown;
+}
+
+const ENDED_EVENTS: Record<ExecutionStatus, ExecutionEventType> = {
+  RUNNING: "ExecutionStarted",
+  SUCCEEDED: "ExecutionSucceeded",
+  FAILED: "ExecutionFailed",
+  ABORTED: "ExecutionAborted",
+  TIMED_OUT: "ExecutionTimedOut",
+};
+
+/** A failure's cause as the history keeps it: its message (never a state's data). */
+function causeText(cause: unknown): string | null {
+  if (cause === undefined || cause === null) return null;
+  return typeof cause === "string" ? cause : errorMessage(cause);
 }
 
 /**
