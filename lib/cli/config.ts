@@ -48,6 +48,7 @@ export function labOfOneInstaller(
     | "relay"
     | "defaultConfigs"
     | "handover"
+    | "web"
     | "watchSeconds"
     | "labSubnets"
     | "quarantineAfter"
@@ -79,5 +80,6 @@ export function labOfOneInstaller(
     power: labWide?.power ?? null,
     relay: labWide?.relay ?? null,
     handover: labWide?.handover ?? null,
+    web: labWide?.web ?? null,
   };
 }

@@ -21,6 +21,15 @@ export function positiveSeconds(value: string): number {
   return parsed;
 }
 
+/** A TCP port: an integer 1–65535 (0, "abc" or 70000 are refused, not read as a default). */
+export function tcpPort(value: string): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value.trim()) || parsed < 1 || parsed > 65535) {
+    throw new InvalidArgumentError(`expected a port number (1-65535), not "${value}".`);
+  }
+  return parsed;
+}
+
 export const DEFAULT_CONFIG = "conf/pharos.yaml";
 
 /**

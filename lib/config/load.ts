@@ -153,6 +153,15 @@ class Loader {
     const power = raw.power ? await labPower(raw.power, dir, "power", issues, policy) : null;
     const relay = raw.relay ? await relayConfig(raw.relay, dir, issues, policy) : null;
     const handover = raw.handover ? await handoverConfig(raw.handover, file, issues, policy) : null;
+    const web = raw.web
+      ? {
+          address: raw.web.address,
+          port: raw.web.port,
+          token: raw.web.token
+            ? await secretField(raw.web.token, dir, "web.token", issues, policy)
+            : null,
+        }
+      : null;
     const entries = defaultConfigEntries(raw.default_configs, issues);
     if ((raw.power || raw.relay) && !raw.lab_subnets) {
       issues.push({
@@ -217,6 +226,7 @@ class Loader {
       power,
       relay,
       handover,
+      web,
     };
   }
 

@@ -467,6 +467,17 @@ export const installerSchema = z.strictObject(
   expected("a mapping (installer config)"),
 );
 
+/** Extension: the status page and metrics endpoint (`laas ui`, `laas listen --ui`, lib/web/). */
+export const webSchema = z.strictObject(
+  {
+    // Where the page is served; anything but loopback needs a token.
+    address: z.string(expected("an IP address to listen on")).default("127.0.0.1"),
+    port: port.default(8080),
+    token: secretSource.nullish(),
+  },
+  expected("a mapping (web)"),
+);
+
 export const pharosSchema = z.strictObject(
   {
     dashboard: httpUrl,
@@ -505,6 +516,7 @@ export const pharosSchema = z.strictObject(
     power: powerSchema.nullish(),
     relay: relaySchema.nullish(),
     handover: handoverSchema.nullish(),
+    web: webSchema.nullish(),
   },
   expected("a mapping (pharos config)"),
 );
@@ -517,6 +529,7 @@ export type RawNetworkFile = z.output<typeof networkFileSchema>;
 export type RawDomainFile = z.output<typeof domainFileSchema>;
 export type RawVpn = z.output<typeof vpnSchema>;
 export type RawHandover = z.output<typeof handoverSchema>;
+export type RawWeb = z.output<typeof webSchema>;
 export type RawInstaller = z.output<typeof installerSchema>;
 export type RawPharos = z.output<typeof pharosSchema>;
 

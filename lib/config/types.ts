@@ -252,4 +252,14 @@ export interface PharosConfig {
   /** The lab-side relay; needed for everything after imaging (address, pod, installer). */
   relay: RelayConfig | null;
   handover: HandoverConfig | null;
+  /** The status page (`web:`, an extension); null: served on loopback with no token. */
+  web: WebConfig | null;
+}
+
+/** Where `laas ui` serves the page and the metrics, and the token that guards them. */
+export interface WebConfig {
+  address: string;
+  port: number;
+  /** Required off loopback (lib/web/server.ts) and in the cloud (functions/web.ts). */
+  token: Secret | null;
 }

@@ -3,18 +3,11 @@
  * (test:///default, an in-memory hypervisor private to each virsh process), virt-xml-validate
  * (libvirt's RelaxNG schemas) and xmllint. Installed from Debian when missing.
  */
-import { execFileSync, spawn } from "node:child_process";
-import {
-  accessSync,
-  closeSync,
-  constants,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
+import { ensureDebianPackages } from "./debian";
 
 export const TEST_URI = "test:///default";
 
@@ -22,17 +15,6 @@ export interface Ran {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-function onPath(program: string): boolean {
-  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
 }
 
 /** virsh, virt-xml-validate and xmllint, from libvirt-clients, libvirt-daemon, libxml2-utils. */
@@ -46,18 +28,6 @@ export function ensureLibvirtTools(): void {
 /** shellcheck, from Debian's package of that name. */
 export function ensureShellcheck(): void {
   ensureDebianPackages(["shellcheck"], ["shellcheck"]);
-}
-
-function ensureDebianPackages(programs: string[], packages: string[]): void {
-  if (programs.every(onPath)) return;
-  const apt = (args: string[]) =>
-    execFileSync("apt-get", args, {
-      stdio: "inherit",
-      timeout: 600_000,
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-  apt(["update"]);
-  apt(["install", "-y", "--no-install-recommends", ...packages]);
 }
 
 /**
