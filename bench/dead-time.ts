@@ -147,6 +147,10 @@ class BaselineEngine implements WorkflowEngine {
   async sendTaskHeartbeat() {
     return "gone" as const;
   }
+  /** The baseline keeps no history: the bench measures steps, never reads one. */
+  async history() {
+    return null;
+  }
   stopAll() {
     for (const run of this.#runs.values()) run.abort();
   }

@@ -42,6 +42,7 @@ const idleEngine: WorkflowEngine = {
   sendTaskSuccess: async () => "gone" as const,
   sendTaskFailure: async () => "gone" as const,
   sendTaskHeartbeat: async () => "gone" as const,
+  history: async () => null,
 };
 
 setFlagsFromString("--expose-gc");

@@ -7,6 +7,8 @@ import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
   InvalidToken,
   SendTaskFailureCommand,
   SendTaskHeartbeatCommand,
@@ -18,12 +20,16 @@ import {
   TaskTimedOut,
 } from "@aws-sdk/client-sfn";
 import { type Phase, phaseOfExecution } from "../../domain/booking";
+import type { ExecutionEvent } from "../../domain/execution-history";
 import type { JsonObject } from "../../domain/run";
 import type { ExecutionStatus, PhaseInput, TokenAnswer, WorkflowEngine } from "../../ports/engine";
+import { executionEventsOf } from "./sfn-history";
 
 /** SendTaskFailure's limits: error up to 256 characters, cause up to 32,768. */
 const MAX_ERROR_CHARS = 256;
 const MAX_CAUSE_CHARS = 32_768;
+/** GetExecutionHistory's largest page (its default is 100). */
+const HISTORY_PAGE_EVENTS = 1_000;
 
 export interface StateMachineArns {
   provision: string;
@@ -113,6 +119,34 @@ export class StepFunctionsEngine implements WorkflowEngine {
       if (error instanceof ExecutionDoesNotExist) return null;
       throw error;
     }
+  }
+
+  /**
+   * The execution's history, every page of it, oldest first (GetExecutionHistory's default
+   * order). Without the execution data: states' inputs and outputs may hold what a step was given.
+   */
+  async history(name: string): Promise<ExecutionEvent[] | null> {
+    const executionArn = this.#executionArn(name);
+    const events: HistoryEvent[] = [];
+    let nextToken: string | undefined;
+    try {
+      do {
+        const page = await this.#client.send(
+          new GetExecutionHistoryCommand({
+            executionArn,
+            includeExecutionData: false,
+            maxResults: HISTORY_PAGE_EVENTS,
+            nextToken,
+          }),
+        );
+        events.push(...(page.events ?? []));
+        nextToken = page.nextToken;
+      } while (nextToken);
+    } catch (error) {
+      if (error instanceof ExecutionDoesNotExist) return null;
+      throw error;
+    }
+    return executionEventsOf(events);
   }
 
   sendTaskSuccess(token: string, output: JsonObject): Promise<TokenAnswer> {
