@@ -13,6 +13,7 @@ import { isoShown, podDrawing } from "../lib/pod/drawing";
 import { Secret } from "../lib/secret";
 import { createWebApp, type WebRequest, type WebSources } from "../lib/web/app";
 import { isLoopback } from "../lib/web/auth";
+import { functionUrlResultOf, webRequestOf } from "../lib/web/lambda-url";
 import { requireTokenOffLoopback, startWebServer } from "../lib/web/server";
 import { dashboardBooking } from "./helpers/bookings";
 
@@ -206,5 +207,39 @@ describe("the pod drawing", () => {
     expect(isoShown(null, "https://u:p@h.example/a.iso?t=1")).toBe("https://h.example/a.iso");
     expect(isoShown("/var/lib/a.iso", "https://u:p@h/a.iso")).toBe("/var/lib/a.iso");
     expect(isoShown(null, "not a url")).toMatch(/does not parse/);
+  });
+});
+
+describe("the page behind a Lambda function URL", () => {
+  const app = createWebApp(sources(TOKEN));
+
+  it("takes the token from the cookies a function URL gives apart, and sets it the same way", async () => {
+    const withCookie = webRequestOf({
+      rawPath: "/api/overview",
+      rawQueryString: "",
+      cookies: ["other=1", `laas_token=${TOKEN}`],
+      headers: {},
+      requestContext: { http: { method: "GET" } },
+    });
+    expect((await app(withCookie)).status).toBe(200);
+    const first = functionUrlResultOf(
+      await app(
+        webRequestOf({
+          rawPath: "/",
+          rawQueryString: `token=${TOKEN}`,
+          requestContext: { http: { method: "GET" } },
+        }),
+      ),
+    );
+    expect(first.statusCode).toBe(303);
+    expect(first.headers["set-cookie"]).toBeUndefined();
+    expect(first.cookies?.[0]).toMatch(/^laas_token=/);
+    const bearer = webRequestOf({
+      rawPath: "/metrics",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      requestContext: { http: { method: "GET" } },
+    });
+    expect((await app(bearer)).status).toBe(200);
+    expect((await app(webRequestOf({ rawPath: "/metrics" }))).status).toBe(401);
   });
 });

@@ -1,10 +1,12 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * The status page, driven in headless Chromium (Debian's, through playwright-core) against a
  * simulated lab with its real directory and mail server: hosts and bookings listed and kept up
  * to date while work runs, a booking's timeline with its steps (and a failed one's cause), the
  * pod drawing with every configured VM and network and which VM is on which, and no secret the
  * run handed out — nor any of the config's — on the page or in any answer behind it. A
- * screenshot is kept in test-artifacts/.
+ * screenshot is kept in var/test-artifacts/.
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,7 +26,7 @@ import { waitFor } from "./helpers/wait";
 
 const SLOW = 240_000;
 const FAILING_HOST = "fog-machine-5";
-const ARTIFACTS = join(repoRoot, "test-artifacts");
+const ARTIFACTS = join(repoRoot, "var", "test-artifacts");
 
 let h: ListeningHandoverLab;
 let server: RunningWebServer;

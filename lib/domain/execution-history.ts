@@ -120,6 +120,13 @@ export function timelineOf(execution: string, events: readonly ExecutionEvent[])
     }
     if (event.type === "ExecutionResumed") {
       timeline.resumes.push(event.at);
+      // A redriven execution (Step Functions) runs again after its end.
+      if (timeline.endedAt !== null) {
+        timeline.status = "RUNNING";
+        timeline.endedAt = null;
+        timeline.error = null;
+        timeline.cause = null;
+      }
       continue;
     }
     if (event.state === null) continue;

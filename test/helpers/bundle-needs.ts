@@ -34,6 +34,7 @@ export const ENGINE_METHODS = [
   "sendTaskSuccess",
   "sendTaskFailure",
   "sendTaskHeartbeat",
+  "history",
 ] as const;
 /** The lab's services, by the runtime's property that reaches them. */
 export const LAB_SERVICES = {
@@ -134,12 +135,17 @@ export function statesActions(needs: Needs): {
   tokens: string[];
 } {
   const of = (method: string) =>
-    `states:${method === "start" ? "StartExecution" : method === "stop" ? "StopExecution" : method === "status" ? "DescribeExecution" : `${method.charAt(0).toUpperCase()}${method.slice(1)}`}`;
+    `states:${method === "start" ? "StartExecution" : method === "stop" ? "StopExecution" : method === "status" ? "DescribeExecution" : method === "history" ? "GetExecutionHistory" : `${method.charAt(0).toUpperCase()}${method.slice(1)}`}`;
   const actions = needs.engine.map(of);
   return {
     stateMachines: actions.filter((a) => a === "states:StartExecution"),
     executions: actions
-      .filter((a) => a === "states:DescribeExecution" || a === "states:StopExecution")
+      .filter(
+        (a) =>
+          a === "states:DescribeExecution" ||
+          a === "states:StopExecution" ||
+          a === "states:GetExecutionHistory",
+      )
       .sort(),
     tokens: actions.filter((a) => a.startsWith("states:SendTask")).sort(),
   };
