@@ -77,8 +77,10 @@ async function bookingIn(id: string, state: Booking["state"]): Promise<Booking> 
   );
 }
 
+// On a fresh machine Debian's chromium comes first: a download of its own, given its own time.
+beforeAll(() => ensureDebianPackages(["chromium"], ["chromium"]), 900_000);
+
 beforeAll(async () => {
-  ensureDebianPackages(["chromium"], ["chromium"]);
   h = await listenOnHandoverLab({
     name: "laas-web",
     lab: { installerFails: [FAILING_HOST] },
@@ -172,6 +174,7 @@ describe("the status page", () => {
     // A callback task says it waited, and the heartbeats the watcher sent while it did.
     const imaging = rows.find((row) => row.state === "AwaitImaging");
     expect(imaging?.text).toMatch(/\(waits\)/);
+    await mkdir(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, "web-page.png"), fullPage: true });
   });
 
@@ -243,8 +246,4 @@ describe("the status page", () => {
       for (const answer of answers) expect(answer.includes(secret)).toBe(false);
     }
   });
-});
-
-beforeAll(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
 });
