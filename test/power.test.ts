@@ -83,6 +83,7 @@ function power(overrides: Partial<PowerConfig> = {}): PowerConfig {
     key: new Secret(LAB_KEY.privateKey, "/etc/laas/power_key"),
     hostKey: null,
     timeoutSeconds: 5,
+    ipmi: null,
     ...overrides,
   };
 }

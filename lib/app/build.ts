@@ -4,8 +4,10 @@
  */
 
 import { FogClient } from "../adapters/fog/fog-client";
+import { IpmiPowerControl } from "../adapters/ipmi/ipmi-power";
 import { LdapDirectory } from "../adapters/ldap/ldap-directory";
 import { PharosDashboard } from "../adapters/pharos/dashboard-client";
+import { PowerByType } from "../adapters/power-by-type";
 import { SmtpMailer } from "../adapters/smtp/smtp-mailer";
 import { RelayPowerControl } from "../adapters/ssh/relay-power";
 import { SshPowerControl } from "../adapters/ssh/ssh-power";
@@ -57,8 +59,12 @@ export function buildRuntime(parts: RuntimeParts): Runtime {
     relay,
     directoryFor: (vpn: VpnConfig): Directory => new LdapDirectory(vpn, logger),
     mailer: config.handover ? new SmtpMailer(config.handover.email, logger) : null,
-    // With a relay, hosts are reached through it; without one (imaging only), directly.
-    power: relay ? new RelayPowerControl(relay, logger) : new SshPowerControl({ logger }),
+    // With a relay, hosts are reached through it; without one (imaging only), directly. IPMI
+    // runs ipmitool on the relay, per host as its power.type says.
+    power: new PowerByType({
+      ssh: relay ? new RelayPowerControl(relay, logger) : new SshPowerControl({ logger }),
+      ipmi: relay ? new IpmiPowerControl(relay, logger) : null,
+    }),
   };
 }
 

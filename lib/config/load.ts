@@ -9,6 +9,7 @@
 import { dirname, resolve } from "node:path";
 import { LONGEST_WATCH_INTERVAL_SECONDS } from "../workflow/wait-ceilings";
 import { handoverConfig, ldapConnection } from "./handover";
+import { ipmiIssues } from "./ipmi";
 import { configError, describeValue, type Issue, parseWith, throwIfIssues } from "./issues";
 import { requireOneStore, type StoreOf } from "./one-store";
 import { displayPath, resolveConfigPath } from "./paths";
@@ -207,6 +208,9 @@ class Loader {
     }
     if (!power) {
       requireOwnPowerKeys(file, inventories);
+    }
+    for (const found of ipmiIssues(file, power, relay, inventories)) {
+      throwIfIssues(found.file, found.issues);
     }
     const watchSeconds = raw.watch_interval ?? watchIntervalOf(file, defaultConfigs);
     return {

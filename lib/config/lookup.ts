@@ -3,6 +3,7 @@
  * inventory entry is a host, how a host is powered.
  */
 import { ConfigError } from "../errors";
+import { mergedIpmi } from "./ipmi";
 import { describeValue } from "./issues";
 import { displayPath } from "./paths";
 import { isNoInstaller } from "./schema";
@@ -15,7 +16,7 @@ export const POWER_DEFAULTS = {
   port: 22,
   hostKey: null,
   timeoutSeconds: 30,
-} as const satisfies Omit<PowerConfig, "key">;
+} as const satisfies Omit<PowerConfig, "key" | "ipmi">;
 
 /**
  * The installer config for a booking's installer, matched case-insensitively ("Fuel", "fuel").
@@ -64,7 +65,9 @@ function definedOnly<T extends object>(partial: T): Partial<T> {
  */
 export function powerFor(pharos: PharosConfig, host: InventoryHost): PowerConfig | null {
   if (!pharos.power && !host.power) return null;
-  const merged = { ...POWER_DEFAULTS, ...pharos.power, ...definedOnly(host.power ?? {}) };
+  const { ipmi: labIpmi = null, ...lab } = pharos.power ?? {};
+  const { ipmi: hostIpmi, ...own } = host.power ?? {};
+  const merged = { ...POWER_DEFAULTS, ...lab, ...definedOnly(own) };
   const { key } = merged;
   if (!key) {
     // loadPharosConfig refuses such inventories; this guards hand-built configs.
@@ -72,5 +75,13 @@ export function powerFor(pharos: PharosConfig, host: InventoryHost): PowerConfig
       `inventory host ${host.resourceId} (${host.name}): power.key: required (no lab-wide power in ${displayPath(pharos.file)})`,
     );
   }
-  return { ...merged, key };
+  if (merged.type === "ssh") return { ...merged, key, ipmi: null };
+  const { ipmi, missing } = mergedIpmi(labIpmi, hostIpmi);
+  if (!ipmi) {
+    // loadPharosConfig refuses such inventories too (ipmiIssues).
+    throw new ConfigError(
+      `inventory host ${host.resourceId} (${host.name}): power.ipmi: ${missing.join(", ")} required (its power is ipmi)`,
+    );
+  }
+  return { ...merged, key, ipmi };
 }

@@ -4,10 +4,11 @@
  */
 import ssh2 from "ssh2";
 import type { Secret } from "../secret";
+import { ipmiFields } from "./ipmi";
 import type { Issue } from "./issues";
 import type { RawPower, RawPowerOverride, RawRelay } from "./schema";
 import { type SecretPolicy, type SecretSource, secretField } from "./secrets";
-import type { PowerConfig, RelayConfig } from "./types";
+import type { LabPowerConfig, PowerOverride, RelayConfig } from "./types";
 
 /**
  * A power key must be a private key ssh2 can use without a passphrase. ssh2's own message is
@@ -47,7 +48,7 @@ export async function labPower(
   field: string,
   issues: Issue[],
   policy: SecretPolicy,
-): Promise<PowerConfig> {
+): Promise<LabPowerConfig> {
   return {
     type: raw.type,
     user: raw.user,
@@ -55,6 +56,7 @@ export async function labPower(
     key: await powerKey(raw.key, dir, `${field}.key`, issues, policy),
     hostKey: raw.host_key,
     timeoutSeconds: raw.timeout,
+    ipmi: raw.ipmi ? await ipmiFields(raw.ipmi, dir, `${field}.ipmi`, issues, policy) : null,
   };
 }
 
@@ -82,8 +84,8 @@ export async function powerOverride(
   field: string,
   issues: Issue[],
   policy: SecretPolicy,
-): Promise<Partial<PowerConfig>> {
-  const out: Partial<PowerConfig> = {};
+): Promise<PowerOverride> {
+  const out: PowerOverride = {};
   if (raw.type !== undefined) out.type = raw.type;
   if (raw.user !== undefined) out.user = raw.user;
   if (raw.port !== undefined) out.port = raw.port;
@@ -92,5 +94,8 @@ export async function powerOverride(
   }
   if (raw.host_key !== undefined) out.hostKey = raw.host_key;
   if (raw.timeout !== undefined) out.timeoutSeconds = raw.timeout;
+  if (raw.ipmi !== undefined) {
+    out.ipmi = await ipmiFields(raw.ipmi, dir, `${field}.ipmi`, issues, policy);
+  }
   return out;
 }

@@ -104,7 +104,34 @@ const hostKeyFingerprint = z
   .string(expected("an OpenSSH fingerprint (SHA256:…)"))
   .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, expected("an OpenSSH fingerprint (SHA256:…)"));
 
-const powerType = z.literal("ssh", expected('"ssh"'));
+export const POWER_TYPES = ["ssh", "ipmi"] as const;
+const powerType = z.enum(POWER_TYPES, expected('"ssh" or "ipmi"'));
+
+/** IPMI 2.0 limits: user names of 16 bytes at most; cipher suites 0 to 17. */
+const ipmiUser = z
+  .string(expected("a BMC user name (1-16 characters)"))
+  .regex(/^[\x21-\x7e]{1,16}$/, expected("a BMC user name (1-16 characters)"));
+const cipherSuite = z
+  .int(expected("an IPMI cipher suite (0-17)"))
+  .min(0, expected("an IPMI cipher suite (0-17)"))
+  .max(17, expected("an IPMI cipher suite (0-17)"));
+
+/**
+ * The host's BMC, reached with `ipmitool -I lanplus` from the relay (extension). Every field is
+ * optional here: lab-wide ones (user, password) merge under each host's (address).
+ */
+const ipmiSchema = z.strictObject(
+  {
+    address: hostOrAddress.optional(),
+    port: port.optional(),
+    user: ipmiUser.optional(),
+    password: secretSource.optional(),
+    cipher_suite: cipherSuite.optional(),
+    efi_boot: flag.optional(),
+    timeout: positiveInt.optional(),
+  },
+  expected("a mapping {address, port, user, password, cipher_suite, efi_boot, timeout}"),
+);
 
 /** Lab-wide power settings (pharos.yaml `power:`), an extension of the seed. */
 export const powerSchema = z.strictObject(
@@ -115,8 +142,9 @@ export const powerSchema = z.strictObject(
     key: secretSource,
     host_key: hostKeyFingerprint.nullable().default(null),
     timeout: positiveInt.default(30),
+    ipmi: ipmiSchema.optional(),
   },
-  expected("a mapping {type, user, port, key, host_key, timeout}"),
+  expected("a mapping {type, user, port, key, host_key, timeout, ipmi}"),
 );
 
 /**
@@ -148,8 +176,9 @@ export const powerOverrideSchema = z.strictObject(
     key: secretSource.optional(),
     host_key: hostKeyFingerprint.nullable().optional(),
     timeout: positiveInt.optional(),
+    ipmi: ipmiSchema.optional(),
   },
-  expected("a mapping {type, user, port, key, host_key, timeout}"),
+  expected("a mapping {type, user, port, key, host_key, timeout, ipmi}"),
 );
 
 const inventoryHostSchema = z.preprocess(
@@ -524,6 +553,7 @@ export const pharosSchema = z.strictObject(
 export type RawPower = z.output<typeof powerSchema>;
 export type RawRelay = z.output<typeof relaySchema>;
 export type RawPowerOverride = z.output<typeof powerOverrideSchema>;
+export type RawIpmi = z.output<typeof ipmiSchema>;
 export type RawInventory = z.output<typeof inventorySchema>;
 export type RawNetworkFile = z.output<typeof networkFileSchema>;
 export type RawDomainFile = z.output<typeof domainFileSchema>;

@@ -7,8 +7,11 @@ import type { LeaseFormat } from "../lab/dhcp";
 import type { Secret } from "../secret";
 
 export interface PowerConfig {
-  /** How the host is rebooted so that it network-boots. Only "ssh" (run `reboot`) for now. */
-  type: "ssh";
+  /**
+   * How the host is made to network-boot: "ssh" logs in and runs `reboot`; "ipmi" has its BMC
+   * boot it from PXE (`ipmi`). The SSH fields stay the host's login after imaging either way.
+   */
+  type: "ssh" | "ipmi";
   user: string;
   port: number;
   /** Private key for the SSH login. */
@@ -20,7 +23,31 @@ export interface PowerConfig {
   hostKey: string | null;
   /** Seconds to wait for the SSH login and the command. */
   timeoutSeconds: number;
+  /** The host's BMC; set (complete) when `type` is "ipmi", else null. */
+  ipmi: IpmiConfig | null;
 }
+
+/** A host's BMC, driven by `ipmitool -I lanplus` on the relay (extension). */
+export interface IpmiConfig {
+  address: string;
+  /** UDP port of the BMC's RMCP+ service (623). */
+  port: number;
+  user: string;
+  /** Given to ipmitool on its standard input (`-f /dev/stdin`), never in its argv. */
+  password: Secret;
+  /** RMCP+ cipher suite (`-C`): 3 (SHA1, AES) by default, 17 (SHA256, AES) where supported. */
+  cipherSuite: number;
+  /** The next boot is PXE in UEFI mode (`options=efiboot`) rather than legacy BIOS. */
+  efiBoot: boolean;
+  /** Seconds from the first ipmitool command until the power must read "on": the deadline. */
+  timeoutSeconds: number;
+}
+
+/** pharos.yaml `power:`: its `ipmi` holds what all BMCs share (user, password…), if anything. */
+export type LabPowerConfig = Omit<PowerConfig, "ipmi"> & { ipmi: Partial<IpmiConfig> | null };
+
+/** An inventory entry's power fields: any of the lab's, its `ipmi` merged field by field. */
+export type PowerOverride = Partial<Omit<PowerConfig, "ipmi">> & { ipmi?: Partial<IpmiConfig> };
 
 /** The lab-side relay every lab command goes through (extension). */
 export interface RelayConfig {
@@ -47,7 +74,7 @@ export interface InventoryHost {
   /** Static address of the host; overrides what FOG knows. */
   address: string | null;
   /** Per-host power settings; merged over the lab default in pharos.yaml. */
-  power: Partial<PowerConfig> | null;
+  power: PowerOverride | null;
 }
 
 export interface Inventory {
@@ -248,7 +275,7 @@ export interface PharosConfig {
    */
   labSubnets: string[];
   /** Lab-wide power defaults, merged under each inventory host's own. */
-  power: PowerConfig | null;
+  power: LabPowerConfig | null;
   /** The lab-side relay; needed for everything after imaging (address, pod, installer). */
   relay: RelayConfig | null;
   handover: HandoverConfig | null;
