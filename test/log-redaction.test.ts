@@ -4,11 +4,12 @@
  * (fields and causes), child bindings — and none may reach the file, while the fields around
  * them must.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogger } from "../lib/log";
+import { plainLogLine } from "../lib/cli/plain-log";
+import { bookingIdOfLine, bookingLogFile, bookingLogName, createLogger } from "../lib/log";
 import { isCensoredField, MAX_DEPTH } from "../lib/log-redact";
 import { Secret } from "../lib/secret";
 
@@ -172,6 +173,109 @@ describe("the logger's redaction", () => {
       "sealing_key",
     ]) {
       expect(isCensoredField(name), name).toBe(true);
+    }
+  });
+});
+
+/** How many of this process's open files lie under `folder` (Linux's /proc). */
+async function openFilesUnder(folder: string): Promise<number> {
+  let count = 0;
+  for (const fd of await readdir("/proc/self/fd")) {
+    const target = await readlink(join("/proc/self/fd", fd)).catch(() => "");
+    if (target.startsWith(`${folder}/`)) count += 1;
+  }
+  return count;
+}
+
+describe("the per-booking logs and the terminal's plain lines", () => {
+  async function loggedWithBookings(write: (logger: ReturnType<typeof createLogger>) => void) {
+    const dir = await mkdtemp(join(tmpdir(), "laas-log-"));
+    dirs.push(dir);
+    const plain: string[] = [];
+    const logger = createLogger({
+      destination: join(dir, "laas.log"),
+      streams: [{ write: (line) => plain.push(plainLogLine(line)) }],
+    });
+    write(logger);
+    logger.flush();
+    return { dir, plain };
+  }
+
+  it("write each booking's lines to its own owner-only file, redacted as the main log", async () => {
+    const planted = { password: "pw-booking-1", secret: new Secret("sec-booking-2") };
+    const { dir, plain } = await loggedWithBookings((logger) => {
+      const booking = logger.child({ bookingId: "42", phase: "provision" });
+      booking.info({ password: planted.password, key: planted.secret }, "for 42");
+      logger.info({ bookingId: "43", token: "tk-booking-3" }, "for 43");
+      logger.info("for no booking");
+    });
+    const file42 = bookingLogFile(dir, "42")!;
+    const text42 = await readFile(file42, "utf8");
+    const lines42 = text42
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines42).toEqual([
+      expect.objectContaining({ msg: "for 42", password: "[redacted]", key: "[secret]" }),
+    ]);
+    expect(await readFile(bookingLogFile(dir, "43")!, "utf8")).toContain('"token":"[redacted]"');
+    expect(await readdir(join(dir, "bookings"))).toEqual(["42.log", "43.log"]);
+    expect((await stat(file42)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(dir, "bookings"))).mode & 0o777).toBe(0o700);
+    // The terminal's plain lines carry the same redacted values.
+    const shown = plain.join("\n");
+    for (const value of [planted.password, "sec-booking-2", "tk-booking-3"]) {
+      expect(shown).not.toContain(value);
+    }
+    expect(plain).toContainEqual(
+      expect.stringMatching(/INFO: for 42 booking=42 .*password=\[redacted\]/),
+    );
+    expect(plain).toContainEqual(
+      expect.stringMatching(/INFO: for 43 booking=43 token=\[redacted\]$/),
+    );
+  });
+
+  it("find a booking by a regex on the line, escapes included, and never by a nested look-alike", () => {
+    expect(bookingIdOfLine('{"level":30,"bookingId":"42","msg":"x"}')).toBe("42");
+    expect(bookingIdOfLine(`{"bookingId":${JSON.stringify('a"b\\c')}}`)).toBe('a"b\\c');
+    expect(bookingIdOfLine('{"level":30,"msg":"bookingId"}')).toBeNull();
+    expect(bookingIdOfLine('{"bookingId":""}')).toBeNull();
+  });
+
+  it("name files that stay in their folder, one per id, whatever the id holds", () => {
+    expect(bookingLogName("42")).toBe("42.log");
+    expect(bookingLogName("manual-fog-machine-4-1796166437971")).toBe(
+      "manual-fog-machine-4-1796166437971.log",
+    );
+    expect(bookingLogName("../../etc/passwd")).toBe("%2e.%2f..%2fetc%2fpasswd.log");
+    expect(bookingLogName("a/b")).not.toBe(bookingLogName("a_b"));
+    expect(bookingLogName("%2f")).not.toBe(bookingLogName("/"));
+    expect(bookingLogName("..")).toBe("%2e..log");
+    expect(bookingLogName("x".repeat(129))).toBeNull();
+    for (const id of ["../x", "a/b", "..", ".hidden", "é"]) {
+      expect(bookingLogName(id)).not.toMatch(/\/|^\./);
+    }
+  });
+
+  it("keep every line of many bookings, more than the files kept open at once", async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => String(i + 1));
+    const { dir } = await loggedWithBookings((logger) => {
+      for (const round of [1, 2, 3]) {
+        for (const id of ids) logger.info({ bookingId: id, round }, "line");
+      }
+    });
+    // At most 32 of them open in this process at once (a lab of many bookings keeps its fds).
+    const open = await openFilesUnder(join(dir, "bookings"));
+    expect(open).toBeGreaterThan(0);
+    expect(open).toBeLessThanOrEqual(32);
+    for (const id of ids) {
+      const text = await readFile(bookingLogFile(dir, id)!, "utf8");
+      expect(
+        text
+          .trim()
+          .split("\n")
+          .map((l) => (JSON.parse(l) as { round: number }).round),
+      ).toEqual([1, 2, 3]);
     }
   });
 });

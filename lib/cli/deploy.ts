@@ -9,33 +9,70 @@ import { join } from "node:path";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { type EmbeddedRuntime, openEmbeddedRuntime } from "../app/embedded";
 import type { Runtime } from "../app/runtime";
+import type { PharosConfig } from "../config/types";
 import { type Booking, isManual } from "../domain/booking";
 import { type Host, newHost } from "../domain/host";
 import { beginCleaning, beginProvisioning, claimHost, holds } from "../lifecycle/transitions";
-import { createLogger } from "../log";
+import { createLogger, LOG_FILE, type Logger } from "../log";
 import { loadAnyConfig } from "./config";
 import { Refusal } from "./exit";
+import type { LiveView } from "./live-view";
 import { manualBooking, releaseHost } from "./release";
 import { executionEnded, type PhaseEnd, runPhase } from "./run-phase";
+import { openTerminal, type Terminal, terminalMode } from "./terminal";
 
 export interface DeployOptions {
   config: string;
   host: string;
   reset: boolean;
+  /** The log's JSON lines on stdout (the command's own lines on stderr). */
+  json?: boolean;
 }
 
+/**
+ * The terminal shows the booking's live line (its state, progress, FOG's percent), or a line per
+ * change when stdout is not a terminal, and the warnings of the work this process does (a relay
+ * that does not answer, tried again) either way; the log file gets every event (terminal.ts).
+ */
 export async function deployCommand(
   options: DeployOptions,
   handlers: Record<string, StepHandler>,
   out: (line: string) => void,
+  err: (line: string) => void = out,
 ): Promise<number> {
   const { lab, installer } = await loadAnyConfig(options.config);
-  const logger = createLogger({ destination: join(lab.loggingDir, "laas.log") });
+  const terminal = openTerminal(terminalMode(options.json === true), {
+    out,
+    err,
+    plainLevel: "warn",
+    eventsMoveLines: false,
+  });
+  const logger = createLogger({
+    destination: join(lab.loggingDir, LOG_FILE),
+    streams: terminal.streams,
+  });
+  try {
+    return await deployWith(lab, installer?.installer ?? null, options, handlers, logger, terminal);
+  } finally {
+    terminal.close();
+  }
+}
+
+async function deployWith(
+  lab: PharosConfig,
+  installer: string | null,
+  options: DeployOptions,
+  handlers: Record<string, StepHandler>,
+  logger: Logger,
+  { say: out, view }: Pick<Terminal, "say" | "view">,
+): Promise<number> {
+  // On a terminal the booking's changes move its live line rather than print lines.
+  const show = view ? (booking: Booking) => showOn(view, booking) : undefined;
   const embedded = await openEmbeddedRuntime(lab, { handlers, listen: false, logger });
   try {
     const host = await ensureHost(embedded.runtime, options.host);
-    if (options.reset) return await releaseHost(embedded, host, out);
-    const booking = manualBooking(embedded, options.host, installer?.installer ?? null);
+    if (options.reset) return await releaseHost(embedded, host, out, show);
+    const booking = manualBooking(embedded, options.host, installer);
     const { changed, item } = await embedded.runtime.store.updateHost(
       options.host,
       claimHost(booking.id, embedded.runtime.now()),
@@ -43,12 +80,30 @@ export async function deployCommand(
     if (!changed && !holds(item, booking.id)) throw await notFree(embedded.runtime, item);
     await embedded.runtime.store.createBooking(booking);
     const started = await embedded.runtime.store.updateBooking(booking.id, beginProvisioning);
-    const provision = await runPhase(embedded, started.item, "provision", out);
-    if (provision.booking.cleanup !== null) await cleanAfterFailure(embedded, provision, out);
+    const provision = await runPhase(
+      embedded,
+      started.item,
+      "provision",
+      out,
+      show ? { show } : {},
+    );
+    if (provision.booking.cleanup !== null) {
+      await cleanAfterFailure(embedded, provision, out, show);
+    }
     return provision.code;
   } finally {
     await embedded.close();
   }
+}
+
+/** A booking's state on its live line; the line goes once its phase has ended. */
+function showOn(view: LiveView, booking: Booking): void {
+  const stage = `${booking.state}${booking.progress ? `: ${booking.progress}` : ""}`;
+  if (booking.state === "ready" || booking.state === "released" || booking.state === "failed") {
+    view.end(booking.id);
+    return;
+  }
+  view.show(booking.id, { host: booking.hostName, stage });
 }
 
 /**
@@ -61,6 +116,7 @@ async function cleanAfterFailure(
   embedded: EmbeddedRuntime,
   failed: PhaseEnd,
   out: (line: string) => void,
+  show: ((booking: Booking) => void) | undefined,
 ): Promise<void> {
   let last = failed;
   // A failed cleaning leaves the host to clean again until its streak quarantines it: bounded.
@@ -75,7 +131,10 @@ async function cleanAfterFailure(
     if (!changed) break;
     out(`${item.hostName}: cleaning the host after the failure`);
     // The booking ends failed whatever the cleaning does: the host says how it went.
-    last = await runPhase(embedded, item, "release", out, { reportEnd: false });
+    last = await runPhase(embedded, item, "release", out, {
+      reportEnd: false,
+      ...(show ? { show } : {}),
+    });
   }
   const host = await embedded.runtime.store.getHost(failed.booking.hostName);
   if (!host) return;

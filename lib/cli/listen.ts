@@ -3,25 +3,52 @@ import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { Listener } from "../app/listener";
 import { loadPharosConfig } from "../config/load";
+import type { PharosConfig } from "../config/types";
 import { LaasError } from "../errors";
-import { createLogger } from "../log";
+import { createLogger, LOG_FILE, type LogStream } from "../log";
+import { openTerminal, terminalMode } from "./terminal";
 
 export interface ListenOptions {
   config: string;
   drainSeconds: number;
   once: boolean;
+  /** The log's JSON lines on stdout (the listener's own lines on stderr). */
+  json?: boolean;
 }
 
+/**
+ * `laas listen`: the log file gets every event as JSON; the terminal shows one live line per
+ * active booking, or one plain line per event when stdout is not a terminal, or the JSON lines
+ * with --json (terminal.ts).
+ */
 export async function listenCommand(
   options: ListenOptions,
   handlers: Record<string, StepHandler>,
   out: (line: string) => void,
+  err: (line: string) => void = out,
 ): Promise<number> {
   const config = await loadPharosConfig(options.config);
-  const logger = createLogger({
-    destination: join(config.loggingDir, "laas.log"),
-    alsoStdout: true,
+  const terminal = openTerminal(terminalMode(options.json === true), {
+    out,
+    err,
+    plainLevel: "info",
+    eventsMoveLines: true,
   });
+  try {
+    return await listenWith(config, options, handlers, terminal.say, terminal.streams);
+  } finally {
+    terminal.close();
+  }
+}
+
+async function listenWith(
+  config: PharosConfig,
+  options: ListenOptions,
+  handlers: Record<string, StepHandler>,
+  out: (line: string) => void,
+  streams: LogStream[],
+): Promise<number> {
+  const logger = createLogger({ destination: join(config.loggingDir, LOG_FILE), streams });
   // The handlers go in before the store opens: from then on listener.json names this process,
   // and a `laas stop` or Ctrl-C that comes before the poll loop runs must still stop it cleanly
   // (drain, remove the record) rather than kill it.

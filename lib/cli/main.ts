@@ -18,10 +18,12 @@ import {
   hostShowCommand,
 } from "./host";
 import { listenCommand } from "./listen";
-import { configOption, positiveSeconds, seconds } from "./options";
+import { logsCommand } from "./logs";
+import { configOption, positiveSeconds, seconds, tcpPort } from "./options";
 import { resetDbCommand } from "./reset-db";
 import { statusCommand } from "./status";
 import { stopCommand } from "./stop";
+import { uiCommand } from "./ui";
 import { LAAS_VERSION } from "./version";
 
 /** How often `status --watch` looks again when not told. */
@@ -54,11 +56,18 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       "--once",
       "poll once, wait for the workflows it started, and exit (1 if the poll failed)",
     )
+    .option("--json", "the log's JSON lines on stdout (not a terminal's live lines)")
     .action(async (opts) => {
       code = await listenCommand(
-        { config: opts.config, drainSeconds: opts.drain, once: Boolean(opts.once) },
+        {
+          config: opts.config,
+          drainSeconds: opts.drain,
+          once: Boolean(opts.once),
+          json: Boolean(opts.json),
+        },
         deps.handlers,
         out,
+        err,
       );
     });
 
@@ -72,10 +81,31 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       "reimage the host with the config's clean image and return it to the free pool, whatever " +
         "key it shows (its recorded key is forgotten first): as `laas host release`",
     )
+    .option("--json", "the log's JSON lines on stdout (not a terminal's live line)")
     .action(async (opts) => {
       code = await deployCommand(
-        { config: opts.config, host: opts.host, reset: Boolean(opts.reset) },
+        {
+          config: opts.config,
+          host: opts.host,
+          reset: Boolean(opts.reset),
+          json: Boolean(opts.json),
+        },
         deps.handlers,
+        out,
+        err,
+      );
+    });
+
+  program
+    .command("logs")
+    .description("print one booking's log (logging_dir/bookings/<booking>.log)")
+    .argument("<booking>", "booking id")
+    .addOption(configOption("lab or installer"))
+    .option("-f, --follow", "keep printing the lines that come, until Ctrl-C")
+    .option("--json", "the log's JSON lines as they are")
+    .action(async (bookingId: string, opts) => {
+      code = await logsCommand(
+        { config: opts.config, bookingId, follow: Boolean(opts.follow), json: Boolean(opts.json) },
         out,
       );
     });
@@ -196,6 +226,26 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
           ...(watch === undefined
             ? {}
             : { watchSeconds: watch === true ? WATCH_DEFAULT_SECONDS : Number(watch) }),
+        },
+        deps.handlers,
+        out,
+      );
+    });
+
+  program
+    .command("ui")
+    .description(
+      "serve the status page and /metrics (default http://127.0.0.1:8080/, pharos.yaml web:)",
+    )
+    .addOption(configOption("lab"))
+    .option("--address <ip>", "address to serve on (anything but loopback needs web.token)")
+    .option("--port <port>", "port to serve on", tcpPort)
+    .action(async (opts) => {
+      code = await uiCommand(
+        {
+          config: opts.config,
+          ...(opts.address === undefined ? {} : { address: String(opts.address) }),
+          ...(opts.port === undefined ? {} : { port: Number(opts.port) }),
         },
         deps.handlers,
         out,

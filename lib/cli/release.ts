@@ -36,11 +36,12 @@ export async function releaseHost(
   embedded: EmbeddedRuntime,
   host: Host,
   out: (line: string) => void,
+  show?: (booking: Booking) => void,
 ): Promise<number> {
   const booking = await prepareRelease(embedded, host);
   if (host.hostKey) out(`${host.name}: recorded host key ${host.hostKey} forgotten`);
   if (host.failures > 0) out(`${host.name}: failure streak of ${host.failures} cleared`);
-  return (await runPhase(embedded, booking, "release", out)).code;
+  return (await runPhase(embedded, booking, "release", out, show ? { show } : {})).code;
 }
 
 /** A booking that owns its host: scheduled (about to provision) or in a phase, or ready. */

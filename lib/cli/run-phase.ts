@@ -24,7 +24,11 @@ export async function runPhase(
   booking: Booking,
   phase: Phase,
   out: (line: string) => void,
-  options: { reportEnd?: boolean } = {},
+  options: {
+    reportEnd?: boolean;
+    /** Takes each new state or progress of the booking instead of a printed line (a live line). */
+    show?: (booking: Booking) => void;
+  } = {},
 ): Promise<PhaseEnd> {
   const { runtime, engine } = embedded;
   const hostName = booking.hostName;
@@ -45,6 +49,7 @@ export async function runPhase(
     (b) => b.state === "ready" || b.state === "released" || b.state === "failed",
     out,
     running,
+    options.show,
   );
   // Without a listener this process is the one that moves the workflow on — to its end (the
   // steps after `ready`: status note, hand-over), so that nothing is left for another process.

@@ -51,6 +51,8 @@ export async function startListenerProcess(start: ListenerStart): Promise<Listen
     start.configPath,
     "--drain",
     String(start.drainSeconds ?? 1),
+    // Its log's JSON lines on stdout, which the tests read (the plain lines are for people).
+    "--json",
     ...(start.extraArgs ?? []),
   ];
   const [command, ...args] =
