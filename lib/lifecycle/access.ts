@@ -53,6 +53,7 @@ import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { onHost } from "./host-access";
 import { mailUndelivered, operatorsReachable } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
+import { updateBookingProgress } from "./progress";
 import { noteProgress } from "./transitions";
 import { recordedVpnEntry } from "./vpn-record";
 
@@ -159,7 +160,8 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   }
   // A retry after the entry was made and recorded finds it on the booking.
   if (booking.access?.vpnUserDn) return { done: true };
-  await rt.store.updateBooking(
+  await updateBookingProgress(
+    rt,
     booking.id,
     noteProgress(input.phase, input.generation, "creating the VPN user"),
   );
@@ -244,7 +246,8 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
   if (!handover || (!handover.rootPassword && !handover.sshKey)) {
     return { done: false, skipped: handover ? "root_password and ssh_key off" : "no handover" };
   }
-  await rt.store.updateBooking(
+  await updateBookingProgress(
+    rt,
     booking.id,
     noteProgress(input.phase, input.generation, "setting the root password and SSH key"),
   );
@@ -453,7 +456,8 @@ export async function recordUndelivered(
 ): Promise<{ handover: string; operatorsTold: boolean }> {
   const reason = describeCaught(input.error);
   await rt.store.updateBooking(input.bookingId, handoverUndelivered(input.generation, reason));
-  rt.logger.error({ bookingId: input.bookingId, reason }, "hand-over not delivered");
+  // The pod stays ready and the operators are told: a warning, not an error of the lab.
+  rt.logger.warn({ bookingId: input.bookingId, reason }, "hand-over not delivered");
   if (!operatorsReachable(rt)) return { handover: "undelivered", operatorsTold: false };
   if (!(await mailUndelivered(rt, input, reason))) {
     throw new TransientError(

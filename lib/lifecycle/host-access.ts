@@ -8,7 +8,15 @@ import { inventoryHostByName, powerFor } from "../config/load";
 import type { Host } from "../domain/host";
 import { ConfigError, HostUnreachableError } from "../errors";
 import type { Logger } from "../log";
-import type { HostIdentityProof, HostLogin, HostSession, OutputSink, Relay } from "../ports/relay";
+import type {
+  CommandResult,
+  HostIdentityProof,
+  HostLogin,
+  HostSession,
+  OutputSink,
+  Relay,
+  RemoteCommand,
+} from "../ports/relay";
 import type { Runtime } from "../ports/runtime";
 
 export function requireRelay(rt: Runtime): Relay {
@@ -55,8 +63,47 @@ export function identityProof(rt: Runtime, host: Host): HostIdentityProof {
 
 /** The booking's log: every line a remote command prints, tagged with the booking. */
 export function bookingSink(logger: Logger, bookingId: string, step: string): OutputSink {
-  const log = logger.child({ bookingId, step });
+  return sinkTo(logger.child({ bookingId, step }));
+}
+
+function sinkTo(log: Logger): OutputSink {
   return (stream, line) => log.info({ stream }, line);
+}
+
+/**
+ * Runs `command` on `host`, its output in `log` (a booking's, bookingId and step bound). A
+ * command that may end with an accepted exit code other than 0 — a teardown's `virsh destroy` of
+ * a domain a host fresh from imaging does not have — has its output held until it ends: exit 0,
+ * the lines go to the log as any command's; an accepted failure is an expected answer, not an
+ * error, so its lines ("error: failed to get domain …") go at debug level and one info line says
+ * what it meant (the command's `expected`).
+ */
+export async function runLogged(
+  host: HostSession,
+  command: RemoteCommand,
+  log: Logger,
+): Promise<CommandResult> {
+  const mayFail = (command.okExitCodes ?? [0]).some((code) => code !== 0);
+  if (!mayFail) return host.run(command, sinkTo(log));
+  const held: [stream: "stdout" | "stderr", line: string][] = [];
+  let result: CommandResult;
+  try {
+    result = await host.run(command, (stream, line) => held.push([stream, line]));
+  } catch (error) {
+    for (const [stream, line] of held) log.info({ stream }, line);
+    throw error;
+  }
+  if (result.exitCode === 0) {
+    for (const [stream, line] of held) log.info({ stream }, line);
+    return result;
+  }
+  for (const [stream, line] of held) log.debug({ stream, exitCode: result.exitCode }, line);
+  const display = command.display ?? command.argv.join(" ");
+  log.info(
+    { exitCode: result.exitCode },
+    command.expected ?? `\`${display}\` ended with exit code ${result.exitCode}, which it may`,
+  );
+  return result;
 }
 
 /**

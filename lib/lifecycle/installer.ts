@@ -18,6 +18,7 @@ import type { Runtime } from "../ports/runtime";
 import { doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { bookingSink, onHost } from "./host-access";
+import { updateBookingProgress } from "./progress";
 import { noteProgress } from "./transitions";
 
 export const START_INSTALLER = "startInstaller";
@@ -64,7 +65,8 @@ export async function startInstaller(rt: Runtime, input: PhaseInput): Promise<In
     return launched;
   }
 
-  await rt.store.updateBooking(
+  await updateBookingProgress(
+    rt,
     booking.id,
     noteProgress(input.phase, input.generation, `installing ${plugin.name}`),
   );

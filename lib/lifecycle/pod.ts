@@ -12,7 +12,8 @@ import type { PhaseInput } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
 import { once } from "./checkpoints";
 import { imagingConfig, requireCurrentRun } from "./current-run";
-import { bookingSink, onHost } from "./host-access";
+import { onHost, runLogged } from "./host-access";
+import { updateBookingProgress } from "./progress";
 import { noteProgress, observeDeployed } from "./transitions";
 
 export interface PodSummary extends JsonObject {
@@ -33,15 +34,16 @@ export async function buildPod(rt: Runtime, input: PhaseInput): Promise<PodSumma
       diskSizeGB: config.pod.diskSizeGB,
       connectUri: config.pod.libvirtUri,
     });
-    await rt.store.updateBooking(
+    await updateBookingProgress(
+      rt,
       booking.id,
       noteProgress(input.phase, input.generation, "building the virtual pod"),
     );
-    const sink = bookingSink(rt.logger, booking.id, "BuildPod");
+    const log = rt.logger.child({ bookingId: booking.id, step: "BuildPod" });
     const macs: PodSummary["macs"] = {};
     await onHost(rt, input.hostName, async (host) => {
       for (const command of plan) {
-        const result = await host.run(command, sink);
+        const result = await runLogged(host, command, log);
         if (command.argv.includes("domiflist")) {
           const domain = command.argv[command.argv.length - 1]!;
           macs[domain] = macsBySource(result.stdout);
@@ -59,7 +61,8 @@ export async function removePod(rt: Runtime, input: PhaseInput): Promise<{ remov
     // The pod was built from the booked installer's files: remove what those define.
     const config = imagingConfig(rt, booking, "provision");
     const plan = removalPlan(config, { connectUri: config.pod.libvirtUri });
-    await rt.store.updateBooking(
+    await updateBookingProgress(
+      rt,
       booking.id,
       noteProgress(input.phase, input.generation, "removing the virtual pod"),
     );
@@ -70,9 +73,15 @@ export async function removePod(rt: Runtime, input: PhaseInput): Promise<{ remov
       .imagerFor(imagingConfig(rt, booking, input.phase).fog)
       .findHost(input.hostName);
     await rt.store.updateHost(input.hostName, observeDeployed(fogHost.deployed));
-    const sink = bookingSink(rt.logger, booking.id, "RemovePod");
+    const log = rt.logger.child({ bookingId: booking.id, step: "RemovePod" });
+    // A pod is built only on a host that was reached: one never reached (no known address) has
+    // none — that is no failure, and the clean imaging that follows clears the disk anyway.
+    if (!(await rt.store.getHost(input.hostName))?.address) {
+      log.info({ host: input.hostName }, "no virtual pod to remove: the host was never reached");
+      return { removed: 0 };
+    }
     await onHost(rt, input.hostName, async (host) => {
-      for (const command of plan) await host.run(command, sink);
+      for (const command of plan) await runLogged(host, command, log);
     });
     return { removed: plan.length };
   });

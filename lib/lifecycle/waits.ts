@@ -18,6 +18,7 @@ import type { PhaseInput } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
 import { doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
+import { updateBookingProgress } from "./progress";
 import { isCurrentRun, noteProgress } from "./transitions";
 
 type BookingChange = (current: Booking) => Booking | null;
@@ -171,7 +172,8 @@ export async function awaitEvent(
     return { waiting: false };
   }
   if (event === "host-up") {
-    await rt.store.updateBooking(
+    await updateBookingProgress(
+      rt,
       booking.id,
       noteProgress(input.phase, input.generation, "waiting for the host to boot"),
     );

@@ -86,7 +86,7 @@ async function lookAtOne(
   const task = tasks.get(fogHostId);
   if (task) {
     if (!isPastDeadline(wait, rt.now())) {
-      return { kind: "pending", progress: progressText(task) };
+      return { kind: "pending", progress: progressText(task, booking.progress) };
     }
     // Best effort: RecordFailure cancels again should this one fail.
     await imager
@@ -119,8 +119,26 @@ async function lookAtOne(
   };
 }
 
-/** The task's state, and its percent once the transfer runs (FOG's, for the partition being written). */
-function progressText(task: ImagingProgress): string {
-  if (task.stateId !== 3) return `imaging: ${task.stateName}`;
-  return `imaging: ${task.stateName} ${task.percent.toFixed(0)}%`;
+/** FOG's task state while its imaging client writes the disk. */
+const IN_PROGRESS = 3;
+
+/** The percent and partition of a progress note progressText wrote, or null. */
+function imagingNoted(note: string | null): { percent: number; partition: number } | null {
+  const found = note === null ? null : /^imaging: .* (\d+)%, partition (\d+)$/.exec(note);
+  return found ? { percent: Number(found[1]), partition: Number(found[2]) } : null;
+}
+
+/**
+ * The task's state, and once the transfer runs its percent with the partition being written:
+ * FOG's percent is the current partition's, and restarts from 0 at each one (fog-api.md), so a
+ * percent below the one noted before (the booking's progress, `previous`) is the next partition
+ * — `90%, partition 1` then `7%, partition 2`, never a bare 90% → 7%. A partition written whole
+ * between two looks goes unseen: the count is of the restarts seen, at least.
+ */
+export function progressText(task: ImagingProgress, previous: string | null): string {
+  if (task.stateId !== IN_PROGRESS) return `imaging: ${task.stateName}`;
+  const percent = Math.floor(task.percent);
+  const before = imagingNoted(previous);
+  const partition = before === null ? 1 : before.partition + (percent < before.percent ? 1 : 0);
+  return `imaging: ${task.stateName} ${percent}%, partition ${partition}`;
 }

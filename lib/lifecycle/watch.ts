@@ -22,6 +22,7 @@ import type { PhaseInput } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
 import { settledWithin } from "../time";
 import { imagingConfig } from "./current-run";
+import { updateBookingProgress } from "./progress";
 import { isCurrentRun, noteProgress } from "./transitions";
 import { markAnswered, recordOutcome } from "./waits";
 import { lookAtImaging } from "./watch-imaging";
@@ -132,7 +133,8 @@ async function settle(rt: Runtime, entry: Waiting, look: Look, report: WatchRepo
   const { phase, generation } = entry.input;
   if (look.kind === "pending") {
     if (look.progress) {
-      await rt.store.updateBooking(
+      await updateBookingProgress(
+        rt,
         entry.booking.id,
         noteProgress(phase, generation, look.progress),
       );
@@ -146,7 +148,7 @@ async function settle(rt: Runtime, entry: Waiting, look: Look, report: WatchRepo
   // Only for the token this look was for: one replaced meanwhile is looked at next cycle. The
   // progress goes in the same write, and only with the outcome.
   const progress = look.kind === "done" ? noteProgress(phase, generation, look.progress) : null;
-  const { changed } = await rt.store.updateBooking(entry.booking.id, (current) => {
+  const { changed } = await updateBookingProgress(rt, entry.booking.id, (current) => {
     const recorded = recordOutcome(entry.wait, outcome, rt.now())(current);
     return recorded && progress ? (progress(recorded) ?? recorded) : recorded;
   });

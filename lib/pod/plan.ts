@@ -79,6 +79,7 @@ export function teardownPlan(
         argv: virsh(uri, "destroy", "--domain", name),
         timeoutSeconds: POD_TIMEOUTS.destroy,
         okExitCodes: TOLERATE_MISSING,
+        expected: `domain ${name} is not running (or not defined): nothing to stop`,
         // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
         idempotent: true,
       },
@@ -87,6 +88,7 @@ export function teardownPlan(
         argv: virsh(uri, "undefine", "--domain", name, "--managed-save", "--snapshots-metadata"),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        expected: `domain ${name} is not defined: nothing to remove`,
         // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
         idempotent: true,
       },
@@ -98,6 +100,7 @@ export function teardownPlan(
         argv: virsh(uri, "net-destroy", "--network", name),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        expected: `network ${name} is not active (or not defined): nothing to stop`,
         // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
         idempotent: true,
       },
@@ -105,6 +108,7 @@ export function teardownPlan(
         argv: virsh(uri, "net-undefine", "--network", name),
         timeoutSeconds: POD_TIMEOUTS.virsh,
         okExitCodes: TOLERATE_MISSING,
+        expected: `network ${name} is not defined: nothing to remove`,
         // Run twice, the second finds nothing to remove: safe to run again on a lost connection.
         idempotent: true,
       },

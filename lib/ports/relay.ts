@@ -17,6 +17,12 @@ export interface RemoteCommand {
    * CommandFailedError.
    */
   okExitCodes?: number[];
+  /**
+   * What an accepted exit code other than 0 means, in plain words ("domain master is not
+   * defined: nothing to remove"): an expected answer, logged as this line rather than as the
+   * command's error output (lib/lifecycle/host-access.ts, runLogged).
+   */
+  expected?: string;
   /** Shown in logs and errors instead of the argv when the argv must not be shown. */
   display?: string;
   /**
