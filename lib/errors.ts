@@ -31,6 +31,25 @@ export class TransientError extends LaasError {
  */
 export class OutcomeUnknownError extends TransientError {}
 
+/**
+ * An endpoint did not answer (refused, reset, timed out), with the reason in a few words
+ * ("connection refused") besides the whole message: what a wait for it tells while it tries
+ * again (lib/adapters/retry.ts). It keeps TransientError's name.
+ */
+export class UnreachableError extends TransientError {
+  readonly reason: string;
+
+  constructor(message: string, reason: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+/** Why an endpoint did not answer: in a few words for an UnreachableError, else its message. */
+export function unreachableReason(error: unknown): string {
+  return error instanceof UnreachableError ? error.reason : errorMessage(error);
+}
+
 /** A thing the lab was asked about does not exist (FOG host, image, inventory entry). */
 export class NotFoundError extends LaasError {
   override name = "NotFoundError";

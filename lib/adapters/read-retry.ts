@@ -47,8 +47,15 @@ export interface ReadRetryOptions {
   policy: ReadRetryPolicy;
   /** Time allowed for one request, its body included. */
   requestTimeoutMs: number;
-  /** Told of each failure that will be tried again (for a debug log line). */
-  onRetry?: (error: TransientError | PageInsteadOfJsonError, attemptNumber: number) => void;
+  /**
+   * Told of each failure that will be tried again (for a log line), with when the read gives up
+   * at the latest: no attempt starts after `lastStart`.
+   */
+  onRetry?: (
+    error: TransientError | PageInsteadOfJsonError,
+    attemptNumber: number,
+    bounds: { attempts: number; lastStart: Date },
+  ) => void;
 }
 
 /**
@@ -81,7 +88,10 @@ export async function readWithRetry<T>(
       // The wait p-retry is about to make (its formula), then an attempt worth making.
       const delay = Math.min(policy.maxDelayMs, policy.firstDelayMs * 2 ** (attemptNumber - 1));
       if (left() - delay < shortest) return false;
-      options.onRetry?.(error, attemptNumber);
+      options.onRetry?.(error, attemptNumber, {
+        attempts: policy.attempts,
+        lastStart: new Date(Date.now() + left() - shortest),
+      });
       return true;
     },
   });

@@ -18,6 +18,7 @@ import {
   HostBusyError,
   HostUnreachableError,
   TransientError,
+  UnreachableError,
 } from "../errors";
 import { installerPlugin } from "../installers/registry";
 import { requireInLabSubnets } from "../lab/subnets";
@@ -27,6 +28,7 @@ import type { Runtime } from "../ports/runtime";
 import { allOf, doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { identityProof } from "./host-access";
+import { updateBookingProgress } from "./progress";
 import {
   hostCleaning,
   hostInUse,
@@ -143,7 +145,8 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
     // Outside the reboot's failure handling: the reboot happened, whatever becomes of this write.
     if (accepted) await rt.store.updateHost(input.hostName, recordHostKey(accepted));
   }
-  await rt.store.updateBooking(
+  await updateBookingProgress(
+    rt,
     booking.id,
     allOf(
       noteProgress(input.phase, input.generation, "imaging: waiting for the host to network-boot"),
@@ -226,12 +229,23 @@ async function rebootIntoImaging(
     );
   }
   requireInLabSubnets(address, rt.config.labSubnets, `the address of ${hostName}`);
-  const { hostKey } = await rt.power.reboot({
-    hostName,
-    address,
-    power,
-    knownHostKey: host.hostKey,
-    identity: identityProof(rt, host),
-  });
-  return hostKey;
+  try {
+    const { hostKey } = await rt.power.reboot({
+      hostName,
+      address,
+      power,
+      knownHostKey: host.hostKey,
+      identity: identityProof(rt, host),
+    });
+    return hostKey;
+  } catch (error) {
+    // The imaging waits on the reboot: its failure names what did not answer (the relay, the
+    // host), so that nobody looks for the cause in FOG, whose task is set and waiting.
+    if (!(error instanceof UnreachableError)) throw error;
+    throw new UnreachableError(
+      `${hostName} could not be rebooted into its imaging (FOG's task waits for it): ${error.message}`,
+      error.reason,
+      { cause: error },
+    );
+  }
 }

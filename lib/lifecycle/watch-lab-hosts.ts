@@ -8,7 +8,13 @@ import pLimit from "p-limit";
 import { inventoryHostByName } from "../config/load";
 import type { InstallerConfig } from "../config/types";
 import type { Host } from "../domain/host";
-import { ConfigError, errorMessage, NotFoundError, TransientError } from "../errors";
+import {
+  ConfigError,
+  errorMessage,
+  NotFoundError,
+  TransientError,
+  unreachableReason,
+} from "../errors";
 import { AddressNotFoundError, discoverAddress } from "../lab/address";
 import type { HostLogin, Relay, RelaySession } from "../ports/relay";
 import type { Runtime } from "../ports/runtime";
@@ -43,22 +49,31 @@ export async function lookAtLabHosts(
       ]);
     });
   } catch (error) {
-    // The relay itself is out of reach: every host wait goes on, each towards its own deadline.
+    // The relay itself is out of reach: every host wait goes on, each towards its own deadline,
+    // and a host's says what it waits for.
     const problem = `the relay is out of reach: ${errorMessage(error)}`;
+    rt.logger.warn(
+      { err: errorMessage(error), waits: booting.length + installing.length },
+      "the watcher cannot reach the relay: the hosts' waits go on, each to its deadline",
+    );
+    const waitingFor = `the relay (${unreachableReason(error)})`;
     for (const entry of [...booting, ...installing]) {
       if (!looks.has(entry.booking.id))
-        looks.set(entry.booking.id, pastDeadline(rt, entry, problem));
+        looks.set(entry.booking.id, pastDeadline(rt, entry, problem, waitingFor));
     }
   }
 }
 
-/** What a wait whose event has not come comes to: pending, or failed once past its deadline. */
-function pastDeadline(rt: Runtime, entry: Waiting, problem: string): Look {
+/**
+ * What a wait whose event has not come comes to: pending, or failed once past its deadline. A
+ * host's wait that cannot look (`waitingFor`: the relay down) says so in its progress.
+ */
+function pastDeadline(rt: Runtime, entry: Waiting, problem: string, waitingFor?: string): Look {
   if (!isPastDeadline(entry.wait, rt.now())) {
-    return {
-      kind: "pending",
-      progress: entry.wait.event === "host-up" ? "waiting for the host to boot" : null,
-    };
+    const booting = waitingFor
+      ? `waiting for the host to boot; waiting for ${waitingFor} to look`
+      : "waiting for the host to boot";
+    return { kind: "pending", progress: entry.wait.event === "host-up" ? booting : null };
   }
   const { hostName } = entry.booking;
   return entry.wait.event === "host-up"

@@ -14,9 +14,11 @@ import {
   NotFoundError,
   ProtocolError,
   TransientError,
+  unreachableReason,
 } from "../../errors";
 import type { Logger } from "../../log";
 import type { Imager, ImagerHost, ImagingProgress } from "../../ports/imager";
+import { zonedTime } from "../../time";
 import {
   DEFAULT_READ_RETRY,
   PageInsteadOfJsonError,
@@ -70,11 +72,17 @@ const ALREADY_IN_TASK = /already a member of an active task/i;
 export class FogClient implements Imager {
   readonly #http: FogHttp;
   readonly #logger: Logger;
+  /** FOG's address, as the config gives it (no credential is part of it). */
+  readonly #server: string;
   readonly #retry: ReadRetryPolicy;
   readonly #timeoutMs: number;
 
   constructor(config: FogClientConfig, logger: Logger, options: FogClientOptions = {}) {
     this.#logger = logger;
+    const server = new URL(config.server);
+    server.username = "";
+    server.password = "";
+    this.#server = server.href;
     this.#timeoutMs = config.requestTimeoutSeconds * 1000;
     this.#http = new FogHttp(
       {
@@ -319,8 +327,13 @@ export class FogClient implements Imager {
       {
         policy: this.#retry,
         requestTimeoutMs: this.#timeoutMs,
-        onRetry: (error, attemptNumber) =>
-          this.#logger.debug({ method, route, attemptNumber, error: error.message }, "fog retry"),
+        // Said at warning level: a command waiting on FOG is never silent about why.
+        onRetry: (error, attemptNumber, { attempts, lastStart }) =>
+          this.#logger.warn(
+            { method, route, attemptNumber, err: error.message },
+            `waiting for FOG at ${this.#server} (${unreachableReason(error)}); attempt ` +
+              `${attemptNumber + 1} of ${attempts}, none started after ${zonedTime(lastStart)}`,
+          ),
       },
     );
   }

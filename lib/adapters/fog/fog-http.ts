@@ -10,7 +10,14 @@
  * answered 200 is asked for again first) — and JSON of the wrong shape (ProtocolError).
  */
 import type { z } from "zod";
-import { AuthError, ConfigError, NotFoundError, ProtocolError, TransientError } from "../../errors";
+import {
+  AuthError,
+  ConfigError,
+  NotFoundError,
+  ProtocolError,
+  TransientError,
+  UnreachableError,
+} from "../../errors";
 import type { Logger } from "../../log";
 import type { Secret } from "../../secret";
 import { PageInsteadOfJsonError } from "../read-retry";
@@ -106,7 +113,9 @@ export class FogHttp {
       const reason = describeNetworkError(error, timeoutMs);
       this.#logger.debug({ method, route, durationMs, error: reason }, "fog request failed");
       if (error instanceof TransientError) throw error;
-      throw new TransientError(`FOG did not answer ${method} ${url}: ${reason}`, { cause: error });
+      throw new UnreachableError(`FOG did not answer ${method} ${url}: ${reason}`, reason, {
+        cause: error,
+      });
     }
   }
 }

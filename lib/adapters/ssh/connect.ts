@@ -8,7 +8,14 @@
 import type { Duplex } from "node:stream";
 import type { Client, ConnectConfig } from "ssh2";
 import ssh2 from "ssh2";
-import { AuthError, ConfigError, errorMessage, ProtocolError, TransientError } from "../../errors";
+import {
+  AuthError,
+  ConfigError,
+  errorMessage,
+  ProtocolError,
+  TransientError,
+  UnreachableError,
+} from "../../errors";
 import type { Logger } from "../../log";
 import type { Secret } from "../../secret";
 import { fingerprintSha256, normalizeFingerprint } from "./host-key";
@@ -139,8 +146,9 @@ export function connectPinned(login: SshLogin, logger: Logger): Promise<SshConne
     const failure = (error: Error | null): Error => {
       if (keyRefused) return hostKeyMismatch(login, presented);
       if (error === null) {
-        return new TransientError(
+        return new UnreachableError(
           `SSH connection to ${login.label} closed before the login completed`,
+          "closed before the login completed",
         );
       }
       return classifySshError(error, login);
@@ -238,16 +246,22 @@ export function classifySshError(error: Error, login: Pick<SshLogin, "label" | "
         `SSH login to ${login.label} as ${login.user} was refused: ${error.message}`,
       );
     case "client-timeout":
-      return new TransientError(`SSH to ${login.label} timed out: ${error.message}`);
-    case "client-socket":
-    case "client-dns":
-      return new TransientError(
-        `SSH to ${login.label} failed: ${code === "ECONNREFUSED" ? "connection refused" : error.message}`,
+      return new UnreachableError(
+        `SSH to ${login.label} timed out: ${error.message}`,
+        `no answer: ${error.message}`,
       );
+    case "client-socket":
+    case "client-dns": {
+      const reason = code === "ECONNREFUSED" ? "connection refused" : error.message;
+      return new UnreachableError(`SSH to ${login.label} failed: ${reason}`, reason);
+    }
     case "protocol":
       // A host still booting may accept TCP and drop it before sshd answers.
       if (error.message.includes("before handshake")) {
-        return new TransientError(`SSH to ${login.label} failed: ${error.message}`);
+        return new UnreachableError(
+          `SSH to ${login.label} failed: ${error.message}`,
+          error.message,
+        );
       }
       return new ProtocolError(`SSH with ${login.label} failed: ${error.message}`);
     case "handshake":

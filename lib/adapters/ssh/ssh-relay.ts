@@ -103,6 +103,7 @@ export class SshRelay implements Relay {
       const connection = await retryTransient(() => connectPinned(login, logger), this.#retry, {
         logger,
         what: `SSH login to the relay ${endpoint}`,
+        waitingFor: `the relay at ${endpoint}`,
       });
       logger.debug({ user: config.user }, "relay: logged in");
       return connection;
