@@ -414,6 +414,46 @@ describe("a broken configuration", () => {
     await expect(loadPharosConfig(pharos)).resolves.toBeTruthy();
   });
 
+  it("reads the end notice's settings, by default two days before bookings of three days or more", async () => {
+    expect((await loadPharosConfig(pharos)).handover?.endNotice).toEqual({
+      beforeHours: 48,
+      minBookingHours: 72,
+    });
+    edit("pharos.yaml", (doc) => doc.setIn(["handover", "end_notice"], { before_hours: 12 }));
+    expect((await loadPharosConfig(pharos)).handover?.endNotice).toEqual({
+      beforeHours: 12,
+      minBookingHours: 36,
+    });
+    edit("pharos.yaml", (doc) =>
+      doc.setIn(["handover", "end_notice"], { before_hours: 0.5, min_booking_hours: 2 }),
+    );
+    expect((await loadPharosConfig(pharos)).handover?.endNotice).toEqual({
+      beforeHours: 0.5,
+      minBookingHours: 2,
+    });
+    edit("pharos.yaml", (doc) => doc.setIn(["handover", "end_notice"], false));
+    expect((await loadPharosConfig(pharos)).handover?.endNotice).toBeNull();
+    edit("pharos.yaml", (doc) =>
+      doc.setIn(["handover", "end_notice"], { before_hours: 48, min_booking_hours: 24 }),
+    );
+    expect(await configErrorOf(loadPharosConfig(pharos))).toBe(
+      `${file("pharos.yaml")}: handover.end_notice.min_booking_hours: 24 is below before_hours (48): a booking between the two would be told of its end as soon as it is handed over; make it at least 48`,
+    );
+    const refused = async (value: unknown) => {
+      edit("pharos.yaml", (doc) => doc.setIn(["handover", "end_notice"], value));
+      return configErrorOf(loadPharosConfig(pharos));
+    };
+    expect(await refused({ before_hours: -1 })).toBe(
+      `${file("pharos.yaml")}: handover.end_notice.before_hours: expected a positive number, got -1`,
+    );
+    expect(await refused({ before: 48 })).toBe(
+      `${file("pharos.yaml")}: handover.end_notice: unknown field "before"`,
+    );
+    expect(await refused("yes")).toBe(
+      `${file("pharos.yaml")}: handover.end_notice: expected true, false or a mapping {before_hours, min_booking_hours}, got "yes"`,
+    );
+  });
+
   it("checks the directory and mail settings", async () => {
     edit("vpn.yaml", (doc) => doc.setIn(["ldap", "url"], "ldaps://127.0.0.1:636"));
     expect(await configErrorOf(loadPharosConfig(pharos))).toBe(

@@ -40,6 +40,7 @@ function makeBooking(overrides: Partial<Booking> = {}): Booking {
     access: null,
     run: null,
     wait: null,
+    endNotice: null,
     createdAt: T0,
     updatedAt: T0,
     expiresAtEpochSeconds: null,

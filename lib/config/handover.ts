@@ -11,7 +11,7 @@ import { errorCode, resolveConfigPath } from "./paths";
 import type { RawHandover, RawVpn } from "./schema";
 import { decodeSealingKey } from "./sealing-key";
 import { type SecretPolicy, secretField } from "./secrets";
-import type { EmailConfig, HandoverConfig, LdapConnection } from "./types";
+import type { EmailConfig, EndNoticeConfig, HandoverConfig, LdapConnection } from "./types";
 
 export { decodeSealingKey, SEALING_KEY_BYTES } from "./sealing-key";
 
@@ -110,5 +110,28 @@ export async function handoverConfig(
     dashboardNotes: raw.dashboard_notes,
     email: await emailConfig(raw.email, dir, issues, policy),
     sweepSeconds: raw.sweep_interval,
+    endNotice: endNoticeConfig(raw.end_notice, issues),
   };
+}
+
+/** As the Anuket lab does: two days before the end. */
+export const DEFAULT_END_NOTICE_HOURS = 48;
+
+/**
+ * The end notice's settings. A booking no longer than the notice's lead would be told of its end
+ * as it is handed over, by a hand-over that already says when it ends: by default only bookings a
+ * day longer than the lead get one, so that it comes a day after the hand-over at the soonest;
+ * and a minimum below the lead is refused, as it would mail such bookings at once.
+ */
+function endNoticeConfig(raw: RawHandover["end_notice"], issues: Issue[]): EndNoticeConfig | null {
+  if (raw === false) return null;
+  const beforeHours = raw === true ? DEFAULT_END_NOTICE_HOURS : raw.before_hours;
+  const minBookingHours = (raw === true ? undefined : raw.min_booking_hours) ?? beforeHours + 24;
+  if (minBookingHours < beforeHours) {
+    issues.push({
+      path: "handover.end_notice.min_booking_hours",
+      message: `${minBookingHours} is below before_hours (${beforeHours}): a booking between the two would be told of its end as soon as it is handed over; make it at least ${beforeHours}`,
+    });
+  }
+  return { beforeHours, minBookingHours };
 }

@@ -412,6 +412,24 @@ export const emailSchema = z.strictObject(
   expected("a mapping {host, port, security, user, pass, ca, from, operators, timeout}"),
 );
 
+/**
+ * pharos.yaml `handover.end_notice`: the mail to the booking user before their booking ends, or
+ * false for none. Hours may be fractions (0.5 is half an hour).
+ */
+export const endNoticeSchema = z.union(
+  [
+    z.boolean(expected("true, false or a mapping {before_hours, min_booking_hours}")),
+    z.strictObject(
+      {
+        before_hours: positiveNumber.default(48),
+        min_booking_hours: positiveNumber.optional(),
+      },
+      expected("a mapping {before_hours, min_booking_hours}"),
+    ),
+  ],
+  expected("true, false or a mapping {before_hours, min_booking_hours}"),
+);
+
 /** pharos.yaml `handover:` (extension): access for the booking user and telling them. */
 export const handoverSchema = z.strictObject(
   {
@@ -422,9 +440,10 @@ export const handoverSchema = z.strictObject(
     dashboard_notes: z.boolean(expected("true or false")).default(true),
     email: emailSchema,
     sweep_interval: positiveInt.default(3600),
+    end_notice: endNoticeSchema.default(true),
   },
   expected(
-    "a mapping {sealing_key, vpn, root_password, ssh_key, dashboard_notes, email, sweep_interval}",
+    "a mapping {sealing_key, vpn, root_password, ssh_key, dashboard_notes, email, sweep_interval, end_notice}",
   ),
 );
 

@@ -196,6 +196,16 @@ export interface HandoverConfig {
   email: EmailConfig;
   /** Seconds between two directory sweeps for VPN users no active booking uses (default 3600). */
   sweepSeconds: number;
+  /** The mail to the booking user before their booking ends; null: none. */
+  endNotice: EndNoticeConfig | null;
+}
+
+/** pharos.yaml `handover.end_notice` (lib/lifecycle/end-notice.ts). */
+export interface EndNoticeConfig {
+  /** How long before the end the user is told (default 48). */
+  beforeHours: number;
+  /** Bookings shorter than this get no notice (default beforeHours + 24). */
+  minBookingHours: number;
 }
 
 export interface PodSettings {

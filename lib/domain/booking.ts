@@ -80,6 +80,27 @@ export type Cleanup = (typeof CLEANUPS)[number];
 export const HANDOVER_STATES = ["pending", "delivered", "undelivered", "withdrawn"] as const;
 export type HandoverState = (typeof HANDOVER_STATES)[number];
 
+export const END_NOTICE_STATES = ["sending", "sent", "failed", "skipped"] as const;
+export type EndNoticeState = (typeof END_NOTICE_STATES)[number];
+
+/**
+ * The notice before the end (lifecycle/end-notice.ts), for one end of the booking: the user is
+ * told at most once per end, and an end moved by the dashboard (an extension) opens a new one.
+ */
+export interface EndNotice {
+  /** The booking end (ISO-8601) this notice is for. */
+  end: string;
+  /**
+   * "sending": claimed by a poller that is sending it; "sent"; "failed": the mail server did not
+   * take it (tried again later); "skipped": not sent, for `reason`.
+   */
+  state: EndNoticeState;
+  /** When it took this state, ISO-8601. */
+  at: string;
+  /** Why it was skipped or failed (never holds secrets); null otherwise. */
+  reason: string | null;
+}
+
 export interface Booking {
   id: string;
   resourceId: string;
@@ -117,6 +138,8 @@ export interface Booking {
   run: RunRecord | null;
   /** The world event the current run waits for (imaging, boot, installer), with its task token. */
   wait: WaitRecord | null;
+  /** The notice before the end, for the end it was last decided for; null before. */
+  endNotice: EndNotice | null;
   createdAt: string;
   updatedAt: string;
   /**

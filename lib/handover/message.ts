@@ -280,3 +280,44 @@ export function renderOperatorNotice(details: OperatorNoticeDetails): RenderedTe
     text: render(OPERATOR_NOTICE_TEMPLATE, false, context),
   };
 }
+
+/** What the booking user is told before their booking ends (no secret in it). */
+export interface EndNoticeDetails {
+  bookingId: string;
+  userName: string | null;
+  hostName: string;
+  /** Booking end, ISO-8601. */
+  end: string;
+  /** When the notice is sent, ISO-8601: how long is left is counted from it. */
+  at: string;
+  /** Whether a VPN account was made for the booking (it goes at the end). */
+  vpn: boolean;
+  dashboardUrl: string | null;
+}
+
+const END_NOTICE_TEXT = "end-notice.txt.njk";
+const END_NOTICE_HTML = "end-notice.html.njk";
+
+/** "about 47 hours", "about 30 minutes": what is left, rounded down, never below a minute. */
+function timeLeft(fromIso: string, toIso: string): string {
+  const minutes = Math.max(1, Math.floor((Date.parse(toIso) - Date.parse(fromIso)) / 60_000));
+  if (minutes < 120) return `about ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  return `about ${Math.floor(minutes / 60)} hours`;
+}
+
+export function renderEndNotice(details: EndNoticeDetails): RenderedMessage {
+  const context = {
+    bookingId: oneLine(details.bookingId),
+    userName: optional(details.userName),
+    hostName: oneLine(details.hostName),
+    end: utcTime(details.end),
+    left: timeLeft(details.at, details.end),
+    vpn: details.vpn,
+    dashboardUrl: webLink(details.dashboardUrl),
+  };
+  return {
+    subject: `Your LaaS booking ${context.bookingId} on ${context.hostName} ends ${context.end}`,
+    text: render(END_NOTICE_TEXT, false, context),
+    html: render(END_NOTICE_HTML, true, context),
+  };
+}

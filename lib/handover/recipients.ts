@@ -43,13 +43,24 @@ export function handoverRecipients(
           command: null,
         };
   }
+  const to = userRecipient(booking, user, "hand-over");
+  return to.ok ? to : { ...to, command: resendCommand(booking.id) };
+}
+
+/**
+ * The booking user's address as the dashboard gives it, for `what` ("hand-over", "end notice"),
+ * or why there is none. Never anyone in the user's place.
+ */
+export function userRecipient(
+  booking: Pick<Booking, "id" | "user">,
+  user: DashboardUser | null,
+  what: string,
+): { ok: true; to: string[] } | { ok: false; problem: string } {
   if (user?.email) return { ok: true, to: [user.email] };
-  const command = resendCommand(booking.id);
   if (booking.user === null) {
     return {
       ok: false,
-      problem: `booking ${booking.id}: the dashboard does not say who booked it, so there is no address for its hand-over`,
-      command,
+      problem: `booking ${booking.id}: the dashboard does not say who booked it, so there is no address for its ${what}`,
     };
   }
   const who = JSON.stringify(booking.user);
@@ -58,7 +69,6 @@ export function handoverRecipients(
     problem: user
       ? `booking ${booking.id}: the dashboard gives no e-mail address for its user ${who}`
       : `booking ${booking.id}: the dashboard does not know its user ${who}`,
-    command,
   };
 }
 

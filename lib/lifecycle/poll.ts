@@ -6,7 +6,8 @@
  * booking, the phase and its generation; the engine refuses a second start of a name.
  *
  * A booking the lab cannot serve (booking-rules.ts) is refused here, before its host is claimed;
- * a failed booking whose host was left dirty gets the release run that cleans it.
+ * a failed booking whose host was left dirty gets the release run that cleans it. Then each ready
+ * booking whose end is near gets its notice (end-notice.ts), from the same reading of the store.
  */
 
 import type { Booking, Phase } from "../domain/booking";
@@ -16,6 +17,7 @@ import type { PhaseInput } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
 import { bookingUserProblem } from "./booking-rules";
 import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
+import { sendEndNotices } from "./end-notice";
 import { FAILURE_MAIL, FAILURE_RECORD, type FailureRecord } from "./failure-record";
 import { mailFailure, operatorsReachable } from "./operator-mail";
 import { hostAfterRunFailed, tellOperatorsOfFailure } from "./outcomes";
@@ -54,6 +56,8 @@ export interface PollReport {
   refused: string[];
   /** Failed bookings whose host this poll started cleaning (a release run). */
   cleaning: string[];
+  /** Bookings whose user this poll told that it ends soon (end-notice.ts). */
+  noticed: string[];
   errors: string[];
 }
 
@@ -93,6 +97,10 @@ export async function poll(rt: PollDeps, options: PollOptions = {}): Promise<Pol
   );
   // In the store's order, whichever booking finished first.
   for (const part of parts) appendLists(report, part);
+  // On the bookings as read: one another writer moved since is decided again on its claim.
+  const notices = await sendEndNotices(rt, stored);
+  report.noticed.push(...notices.sent);
+  report.errors.push(...notices.errors);
   rt.logger.info(
     {
       seen: report.seen,
@@ -118,6 +126,7 @@ function emptyReport(): PollReport {
     recovered: [],
     refused: [],
     cleaning: [],
+    noticed: [],
     errors: [],
   };
 }

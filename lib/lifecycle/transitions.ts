@@ -34,6 +34,7 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     access: null,
     run: null,
     wait: null,
+    endNotice: null,
     createdAt: at,
     updatedAt: at,
     expiresAtEpochSeconds: null,

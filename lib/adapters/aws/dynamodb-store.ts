@@ -9,6 +9,8 @@ import {
   type Booking,
   type BookingAccess,
   CLEANUPS,
+  END_NOTICE_STATES,
+  type EndNotice,
   HANDOVER_STATES,
 } from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
@@ -80,6 +82,13 @@ const waitSchema = z.object({
   answeredAt: isoTimestamp.nullable(),
 }) satisfies z.ZodType<WaitRecord>;
 
+const endNoticeSchema = z.object({
+  end: isoTimestamp,
+  state: z.enum(END_NOTICE_STATES),
+  at: isoTimestamp,
+  reason: z.string().nullable(),
+}) satisfies z.ZodType<EndNotice>;
+
 const bookingSchema = z.object({
   id: z.string().min(1),
   resourceId: z.string(),
@@ -103,6 +112,8 @@ const bookingSchema = z.object({
   // Absent on items written before runs were recorded.
   run: runSchema.nullable().default(null),
   wait: waitSchema.nullable().default(null),
+  // Absent on items written before bookings were told of their end.
+  endNotice: endNoticeSchema.nullable().default(null),
   createdAt: isoTimestamp,
   updatedAt: isoTimestamp,
   // Absent on items written before bookings expired (lifecycle/retention.ts).
@@ -160,6 +171,7 @@ function bookingToItem(booking: Booking): Item {
     access: booking.access,
     run: booking.run,
     wait: booking.wait,
+    endNotice: booking.endNotice,
     createdAt: booking.createdAt,
     updatedAt: booking.updatedAt,
     // A number is DynamoDB TTL's attribute; NULL is ignored by TTL.
