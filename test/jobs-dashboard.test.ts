@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { LaasJobsDashboard } from "../lib/adapters/laas-jobs/jobs-client";
 import {
@@ -445,5 +447,76 @@ describe("LaasJobsDashboard errors", () => {
       silentLogger,
     );
     await expect(jobs.listJobs("new")).rejects.toThrow(ConfigError);
+  });
+});
+
+describe("LaasJobsDashboard guards", () => {
+  it("reads a booking's cleanup re-issue: power off, VLANs emptied, vpn revoked, its lab token back", async () => {
+    const dashboard = await sim({ cleanup: "2019" });
+    const job = bookingJob(dashboard);
+    const jobs = client(dashboard);
+    for (const task of job.tasks) {
+      await jobs.postStatus(job.id, task.taskId, { status: 200, labToken: `${task.kind}-1` });
+    }
+    dashboard.endBooking(job.id);
+    const [listed] = await jobs.listJobs("new");
+    const byKind = Object.fromEntries((listed?.tasks ?? []).map((t) => [t.kind, t]));
+    expect(byKind.hardware).toMatchObject({ power: "off", imageId: null, labToken: "hardware-1" });
+    expect(byKind.network).toMatchObject({
+      hosts: [{ hostLabId: "hpe3", interfaces: [{ vlans: [] }] }],
+    });
+    expect(byKind.access).toMatchObject({ accessType: "vpn", revoke: true, labToken: "access-1" });
+    expect(byKind.software).toMatchObject({ installer: null, scenario: null, roles: [] });
+    expect(listed?.tasks).toHaveLength(4); // the ssh task is not re-issued
+  });
+
+  it("leaves out a listed job all of whose tasks were set aside", async () => {
+    const dashboard = await sim();
+    dashboard.addJob([{ kind: "active_users", config: {} }]);
+    expect(await client(dashboard).listJobs("new")).toEqual([]);
+  });
+
+  it("refuses a job answered under another id, and sets aside a job listed twice", async () => {
+    const dashboard = await sim();
+    const job = bookingJob(dashboard);
+    const jobs = client(dashboard);
+    const original = globalThis.fetch;
+    const answer = (body: unknown) => async () =>
+      new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+    try {
+      globalThis.fetch = answer({ id: job.id + 1, payload: {} });
+      await expect(jobs.getJob(job.id)).rejects.toThrow(ProtocolError);
+      const entry = {
+        id: 5,
+        payload: { hardware: { t1: { id: "hpe3", power: "on", lab_token: "null" } } },
+      };
+      globalThis.fetch = answer([entry, entry]);
+      expect((await jobs.listJobs("new")).map((j) => j.id)).toEqual([5]);
+    } finally {
+      globalThis.fetch = original;
+    }
+  });
+
+  it("does not follow a redirect of a status post", async () => {
+    const server = createServer((req, res) => {
+      res.statusCode = 302;
+      res.setHeader("Location", req.url ?? "/");
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const jobs = new LaasJobsDashboard({ url, lab: LAB, token: new Secret(TOKEN) }, silentLogger);
+    await expect(jobs.postStatus(1, "t1", { status: 100 })).rejects.toThrow(/answered 302/);
+  });
+
+  it("a post to a dashboard that refuses the connection is transient, its outcome known", async () => {
+    const dashboard = await sim();
+    const jobs = client(dashboard);
+    await dashboard.close();
+    cleanups.length = 0;
+    const failed = jobs.postStatus(1, "t1", { status: 100 });
+    await expect(failed).rejects.toThrow(TransientError);
+    await expect(failed).rejects.not.toThrow(OutcomeUnknownError);
   });
 });
