@@ -118,6 +118,42 @@ describe("which bookings are owed their end notice", () => {
   });
 });
 
+describe("a poll's notices when none is due", () => {
+  it("cost no request: not one store, dashboard or mail call", async () => {
+    const asked: string[] = [];
+    const refuse = (port: string) =>
+      new Proxy({}, { get: (_target, name) => () => asked.push(`${port}.${String(name)}`) });
+    const sent = ready({ endsInHours: 47 });
+    const bookings = [
+      ready({ endsInHours: 49 }),
+      ready({
+        endsInHours: 47,
+        lengthHours: 60,
+        endNotice: { end: sent.end, state: "skipped", at: NOW.toISOString(), reason: "short" },
+      }),
+      {
+        ...sent,
+        endNotice: { end: sent.end, state: "sent" as const, at: NOW.toISOString(), reason: null },
+      },
+      ready({ endsInHours: 10, state: "failed" }),
+    ];
+    const config = { dashboard: "http://127.0.0.1:1/", handover: { endNotice: SETTINGS } };
+    const outcome = await sendEndNotices(
+      {
+        config: config as never,
+        store: refuse("store") as never,
+        dashboard: refuse("dashboard") as never,
+        mailer: refuse("mailer") as never,
+        logger: refuse("logger") as never,
+        now: () => NOW,
+      },
+      bookings,
+    );
+    expect(outcome).toEqual({ sent: [], errors: [] });
+    expect(asked).toEqual([]);
+  });
+});
+
 describe("the end notice against the lab's SMTP server", () => {
   let h: ListeningHandoverLab;
   beforeAll(async () => {
