@@ -7,6 +7,7 @@ import type { PharosConfig } from "../config/types";
 import { LaasError } from "../errors";
 import { createLogger, LOG_FILE, type LogStream } from "../log";
 import { openTerminal, terminalMode } from "./terminal";
+import { serveStatusPage } from "./ui";
 
 export interface ListenOptions {
   config: string;
@@ -14,6 +15,8 @@ export interface ListenOptions {
   once: boolean;
   /** The log's JSON lines on stdout (the listener's own lines on stderr). */
   json?: boolean;
+  /** Serve the status page and /metrics from this process (pharos.yaml web:, or these). */
+  ui?: { address?: string; port?: number };
 }
 
 /**
@@ -62,24 +65,16 @@ async function listenWith(
   try {
     const embedded = await openEmbeddedRuntime(config, { handlers, listen: true, logger });
     try {
-      const listener = new Listener(embedded, { drainMs: options.drainSeconds * 1000 });
-      if (stopping.signal.aborted) listener.stop();
-      else stopping.signal.addEventListener("abort", () => listener.stop(), { once: true });
-      if (options.once) {
-        // What a previous listener left is resumed too, then run to its end with this poll's.
-        await listener.watchOnce();
-        const report = await listener.pollOnce();
-        await listener.untilIdle();
-        // The dashboard down or the token refused: what the one poll was for did not happen.
-        if (report === null) throw new LaasError(`the poll failed: ${listener.lastPollError}`);
-        return 0;
+      // Served before the first poll, so that a port that cannot be had fails the start.
+      const page = options.ui
+        ? await serveStatusPage(embedded.runtime, { ...options.ui, processMetrics: true }, logger)
+        : null;
+      if (page) out(`status page: ${page.url}  (metrics: ${page.url}metrics)`);
+      try {
+        return await listenOn(embedded, options, stopping, out);
+      } finally {
+        await page?.close();
       }
-      const { finished, handedOver } = await listener.run();
-      out(
-        `listener stopped: ${finished.length} workflow(s) finished, ${handedOver.length} handed over` +
-          (handedOver.length ? ` (${handedOver.join(", ")}; the next listener restarts them)` : ""),
-      );
-      return 0;
     } finally {
       await embedded.close();
     }
@@ -87,4 +82,30 @@ async function listenWith(
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
   }
+}
+
+async function listenOn(
+  embedded: Awaited<ReturnType<typeof openEmbeddedRuntime>>,
+  options: ListenOptions,
+  stopping: AbortController,
+  out: (line: string) => void,
+): Promise<number> {
+  const listener = new Listener(embedded, { drainMs: options.drainSeconds * 1000 });
+  if (stopping.signal.aborted) listener.stop();
+  else stopping.signal.addEventListener("abort", () => listener.stop(), { once: true });
+  if (options.once) {
+    // What a previous listener left is resumed too, then run to its end with this poll's.
+    await listener.watchOnce();
+    const report = await listener.pollOnce();
+    await listener.untilIdle();
+    // The dashboard down or the token refused: what the one poll was for did not happen.
+    if (report === null) throw new LaasError(`the poll failed: ${listener.lastPollError}`);
+    return 0;
+  }
+  const { finished, handedOver } = await listener.run();
+  out(
+    `listener stopped: ${finished.length} workflow(s) finished, ${handedOver.length} handed over` +
+      (handedOver.length ? ` (${handedOver.join(", ")}; the next listener restarts them)` : ""),
+  );
+  return 0;
 }

@@ -57,13 +57,24 @@ export async function main(argv: string[], deps: CliDeps): Promise<number> {
       "poll once, wait for the workflows it started, and exit (1 if the poll failed)",
     )
     .option("--json", "the log's JSON lines on stdout (not a terminal's live lines)")
+    .option("--ui", "serve the status page and /metrics too (see `laas ui`)")
+    .option("--ui-address <ip>", "address for --ui (default pharos.yaml web.address, 127.0.0.1)")
+    .option("--ui-port <port>", "port for --ui (default pharos.yaml web.port, 8080)", tcpPort)
     .action(async (opts) => {
+      const ui =
+        opts.ui || opts.uiAddress !== undefined || opts.uiPort !== undefined
+          ? {
+              ...(opts.uiAddress === undefined ? {} : { address: String(opts.uiAddress) }),
+              ...(opts.uiPort === undefined ? {} : { port: Number(opts.uiPort) }),
+            }
+          : undefined;
       code = await listenCommand(
         {
           config: opts.config,
           drainSeconds: opts.drain,
           once: Boolean(opts.once),
           json: Boolean(opts.json),
+          ...(ui ? { ui } : {}),
         },
         deps.handlers,
         out,
