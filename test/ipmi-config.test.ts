@@ -118,6 +118,27 @@ describe("IPMI power settings", () => {
     expect(message).not.toContain(long);
   });
 
+  it("refuses a password with a tab, where ipmitool's reader would stop", async () => {
+    ipmiLab();
+    writeFileSync(join(conf, "secrets", "bmc-password"), "half\tsecret\n");
+    const message = await configErrorOf(loadPharosConfig(pharos));
+    expect(message).toMatch(/power\.ipmi\.password: holds a line break or a tab/);
+    expect(message).not.toContain("secret\n");
+  });
+
+  it("powerFor refuses a hand-built config whose IPMI host lacks its BMC", async () => {
+    const config = await loadPharosConfig(pharos);
+    const host = {
+      resourceId: "60",
+      name: "fog-pod-60",
+      address: null,
+      power: { type: "ipmi" as const },
+    };
+    expect(() => powerFor(config, host)).toThrow(
+      /inventory host 60 \(fog-pod-60\): power\.ipmi: address, user, password required/,
+    );
+  });
+
   it("reads the cipher suite and the type strictly", async () => {
     ipmiLab();
     edit(inventory, (doc) => doc.setIn([52, "power", "ipmi", "cipher_suite"], 18));
