@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { elapsedText, imagingOf, LiveView } from "../lib/cli/live-view";
 import { plainLogLine } from "../lib/cli/plain-log";
-import { terminalMode } from "../lib/cli/terminal";
+import { openTerminal, terminalMode } from "../lib/cli/terminal";
 import type { Booking } from "../lib/domain/booking";
 import { runLogged } from "../lib/lifecycle/host-access";
 import { updateBookingProgress } from "../lib/lifecycle/progress";
@@ -92,6 +92,43 @@ describe("the terminal mode", () => {
     expect(terminalMode(false, { isTTY: true })).toBe("live");
     expect(terminalMode(false, {})).toBe("plain");
     expect(terminalMode(true, { isTTY: true })).toBe("json");
+  });
+
+  /** What a command's logger and own lines print through a terminal of `mode`. */
+  function printed(mode: "plain" | "json", plainLevel: "info" | "warn") {
+    const out: string[] = [];
+    const err: string[] = [];
+    const terminal = openTerminal(mode, {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+      plainLevel,
+      eventsMoveLines: false,
+    });
+    const logger = createLogger({ streams: terminal.streams });
+    logger.info({ bookingId: "8", progress: "imaging" }, "progress");
+    logger.warn({ relay: "10.0.0.5:22" }, "waiting for the relay at 10.0.0.5:22");
+    terminal.say("release of h started");
+    terminal.close();
+    return { out, err };
+  }
+
+  it("plain, shows a deploy's warnings only, and its own lines as they are", () => {
+    const { out, err } = printed("plain", "warn");
+    expect(out).toEqual([
+      expect.stringMatching(/ WARN: waiting for the relay at 10\.0\.0\.5:22 relay=10\.0\.0\.5:22$/),
+      "release of h started",
+    ]);
+    expect(err).toEqual([]);
+    expect(printed("plain", "info").out).toHaveLength(3);
+  });
+
+  it("json, prints the log's lines on stdout and the command's own on stderr", () => {
+    const { out, err } = printed("json", "warn");
+    expect(out.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
+      "progress",
+      "waiting for the relay at 10.0.0.5:22",
+    ]);
+    expect(err).toEqual(["release of h started"]);
   });
 });
 

@@ -1,10 +1,12 @@
 /**
- * What `laas listen`, `laas deploy` and `laas logs` show, as processes against a simulated lab:
+ * What `laas listen`, `laas deploy` and `laas logs` show, as processes against simulated labs:
  * not on a terminal, one plain line per event, its time and zone first (no JSON, no empty
  * line); with --json, the log's JSON lines; on a terminal (a pseudo-terminal from util-linux's
  * `script`), one live line per booking with its stage and FOG's percent and partition. A
- * booking's own log is printed, and followed, by `laas logs`; and a deploy whose relay does not
- * answer says, while it waits, what it waits for.
+ * booking's own log is printed, and followed, by `laas logs`; and a deploy on a terminal whose
+ * relay does not answer keeps its booking's live line and says above it what it waits for.
+ *
+ * Three labs, each with its own store, so that the three runs go side by side.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -12,6 +14,8 @@ import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localStepHandlers } from "../lib/app/step-handlers";
+import { main } from "../lib/cli/main";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { runCommand } from "../sim/subprocess";
@@ -30,6 +34,7 @@ const childEnv = {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
   TZ: "Europe/Paris",
 };
+const terminalEnv = { ...childEnv, TERM: "xterm", COLUMNS: "400" };
 
 function laas(args: string[]) {
   return runProcess(process.execPath, [laasBin, ...args], {
@@ -43,10 +48,29 @@ function laasRunning(args: string[]): RunningProcess {
   return startProcess(process.execPath, [laasBin, ...args], { cwd: repoRoot, env: childEnv });
 }
 
+const quoted = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * `laas ARGS…` on a pseudo-terminal: util-linux's `script` (-q quiet, -f flush, -e its exit
+ * code) gives the command one, and writes what the command drew to its own stdout.
+ */
+function laasOnTerminal(args: string[]): RunningProcess {
+  const command = [process.execPath, laasBin, ...args].map(quoted).join(" ");
+  return startProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], {
+    cwd: repoRoot,
+    env: terminalEnv,
+  });
+}
+
 /** A plain line: date, time with milliseconds, the zone's name, the level word. */
 const PLAIN = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} CES?T (TRACE|DEBUG|INFO|WARN|ERROR|FATAL): /;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escapes are removed
 const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b[@-_]/g;
+
+/** What a terminal shows of `drawn`, near enough: a cursor sent to column 1 starts a line again. */
+function onScreen(drawn: string): string {
+  return drawn.replaceAll("\u001b[1G", "\r").replace(ANSI, "");
+}
 
 /** util-linux's `script` (Debian's bsdutils), which runs a command on a pseudo-terminal. */
 async function ensureScript(): Promise<void> {
@@ -60,14 +84,8 @@ async function ensureScript(): Promise<void> {
   execFileSync("/usr/bin/script", ["--version"]);
 }
 
-const quoted = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-
-let workDir: string;
-let lab: SimulatedLab;
-let logDir: string;
-
 /** A booking of the lab's host `index`, due now, with an installer. */
-function book(id: number, index: number): string {
+function book(lab: SimulatedLab, id: number, index: number): string {
   const host = lab.inventory[index]!;
   const now = Date.now();
   lab.dashboard.addBooking(
@@ -82,22 +100,101 @@ function book(id: number, index: number): string {
   return host.name;
 }
 
-beforeAll(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "laas-terminal-"));
-  logDir = join(workDir, "log");
+const workDirs: string[] = [];
+const labs: SimulatedLab[] = [];
+
+/** A lab with its hosts in its store (filled in this process: it is not what is tested). */
+async function labWithHosts(): Promise<SimulatedLab> {
+  const workDir = await mkdtemp(join(tmpdir(), "laas-terminal-"));
+  workDirs.push(workDir);
   // Imaging slow enough (16 GB in two partitions, at 40 times real speed: some 3.5 s) that the
   // watcher, looking every second, sees FOG's percent.
-  [lab] = await Promise.all([
-    startSimulatedLab({ workDir, timeScale: 40, pollInterval: 1, installerMs: 300 }),
+  const lab = await startSimulatedLab({
+    workDir,
+    timeScale: 40,
+    pollInterval: 1,
+    installerMs: 300,
+  });
+  labs.push(lab);
+  const code = await main(["node", "laas", "reset-db", "--host", "--config", lab.configPath], {
+    handlers: localStepHandlers(),
+    out: () => undefined,
+    err: (line) => console.error(line),
+  });
+  expect(code).toBe(0);
+  return lab;
+}
+
+/** The listener on a terminal, its one poll's booking (502) provisioned. */
+interface TerminalListen {
+  host: string;
+  result: ProcessResult;
+}
+
+/** A deploy --reset on a terminal with the relay down, killed once it has said enough. */
+interface RelayDownDeploy {
+  host: string;
+  port: number;
+  shown: string;
+}
+
+let plainLab: SimulatedLab;
+let terminalListen: Promise<TerminalListen>;
+let relayDownDeploy: Promise<RelayDownDeploy>;
+
+async function listenOnTerminal(lab: SimulatedLab): Promise<TerminalListen> {
+  const host = book(lab, 502, 1);
+  const listening = laasOnTerminal(["listen", "--once", "--config", lab.configPath]);
+  const result = await Promise.race([
+    listening.exited,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`listen on a terminal: ${listening.stdout()}`)), 60_000),
+    ),
+  ]).finally(() => listening.kill());
+  return { host, result };
+}
+
+async function deployRelayDown(lab: SimulatedLab): Promise<RelayDownDeploy> {
+  const host = lab.inventory[2]!.name;
+  await lab.relay.close();
+  const none = join(lab.configPath, "..", "none.yaml");
+  const deploying = laasOnTerminal(["deploy", "--reset", "--host", host, "--config", none]);
+  try {
+    const shown = await waitFor(
+      "deploy to say it waits for the relay",
+      () => {
+        const seen = onScreen(deploying.stdout());
+        return /could not be rebooted into its imaging/.test(seen) ? seen : undefined;
+      },
+      45_000,
+    );
+    return { host, port: lab.relay.port, shown };
+  } finally {
+    // The pseudo-terminal goes with script, and the command with it (SIGHUP).
+    deploying.kill();
+    await deploying.exited;
+  }
+}
+
+beforeAll(async () => {
+  const [first, second, third] = await Promise.all([
+    labWithHosts(),
+    labWithHosts(),
+    labWithHosts(),
     ensureScript(),
   ]);
-  const reset = await laas(["reset-db", "--host", "--config", lab.configPath]);
-  expect(reset.code, reset.stderr).toBe(0);
+  plainLab = first;
+  // Started now, side by side with the plain runs below; their tests wait for them.
+  terminalListen = listenOnTerminal(second);
+  relayDownDeploy = deployRelayDown(third);
+  terminalListen.catch(() => undefined);
+  relayDownDeploy.catch(() => undefined);
 }, 60_000);
 
 afterAll(async () => {
-  await lab?.close();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
+  await Promise.allSettled([terminalListen, relayDownDeploy]);
+  await Promise.allSettled(labs.map((lab) => lab.close()));
+  await Promise.all(workDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 describe("not on a terminal", () => {
@@ -109,14 +206,15 @@ describe("not on a terminal", () => {
   let noLog: ProcessResult;
 
   beforeAll(async () => {
-    host = book(501, 0);
-    listened = await laas(["listen", "--once", "--config", lab.configPath]);
+    const config = plainLab.configPath;
+    host = book(plainLab, 501, 0);
+    listened = await laas(["listen", "--once", "--config", config]);
     // None of these holds the store but the listener: side by side.
     [listenedJson, logs, logsJson, noLog] = await Promise.all([
-      laas(["listen", "--once", "--json", "--config", lab.configPath]),
-      laas(["logs", "501", "--config", lab.configPath]),
-      laas(["logs", "501", "--json", "--config", lab.configPath]),
-      laas(["logs", "9999", "--config", lab.configPath]),
+      laas(["listen", "--once", "--json", "--config", config]),
+      laas(["logs", "501", "--config", config]),
+      laas(["logs", "501", "--json", "--config", config]),
+      laas(["logs", "9999", "--config", config]),
     ]);
   }, 60_000);
 
@@ -174,17 +272,14 @@ describe("not on a terminal", () => {
 
   it("laas logs, for a booking without a log, names the file it looked for (exit 2)", () => {
     expect(noLog.code).toBe(2);
-    expect(noLog.stderr).toContain(
-      `no log for booking 9999: ${join(logDir, "bookings", "9999.log")} does not exist`,
-    );
+    const file = join(plainLab.configPath, "..", "..", "log", "bookings", "9999.log");
+    expect(noLog.stderr).toContain(`no log for booking 9999: ${file} does not exist`);
     expect(noLog.stdout).toBe("");
   });
-});
 
-describe("laas logs --follow", () => {
-  it("--follow prints what comes until Ctrl-C, then exits 0", async () => {
-    const file = join(logDir, "bookings", "501.log");
-    const following = laasRunning(["logs", "501", "--follow", "--config", lab.configPath]);
+  it("laas logs --follow prints what comes until Ctrl-C, then exits 0", async () => {
+    const file = join(plainLab.configPath, "..", "..", "log", "bookings", "501.log");
+    const following = laasRunning(["logs", "501", "--follow", "--config", plainLab.configPath]);
     try {
       await waitFor("the log printed", () =>
         following.stdout().includes("execution ended") ? true : undefined,
@@ -209,20 +304,11 @@ describe("laas logs --follow", () => {
   }, 30_000);
 });
 
-describe("laas listen on a terminal", () => {
-  it("keeps one live line per booking: its host, stage, FOG's percent and partition", async () => {
-    const host = book(502, 1);
-    const command = [process.execPath, laasBin, "listen", "--once", "--config", lab.configPath]
-      .map(quoted)
-      .join(" ");
-    // script gives the command a pseudo-terminal (-q quiet, -f flush, -e its exit code).
-    const result = await runProcess("/usr/bin/script", ["-qfec", command, "/dev/null"], {
-      cwd: repoRoot,
-      env: { ...childEnv, TERM: "xterm", COLUMNS: "160" },
-      timeoutMs: 60_000,
-    });
+describe("on a terminal", () => {
+  it("laas listen keeps one live line per booking: host, stage, FOG's percent and partition", async () => {
+    const { host, result } = await terminalListen;
     expect(result.code, result.stdout + result.stderr).toBe(0);
-    const shown = result.stdout.replace(ANSI, "");
+    const shown = onScreen(result.stdout);
     expect(shown).toMatch(
       new RegExp(`502 ${host} {2}imaging: \\S+ \\d+%, partition \\d \\[[#-]{20}\\] {2}\\d+s`),
     );
@@ -233,40 +319,28 @@ describe("laas listen on a terminal", () => {
     // The escapes that move the cursor back over the lines: they are redrawn, not appended.
     expect(result.stdout).toContain("\u001b[1A");
   }, 60_000);
-});
 
-describe("laas deploy, its relay down", () => {
-  it("says what it waits for while the relay does not answer, and names the relay", async () => {
-    const host = lab.inventory[2]!.name;
-    await lab.relay.close();
-    const none = join(workDir, "conf", "none.yaml");
-    const deploying = laasRunning(["deploy", "--reset", "--host", host, "--config", none]);
-    try {
-      const waited = await waitFor(
-        "deploy to say it waits for the relay",
-        () => {
-          const out = deploying.stdout();
-          return /could not be rebooted into its imaging/.test(out) ? out : undefined;
-        },
-        30_000,
-      );
-      const port = lab.relay.port;
-      expect(waited).toMatch(
+  it("laas deploy, its relay down, says above its live line what it waits for, naming the relay", async () => {
+    const { host, port, shown } = await relayDownDeploy;
+    const lines = shown.split(/\r?\n|\r/);
+    // The warnings, as plain lines above the live one: what it waits for, why, until when.
+    expect(lines).toContainEqual(
+      expect.stringMatching(
         new RegExp(
-          `${PLAIN.source.slice(1)}waiting for the relay at 127\\.0\\.0\\.1:${port} ` +
+          `${PLAIN.source}waiting for the relay at 127\\.0\\.0\\.1:${port} ` +
             "\\(connection refused\\); attempt 2 of 3, none started after \\d\\d:\\d\\d:\\d\\d CES?T",
-          "m",
         ),
-      );
-      expect(waited).toContain(
-        `${host} could not be rebooted into its imaging (FOG's task waits for it): the relay at ` +
-          `127.0.0.1:${port} did not answer: connection refused (3 attempts`,
-      );
-      // A host never reached has no pod: nothing to remove, no failed step for it.
-      expect(waited).not.toContain("state=RemovePod");
-    } finally {
-      deploying.kill();
-      await deploying.exited;
-    }
+      ),
+    );
+    expect(shown).toContain(
+      `${host} could not be rebooted into its imaging (FOG's task waits for it): the relay at ` +
+        `127.0.0.1:${port} did not answer: connection refused (3 attempts`,
+    );
+    // The booking's own line: the release under way.
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^manual-${host}-\\d+ ${host} {2}releasing`)),
+    );
+    // A host never reached has no pod: nothing to remove, no failed step for it.
+    expect(shown).not.toContain("state=RemovePod");
   }, 60_000);
 });
