@@ -9,8 +9,13 @@ import { FogClient } from "../lib/adapters/fog/fog-client";
 import type { RetryPolicy } from "../lib/adapters/retry";
 import { SshRelay } from "../lib/adapters/ssh/ssh-relay";
 import { TransientError, UnreachableError } from "../lib/errors";
+import { newBooking } from "../lib/lifecycle/transitions";
+import type { Looks, Waiting } from "../lib/lifecycle/watch";
+import { lookAtLabHosts } from "../lib/lifecycle/watch-lab-hosts";
+import type { Runtime } from "../lib/ports/runtime";
 import { Secret } from "../lib/secret";
 import { generateClientKey } from "../sim/bare-metal";
+import { dashboardBooking } from "./helpers/bookings";
 import { capturingLogger } from "./helpers/logs";
 
 /** A loopback port nothing listens on (taken, then let go). */
@@ -109,6 +114,52 @@ describe("waiting for FOG at a closed port", () => {
         ),
       ),
       expect.stringMatching(/; attempt 3 of 3, none started after /),
+    ]);
+  });
+});
+
+describe("the watcher, the relay out of reach", () => {
+  it("warns, and a host's wait says in its progress that it waits for the relay", async () => {
+    const { logger, lines } = capturingLogger();
+    const down = new UnreachableError(
+      "the relay at 10.0.0.5:22 did not answer: connection refused (3 attempts)",
+      "connection refused",
+    );
+    const rt = {
+      relay: { session: async () => Promise.reject(down) },
+      logger,
+      now: () => new Date(),
+    } as unknown as Runtime;
+    const booking = newBooking(dashboardBooking({ id: "77", hostName: "pod-77" }), new Date());
+    const waiting: Waiting = {
+      booking,
+      wait: {
+        event: "host-up",
+        phase: "provision",
+        generation: 1,
+        token: "t",
+        since: new Date().toISOString(),
+        deadline: new Date(Date.now() + 60_000).toISOString(),
+        outcome: null,
+        answeredAt: null,
+      },
+      input: { bookingId: "77", hostName: "pod-77", phase: "provision", generation: 1 },
+      config: {} as Waiting["config"],
+    };
+    const looks: Looks = new Map();
+    await lookAtLabHosts(rt, [waiting], [], looks);
+    expect(looks.get("77")).toEqual({
+      kind: "pending",
+      progress: "waiting for the host to boot (the relay does not answer: connection refused)",
+    });
+    const warnings = lines
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err: string })
+      .filter((line) => line.level === WARNING);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        msg: "the watcher cannot reach the relay: the hosts' waits go on, each to its deadline",
+        err: down.message,
+      }),
     ]);
   });
 });

@@ -56,22 +56,22 @@ export async function lookAtLabHosts(
       { err: errorMessage(error), waits: booting.length + installing.length },
       "the watcher cannot reach the relay: the hosts' waits go on, each to its deadline",
     );
-    const waitingFor = `the relay (${unreachableReason(error)})`;
+    const cannotLook = `the relay does not answer: ${unreachableReason(error)}`;
     for (const entry of [...booting, ...installing]) {
       if (!looks.has(entry.booking.id))
-        looks.set(entry.booking.id, pastDeadline(rt, entry, problem, waitingFor));
+        looks.set(entry.booking.id, pastDeadline(rt, entry, problem, cannotLook));
     }
   }
 }
 
 /**
  * What a wait whose event has not come comes to: pending, or failed once past its deadline. A
- * host's wait that cannot look (`waitingFor`: the relay down) says so in its progress.
+ * host's wait that cannot be looked at (`cannotLook`: the relay down) says why in its progress.
  */
-function pastDeadline(rt: Runtime, entry: Waiting, problem: string, waitingFor?: string): Look {
+function pastDeadline(rt: Runtime, entry: Waiting, problem: string, cannotLook?: string): Look {
   if (!isPastDeadline(entry.wait, rt.now())) {
-    const booting = waitingFor
-      ? `waiting for the host to boot; waiting for ${waitingFor} to look`
+    const booting = cannotLook
+      ? `waiting for the host to boot (${cannotLook})`
       : "waiting for the host to boot";
     return { kind: "pending", progress: entry.wait.event === "host-up" ? booting : null };
   }
