@@ -327,6 +327,21 @@ describe("a teardown command that finds nothing to remove", () => {
     expect(logged).toContainEqual(expect.objectContaining({ level: 20, msg: virshSays }));
   });
 
+  it("that fails for good has what it printed logged at info before its error goes on", async () => {
+    const { logger, lines } = capturingLogger("info");
+    const failing: HostSession = {
+      ...hostAnswering(1),
+      run: async (_command, sink) => {
+        sink?.("stderr", "error: failed to connect to the hypervisor");
+        throw new Error("connection lost");
+      },
+    };
+    await expect(runLogged(failing, destroy!, logger)).rejects.toThrow("connection lost");
+    expect(lines.map((l) => JSON.parse(l) as { level: number; msg: string })).toEqual([
+      expect.objectContaining({ level: 30, msg: "error: failed to connect to the hypervisor" }),
+    ]);
+  });
+
   it("that did remove something, or any other command, has its output logged at info", async () => {
     const { logger, lines } = capturingLogger("info");
     await runLogged(hostAnswering(0), destroy!, logger);

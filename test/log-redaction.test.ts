@@ -4,7 +4,7 @@
  * (fields and causes), child bindings — and none may reach the file, while the fields around
  * them must.
  */
-import { mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -233,6 +233,32 @@ describe("the per-booking logs and the terminal's plain lines", () => {
     expect(plain).toContainEqual(
       expect.stringMatching(/INFO: for 43 booking=43 token=\[redacted\]$/),
     );
+  });
+
+  it("never fail a log call: a booking log that cannot be written is given up, said once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "laas-log-"));
+    dirs.push(dir);
+    // A file where the folder of the booking logs should be: no booking log can be made.
+    await writeFile(join(dir, "bookings"), "");
+    const said: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof write;
+    try {
+      const logger = createLogger({ destination: join(dir, "laas.log") });
+      logger.info({ bookingId: "5" }, "first");
+      logger.info({ bookingId: "5" }, "second");
+      logger.flush();
+    } finally {
+      process.stderr.write = write;
+    }
+    const main = await readFile(join(dir, "laas.log"), "utf8");
+    expect(
+      main
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { msg: string }).msg),
+    ).toEqual(["first", "second"]);
+    expect(said).toEqual([expect.stringMatching(/^laas: the log of booking 5 cannot be written/)]);
   });
 
   it("find a booking by a regex on the line, escapes included, and never by a nested look-alike", () => {

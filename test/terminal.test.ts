@@ -10,7 +10,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { appendFile, mkdtemp, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -293,6 +293,12 @@ describe("not on a terminal", () => {
       await appendFile(file, `${text.slice(20)}\n`);
       await waitFor("the appended line", () =>
         following.stdout().includes("WARN: appended booking=501") ? true : undefined,
+      );
+      // A log emptied (or replaced) is read again from its start.
+      await truncate(file, 0);
+      await appendFile(file, `${JSON.stringify({ ...line, msg: "after emptying" })}\n`);
+      await waitFor("the line of the emptied log", () =>
+        following.stdout().includes("WARN: after emptying booking=501") ? true : undefined,
       );
       following.child.kill("SIGINT");
       const exit = await following.exited;

@@ -183,9 +183,9 @@ export async function runScenario(
     await interrupted;
     const ended = await current.process.exited;
     if (interruption === "drain") {
-      // A drain exits cleanly, saying what it handed over.
+      // A drain exits cleanly, saying what it handed over (on stderr: its stdout is the JSON log).
       expect(ended.code, ended.stderr).toBe(0);
-      expect(ended.stdout).toMatch(/listener stopped: \d+ workflow\(s\) finished, \d+ handed over/);
+      expect(ended.stderr).toMatch(/listener stopped: \d+ workflow\(s\) finished, \d+ handed over/);
     } else {
       expect(ended.signal).toBe("SIGKILL");
     }
