@@ -85,6 +85,9 @@ describe("the watcher at a deadline", () => {
 
   it("cancels the imaging task and fails the wait with why", async () => {
     l = await lab(2);
+    // Both still imaging when the watcher looks, however slow the machine: only the deadline
+    // tells them apart.
+    l.fog.stallHost("pod1");
     const token = await waiting(l, "pod1", 1, new Date(Date.now() - 1_000));
     l.fog.stallHost("pod2");
     const other = await waiting(l, "pod2", 2, new Date(Date.now() + 3_600_000));
@@ -290,6 +293,9 @@ describe("the watcher's cycle", () => {
 
   it("goes on with the other bookings when one's answer cannot be sent", async () => {
     l = await lab(2);
+    // Still imaging at their deadlines, however slow the machine.
+    l.fog.stallHost("pod1");
+    l.fog.stallHost("pod2");
     const first = await waiting(l, "pod1", 1, new Date(Date.now() - 1_000));
     const second = await waiting(l, "pod2", 2, new Date(Date.now() - 1_000));
     l.engine.failing.add(first);
