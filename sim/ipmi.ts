@@ -7,16 +7,15 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { ensurePrograms } from "./debian-packages";
 
 const IPMI_SIM = "/usr/bin/ipmi_sim";
 const IPMITOOL = "/usr/bin/ipmitool";
-const POLICY_RC = "/usr/sbin/policy-rc.d";
 const run = promisify(execFile);
 
 export interface IpmiSimOptions {
@@ -47,43 +46,12 @@ export interface RunningIpmiSim {
 
 let installing: Promise<void> | null = null;
 
-/**
- * Installs openipmi and ipmitool when missing (apt-get update only if the first try fails). A
- * policy-rc.d answering 101 keeps the package's init script (kernel drivers) from running.
- */
+/** Installs openipmi and ipmitool when missing, their init script (kernel drivers) kept from running. */
 export function ensureIpmiTools(): Promise<void> {
-  if (existsSync(IPMI_SIM) && existsSync(IPMITOOL)) return Promise.resolve();
-  installing ??= (async () => {
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    const ownPolicy = !existsSync(POLICY_RC);
-    if (ownPolicy) await writeFile(POLICY_RC, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
-    const install = [
-      "-o",
-      "DPkg::Lock::Timeout=300",
-      "install",
-      "-y",
-      "--no-install-recommends",
-      "openipmi",
-      "ipmitool",
-    ];
-    try {
-      try {
-        await run("apt-get", install, { env, timeout: 600_000 });
-      } catch {
-        await run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "update"], {
-          env,
-          timeout: 600_000,
-        });
-        await run("apt-get", install, { env, timeout: 600_000 });
-      }
-    } finally {
-      if (ownPolicy) await unlink(POLICY_RC).catch(() => undefined);
-    }
-    for (const program of [IPMI_SIM, IPMITOOL]) {
-      if (!existsSync(program))
-        throw new Error(`openipmi/ipmitool installed but ${program} is missing`);
-    }
-  })();
+  installing ??= ensurePrograms([IPMI_SIM, IPMITOOL], ["openipmi", "ipmitool"], {
+    noServiceStart: true,
+    noRecommends: true,
+  });
   return installing;
 }
 

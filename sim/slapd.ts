@@ -13,17 +13,17 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Client } from "ldapts";
+import { ensurePrograms } from "./debian-packages";
 import { freePort } from "./sshd";
 
 const SLAPD = "/usr/sbin/slapd";
 const SLAPADD = "/usr/sbin/slapadd";
-const POLICY_RC = "/usr/sbin/policy-rc.d";
 const MODULE_PATH = "/usr/lib/ldap";
 const ARGON2_MODULE = join(MODULE_PATH, "argon2.so");
 const run = promisify(execFile);
@@ -82,33 +82,14 @@ export interface RunningSlapd {
 let installing: Promise<void> | null = null;
 
 /**
- * Installs slapd when missing (apt-get update only if the first try fails). The package's
- * postinst would start a system slapd: a policy-rc.d answering 101 forbids that, and one that
- * got started all the same (its pid file says which) is stopped.
+ * Installs slapd when missing. The package's postinst would start a system slapd: it is kept from
+ * starting, and one that got started all the same (its pid file says which) is stopped.
  */
 export function ensureSlapd(): Promise<void> {
   if (existsSync(SLAPD) && existsSync(SLAPADD)) return Promise.resolve();
   installing ??= (async () => {
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    const ownPolicy = !existsSync(POLICY_RC);
-    if (ownPolicy) await writeFile(POLICY_RC, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
-    try {
-      // Test files run in parallel: wait for another file's install instead of failing on the lock.
-      const install = ["-o", "DPkg::Lock::Timeout=300", "install", "-y", "slapd"];
-      try {
-        await run("apt-get", install, { env, timeout: 600_000 });
-      } catch {
-        await run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "update"], {
-          env,
-          timeout: 600_000,
-        });
-        await run("apt-get", install, { env, timeout: 600_000 });
-      }
-    } finally {
-      if (ownPolicy) await unlink(POLICY_RC).catch(() => undefined);
-    }
+    await ensurePrograms([SLAPD, SLAPADD], ["slapd"], { noServiceStart: true });
     await stopSystemSlapd();
-    if (!existsSync(SLAPD)) throw new Error(`slapd installed but ${SLAPD} is missing`);
   })();
   return installing;
 }

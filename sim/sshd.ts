@@ -5,12 +5,12 @@
  * tests compare against come from OpenSSH itself, not from the code under test.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { ensurePrograms } from "./debian-packages";
 
 const SSHD = "/usr/sbin/sshd";
 const run = promisify(execFile);
@@ -68,21 +68,9 @@ export interface SshKeyPair {
 
 let installing: Promise<void> | null = null;
 
-/** Installs openssh-server when sshd is missing (apt-get update only if the first try fails). */
+/** Installs openssh-server when sshd is missing. */
 export function ensureOpenSshServer(): Promise<void> {
-  if (existsSync(SSHD)) return Promise.resolve();
-  installing ??= (async () => {
-    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-    // Test files run in parallel: wait for another file's install instead of failing on the lock.
-    const install = ["-o", "DPkg::Lock::Timeout=300", "install", "-y", "openssh-server"];
-    try {
-      await run("apt-get", install, { env, timeout: 600_000 });
-    } catch {
-      await run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "update"], { env, timeout: 600_000 });
-      await run("apt-get", install, { env, timeout: 600_000 });
-    }
-    if (!existsSync(SSHD)) throw new Error(`openssh-server installed but ${SSHD} is missing`);
-  })();
+  installing ??= ensurePrograms([SSHD], ["openssh-server"]);
   return installing;
 }
 
