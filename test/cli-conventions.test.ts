@@ -13,23 +13,7 @@ import { STATUS_WIDTH, table, when } from "../lib/cli/status";
 import { loadPharosConfig } from "../lib/config/load";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
-import { type RunningProcess, runProcess, startProcess } from "./helpers/process";
-
-const laasBin = join(repoRoot, "bin", "laas.mjs");
-const childEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
-
-function laas(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return runProcess(process.execPath, [laasBin, ...args], {
-    cwd: repoRoot,
-    env: { ...childEnv, ...env },
-    timeoutMs: 60_000,
-  });
-}
-
-/** `laas ARGS…` left running, its output collected as it comes. */
-function laasRunning(args: string[]): RunningProcess {
-  return startProcess(process.execPath, [laasBin, ...args], { cwd: repoRoot, env: childEnv });
-}
+import { childEnv, laas, laasBin, laasRunning } from "./helpers/laas-cli";
 
 describe("laas, as a command", () => {
   it("--version prints the package's version", async () => {

@@ -8,24 +8,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
+import { type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { freePort } from "../sim/sshd";
-import { type RunningProcess, runProcess, startProcess } from "./helpers/process";
-
-const laasBin = join(repoRoot, "bin", "laas.mjs");
-const childEnv = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" };
-
-function laas(args: string[]) {
-  return runProcess(process.execPath, [laasBin, ...args], {
-    cwd: repoRoot,
-    env: childEnv,
-    timeoutMs: 60_000,
-  });
-}
-
-function laasRunning(args: string[]): RunningProcess {
-  return startProcess(process.execPath, [laasBin, ...args], { cwd: repoRoot, env: childEnv });
-}
+import { laas, laasRunning } from "./helpers/laas-cli";
 
 describe("laas ui", () => {
   let workDir: string;

@@ -20,33 +20,20 @@ import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { runCommand } from "../sim/subprocess";
 import {
-  type ProcessResult,
-  type RunningProcess,
-  runProcess,
-  startProcess,
-} from "./helpers/process";
+  laasBin,
+  childEnv as laasEnv,
+  laas as run,
+  laasRunning as running,
+} from "./helpers/laas-cli";
+import { type ProcessResult, type RunningProcess, startProcess } from "./helpers/process";
 import { waitFor } from "./helpers/wait";
 
-const laasBin = join(repoRoot, "bin", "laas.mjs");
 // A zone of its own, so that the lines are seen to name the zone they are in.
-const childEnv = {
-  ...process.env,
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
-  TZ: "Europe/Paris",
-};
+const childEnv = { ...laasEnv, TZ: "Europe/Paris" };
 const terminalEnv = { ...childEnv, TERM: "xterm", COLUMNS: "400" };
 
-function laas(args: string[]) {
-  return runProcess(process.execPath, [laasBin, ...args], {
-    cwd: repoRoot,
-    env: childEnv,
-    timeoutMs: 60_000,
-  });
-}
-
-function laasRunning(args: string[]): RunningProcess {
-  return startProcess(process.execPath, [laasBin, ...args], { cwd: repoRoot, env: childEnv });
-}
+const laas = (args: string[]) => run(args, childEnv);
+const laasRunning = (args: string[]): RunningProcess => running(args, childEnv);
 
 const quoted = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
 
