@@ -367,6 +367,7 @@ const details: HandoverDetails = {
   vpnServer: "vpn.lab.example.org",
   vpnUser: "ada",
   vpnPassword: VPN_PASSWORD,
+  vpnPasswordFrom: null,
   rootPassword: ROOT_PASSWORD,
   rootUser: "root",
   installer: "Fuel",
@@ -451,6 +452,24 @@ describe("renderHandover", () => {
     expect(text).not.toMatch(/^Password: {3}fake-password/m);
     expect(text).toContain("    line one[31m red\n    line two reversed\tand a tab\n");
     expect(subject).toBe("Your LaaS pod pod1 is ready (booking 42 Bcc: mallory@evil.test)");
+  });
+
+  it("names an account that is the user's already as unchanged, with no password", () => {
+    const { text, html } = renderHandover({
+      ...details,
+      vpnPassword: null,
+      vpnPasswordFrom: "17",
+    });
+    expect(text).toContain(
+      "Your VPN account ada is unchanged: use the password you were given with booking 17.",
+    );
+    expect(text).toMatch(/^ {4}Password: {3}\(unchanged: the one given with booking 17\)$/m);
+    expect(html).toContain("Your VPN account <code>ada</code> is unchanged");
+    expect(html).toContain("(unchanged: the one given with booking 17)");
+    for (const body of [text, html]) {
+      expect(body).not.toContain(VPN_PASSWORD);
+      expect(body).toContain("the VPN account is deleted once none of your bookings holds it");
+    }
   });
 
   it("says that no VPN account was made and that the root password is unchanged", () => {

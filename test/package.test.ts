@@ -377,9 +377,10 @@ function statementsOf(p: Packaged, role: string) {
 }
 
 const ARN = `arn:\${AWS::Partition}`;
-const TABLE_ARNS: Record<string, "hosts" | "bookings"> = {
+const TABLE_ARNS: Record<string, "hosts" | "bookings" | "vpnPeople"> = {
   "GetAtt:HostsTable.Arn": "hosts",
   "GetAtt:BookingsTable.Arn": "bookings",
+  "GetAtt:VpnPeopleTable.Arn": "vpnPeople",
 };
 
 /** What a role grants, action by action, on what (tables, state machines, log groups, "*"). */
@@ -658,6 +659,7 @@ describe("the packaged steps, run as Lambda runs them", () => {
         await ensureTables(client, {
           hosts: variables.LAAS_HOSTS_TABLE!,
           bookings: variables.LAAS_BOOKINGS_TABLE!,
+          vpnPeople: variables.LAAS_VPN_PEOPLE_TABLE!,
         });
         client.destroy();
 

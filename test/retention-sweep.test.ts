@@ -114,6 +114,10 @@ function listingStore(afterList: () => Promise<void>): Store {
     createBooking: (booking) => store.createBooking(booking),
     deleteBooking: (id, ifVersion) => store.deleteBooking(id, ifVersion),
     updateBooking: (id, change, options) => store.updateBooking(id, change, options),
+    getVpnPerson: (key) => store.getVpnPerson(key),
+    listVpnPersons: () => store.listVpnPersons(),
+    createVpnPerson: (person) => store.createVpnPerson(person),
+    updateVpnPerson: (key, change) => store.updateVpnPerson(key, change),
   };
 }
 
@@ -237,6 +241,8 @@ describe("the expiry sweep", () => {
         vpnUserDn: "uid=ada,ou=people,dc=lab",
         vpnEntryUuid: null,
         vpnIntendedDn: null,
+        vpnPerson: null,
+        vpnAccountFrom: null,
         rootPasswordSet: false,
         sshKey: null,
         sealedCredentials: null,
@@ -341,6 +347,8 @@ describe("the whole sweep", () => {
         vpnUserDn: "uid=ada,ou=people,dc=lab",
         vpnEntryUuid: null,
         vpnIntendedDn: null,
+        vpnPerson: null,
+        vpnAccountFrom: null,
         rootPasswordSet: false,
         sshKey: null,
         sealedCredentials: null,

@@ -166,6 +166,7 @@ describe("serverless package", () => {
   it.each([
     ["HostsTable", "hosts", "name"],
     ["BookingsTable", "bookings", "id"],
+    ["VpnPeopleTable", "vpn-people", "key"],
   ])("has the %s table, keyed by its %s' %s, billed per request", (id, kind, key) => {
     const table = resource(id, "AWS::DynamoDB::Table");
     expect(table.Properties).toMatchObject({
@@ -258,6 +259,7 @@ describe("serverless package", () => {
           LAAS_RELEASE_STATE_MACHINE: machineName("ReleaseStateMachine"),
           LAAS_HOSTS_TABLE: tableName("HostsTable"),
           LAAS_BOOKINGS_TABLE: tableName("BookingsTable"),
+          LAAS_VPN_PEOPLE_TABLE: tableName("VpnPeopleTable"),
           LAAS_CONFIG: "conf/pharos.yaml",
         },
       });

@@ -68,6 +68,10 @@ describe("StartImaging run twice", () => {
       createBooking: (booking) => store.createBooking(booking),
       deleteBooking: (id) => store.deleteBooking(id),
       updateBooking: (id, change) => store.updateBooking(id, change),
+      getVpnPerson: (key) => store.getVpnPerson(key),
+      listVpnPersons: () => store.listVpnPersons(),
+      createVpnPerson: (person) => store.createVpnPerson(person),
+      updateVpnPerson: (key, change) => store.updateVpnPerson(key, change),
     };
     await expect(startImaging(l.rt, INPUT)).rejects.toThrow(TransientError);
     // The host network-boots: FOG's client checks in.

@@ -22,7 +22,7 @@ import {
 } from "../lib/adapters/local/embedded-dynamodb-thread";
 import { newHost } from "../lib/domain/host";
 
-const TABLES: TableNames = { hosts: "hosts", bookings: "bookings" };
+const TABLES: TableNames = { hosts: "hosts", bookings: "bookings", vpnPeople: "vpn-people" };
 
 describe("the embedded store's thread", () => {
   let dir: string;

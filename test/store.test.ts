@@ -289,7 +289,11 @@ describe("DynamoDbStore failures", () => {
   });
 
   it("names the missing table", async () => {
-    const store = new DynamoDbStore(t.client, { hosts: "nope-hosts", bookings: "nope-bookings" });
+    const store = new DynamoDbStore(t.client, {
+      hosts: "nope-hosts",
+      bookings: "nope-bookings",
+      vpnPeople: "nope-vpn-people",
+    });
     const read = store.getBooking("1");
     await expect(read).rejects.toBeInstanceOf(ConfigError);
     await expect(read).rejects.toThrow(/"nope-bookings"/);

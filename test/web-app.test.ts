@@ -29,6 +29,8 @@ function booking(): Booking {
       vpnUserDn: "uid=ada,ou=People,dc=x",
       vpnEntryUuid: null,
       vpnIntendedDn: null,
+      vpnPerson: null,
+      vpnAccountFrom: null,
       rootPasswordSet: true,
       sshKey: null,
       sealedCredentials: SEALED,

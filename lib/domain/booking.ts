@@ -63,6 +63,17 @@ export interface BookingAccess {
    * under the checks that stand in for a record (see ports/directory.ts RecordedEntry).
    */
   vpnIntendedDn: string | null;
+  /**
+   * The key of the person's record (domain/vpn-person.ts) when the booking holds its user's one
+   * VPN account (vpnUser names it; vpnUserDn stays null: the entry is the person's, not the
+   * booking's). Written before the booking joins the record, so release always lets go of it.
+   */
+  vpnPerson: string | null;
+  /**
+   * The booking that made the person's account: this one (its hand-over has the password), or an
+   * earlier one (the account is unchanged, its password the one given with that booking).
+   */
+  vpnAccountFrom: string | null;
   /** Whether a fresh root password was set on the host. */
   rootPasswordSet: boolean;
   /** What became of the user's SSH key ("installed SHA256:…", "none given", "refused: why"). */

@@ -10,6 +10,11 @@ export interface HandoverDetails {
   vpnServer: string | null;
   vpnUser: string | null;
   vpnPassword: string | null;
+  /**
+   * The booking whose hand-over carried the VPN password, when the account is the user's
+   * already (made for an earlier booking and unchanged): vpnPassword is then null.
+   */
+  vpnPasswordFrom: string | null;
   rootPassword: string | null;
   /** The account the root password is for ("root"). */
   rootUser: string;
@@ -98,6 +103,7 @@ function messageContext(details: HandoverDetails): Record<string, unknown> {
             server: optional(details.vpnServer),
             user: vpnUser,
             password: optional(details.vpnPassword),
+            passwordFrom: optional(details.vpnPasswordFrom),
           },
     root: {
       user: oneLine(details.rootUser),

@@ -14,6 +14,8 @@ export function emptyAccess(): BookingAccess {
     vpnUserDn: null,
     vpnEntryUuid: null,
     vpnIntendedDn: null,
+    vpnPerson: null,
+    vpnAccountFrom: null,
     rootPasswordSet: false,
     sshKey: null,
     sealedCredentials: null,
@@ -81,6 +83,8 @@ export function accessWithdrawn(access: BookingAccess): BookingAccess {
     vpnUserDn: null,
     vpnEntryUuid: null,
     vpnIntendedDn: null,
+    vpnPerson: null,
+    vpnAccountFrom: null,
     sealedCredentials: null,
     handover: access.handover === "delivered" ? "delivered" : "withdrawn",
   };

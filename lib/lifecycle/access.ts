@@ -319,6 +319,10 @@ function handoverMessage(
     vpnServer: access.vpnUser ? vpn.server : null,
     vpnUser: access.vpnUser,
     vpnPassword: credentials[VPN_PASSWORD] ?? null,
+    vpnPasswordFrom:
+      access.vpnAccountFrom !== null && access.vpnAccountFrom !== booking.id
+        ? access.vpnAccountFrom
+        : null,
     rootPassword: credentials[ROOT_PASSWORD] ?? null,
     rootUser: ROOT_ACCOUNT,
     installer: booking.installer,

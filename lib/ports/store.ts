@@ -1,5 +1,6 @@
 import type { Booking } from "../domain/booking";
 import type { Host } from "../domain/host";
+import type { VpnPerson } from "../domain/vpn-person";
 
 /**
  * Result of a compare-and-set update: `changed` is false when the change function declined
@@ -21,7 +22,7 @@ export interface UpdateOptions<T> {
 }
 
 /**
- * Hosts and bookings. Every write is conditional: creates only create, and updates are
+ * Hosts, bookings and the people holding a VPN account. Every write is conditional: creates only create, and updates are
  * compare-and-set on the item's `version`, re-read and re-applied when another writer got there
  * first. So two pollers racing, or a step retried after a timeout, can never lose an update or
  * apply a transition twice: the change function sees the latest item and decides again.
@@ -51,4 +52,14 @@ export interface Store {
     change: (current: Booking) => Booking | null,
     options?: UpdateOptions<Booking>,
   ): Promise<Updated<Booking>>;
+
+  getVpnPerson(key: string): Promise<VpnPerson | null>;
+  listVpnPersons(): Promise<VpnPerson[]>;
+  /** Creates the record; false if one with that key exists already. */
+  createVpnPerson(person: VpnPerson): Promise<boolean>;
+  /** Throws NotFoundError when there is no such record. */
+  updateVpnPerson(
+    key: string,
+    change: (current: VpnPerson) => VpnPerson | null,
+  ): Promise<Updated<VpnPerson>>;
 }

@@ -99,6 +99,8 @@ function clean(): JudgeInput {
           vpnUserDn: null,
           vpnEntryUuid: null,
           vpnIntendedDn: null,
+          vpnPerson: null,
+          vpnAccountFrom: null,
           rootPasswordSet: true,
           sshKey: null,
           sealedCredentials: null,

@@ -4,7 +4,8 @@
  * and externals, and the cloud-only plugin), but unminified and in one piece; the calls are looked
  * for in the code that survived tree-shaking:
  * - the store's methods (`.store.getBooking(`…) and the engine's (`.engine.start(`…), which are
- *   the only ways lib/ reaches DynamoDB and Step Functions;
+ *   the only ways lib/ reaches DynamoDB and Step Functions (lib/ names the store `rt.store` or
+ *   `runtime.store` wherever it calls it);
  * - the lab's services through the runtime (`rt.imagerFor`, `rt.power`, `rt.relay`,
  *   `rt.directoryFor`, `rt.mailer`), as lib/lifecycle names the runtime.
  */
@@ -26,6 +27,10 @@ export const STORE_METHODS = [
   "createBooking",
   "deleteBooking",
   "updateBooking",
+  "getVpnPerson",
+  "listVpnPersons",
+  "createVpnPerson",
+  "updateVpnPerson",
 ] as const;
 export const ENGINE_METHODS = [
   "start",
@@ -112,10 +117,19 @@ export function needsOf(code: string): Needs {
 }
 
 /** The DynamoDB actions each table needs for those store calls (updates read, then write). */
-export function dynamoActions(needs: Needs): Record<"hosts" | "bookings", string[]> {
-  const actions = { hosts: new Set<string>(), bookings: new Set<string>() };
+export function dynamoActions(needs: Needs): Record<"hosts" | "bookings" | "vpnPeople", string[]> {
+  const actions = {
+    hosts: new Set<string>(),
+    bookings: new Set<string>(),
+    vpnPeople: new Set<string>(),
+  };
   for (const method of needs.store) {
-    const table = method.endsWith("Host") || method.endsWith("Hosts") ? "hosts" : "bookings";
+    const table =
+      method.endsWith("Host") || method.endsWith("Hosts")
+        ? "hosts"
+        : method.includes("VpnPerson")
+          ? "vpnPeople"
+          : "bookings";
     if (method.startsWith("get")) actions[table].add("dynamodb:GetItem");
     if (method.startsWith("list")) actions[table].add("dynamodb:Scan");
     if (method.startsWith("create")) actions[table].add("dynamodb:PutItem");
@@ -125,7 +139,11 @@ export function dynamoActions(needs: Needs): Record<"hosts" | "bookings", string
       actions[table].add("dynamodb:PutItem");
     }
   }
-  return { hosts: [...actions.hosts].sort(), bookings: [...actions.bookings].sort() };
+  return {
+    hosts: [...actions.hosts].sort(),
+    bookings: [...actions.bookings].sort(),
+    vpnPeople: [...actions.vpnPeople].sort(),
+  };
 }
 
 /** The Step Functions actions those engine calls need, by what IAM scopes them to. */

@@ -26,7 +26,11 @@ export interface TestStore {
 /** Table names unique to one test, so tests can share a dynalite or run in parallel. */
 export function uniqueTableNames(): TableNames {
   const suffix = randomUUID().slice(0, 8);
-  return { hosts: `test-hosts-${suffix}`, bookings: `test-bookings-${suffix}` };
+  return {
+    hosts: `test-hosts-${suffix}`,
+    bookings: `test-bookings-${suffix}`,
+    vpnPeople: `test-vpn-people-${suffix}`,
+  };
 }
 
 /** An in-memory dynalite on 127.0.0.1 (random port) with freshly created tables. */

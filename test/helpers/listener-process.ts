@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { DynamoDbStore } from "../../lib/adapters/aws/dynamodb-store";
-import { createDynamoClient } from "../../lib/adapters/aws/dynamodb-tables";
+import { createDynamoClient, defaultTableNames } from "../../lib/adapters/aws/dynamodb-tables";
 import { type ListenerFile, readListenerFile } from "../../lib/app/embedded-store";
 import type { Booking } from "../../lib/domain/booking";
 import type { Store } from "../../lib/ports/store";
@@ -83,7 +83,7 @@ export async function startListenerProcess(start: ListenerStart): Promise<Listen
     endpoint: record.endpoint,
     credentials: record.credentials,
   });
-  const store = new DynamoDbStore(client, { hosts: "laas-hosts", bookings: "laas-bookings" });
+  const store = new DynamoDbStore(client, defaultTableNames);
   const ended = async () => {
     const result = await running.exited;
     client.destroy();

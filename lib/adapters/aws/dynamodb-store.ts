@@ -1,5 +1,6 @@
 /**
- * The Store port over DynamoDB (or dynalite, which speaks the same API): hosts and bookings, each
+ * The Store port over DynamoDB (or dynalite, which speaks the same API): hosts, bookings and VPN
+ * people, each
  * item validated on the way in and out, every write conditional (see dynamodb-table.ts).
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -14,6 +15,7 @@ import {
   HANDOVER_STATES,
 } from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
+import type { VpnPerson } from "../../domain/vpn-person";
 import {
   type JsonObject,
   type JsonValue,
@@ -43,6 +45,8 @@ const accessSchema = z.object({
   // Absent from items older versions wrote.
   vpnEntryUuid: z.string().nullable().default(null),
   vpnIntendedDn: z.string().nullable().default(null),
+  vpnPerson: z.string().nullable().default(null),
+  vpnAccountFrom: z.string().nullable().default(null),
   rootPasswordSet: z.boolean(),
   sshKey: z.string().nullable(),
   sealedCredentials: z.string().nullable(),
@@ -150,6 +154,39 @@ const hostSchema = z.object({
   version: counter,
 }) satisfies z.ZodType<Host, unknown>;
 
+const vpnPersonSchema = z.object({
+  key: z.string().min(1),
+  user: z.string().min(1),
+  uid: z.string().nullable(),
+  dn: z.string().nullable(),
+  entryUuid: z.string().nullable(),
+  intendedDn: z.string().nullable(),
+  madeFor: z.string().nullable(),
+  bookings: z.array(z.string().min(1)),
+  retiring: z.array(
+    z.object({ dn: z.string().min(1), entryUuid: z.string().nullable(), madeFor: z.string() }),
+  ),
+  updatedAt: isoTimestamp,
+  version: counter,
+}) satisfies z.ZodType<VpnPerson>;
+
+function vpnPersonToItem(person: VpnPerson): Item {
+  const item: { [K in keyof VpnPerson]-?: VpnPerson[K] } = {
+    key: person.key,
+    user: person.user,
+    uid: person.uid,
+    dn: person.dn,
+    entryUuid: person.entryUuid,
+    intendedDn: person.intendedDn,
+    madeFor: person.madeFor,
+    bookings: person.bookings,
+    retiring: person.retiring,
+    updatedAt: person.updatedAt,
+    version: person.version,
+  };
+  return item;
+}
+
 function bookingToItem(booking: Booking): Item {
   const item: { [K in keyof Booking]-?: Booking[K] } = {
     id: booking.id,
@@ -218,6 +255,14 @@ const bookingKind: ItemKind<Booking> = {
   schema: bookingSchema,
 };
 
+const vpnPersonKind: ItemKind<VpnPerson> = {
+  label: "VPN person",
+  keyAttribute: tableKeys.vpnPeople,
+  keyOf: (person) => person.key,
+  toItem: vpnPersonToItem,
+  schema: vpnPersonSchema,
+};
+
 export interface DynamoDbStoreOptions {
   /** Attempts of one compare-and-set update before giving up with ConflictError. */
   maxUpdateAttempts?: number;
@@ -227,10 +272,12 @@ export interface DynamoDbStoreOptions {
 export class DynamoDbStore implements Store {
   readonly #hosts: VersionedTable<Host>;
   readonly #bookings: VersionedTable<Booking>;
+  readonly #vpnPeople: VersionedTable<VpnPerson>;
 
   constructor(client: DynamoDBClient, tables: TableNames, options: DynamoDbStoreOptions = {}) {
     this.#hosts = new VersionedTable(client, hostKind, tables.hosts, options);
     this.#bookings = new VersionedTable(client, bookingKind, tables.bookings, options);
+    this.#vpnPeople = new VersionedTable(client, vpnPersonKind, tables.vpnPeople, options);
   }
 
   /**
@@ -292,5 +339,24 @@ export class DynamoDbStore implements Store {
     options: UpdateOptions<Booking> = {},
   ): Promise<Updated<Booking>> {
     return this.#bookings.update(id, change, options.expected);
+  }
+
+  getVpnPerson(key: string): Promise<VpnPerson | null> {
+    return this.#vpnPeople.read(key);
+  }
+
+  listVpnPersons(): Promise<VpnPerson[]> {
+    return this.#vpnPeople.scan();
+  }
+
+  createVpnPerson(person: VpnPerson): Promise<boolean> {
+    return this.#vpnPeople.create(person);
+  }
+
+  updateVpnPerson(
+    key: string,
+    change: (current: VpnPerson) => VpnPerson | null,
+  ): Promise<Updated<VpnPerson>> {
+    return this.#vpnPeople.update(key, change);
   }
 }

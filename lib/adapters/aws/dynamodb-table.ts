@@ -68,7 +68,7 @@ export function mapSdkError(error: unknown, table: string, action: string): unkn
   const where = `DynamoDB ${action} on table "${table}"`;
   if (error.name === "ResourceNotFoundException") {
     return new ConfigError(
-      `DynamoDB table "${table}" does not exist (check LAAS_HOSTS_TABLE / LAAS_BOOKINGS_TABLE, or deploy the tables)`,
+      `DynamoDB table "${table}" does not exist (check LAAS_HOSTS_TABLE / LAAS_BOOKINGS_TABLE / LAAS_VPN_PEOPLE_TABLE, or deploy the tables)`,
       { cause: error },
     );
   }

@@ -8,26 +8,31 @@ import {
 } from "@aws-sdk/client-dynamodb";
 
 /**
- * The two tables LaaS keeps, defined once. In the cloud serverless.yml declares them and must
+ * The three tables LaaS keeps, defined once. In the cloud serverless.yml declares them and must
  * mirror these key schemas exactly:
- *   hosts table:    partition key `name` (S), no sort key, PAY_PER_REQUEST
- *   bookings table: partition key `id`   (S), no sort key, PAY_PER_REQUEST
+ *   hosts table:       partition key `name` (S), no sort key, PAY_PER_REQUEST
+ *   bookings table:    partition key `id`   (S), no sort key, PAY_PER_REQUEST
+ *   vpn-people table:  partition key `key`  (S), no sort key, PAY_PER_REQUEST
  * No secondary indexes, no TTL and no streams: the embedded dynalite supports none of them.
  */
 export interface TableNames {
   hosts: string;
   bookings: string;
+  /** One record per person holding a VPN account (domain/vpn-person.ts). */
+  vpnPeople: string;
 }
 
 export const defaultTableNames: TableNames = {
   hosts: "laas-hosts",
   bookings: "laas-bookings",
+  vpnPeople: "laas-vpn-people",
 };
 
 /** Partition key attribute of each table (the only key attribute). */
 export const tableKeys = {
   hosts: "name",
   bookings: "id",
+  vpnPeople: "key",
 } as const satisfies Record<keyof TableNames, string>;
 
 export interface TableDefinition {
@@ -45,12 +50,14 @@ export function partitionKeyOnly(attribute: string): TableDefinition {
 export const tableDefinitions: Record<keyof TableNames, TableDefinition> = {
   hosts: partitionKeyOnly(tableKeys.hosts),
   bookings: partitionKeyOnly(tableKeys.bookings),
+  vpnPeople: partitionKeyOnly(tableKeys.vpnPeople),
 };
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
   return {
     hosts: env.LAAS_HOSTS_TABLE || defaultTableNames.hosts,
     bookings: env.LAAS_BOOKINGS_TABLE || defaultTableNames.bookings,
+    vpnPeople: env.LAAS_VPN_PEOPLE_TABLE || defaultTableNames.vpnPeople,
   };
 }
 
@@ -96,13 +103,14 @@ export async function ensureTable(
 }
 
 /**
- * Creates whichever of the two tables is missing and waits until both are ACTIVE. Used by the
+ * Creates whichever of the tables is missing and waits until all are ACTIVE. Used by the
  * embedded default and the tests; in the cloud the tables come from serverless.yml.
  */
 export async function ensureTables(client: DynamoDBClient, names: TableNames): Promise<void> {
   await Promise.all([
     ensureTable(client, names.hosts, tableDefinitions.hosts),
     ensureTable(client, names.bookings, tableDefinitions.bookings),
+    ensureTable(client, names.vpnPeople, tableDefinitions.vpnPeople),
   ]);
 }
 
