@@ -15,7 +15,6 @@ import {
   HANDOVER_STATES,
 } from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
-import type { VpnPerson } from "../../domain/vpn-person";
 import {
   type JsonObject,
   type JsonValue,
@@ -24,6 +23,7 @@ import {
   WAIT_EVENTS,
   type WaitRecord,
 } from "../../domain/run";
+import type { VpnPerson } from "../../domain/vpn-person";
 import type { Store, Updated, UpdateOptions } from "../../ports/store";
 import {
   counter,
