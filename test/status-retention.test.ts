@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stepHandlers } from "../functions/steps";
 import { openEmbeddedStore } from "../lib/app/embedded-store";
 import { main } from "../lib/cli/main";
+import { problemLines } from "../lib/cli/status";
 import { loadPharosConfig } from "../lib/config/load";
 import type { Booking } from "../lib/domain/booking";
 import { newBooking } from "../lib/lifecycle/transitions";
@@ -104,5 +105,37 @@ describe("laas status and ended bookings", () => {
 
   it("--help names --all", async () => {
     expect((await laas("status", "--help")).stdout).toContain("--all");
+  });
+});
+
+describe("laas status's notes under the tables", () => {
+  const base = newBooking(dashboardBooking({ id: "77", hostName: "pod1" }), new Date());
+
+  it("say why an active booking's end notice was not sent, and not once it has ended", () => {
+    const skipped = {
+      ...base,
+      state: "ready" as const,
+      endNotice: {
+        end: base.end,
+        state: "skipped" as const,
+        at: base.end,
+        reason: "the dashboard has no address for user 7",
+      },
+    };
+    expect(problemLines(skipped)).toEqual([
+      "booking 77 (pod1): end notice not sent:",
+      "    the dashboard has no address for user 7",
+    ]);
+    const deferred = {
+      ...skipped,
+      endNotice: { ...skipped.endNotice, state: "failed" as const, reason: "451 try later" },
+    };
+    expect(problemLines(deferred)[0]).toBe(
+      "booking 77 (pod1): end notice not sent yet (tried again):",
+    );
+    expect(problemLines({ ...skipped, state: "released" })).toEqual([]);
+    expect(
+      problemLines({ ...skipped, endNotice: { ...skipped.endNotice, state: "sent" } }),
+    ).toEqual([]);
   });
 });

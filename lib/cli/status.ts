@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
-import type { Booking } from "../domain/booking";
+import { type Booking, isActive } from "../domain/booking";
 import { recordedFailure } from "../lifecycle/failure-record";
 import { isFinal } from "../lifecycle/transitions";
 import { silentLogger } from "../log";
@@ -144,8 +144,11 @@ function firstLine(text: string | null): string {
   return rest.length > 0 ? `${first} …` : first;
 }
 
-/** The whole failure of a failed booking, and why a hand-over was not delivered, indented. */
-function problemLines(booking: Booking): string[] {
+/**
+ * The whole failure of a failed booking, why a hand-over was not delivered and why an active
+ * booking's end notice was not sent, indented.
+ */
+export function problemLines(booking: Booking): string[] {
   const lines: string[] = [];
   const indented = (text: string) => text.split("\n").map((line) => `    ${line}`);
   if (booking.state === "failed") {
@@ -159,6 +162,16 @@ function problemLines(booking: Booking): string[] {
   if (booking.access?.handover === "undelivered" && booking.access.handoverError) {
     lines.push(`booking ${booking.id} (${booking.hostName}): hand-over not delivered:`);
     lines.push(...indented(booking.access.handoverError));
+  }
+  const notice = booking.endNotice;
+  if (
+    isActive(booking.state) &&
+    notice &&
+    (notice.state === "skipped" || notice.state === "failed")
+  ) {
+    const what = notice.state === "skipped" ? "not sent" : "not sent yet (tried again)";
+    lines.push(`booking ${booking.id} (${booking.hostName}): end notice ${what}:`);
+    lines.push(...indented(notice.reason ?? "reason unknown"));
   }
   return lines;
 }
