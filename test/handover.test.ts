@@ -7,8 +7,9 @@ import { LdapDirectory } from "../lib/adapters/ldap/ldap-directory";
 import type { Booking, BookingAccess } from "../lib/domain/booking";
 import { createVpnUser, undoAccess } from "../lib/lifecycle/access";
 import { changeAccess, emptyAccess } from "../lib/lifecycle/access-transitions";
-import { sweepVpnUsers } from "../lib/lifecycle/sweep";
+import { sweepExpiredBookings, sweepVpnUsers } from "../lib/lifecycle/sweep";
 import { beginProvisioning, newBooking } from "../lib/lifecycle/transitions";
+import { acquirePersonAccount, personKey } from "../lib/lifecycle/vpn-person";
 import type { PhaseInput } from "../lib/ports/engine";
 import { Secret } from "../lib/secret";
 import { bookingAt } from "../sim/dashboard-sim";
@@ -122,6 +123,15 @@ function handovers(h: Harness): CapturedMail[] {
 /** The operators' notices about booking `id`'s hand-over. */
 function notices(h: Harness, id: string): CapturedMail[] {
   return h.smtp.messages.filter((m) => m.subject.startsWith(`LaaS: hand-over of booking ${id} `));
+}
+
+/** The record of the person whose account the booking holds. */
+async function personOf(h: Harness, booking: Booking) {
+  const key = booking.access?.vpnPerson;
+  if (!key) throw new Error(`booking ${booking.id} holds no person's VPN account`);
+  const person = await h.embedded.runtime.store.getVpnPerson(key);
+  if (!person) throw new Error(`no VPN person ${key}`);
+  return person;
 }
 
 async function vpnEntry(h: Harness, uid: string) {
@@ -254,6 +264,8 @@ async function secretScan(h: Harness, secrets: string[]): Promise<string[]> {
 describe("handing a pod over and taking it back", () => {
   let h: Harness;
   let userKey: Awaited<ReturnType<typeof generateSshKey>>;
+  /** The VPN password of rsmith's account, as booking 302's hand-over gave it. */
+  let rsmithPassword = "";
   beforeAll(async () => {
     h = await harness();
     userKey = await generateSshKey("jdoe@laptop");
@@ -266,6 +278,7 @@ describe("handing a pod over and taking it back", () => {
       ssh_public_key: userKey.publicKey,
     });
     h.lab.dashboard.addUser({ id: 8, username: "rsmith", email: "rsmith@example.org" });
+    h.lab.dashboard.addUser({ id: 11, username: "kay", email: "kay@example.org" });
   }, SLOW);
   afterAll(async () => h?.close());
 
@@ -323,10 +336,18 @@ describe("handing a pod over and taking it back", () => {
       // The VPN account works with the password sent, and is marked as made for this booking.
       const [entry] = await vpnEntry(h, "jdoe");
       expect(entry?.description).toBe("laas-managed booking=301");
-      // Hashed by slapd's own scheme (Password Modify), and recorded with the server's entryUUID.
+      // Hashed by slapd's own scheme (Password Modify), and recorded with the server's entryUUID
+      // on the person's record, which this booking holds (the account is jdoe's, not the
+      // booking's: the booking records no entry of its own).
       expect(String(entry?.userPassword).startsWith(h.slapd.passwordScheme)).toBe(true);
-      expect(ready.access?.vpnUserDn).toBe(entry?.dn);
-      expect(ready.access?.vpnEntryUuid).toBe(entry?.entryUUID);
+      expect(await personOf(h, ready)).toMatchObject({
+        uid: "jdoe",
+        dn: entry?.dn,
+        entryUuid: entry?.entryUUID,
+        madeFor: "301",
+        bookings: ["301"],
+      });
+      expect(ready.access).toMatchObject({ vpnUserDn: null, vpnAccountFrom: "301" });
       expect(await bindsAs(h, entry!.dn, vpnPassword)).toBe(true);
       expect(await bindsAs(h, entry!.dn, rootPassword)).toBe(false);
 
@@ -361,7 +382,10 @@ describe("handing a pod over and taking it back", () => {
         vpnUserDn: null,
         vpnEntryUuid: null,
         vpnIntendedDn: null,
+        vpnPerson: null,
       });
+      // Its last booking let go: the person's record holds no account.
+      expect(await personOf(h, ready)).toMatchObject({ bookings: [], dn: null, retiring: [] });
       expect(h.lab.hosts.shell(host.name).passwords.size).toBe(0);
       await waitFor("released note", () =>
         notes().includes("info Booking 301: released") ? true : undefined,
@@ -383,7 +407,7 @@ describe("handing a pod over and taking it back", () => {
       const inHistory = await secretScan(h, ['"bookingId":"301"']);
       expect(inHistory.some((place) => place.startsWith("history "))).toBe(true);
       // The scan can fail: the lines do hold what was logged about this booking.
-      expect(h.lines.some((line) => line.includes("VPN user created"))).toBe(true);
+      expect(h.lines.some((line) => line.includes("VPN account made for the person"))).toBe(true);
       expect(h.lines.some((line) => line.includes("hand-over delivered"))).toBe(true);
     },
     SLOW,
@@ -405,6 +429,10 @@ describe("handing a pod over and taking it back", () => {
       expect(handovers(h)).toHaveLength(before + 1);
       const mail = handovers(h).at(-1)!;
       expect(mail.to).toEqual(["rsmith@example.org"]);
+      // rsmith's first booking: their account is made, its password in this message.
+      expect(delivered.access?.vpnAccountFrom).toBe("302");
+      rsmithPassword = field(mail, "Password", 0);
+      expect(await bindsAs(h, (await personOf(h, delivered)).dn!, rsmithPassword)).toBe(true);
       // No key on the dashboard: the message says so, and password login is offered.
       expect(mail.text).toContain("the dashboard has no SSH public key for you");
       expect(delivered.access?.sshKey).toBe("none given");
@@ -470,10 +498,22 @@ describe("handing a pod over and taking it back", () => {
       ]);
       const sent = await stored(h, "303");
       expect(sent.access).toMatchObject({ handover: "delivered", sealedCredentials: null });
-      // The passwords sent are the ones set: the VPN account binds with the one in the message.
+      // rsmith's second booking holds the account booking 302 made: one entry, its password
+      // unchanged (the one 302's hand-over gave), none in this message; the root password sent
+      // is the one set.
       const mail = handovers(h).at(-1)!;
-      expect(await bindsAs(h, sent.access!.vpnUserDn!, field(mail, "Password", 0))).toBe(true);
-      expect(h.lab.hosts.shell(host.name).passwords.get("root")).toBe(field(mail, "Password", 1));
+      expect(mail.text).toContain(
+        "Your VPN account rsmith is unchanged: use the password you were given with booking 302.",
+      );
+      expect(mail.text).not.toContain(rsmithPassword);
+      expect(sent.access).toMatchObject({ vpnUser: "rsmith", vpnAccountFrom: "302" });
+      const person = await personOf(h, sent);
+      expect(person.bookings.sort()).toEqual(["302", "303"]);
+      expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
+      expect(await vpnEntry(h, "rsmith-2")).toEqual([]);
+      expect(await labelledFor(h, "303")).toEqual([]);
+      expect(await bindsAs(h, person.dn!, rsmithPassword)).toBe(true);
+      expect(h.lab.hosts.shell(host.name).passwords.get("root")).toBe(field(mail, "Password", 0));
       // Sending twice is refused.
       const again = await laas("handover", "303", "--config", h.lab.configPath);
       expect(again.code).toBe(3);
@@ -487,16 +527,17 @@ describe("handing a pod over and taking it back", () => {
     async () => {
       // The first host is free again since booking 301 ended.
       const host = h.lab.inventory[0]!;
-      // The look-ups of user 8 by poll (its name, at the door) and by CreateVpnUser are
+      // Booked by kay, whose account no other booking holds: this one makes it.
+      // The look-ups of user 11 by poll (its name, at the door) and by CreateVpnUser are
       // answered; the next one (SetHostAccess) is refused, which no retry fixes: the provision
       // fails after the VPN user exists.
       let lookups = 0;
       h.lab.dashboard.onRequest(({ method, path }) => {
-        if (method === "GET" && path === "/api/users/8/" && ++lookups === 3) {
+        if (method === "GET" && path === "/api/users/11/" && ++lookups === 3) {
           h.lab.dashboard.failNext(1, 403, { body: '{"detail":"Forbidden."}' });
         }
       });
-      book(h, 304, host.resourceId, 8);
+      book(h, 304, host.resourceId, 11);
       await h.listener.pollOnce();
       const failed = await until(h, "304", "failed", (b) => b.state === "failed");
       expect(lookups).toBeGreaterThanOrEqual(3);
@@ -504,11 +545,14 @@ describe("handing a pod over and taking it back", () => {
       // The entry was made, and is gone again.
       const made = h.lines
         .map((line) => JSON.parse(line) as { bookingId?: string; msg?: string; vpnUser?: string })
-        .find((line) => line.bookingId === "304" && line.msg === "VPN user created");
-      expect(made?.vpnUser).toMatch(/^rsmith(-\d+)?$/);
-      expect(await vpnEntry(h, made?.vpnUser ?? "")).toEqual([]);
+        .find((line) => line.bookingId === "304" && line.msg === "VPN account made for the person");
+      expect(made?.vpnUser).toBe("kay");
+      expect(await vpnEntry(h, "kay")).toEqual([]);
+      // rsmith's account, held by bookings 302 and 303, is not touched.
+      expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
       expect(h.lines.some((l) => l.includes('"state":"UndoAccess"'))).toBe(true);
       expect(failed.access?.vpnUserDn ?? null).toBeNull();
+      expect(failed.access?.vpnPerson ?? null).toBeNull();
       // Touched: cleaned, its first failure in a row counted.
       expect(await h.embedded.runtime.store.getHost(host.name)).toMatchObject({
         state: "cleaning",
@@ -618,6 +662,59 @@ describe("handing a pod over and taking it back", () => {
     }
   });
 
+  it("gets a dashboard user's account once: a step run again after recording it asks nothing of the directory", async () => {
+    const { runtime } = h.embedded;
+    h.lab.dashboard.addUser({ id: 12, username: "lin", email: "lin@example.org" });
+    const input = await provisioning(h, "396", "12");
+    try {
+      expect(await createVpnUser(runtime, input)).toEqual({ done: true });
+      const made = await stored(h, "396");
+      expect(made.access).toMatchObject({ vpnUser: "lin", vpnAccountFrom: "396", vpnUserDn: null });
+      expect((await personOf(h, made)).bookings).toEqual(["396"]);
+      // The directory unreachable now: the account is on the booking, nothing more is asked.
+      const directoryFor = runtime.directoryFor;
+      runtime.directoryFor = () => {
+        throw new Error("the directory must not be asked again");
+      };
+      try {
+        expect(await createVpnUser(runtime, input)).toEqual({ done: true });
+      } finally {
+        runtime.directoryFor = directoryFor;
+      }
+      expect(await undoAccess(runtime, input)).toEqual({ vpnUser: "deleted" });
+      expect(await vpnEntry(h, "lin")).toEqual([]);
+    } finally {
+      await endAndTakeBack(h, "396");
+    }
+  });
+
+  it("lets go of the account it got when the run ended before recording it on the booking", async () => {
+    const { runtime } = h.embedded;
+    h.lab.dashboard.addUser({ id: 13, username: "mia", email: "mia@example.org" });
+    const input = await provisioning(h, "395", "13");
+    const { store } = runtime;
+    const updateVpnPerson = store.updateVpnPerson;
+    // The run fails right after the account is recorded on the person's record.
+    store.updateVpnPerson = async (key, change) => {
+      const updated = await updateVpnPerson.call(store, key, change);
+      if (updated.item.entryUuid !== null && updated.item.bookings.includes("395")) {
+        await store.updateBooking("395", (b) => ({ ...b, state: "failed", failure: "test" }));
+      }
+      return updated;
+    };
+    try {
+      await expect(createVpnUser(runtime, input)).rejects.toThrow(
+        /the run that got the VPN account ended/,
+      );
+    } finally {
+      store.updateVpnPerson = updateVpnPerson;
+    }
+    expect(await vpnEntry(h, "mia")).toEqual([]);
+    const failed = await stored(h, "395");
+    expect((await personOf(h, failed)).bookings).toEqual([]);
+    await endAndTakeBack(h, "395");
+  });
+
   it("sweeps exactly the entries recorded for bookings that are over", {
     timeout: 60_000,
   }, async () => {
@@ -686,10 +783,10 @@ describe("handing a pod over and taking it back", () => {
       for (const uid of ["replaced", "unrecorded", "foreign"]) {
         expect(await vpnEntry(h, uid)).toHaveLength(1);
       }
-      // Bookings 302 and 303 are ready: their entries stay.
+      // Bookings 302 and 303 are ready: the one account they hold (rsmith's) stays.
       expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
-      expect(await vpnEntry(h, "rsmith-2")).toHaveLength(1);
-      expect(report.kept).toBe(2);
+      expect(await vpnEntry(h, "rsmith-2")).toEqual([]);
+      expect(report.kept).toBe(1);
       // What was dealt with is forgotten: the next sweep does not look at it again.
       for (const id of ["990", "991", "992"]) {
         expect((await stored(h, id)).access).toMatchObject({
@@ -713,9 +810,121 @@ describe("handing a pod over and taking it back", () => {
       expect(swept.stderr).toBe("");
       expect(swept.code).toBe(0);
       expect(swept.stdout).toContain(`removed ${another.dn}`);
-      expect(swept.stdout).toMatch(/sweep: 1 removed, 2 in use/);
+      expect(swept.stdout).toMatch(/sweep: 1 removed, 1 in use/);
       expect(await vpnEntry(h, "unrecorded")).toHaveLength(1);
       expect(await vpnEntry(h, "foreign")).toHaveLength(1);
+    } finally {
+      await directory.close();
+    }
+  });
+  it("sweeps the people's accounts: bookings over or gone let go, the last out removes the entry", {
+    timeout: 60_000,
+  }, async () => {
+    const { runtime } = h.embedded;
+    const vpn = runtime.config.cleanConfig.vpn;
+    const directory = new LdapDirectory(vpn, runtime.logger);
+    const acquire = (user: string, name: string, bookingId: string) =>
+      acquirePersonAccount(
+        runtime,
+        directory,
+        {
+          key: personKey(vpn, user),
+          user,
+          bookingId,
+          newUser: { preferredName: name, fullName: null, email: null },
+          password: async () => new Secret("Sweep-person-password-1"),
+        },
+        runtime.logger,
+      );
+    /** A record naming `dn` as the account of `user`, held by booking `bookingId` (gone). */
+    const recordNaming = async (user: string, uid: string, dn: string, bookingId: string) => {
+      const key = personKey(vpn, user);
+      await runtime.store.createVpnPerson({
+        key,
+        user,
+        uid,
+        dn,
+        entryUuid: null,
+        intendedDn: null,
+        madeFor: bookingId,
+        bookings: [bookingId],
+        retiring: [],
+        updatedAt: new Date().toISOString(),
+        version: 0,
+      });
+      return key;
+    };
+    try {
+      // Booking 981 is over and still names its user's account.
+      const over = await acquire("21", "sweepa", "981");
+      const host = h.lab.inventory[2]!;
+      await runtime.store.createBooking(
+        newBooking(
+          dashboardBooking({ id: "981", resourceId: host.resourceId, hostName: host.name }),
+          new Date(),
+        ),
+      );
+      await runtime.store.updateBooking("981", (b) => ({
+        ...b,
+        state: "failed",
+        failure: "test",
+        access: { ...emptyAccess(), vpnUser: "sweepa", vpnPerson: personKey(vpn, "21") },
+      }));
+      // Booking 982 is gone from the store, its id still on the record.
+      const gone = await acquire("22", "sweepb", "982");
+      // A permanent user's entry and one LaaS did not make, named by records of bookings gone.
+      const permanent = await addByHand(h, "admin", "laas-managed booking=983");
+      await recordNaming("23", "admin", permanent, "983");
+      const foreign = await addByHand(h, "outsider");
+      await recordNaming("24", "outsider", foreign, "984");
+      // Booking 985 noted its user's account and failed before it joined the record.
+      await runtime.store.createBooking(
+        newBooking(
+          dashboardBooking({ id: "985", resourceId: host.resourceId, hostName: host.name }),
+          new Date(),
+        ),
+      );
+      await runtime.store.updateBooking("985", (b) => ({
+        ...b,
+        state: "failed",
+        failure: "test",
+        access: { ...emptyAccess(), vpnPerson: personKey(vpn, "25") },
+      }));
+
+      // Expired, and still holding the account: the expiry sweep keeps it for the directory's.
+      await runtime.store.updateBooking("981", (b) => ({ ...b, expiresAtEpochSeconds: 1 }));
+      expect((await sweepExpiredBookings(runtime)).kept).toContain("981");
+      expect(await runtime.store.getBooking("981")).not.toBeNull();
+
+      const report = await sweepVpnUsers(runtime);
+      expect(report.removed).toEqual(expect.arrayContaining([over.dn, gone.dn]));
+      expect(report.declined).toEqual(
+        expect.arrayContaining([
+          { dn: permanent, outcome: "permanent" },
+          { dn: foreign, outcome: "not-managed" },
+        ]),
+      );
+      expect(await vpnEntry(h, "sweepa")).toEqual([]);
+      expect(await vpnEntry(h, "sweepb")).toEqual([]);
+      expect(await vpnEntry(h, "admin")).toHaveLength(1);
+      expect(await vpnEntry(h, "outsider")).toHaveLength(1);
+      // rsmith's account, held by the ready bookings 302 and 303, stays.
+      expect(await vpnEntry(h, "rsmith")).toHaveLength(1);
+      for (const user of ["21", "22", "23", "24"]) {
+        expect(await runtime.store.getVpnPerson(personKey(vpn, user))).toMatchObject({
+          bookings: [],
+          dn: null,
+          retiring: [],
+        });
+      }
+      expect((await stored(h, "981")).access?.vpnPerson).toBeNull();
+      expect((await stored(h, "985")).access?.vpnPerson).toBeNull();
+      // Let go of, the booking goes with its retention.
+      expect((await sweepExpiredBookings(runtime)).deleted).toContain("981");
+      // Nothing is left to do: the next sweep removes nothing.
+      const again = await sweepVpnUsers(runtime);
+      expect(again.removed).toEqual([]);
+      expect(again.declined).toEqual([]);
     } finally {
       await directory.close();
     }

@@ -100,3 +100,14 @@ export function forgetVpnUser(dn: string): BookingChange {
       ? { ...current, access: accessWithdrawn(current.access) }
       : null;
 }
+
+/**
+ * A sweep let go of the person's account for the booking (the booking is over): the record
+ * forgets it. Applies only while the record still names that person.
+ */
+export function forgetVpnPerson(key: string): BookingChange {
+  return (current) =>
+    current.access && current.access.vpnPerson === key
+      ? { ...current, access: accessWithdrawn(current.access) }
+      : null;
+}

@@ -1,14 +1,17 @@
 /**
  * Access for the booking user, made after the pod is built and taken back at release:
  *
- *   CreateVpnUser   a VPN user in the lab's LDAP, with a fresh random password; the booking
- *                   records its DN before the add and its entryUUID after, which is what
- *                   release takes back (and only that)
+ *   CreateVpnUser   the booking user's one VPN account in the lab's LDAP (vpn-person.ts): made
+ *                   with a fresh random password by their first booking, reused by the others
+ *                   while any holds it. A booking without a dashboard user (`laas deploy`), or
+ *                   one an earlier version began, has an account of its own: its DN recorded
+ *                   before the add and its entryUUID after, which is what release takes back
  *   SetHostAccess   a fresh random root password (chpasswd, stdin) and the user's SSH key
  *   (MarkReady)
  *   HandOver        one message with everything, by e-mail (retried; never undoes a ready pod)
  *   UndoAccess      on any provision failure, before the failure is recorded: no orphan VPN user
- *   RevokeAccess    at release, before the host is reimaged (which takes password and key back)
+ *   RevokeAccess    at release, before the host is reimaged (which takes password and key back):
+ *                   the booking lets go of its user's account, removed when no booking holds it
  *
  * Secrets live in memory, in the sealed field of the booking (AES-256-GCM with the hand-over
  * key, bound to the booking) until delivered, and in the message itself: never in a log line, an
@@ -54,7 +57,8 @@ import { onHost } from "./host-access";
 import { mailUndelivered, operatorsReachable } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { updateBookingProgress } from "./progress";
-import { noteProgress } from "./transitions";
+import { isCurrentRun, noteProgress } from "./transitions";
+import { acquirePersonAccount, personKey, releasePersonAccount } from "./vpn-person";
 import { recordedVpnEntry } from "./vpn-record";
 
 /** The account whose password and keys the booking user gets. */
@@ -158,8 +162,9 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
     );
     return { done: false, skipped: "vpn: false" };
   }
-  // A retry after the entry was made and recorded finds it on the booking.
-  if (booking.access?.vpnUserDn) return { done: true };
+  // A retry after the account was got and recorded finds it on the booking.
+  const access = booking.access;
+  if (access?.vpnUserDn || (access?.vpnPerson && access.vpnUser)) return { done: true };
   await updateBookingProgress(
     rt,
     booking.id,
@@ -168,6 +173,12 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
   const user = await bookingUserOf(rt, booking);
   const vpn = vpnOf(rt, booking);
+  // A dashboard user has one account for all their bookings; an attempt of an earlier version
+  // that chose a DN for an account of the booking's own finishes that one.
+  if (booking.user !== null && !access?.vpnIntendedDn) {
+    await personAccount(rt, booking, input, handover, vpn, user, booking.user);
+    return { done: true };
+  }
   const password = await runPassword(rt, booking, input, handover, VPN_PASSWORD);
   await withDirectory(rt, vpn, async (directory) => {
     // The DN is recorded before the add (vpnIntendedDn) and the entryUUID after it; an attempt
@@ -234,6 +245,72 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
     log.info({ vpnUser: made.uid, dn: made.dn, entryUUID: made.entryUUID }, "VPN user created");
   });
   return { done: true };
+}
+
+/**
+ * The booking acquires its user's one VPN account: the person's key recorded on the booking
+ * first (so that release lets go of it whatever happens next), then the account acquired, then
+ * what the hand-over needs recorded. A password is made and sealed only when this booking makes
+ * the account; one that reuses it leaves its password unchanged.
+ */
+async function personAccount(
+  rt: Runtime,
+  booking: Booking,
+  input: PhaseInput,
+  handover: HandoverConfig,
+  vpn: VpnConfig,
+  user: DashboardUser | null,
+  userId: string,
+): Promise<void> {
+  const key = personKey(vpn, userId);
+  const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
+  const noted = await rt.store.updateBooking(
+    booking.id,
+    changeAccess("provision", input.generation, (access) =>
+      access.vpnPerson === key ? access : { ...access, vpnPerson: key },
+    ),
+  );
+  if (
+    noted.item.access?.vpnPerson !== key ||
+    !isCurrentRun(noted.item, "provision", input.generation)
+  ) {
+    throw new SupersededError(`booking ${booking.id}: the run ended before its VPN account`);
+  }
+  await withDirectory(rt, vpn, async (directory) => {
+    const account = await acquirePersonAccount(
+      rt,
+      directory,
+      {
+        key,
+        user: userId,
+        bookingId: booking.id,
+        newUser: {
+          preferredName: preferredVpnName(booking, user),
+          fullName: user?.fullName ?? null,
+          email: user?.email ?? null,
+        },
+        password: () => runPassword(rt, noted.item, input, handover, VPN_PASSWORD),
+      },
+      log,
+    );
+    const { changed } = await rt.store.updateBooking(
+      booking.id,
+      changeAccess("provision", input.generation, (access) => ({
+        ...access,
+        vpnUser: account.uid,
+        vpnAccountFrom: account.madeFor,
+      })),
+    );
+    if (!changed) {
+      // The run ended meanwhile (its undo may have run already): the booking lets go here.
+      await releasePersonAccount(rt, directory, key, booking.id, log).catch(() => undefined);
+      throw new SupersededError(`booking ${booking.id}: the run that got the VPN account ended`);
+    }
+    log.info(
+      { vpnUser: account.uid, dn: account.dn, made: account.made, madeFor: account.madeFor },
+      account.made ? "VPN account made for the person" : "VPN account of the person reused",
+    );
+  });
 }
 
 const SET_HOST_ACCESS = "setHostAccess";
@@ -471,6 +548,9 @@ export async function recordUndelivered(
   return { handover: "undelivered", operatorsTold: true };
 }
 
+/** What became of the booking's VPN account: "kept" while other bookings of its user hold it. */
+export type AccessTakenBack = RemovalOutcome | "kept" | "none";
+
 /**
  * Takes back the VPN user of the current run of `phase` (release, or a failed provision). The
  * root password and SSH key need no undoing: the host is reimaged (release) or quarantined.
@@ -480,12 +560,20 @@ async function takeBackAccess(
   booking: Booking,
   phase: Phase,
   generation: number,
-): Promise<RemovalOutcome | "none"> {
-  // Only what the record names: the entry made (with its entryUUID), or the DN an interrupted
-  // attempt chose before its add.
+): Promise<AccessTakenBack> {
+  // Only what the record names: the person's account the booking holds (removed only when no
+  // other booking holds it), the entry made for the booking (with its entryUUID), or the DN an
+  // interrupted attempt chose before its add.
+  const person = booking.access?.vpnPerson ?? null;
   const entry = recordedVpnEntry(booking.access);
-  let outcome: RemovalOutcome | "none" = "none";
-  if (entry) {
+  let outcome: AccessTakenBack = "none";
+  if (person) {
+    const log = rt.logger.child({ bookingId: booking.id });
+    outcome = await withDirectory(rt, vpnOf(rt, booking), (directory) =>
+      releasePersonAccount(rt, directory, person, booking.id, log),
+    );
+    log.info({ vpnUser: booking.access?.vpnUser ?? null, outcome }, "VPN account let go");
+  } else if (entry) {
     outcome = await withDirectory(rt, vpnOf(rt, booking), (directory) =>
       directory.removeUser(entry, booking.id),
     );
@@ -500,7 +588,7 @@ async function takeBackAccess(
 export async function revokeAccess(
   rt: Runtime,
   input: PhaseInput,
-): Promise<{ vpnUser: RemovalOutcome | "none" }> {
+): Promise<{ vpnUser: AccessTakenBack }> {
   const booking = await loadCurrentBooking(rt, input);
   return { vpnUser: await takeBackAccess(rt, booking, input.phase, input.generation) };
 }
@@ -513,7 +601,7 @@ export interface UndoAccessInput extends PhaseInput {
 export async function undoAccess(
   rt: Runtime,
   input: UndoAccessInput,
-): Promise<{ vpnUser: RemovalOutcome | "none" | "superseded" }> {
+): Promise<{ vpnUser: AccessTakenBack | "superseded" }> {
   let booking: Booking;
   try {
     booking = await loadCurrentBooking(rt, input);

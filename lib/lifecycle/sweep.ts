@@ -9,6 +9,11 @@
  * still the entry recorded (the directory adapter checks its entryUUID, or, for a DN recorded
  * before its add, the checks that stand in for one) and not a permanent user.
  *
+ * The people's accounts (vpn-person.ts): a booking that is over, or gone from the store, lets go
+ * of its user's account, which is removed once no booking holds it; entries whose removal was
+ * interrupted (`retiring`) are removed. The same adapter checks apply: a permanent user's entry,
+ * or one LaaS did not make, is left alone.
+ *
  * The expiry sweep (retention.ts): a booking whose expiry has passed is deleted, only while it is
  * the version read, so that one changed meanwhile is looked at again next time. That is DynamoDB
  * TTL's work in the cloud (doing it here too is harmless) and the sweep's alone locally, where
@@ -19,20 +24,22 @@
 
 import type { VpnConfig } from "../config/types";
 import { type Booking, isActive } from "../domain/booking";
+import type { VpnPerson } from "../domain/vpn-person";
 import { ConflictError, errorMessage } from "../errors";
 import type { Directory, RemovalOutcome } from "../ports/directory";
 import type { ExecutionStatus } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
-import { forgetVpnUser } from "./access-transitions";
+import { forgetVpnPerson, forgetVpnUser } from "./access-transitions";
 import { imagingConfig } from "./current-run";
 import { isExpired } from "./retention";
 import { stampExpiry } from "./transitions";
+import { leavePerson, personKey, removeRetiring } from "./vpn-person";
 import { recordedVpnEntry } from "./vpn-record";
 
 export interface SweepReport {
   /** DNs removed (or found gone already). */
   removed: string[];
-  /** Recorded entries kept because their booking is active. */
+  /** Recorded entries kept because their booking is active (a person's: any of their bookings). */
   kept: number;
   /** Recorded entries the adapter left alone (replaced since, not provably made here, permanent). */
   declined: { dn: string; outcome: RemovalOutcome }[];
@@ -47,9 +54,7 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
   const report: SweepReport = { removed: [], kept: 0, declined: [] };
   if (!rt.config.handover?.vpn) return report;
   const directories = new Map<string, Directory>();
-  const directoryOf = (booking: Booking): Directory => {
-    // The directory the booking's entry was made in: its installer's vpn_config.
-    const vpn = imagingConfig(rt, booking, "provision").vpn;
+  const directoryFor = (vpn: VpnConfig): Directory => {
     const key = directoryKey(vpn);
     let directory = directories.get(key);
     if (!directory) {
@@ -58,11 +63,39 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
     }
     return directory;
   };
+  // The directory the booking's entry was made in: its installer's vpn_config.
+  const directoryOf = (booking: Booking): Directory =>
+    directoryFor(imagingConfig(rt, booking, "provision").vpn);
+  const outcomes = (removed: { dn: string; outcome: RemovalOutcome }[]) => {
+    for (const { dn, outcome } of removed) {
+      if (outcome === "deleted" || outcome === "absent") report.removed.push(dn);
+      else report.declined.push({ dn, outcome });
+    }
+  };
   // One booking's trouble (its directory unreachable, its installer gone from the config) does
   // not keep the others' entries; the sweep fails afterwards with the first such trouble.
   let trouble: unknown = null;
   try {
     for (const booking of await rt.store.listBookings()) {
+      const person = booking.access?.vpnPerson ?? null;
+      if (person !== null && !isActive(booking.state)) {
+        // Over, and still naming its user's account: it lets go (a booking that never joined
+        // the record lets go of nothing), and the record forgets it.
+        try {
+          if ((await rt.store.getVpnPerson(person)) !== null) {
+            const { item } = await rt.store.updateVpnPerson(person, leavePerson(booking.id));
+            outcomes(await removeRetiring(rt, directoryOf(booking), item, rt.logger));
+          }
+          await rt.store.updateBooking(booking.id, forgetVpnPerson(person));
+        } catch (error) {
+          rt.logger.warn(
+            { bookingId: booking.id, err: errorMessage(error) },
+            "sweep could not let go of a VPN account",
+          );
+          trouble ??= error;
+        }
+        continue;
+      }
       const entry = recordedVpnEntry(booking.access);
       if (!entry) continue;
       // A booking that is over stays over (released, cancelled and failed are final), so what
@@ -86,6 +119,18 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
         trouble ??= error;
       }
     }
+    const people = await rt.store.listVpnPersons();
+    for (const person of people) {
+      try {
+        if (await sweepPerson(rt, person, directoryFor, outcomes)) report.kept++;
+      } catch (error) {
+        rt.logger.warn(
+          { user: person.user, err: errorMessage(error) },
+          "sweep could not deal with a person's VPN account",
+        );
+        trouble ??= error;
+      }
+    }
   } finally {
     await Promise.all([...directories.values()].map((d) => d.close().catch(() => undefined)));
   }
@@ -99,12 +144,43 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
   return report;
 }
 
+/**
+ * One person's account: the bookings it names that are gone or over let go, and the entries
+ * retiring are removed. Answers whether an active booking still holds the account.
+ */
+async function sweepPerson(
+  rt: Runtime,
+  person: VpnPerson,
+  directoryFor: (vpn: VpnConfig) => Directory,
+  outcomes: (removed: { dn: string; outcome: RemovalOutcome }[]) => void,
+): Promise<boolean> {
+  let current = person;
+  let held = false;
+  for (const id of person.bookings) {
+    const booking = await rt.store.getBooking(id);
+    if (booking && isActive(booking.state)) {
+      held = true;
+      continue;
+    }
+    ({ item: current } = await rt.store.updateVpnPerson(person.key, leavePerson(id)));
+    if (booking) await rt.store.updateBooking(id, forgetVpnPerson(person.key));
+  }
+  if (current.retiring.length === 0) return held;
+  // The directory the key names: one of the installers' vpn_configs.
+  const vpn = [...rt.config.defaultConfigs.values()]
+    .map((config) => config.vpn)
+    .find((candidate) => personKey(candidate, person.user) === person.key);
+  if (!vpn) throw new Error(`VPN person ${person.key}: no installer config names its directory`);
+  outcomes(await removeRetiring(rt, directoryFor(vpn), current, rt.logger));
+  return held;
+}
+
 export interface ExpiryReport {
   /** Bookings deleted, their retention over. */
   deleted: string[];
   /** Bookings ended for good that had no expiry yet (older versions' items), now given one. */
   stamped: string[];
-  /** Expired bookings kept: changed since they were read, or still recording a VPN entry. */
+  /** Expired bookings kept: changed since they were read, or still recording a VPN entry or account. */
   kept: string[];
   /** Journal records of ended executions whose booking is gone, removed. */
   executions: string[];
@@ -137,7 +213,8 @@ export async function sweepExpiredBookings(
       if (!isExpired(booking, now)) continue;
       // Its entry could not be removed yet (the directory sweep failed for it): deleting the
       // booking would leave the entry recorded nowhere, out of every later sweep's reach.
-      if (recordedVpnEntry(booking.access) !== null) {
+      // Nor one still holding its user's account: the directory sweep lets go of it first.
+      if (recordedVpnEntry(booking.access) !== null || booking.access?.vpnPerson) {
         report.kept.push(booking.id);
         continue;
       }

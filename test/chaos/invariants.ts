@@ -369,7 +369,7 @@ export function judge(input: JudgeInput): Judged {
     });
   // What a hostile field reached: the first lines that carry it on (a VPN user, a step's work).
   const hostileReach = (line: string) =>
-    /"msg":"(VPN user created|virtual pod built|installer started|deploy task created)"/.test(
+    /"msg":"(VPN user created|VPN account made for the person|virtual pod built|installer started|deploy task created)"/.test(
       line,
     ) || /"level":(50|60)/.test(line);
 
