@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 /**
  * The status page, driven in headless Chromium (Debian's, through playwright-core) against a
  * simulated lab with its real directory and mail server: hosts and bookings listed and kept up
@@ -10,7 +8,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, chromium, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveStatusPage } from "../lib/cli/ui";
 import { installerConfigFor } from "../lib/config/lookup";
@@ -49,6 +47,11 @@ function configSecrets(value: unknown, seen = new Set<unknown>(), out: string[] 
   const values = value instanceof Map ? [...value.values()] : Object.values(value);
   for (const item of values) configSecrets(item, seen, out);
   return out;
+}
+
+/** An attribute of every element the locator finds, in the page's order (read from Node). */
+async function attributes(found: Locator, name: string): Promise<(string | null)[]> {
+  return Promise.all((await found.all()).map((element) => element.getAttribute(name)));
 }
 
 function booked(id: number, resourceId: string, installer: string): void {
@@ -128,18 +131,11 @@ afterAll(async () => {
 describe("the status page", () => {
   it("lists hosts and bookings, and follows them as the work runs, without a reload", async () => {
     // The page was loaded before the poll saw any booking; it shows them ready and failed now.
-    await page.waitForFunction(
-      ([ready, failed]) => {
-        const state = (id: string) =>
-          document.querySelector(`tr.booking[data-booking="${id}"] td:nth-child(3)`)?.textContent;
-        return state(ready ?? "") === "ready" && state(failed ?? "") === "failed";
-      },
-      [readyId, failedId],
-      { timeout: 30_000 },
-    );
-    const hosts = await page.$$eval("#hosts tr", (rows) =>
-      rows.map((row) => (row as HTMLElement).dataset.host),
-    );
+    const stateOf = (id: string) =>
+      page.locator(`tr.booking[data-booking="${id}"] td:nth-child(3)`).textContent();
+    await expect.poll(() => stateOf(readyId), { timeout: 30_000 }).toBe("ready");
+    await expect.poll(() => stateOf(failedId), { timeout: 30_000 }).toBe("failed");
+    const hosts = await attributes(page.locator("#hosts tr"), "data-host");
     expect(hosts.sort()).toEqual(h.lab.inventory.map((host) => host.name).sort());
     const ready = page.locator(`tr.booking[data-booking="${readyId}"]`);
     const cells = await ready.locator("td").allTextContents();
@@ -157,11 +153,11 @@ describe("the status page", () => {
       .poll(() => execution.locator("h3").textContent(), { timeout: 15_000 })
       .toMatch(/SUCCEEDED/);
     const steps = execution.locator("tr.step");
-    const rows = await steps.evaluateAll((list) =>
-      list.map((row) => ({
-        state: (row as HTMLElement).dataset.state,
-        outcome: (row as HTMLElement).dataset.outcome,
-        text: row.textContent ?? "",
+    const rows = await Promise.all(
+      (await steps.all()).map(async (row) => ({
+        state: await row.getAttribute("data-state"),
+        outcome: await row.getAttribute("data-outcome"),
+        text: (await row.textContent()) ?? "",
       })),
     );
     const states = rows.map((row) => row.state);
@@ -181,17 +177,17 @@ describe("the status page", () => {
   it("draws the pod from the booking's config: every VM and network, and which VM is on which", async () => {
     await page.locator("#pod svg").waitFor({ timeout: 15_000 });
     const config = installerConfigFor(h.embedded.runtime.config, "Fuel");
-    const drawn = await page.evaluate(() => ({
-      vms: [...document.querySelectorAll("#pod svg .vm")].map((g) => g.getAttribute("data-vm")),
-      networks: [...document.querySelectorAll("#pod svg .network")].map((g) =>
-        g.getAttribute("data-network"),
+    const drawn = {
+      vms: await attributes(page.locator("#pod svg .vm"), "data-vm"),
+      networks: await attributes(page.locator("#pod svg .network"), "data-network"),
+      links: await Promise.all(
+        (await page.locator("#pod svg .link").all()).map(async (link) => ({
+          vm: await link.getAttribute("data-vm"),
+          network: await link.getAttribute("data-network"),
+          mac: await link.getAttribute("data-mac"),
+        })),
       ),
-      links: [...document.querySelectorAll("#pod svg .link")].map((g) => ({
-        vm: g.getAttribute("data-vm"),
-        network: g.getAttribute("data-network"),
-        mac: g.getAttribute("data-mac"),
-      })),
-    }));
+    };
     expect(drawn.vms).toEqual(config.hypervisor.vms.domains.map((vm) => vm.name));
     expect(drawn.networks).toEqual(config.hypervisor.networks.networks.map((n) => n.name));
     const configured = config.hypervisor.vms.domains.flatMap((vm) =>
