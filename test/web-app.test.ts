@@ -3,7 +3,9 @@
  * swapped for a cookie), loopback only without one, what an answer may hold, and the pod drawing's
  * escaping and its ISO URLs without their credentials.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { handler as webHandler } from "../functions/web/index";
+import { installRuntime, type Runtime, resetRuntime } from "../lib/app/runtime";
 import type { InstallerConfig } from "../lib/config/types";
 import type { Booking } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
@@ -243,5 +245,59 @@ describe("the page behind a Lambda function URL", () => {
     });
     expect((await app(bearer)).status).toBe(200);
     expect((await app(webRequestOf({ rawPath: "/metrics" }))).status).toBe(401);
+  });
+});
+
+describe("the web function", () => {
+  /** A runtime with just what the page reads, its store counting full reads of the bookings. */
+  function runtimeWith(token: string | null) {
+    const reads = { bookings: 0 };
+    const base = sources(null);
+    const rt = {
+      config: {
+        web:
+          token === null
+            ? null
+            : { address: "127.0.0.1", port: 8080, token: new Secret(token, "t") },
+        cleanConfig: { fog: {} },
+      },
+      store: {
+        ...base.store,
+        listBookings: async () => {
+          reads.bookings += 1;
+          return base.store.listBookings();
+        },
+      },
+      engine: base.engine,
+      imagerFor: () => ({ activeTasks: async () => [] }),
+      now: () => new Date(),
+    } as unknown as Runtime;
+    return { rt, reads };
+  }
+  const overview = {
+    rawPath: "/api/overview",
+    headers: { authorization: `Bearer ${TOKEN}` },
+    requestContext: { http: { method: "GET" } },
+  };
+  afterEach(() => resetRuntime());
+
+  it("serves nothing without web.token", async () => {
+    installRuntime(runtimeWith(null).rt);
+    const answer = await webHandler(overview);
+    expect(answer.statusCode).toBe(503);
+    expect(answer.body).toMatch(/no web\.token/);
+  });
+
+  it("keeps one app per runtime while warm, and makes another for a new runtime", async () => {
+    const first = runtimeWith(TOKEN);
+    installRuntime(first.rt);
+    expect((await webHandler(overview)).statusCode).toBe(200);
+    expect((await webHandler(overview)).statusCode).toBe(200);
+    // The second request within the overview's second was served by the same app's cache.
+    expect(first.reads.bookings).toBe(1);
+    const second = runtimeWith(TOKEN);
+    installRuntime(second.rt);
+    expect((await webHandler(overview)).statusCode).toBe(200);
+    expect(second.reads.bookings).toBe(1);
   });
 });

@@ -4,8 +4,9 @@
  * cloud's config) is what guards it, and without one it serves nothing.
  */
 
-import { runtime } from "../../lib/app/runtime";
+import { type Runtime, runtime } from "../../lib/app/runtime";
 import { webAppFor } from "../../lib/app/web";
+import type { WebApp } from "../../lib/web/app";
 import {
   type FunctionUrlEvent,
   type FunctionUrlResult,
@@ -20,6 +21,8 @@ import {
 } from "../cloud-runtime";
 
 installCloudRuntime();
+
+let built: { rt: Runtime; app: WebApp } | null = null;
 
 export async function handler(
   event: FunctionUrlEvent,
@@ -47,6 +50,7 @@ async function answer(event: FunctionUrlEvent): Promise<FunctionUrlResult> {
       }),
     };
   }
-  const app = webAppFor(rt, { secureCookie: true });
-  return functionUrlResultOf(await app(webRequestOf(event)));
+  // One app per runtime: a warm container keeps its FOG client and its one-second overview cache.
+  if (built?.rt !== rt) built = { rt, app: webAppFor(rt, { secureCookie: true }) };
+  return functionUrlResultOf(await built.app(webRequestOf(event)));
 }
