@@ -64,7 +64,9 @@ export function labOfOneInstaller(
     file: installer.file,
     // Commands given an installer config never talk to the dashboard: the address is inert.
     dashboard: "http://127.0.0.1:9/",
+    dashboardApi: "bookings",
     token: new Secret("", "none"),
+    jobs: null,
     // The lab's store when there is a pharos.yaml (loadAnyConfig made sure it is the same one).
     database: labWide?.database ?? installer.database,
     defaultConfigs,

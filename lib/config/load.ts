@@ -23,6 +23,7 @@ import {
   networkFileSchema,
   PHAROS_ALIASES,
   pharosSchema,
+  type RawPharos,
   VPN_ALIASES,
   vpnSchema,
 } from "./schema";
@@ -171,6 +172,7 @@ class Loader {
           "required when power or relay is set: the subnets (CIDRs) lab hosts live on; no address outside them is reached",
       });
     }
+    issues.push(...jobsApiIssues(raw));
     throwIfIssues(file, issues);
 
     const inventory = await this.inventory(resolveConfigPath(dir, raw.inventory), {
@@ -216,7 +218,11 @@ class Loader {
     return {
       file,
       dashboard: raw.dashboard,
+      dashboardApi: raw.dashboard_api,
       token,
+      jobs: raw.jobs
+        ? { lab: raw.jobs.lab, images: new Map(Object.entries(raw.jobs.images)) }
+        : null,
       database,
       defaultConfigs,
       cleanConfig,
@@ -405,6 +411,28 @@ class Loader {
       };
     });
   }
+}
+
+/** `jobs:` is the jobs API's section: required with `dashboard_api: jobs`, refused without. */
+function jobsApiIssues(raw: Pick<RawPharos, "dashboard_api" | "jobs">): Issue[] {
+  if (raw.dashboard_api === "jobs" && !raw.jobs) {
+    return [
+      {
+        path: "jobs",
+        message:
+          "required when dashboard_api is jobs: the lab's name on the dashboard (lab) and its images (images)",
+      },
+    ];
+  }
+  if (raw.dashboard_api !== "jobs" && raw.jobs) {
+    return [
+      {
+        path: "jobs",
+        message: `is for the jobs API: set dashboard_api: jobs, or remove it (dashboard_api is ${raw.dashboard_api})`,
+      },
+    ];
+  }
+  return [];
 }
 
 /** A domain interface of type network must name a network the installer defines. */

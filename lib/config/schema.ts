@@ -526,6 +526,51 @@ export const webSchema = z.strictObject(
   expected("a mapping (web)"),
 );
 
+/** Which API the dashboard speaks: the 2017 Pharos bookings API, or the later LaaS jobs API. */
+export const DASHBOARD_APIS = ["bookings", "jobs"] as const;
+
+/**
+ * A lab's name on the dashboard, one segment of the jobs API's URLs (`api/labs/<lab>/`): a safe
+ * alphabet, and never "." or "..", which URL parsing would resolve away.
+ */
+const dashboardLabName = z
+  .string(expected("a lab name"))
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    expected("a lab name (letters, digits, '-', '_', '.'; starting with a letter or digit)"),
+  );
+
+/** A dashboard image id as a YAML key gives it: the decimal text of a positive integer. */
+const isImageIdText = (key: string) =>
+  /^[1-9][0-9]*$/.test(key) && Number.isSafeInteger(Number(key));
+
+/** pharos.yaml `jobs:` (with `dashboard_api: jobs`): the lab on the dashboard, its images in FOG. */
+export const jobsApiSchema = z.strictObject(
+  {
+    lab: dashboardLabName,
+    images: z
+      .record(
+        z.string(),
+        positiveInt,
+        expected("a mapping of the dashboard's image id to a FOG image id"),
+      )
+      .superRefine((images, ctx) => {
+        const ids = Object.keys(images);
+        if (ids.length === 0) {
+          ctx.addIssue({ code: "custom", path: [], message: "expected at least one image" });
+        }
+        for (const id of ids.filter((key) => !isImageIdText(key))) {
+          ctx.addIssue({
+            code: "custom",
+            path: [id],
+            message: "expected a dashboard image id (a positive integer)",
+          });
+        }
+      }),
+  },
+  expected("a mapping {lab, images}"),
+);
+
 export const pharosSchema = z.strictObject(
   {
     dashboard: httpUrl,
@@ -544,6 +589,11 @@ export const pharosSchema = z.strictObject(
         error: `expected at most ${LONGEST_WATCH_INTERVAL_SECONDS} seconds (a third of the waits' HeartbeatSeconds)`,
       })
       .optional(),
+    // Extension: the dashboard's API; with "jobs", `token` is the lab token and `jobs` is required.
+    dashboard_api: z
+      .enum(DASHBOARD_APIS, expected(DASHBOARD_APIS.map((a) => `"${a}"`).join(" or ")))
+      .default("bookings"),
+    jobs: jobsApiSchema.nullish(),
     token: secretSource,
     // Extension: failed provisions or cleanings of one host in a row before it stays quarantined.
     quarantine_after: positiveInt.max(10, { error: "expected at most 10 failures" }).default(2),
@@ -580,6 +630,7 @@ export type RawVpn = z.output<typeof vpnSchema>;
 export type RawHandover = z.output<typeof handoverSchema>;
 export type RawWeb = z.output<typeof webSchema>;
 export type RawInstaller = z.output<typeof installerSchema>;
+export type RawJobsApi = z.output<typeof jobsApiSchema>;
 export type RawPharos = z.output<typeof pharosSchema>;
 
 /** Misspellings in the seed that its users' files carry: alias → field. */

@@ -248,7 +248,15 @@ export interface InstallerConfig {
 export interface PharosConfig {
   file: string;
   dashboard: string;
+  /**
+   * Which API the dashboard speaks (`dashboard_api`): "bookings" (default), the 2017 Pharos API
+   * (`GET /api/bookings/`); "jobs", the later LaaS jobs API of the lab `jobs.lab`.
+   */
+  dashboardApi: "bookings" | "jobs";
+  /** The dashboard's API token; with the jobs API, the lab token the dashboard issued. */
   token: Secret;
+  /** The lab on the jobs API and its images (`jobs:`): set when dashboardApi is "jobs", else null. */
+  jobs: JobsApiConfig | null;
   /** Directory of the embedded store (dynalite, persisted). */
   database: string;
   /**
@@ -291,6 +299,14 @@ export interface PharosConfig {
   handover: HandoverConfig | null;
   /** The status page (`web:`, an extension); null: served on loopback with no token. */
   web: WebConfig | null;
+}
+
+/** pharos.yaml `jobs:`: the lab as the dashboard's jobs API knows it (extension). */
+export interface JobsApiConfig {
+  /** The lab's name on the dashboard, a segment of the API's URLs (`api/labs/<lab>/`). */
+  lab: string;
+  /** dashboard image id (as its decimal text) -> FOG image id */
+  images: Map<string, number>;
 }
 
 /** Where `laas ui` serves the page and the metrics, and the token that guards them. */
