@@ -54,9 +54,11 @@ export interface FogSimOptions {
   gbPerMinute?: number;
   /**
    * Called as a deploy completes, before FOG answers anything that shows it complete: the host
-   * reboots into the image it was given (the lab's hosts react to it).
+   * reboots into the image it was given (the lab's hosts react to it). A task asked with
+   * `shutdown` (`task.shutdown`) would have the host power off instead: that part is the
+   * listener's to act on.
    */
-  onDeployed?: (hostName: string) => void;
+  onDeployed?: (hostName: string, task: { shutdown: boolean }) => void;
 }
 
 export interface FogSimRequest {
@@ -82,6 +84,12 @@ export interface FogSimTask {
   percent: number;
   /** Index of the partition being written (0-based). */
   partition: number;
+  /**
+   * Whether the task was asked with `shutdown` (its JSON field `shutdown`, "1" or "0"): the host
+   * powers off once the task completes instead of rebooting. Always set by tasks(); optional so
+   * that a task written by hand (a test's evidence) may leave it out, meaning false.
+   */
+  shutdown?: boolean;
 }
 
 export interface FogSimHost {
@@ -251,6 +259,8 @@ interface TaskRecord {
   typeId: number;
   stateId: number;
   imageId: number;
+  /** The task body's `shutdown`, as PHP reads it (see phpTruthy). */
+  shutdown: boolean;
   createdTime: string;
   checkInTime: string;
   /** Sim ms of check-in, or null before. */
@@ -305,7 +315,7 @@ class FogSimServer implements FogSim {
   readonly #startDelayMs: number;
   readonly #startJitterMs: number;
   readonly #gbPerMs: number;
-  readonly #onDeployed: ((hostName: string) => void) | undefined;
+  readonly #onDeployed: ((hostName: string, task: { shutdown: boolean }) => void) | undefined;
   readonly #taskListeners: ((task: FogSimTask) => void)[] = [];
   readonly #realStart = performance.now();
   readonly #epochStart = Date.now();
@@ -394,6 +404,7 @@ class FogSimServer implements FogSim {
       imageId: task.imageId,
       percent: task.reported?.percent ?? 0,
       partition: task.reported?.partition ?? 0,
+      shutdown: task.shutdown,
     }));
   }
 
@@ -490,7 +501,7 @@ class FogSimServer implements FogSim {
           const host = this.#hostById(task.hostId);
           if (host) {
             host.deployed = this.#timestamp(now);
-            this.#onDeployed?.(host.name);
+            this.#onDeployed?.(host.name, { shutdown: task.shutdown });
           }
         }
         this.#changed(task);
@@ -760,6 +771,7 @@ class FogSimServer implements FogSim {
       typeId,
       stateId: 1,
       imageId: host.imageId,
+      shutdown: phpTruthy(vars.shutdown),
       createdTime: this.#timestamp(now),
       checkInTime: NEVER,
       checkedInAt: null,
@@ -880,7 +892,7 @@ class FogSimServer implements FogSim {
       storagenodeID: "1",
       NFSFailures: "0",
       NFSLastMemberID: "0",
-      shutdown: "0",
+      shutdown: task.shutdown ? "1" : "0",
       passreset: "",
       isDebug: "0",
       imageID: String(task.imageId),
@@ -974,6 +986,21 @@ function parseJsonObject(body: string): Json {
   } catch {
     return {};
   }
+}
+
+/**
+ * Whether PHP takes a JSON-decoded value for true. FOG 1.5 does not check the task body's
+ * `shutdown`: the router hands `$task->shutdown` to Host::createImagePackage, which sets the
+ * task's `shutdown` only `if ($shutdown)`; no value is refused. So false, null, 0, 0.0, "", "0"
+ * and [] leave the task's "0", and anything else (true, 1, "1", "false", "yes", {}) schedules the
+ * shutdown. Simplification: the sim shows every such value as "1", where FOG stores it raw.
+ */
+function phpTruthy(value: unknown): boolean {
+  if (value === undefined || value === null || value === false) return false;
+  if (typeof value === "number") return value !== 0;
+  if (typeof value === "string") return value !== "" && value !== "0";
+  if (Array.isArray(value)) return value.length > 0;
+  return true;
 }
 
 async function readBody(request: IncomingMessage): Promise<string> {

@@ -361,6 +361,93 @@ describe("FogClient.deploy", () => {
     await expect(client.deploy("1", 0, "t")).rejects.toThrow(ConfigError);
     expect(sim.requests).toEqual([]);
   });
+
+  it("asks FOG to power the host off after imaging only when told: shutdown true, else no key", async () => {
+    const posted: unknown[] = [];
+    const { sim, client } = await setup(
+      {},
+      {
+        fetch: async (url, init) => {
+          if (init?.method === "POST") posted.push(JSON.parse(String(init.body)));
+          return fetch(url, init);
+        },
+      },
+    );
+    await client.deploy("1", 5, "plain");
+    await client.deploy("2", 5, "told not to", { shutdown: false });
+    await client.deploy("3", 5, "released", { shutdown: true });
+    expect(posted).toEqual([
+      { taskTypeID: 1, taskName: "plain" },
+      { taskTypeID: 1, taskName: "told not to" },
+      { taskTypeID: 1, taskName: "released", shutdown: true },
+    ]);
+    expect(sim.tasks().map((task) => [task.name, task.shutdown])).toEqual([
+      ["plain", false],
+      ["told not to", false],
+      ["released", true],
+    ]);
+  });
+
+  it("keeps shutdown when it creates the deploy again after cancelling the host's task", async () => {
+    const { sim, client } = await setup();
+    await client.deploy("1", 5, "first");
+    await client.deploy("1", 5, "second", { shutdown: true });
+    expect(sim.tasks().map((task) => [task.name, task.stateId, task.shutdown])).toEqual([
+      ["first", 5, false],
+      ["second", 1, true],
+    ]);
+  });
+
+  it('shows a shutdown task\'s field as FOG does: the string "1", "0" without it', async () => {
+    const { sim, client } = await setup();
+    await client.deploy("1", 5, "released", { shutdown: true });
+    await client.deploy("2", 5, "plain");
+    const response = await fetch(`${sim.url}task/current`, {
+      headers: { "fog-api-token": API_TOKEN, "fog-user-token": USER_TOKEN },
+    });
+    const { tasks } = (await response.json()) as { tasks: { name: string; shutdown: unknown }[] };
+    expect(tasks.map((task) => [task.name, task.shutdown])).toEqual([
+      ["released", "1"],
+      ["plain", "0"],
+    ]);
+  });
+});
+
+describe("FOG sim: a task body's shutdown", () => {
+  it("is read as PHP reads it, never refused, as FOG 1.5 does", async () => {
+    const { sim, client } = await setup();
+    await client.deploy("1", 5, "image set");
+    await client.cancel("1");
+    const cases: [unknown, boolean][] = [
+      [true, true],
+      [1, true],
+      ["1", true],
+      ["false", true],
+      [{}, true],
+      [false, false],
+      [0, false],
+      ["0", false],
+      ["", false],
+      [null, false],
+      [[], false],
+    ];
+    const headers = {
+      "fog-api-token": API_TOKEN,
+      "fog-user-token": USER_TOKEN,
+      "content-type": "application/json",
+    };
+    for (const [shutdown, expected] of cases) {
+      const taskName = JSON.stringify(shutdown);
+      const created = await fetch(`${sim.url}host/1/task`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ taskTypeID: 1, taskName, shutdown }),
+      });
+      expect([taskName, created.status]).toEqual([taskName, 200]);
+      expect([taskName, sim.tasks().at(-1)?.shutdown]).toEqual([taskName, expected]);
+      await client.cancel("1");
+    }
+  });
 });
 
 describe("FogClient.progress", () => {

@@ -23,7 +23,7 @@ import {
 import { installerPlugin } from "../installers/registry";
 import { requireInLabSubnets } from "../lab/subnets";
 import type { PhaseInput } from "../ports/engine";
-import type { Imager, ImagerHost } from "../ports/imager";
+import type { DeployOptions, Imager, ImagerHost } from "../ports/imager";
 import type { Runtime } from "../ports/runtime";
 import { allOf, doneResult, intentOf, recordDone, recordIntent } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
@@ -91,17 +91,19 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
     deployedBefore,
   };
   const taskName = `laas ${input.phase} booking ${booking.id}`;
+  // Whether FOG powers the host off after imaging: to be decided from the booking; never yet.
+  const deployOptions: DeployOptions = { shutdown: false };
   if (intent.deployRequested !== true) {
     await rt.store.updateBooking(
       booking.id,
       recordIntent(input, START_IMAGING, { deployRequested: true, deployedBefore }, rt.now()),
     );
-    await imager.deploy(fogHost.id, config.fog.imageId, taskName);
+    await imager.deploy(fogHost.id, config.fog.imageId, taskName, deployOptions);
     log.info({ imageId: config.fog.imageId, fogHostId: fogHost.id }, "deploy task created");
   } else if (await deployUnderWay(imager, fogHost, deployedBefore, taskName)) {
     log.info({ fogHostId: fogHost.id }, "deploy task asked for before is there: adopted");
   } else {
-    await imager.deploy(fogHost.id, config.fog.imageId, taskName);
+    await imager.deploy(fogHost.id, config.fog.imageId, taskName, deployOptions);
     log.info({ fogHostId: fogHost.id }, "deploy task asked for before is gone: created again");
   }
 

@@ -24,6 +24,17 @@ export interface ImagingProgress {
   percent: number;
 }
 
+/** How a deploy task ends, beyond writing the image. */
+export interface DeployOptions {
+  /**
+   * FOG powers the host off once the image is written (its task field `shutdown`, "Schedule
+   * Shutdown after task completion") instead of rebooting it into the new system: a host released
+   * at the end of a booking is left clean and powered off. Absent or false: the task is asked for
+   * exactly as without options, and FOG reboots the host.
+   */
+  shutdown?: boolean;
+}
+
 /**
  * The imaging server (FOG). Every call can throw AuthError (credentials refused),
  * NotFoundError, TransientError (network, 5xx, a garbled answer; reads are retried within the
@@ -40,8 +51,10 @@ export interface Imager {
    *
    * Not idempotent by itself: each call asks for a new task (and cancels one under way). Callers
    * that may run twice record their intent first and look (progress) before calling again.
+   * A task adopted (one under the same name whose creation's answer was lost) is taken as it is:
+   * callers give the same options to every call under one task name.
    */
-  deploy(hostId: string, imageId: number, taskName: string): Promise<void>;
+  deploy(hostId: string, imageId: number, taskName: string, options?: DeployOptions): Promise<void>;
   /**
    * Every task in the active list, one request however many hosts are imaging: what the lab's
    * watcher reads once per cycle. One task per host (the newest, should FOG list two).

@@ -17,7 +17,7 @@ import {
   unreachableReason,
 } from "../../errors";
 import type { Logger } from "../../log";
-import type { Imager, ImagerHost, ImagingProgress } from "../../ports/imager";
+import type { DeployOptions, Imager, ImagerHost, ImagingProgress } from "../../ports/imager";
 import { zonedTime } from "../../time";
 import {
   DEFAULT_READ_RETRY,
@@ -153,21 +153,27 @@ export class FogClient implements Imager {
     return toImagerHost(host);
   }
 
-  async deploy(hostId: string, imageId: number, taskName: string): Promise<void> {
+  async deploy(
+    hostId: string,
+    imageId: number,
+    taskName: string,
+    options: DeployOptions = {},
+  ): Promise<void> {
     const id = hostIdOf(hostId);
     if (!Number.isSafeInteger(imageId) || imageId <= 0) {
       throw new ConfigError(`FOG image id must be a positive integer, not ${imageId}`);
     }
     await this.#setImage(id, imageId);
 
-    const first = await this.#createDeployTask(id, taskName);
+    const body = deployTaskBody(taskName, options);
+    const first = await this.#createDeployTask(id, taskName, body);
     if (first === "created") return;
     this.#logger.warn(
       { hostId: id, reason: first.refused },
       "FOG host already in an active task; cancelling it and creating the deploy again",
     );
     await this.cancel(id);
-    const second = await this.#createDeployTask(id, taskName);
+    const second = await this.#createDeployTask(id, taskName, body);
     if (second === "created") return;
     throw new ImagingError(
       `FOG still refuses a deploy task for host ${id} after cancelling its active task: ${second.refused}`,
@@ -237,7 +243,11 @@ export class FogClient implements Imager {
    * When the look itself fails nothing more is sent: the caller recorded its intent before
    * calling, and looks again when it is retried (lib/lifecycle/imaging.ts).
    */
-  async #createDeployTask(id: string, taskName: string): Promise<"created" | { refused: string }> {
+  async #createDeployTask(
+    id: string,
+    taskName: string,
+    body: DeployTaskBody,
+  ): Promise<"created" | { refused: string }> {
     return readWithRetry(
       async (timeoutMs) => {
         let response: FogResponse;
@@ -245,7 +255,7 @@ export class FogClient implements Imager {
           response = await this.#send(
             "POST",
             `host/${id}/task`,
-            { body: { taskTypeID: DEPLOY_TASK_TYPE, taskName }, refusalStatuses: [500] },
+            { body, refusalStatuses: [500] },
             timeoutMs,
           );
         } catch (error) {
@@ -359,6 +369,19 @@ export class FogClient implements Imager {
     if (explained) return response;
     throw failure(response);
   }
+}
+
+interface DeployTaskBody {
+  taskTypeID: number;
+  taskName: string;
+  shutdown?: true;
+}
+
+/** The task body: `shutdown` only when asked for, so that without it FOG gets what it always did. */
+function deployTaskBody(taskName: string, options: DeployOptions): DeployTaskBody {
+  const body: DeployTaskBody = { taskTypeID: DEPLOY_TASK_TYPE, taskName };
+  if (options.shutdown === true) body.shutdown = true;
+  return body;
 }
 
 /** Refuses names FOG 1.5 cannot address: it would answer 404 for them, which misleads. */
