@@ -377,10 +377,11 @@ function statementsOf(p: Packaged, role: string) {
 }
 
 const ARN = `arn:\${AWS::Partition}`;
-const TABLE_ARNS: Record<string, "hosts" | "bookings" | "vpnPeople"> = {
+const TABLE_ARNS: Record<string, "hosts" | "bookings" | "vpnPeople" | "jobs"> = {
   "GetAtt:HostsTable.Arn": "hosts",
   "GetAtt:BookingsTable.Arn": "bookings",
   "GetAtt:VpnPeopleTable.Arn": "vpnPeople",
+  "GetAtt:JobsTable.Arn": "jobs",
 };
 
 /** What a role grants, action by action, on what (tables, state machines, log groups, "*"). */
@@ -660,6 +661,7 @@ describe("the packaged steps, run as Lambda runs them", () => {
           hosts: variables.LAAS_HOSTS_TABLE!,
           bookings: variables.LAAS_BOOKINGS_TABLE!,
           vpnPeople: variables.LAAS_VPN_PEOPLE_TABLE!,
+          jobs: variables.LAAS_JOBS_TABLE!,
         });
         client.destroy();
 

@@ -3,7 +3,8 @@
  * expiry as DynamoDB's TTL reads it, the steps that end a booking stamping it from the lab's
  * retention, and the sweep deleting what expired — only the version it read, never a booking whose
  * VPN entry is still recorded — with the local engine's records of its ended executions; the
- * listener's sweep, with or without a hand-over section.
+ * job records past their expiry, on the same terms; the listener's sweep, with or without a
+ * hand-over section.
  */
 import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
@@ -16,9 +17,10 @@ import type { Runtime } from "../lib/app/runtime";
 import type { PharosConfig } from "../lib/config/types";
 import { type Booking, executionName, type Phase } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
+import { type JobRecord, jobKey } from "../lib/domain/job";
 import { ConflictError, TransientError } from "../lib/errors";
 import { markReleased, recordFailure } from "../lib/lifecycle/outcomes";
-import { sweep, sweepExpiredBookings } from "../lib/lifecycle/sweep";
+import { sweep, sweepExpiredBookings, sweepExpiredJobs } from "../lib/lifecycle/sweep";
 import { newBooking } from "../lib/lifecycle/transitions";
 import { silentLogger } from "../lib/log";
 import type { ExecutionStatus } from "../lib/ports/engine";
@@ -68,6 +70,25 @@ async function stored(id: string, fields: Partial<Booking> = {}): Promise<Bookin
   return booking;
 }
 
+/** A job record as stored: `fields` over one with no tasks that has not finished. */
+async function storedJob(jobId: number, fields: Partial<JobRecord> = {}): Promise<JobRecord> {
+  const job: JobRecord = {
+    key: jobKey("lab", jobId),
+    lab: "lab",
+    jobId,
+    tasks: {},
+    cleanupSince: null,
+    finishedAt: null,
+    createdAt: NOW.toISOString(),
+    updatedAt: NOW.toISOString(),
+    expiresAtEpochSeconds: null,
+    version: 1,
+    ...fields,
+  };
+  expect(await db.store.createJob(job)).toBe(true);
+  return job;
+}
+
 const expired = { state: "released" as const, expiresAtEpochSeconds: nowS - 1 };
 const unexpired = { state: "released" as const, expiresAtEpochSeconds: nowS + 60 };
 
@@ -96,8 +117,14 @@ async function execution(
   return record;
 }
 
-/** The store, with `afterList` run once each time the bookings have been listed. */
-function listingStore(afterList: () => Promise<void>): Store {
+/**
+ * The store, with `afterList` run once each time the bookings have been listed, `afterListJobs`
+ * each time the job records have.
+ */
+function listingStore(
+  afterList: () => Promise<void>,
+  afterListJobs: () => Promise<void> = async () => undefined,
+): Store {
   const store = db.store;
   return {
     getHost: (name) => store.getHost(name),
@@ -118,6 +145,15 @@ function listingStore(afterList: () => Promise<void>): Store {
     listVpnPersons: () => store.listVpnPersons(),
     createVpnPerson: (person) => store.createVpnPerson(person),
     updateVpnPerson: (key, change) => store.updateVpnPerson(key, change),
+    getJob: (key) => store.getJob(key),
+    listJobs: async () => {
+      const listed = await store.listJobs();
+      await afterListJobs();
+      return listed;
+    },
+    createJob: (record) => store.createJob(record),
+    updateJob: (key, change, options) => store.updateJob(key, change, options),
+    deleteJob: (key, ifVersion) => store.deleteJob(key, ifVersion),
   };
 }
 
@@ -334,6 +370,47 @@ describe("the expiry sweep", () => {
     const report = await sweepExpiredBookings(runtime(), changing);
     expect(report.executions).toEqual([]);
     expect(await journal.get(record.name)).toMatchObject({ cause: "written meanwhile" });
+  });
+});
+
+describe("the job records' expiry sweep", () => {
+  const finished = { finishedAt: NOW.toISOString() };
+
+  it("deletes an expired job record and keeps an unexpired one and an unfinished one", async () => {
+    const gone = await storedJob(1, { ...finished, expiresAtEpochSeconds: nowS - 1 });
+    const stays = await storedJob(2, { ...finished, expiresAtEpochSeconds: nowS + 60 });
+    const running = await storedJob(3);
+    const report = await sweepExpiredJobs(runtime());
+    expect(report).toEqual({ deleted: [gone.key], kept: [] });
+    expect(await db.store.getJob(gone.key)).toBeNull();
+    expect(await db.store.getJob(stays.key)).toEqual(stays);
+    expect(await db.store.getJob(running.key)).toEqual(running);
+  });
+
+  it("keeps an expired job record that changed after it was read", async () => {
+    const changed = await storedJob(1, { ...finished, expiresAtEpochSeconds: nowS - 1 });
+    const gone = await storedJob(2, { ...finished, expiresAtEpochSeconds: nowS - 1 });
+    const store = listingStore(
+      async () => undefined,
+      async () => {
+        await db.store.updateJob(changed.key, (job) => ({ ...job, cleanupSince: job.createdAt }));
+      },
+    );
+    const report = await sweepExpiredJobs(runtime(store));
+    expect(report).toEqual({ deleted: [gone.key], kept: [changed.key] });
+    expect(await db.store.getJob(changed.key)).toMatchObject({ version: 2 });
+    // The next sweep reads it again and decides on what it is now.
+    expect((await sweepExpiredJobs(runtime())).deleted).toEqual([changed.key]);
+  });
+
+  it("is part of the whole sweep, beside the bookings'", async () => {
+    await stored("gone", expired);
+    const job = await storedJob(1, { ...finished, expiresAtEpochSeconds: nowS - 1 });
+    const report = await sweep(runtime(), journal);
+    expect(report.expiry.deleted).toEqual(["gone"]);
+    expect(report.jobs).toEqual({ deleted: [job.key], kept: [] });
+    expect(await db.store.getJob(job.key)).toBeNull();
+    expect(await db.store.listJobs()).toEqual([]);
   });
 });
 

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import type { Booking } from "../lib/domain/booking";
+import type { JobRecord } from "../lib/domain/job";
 import { loadDefinition } from "../lib/workflow/definitions";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
@@ -167,6 +168,7 @@ describe("serverless package", () => {
     ["HostsTable", "hosts", "name"],
     ["BookingsTable", "bookings", "id"],
     ["VpnPeopleTable", "vpn-people", "key"],
+    ["JobsTable", "jobs", "key"],
   ])("has the %s table, keyed by its %s' %s, billed per request", (id, kind, key) => {
     const table = resource(id, "AWS::DynamoDB::Table");
     expect(table.Properties).toMatchObject({
@@ -181,6 +183,14 @@ describe("serverless package", () => {
     // A Booking field by type: renaming it in lib/domain/booking.ts breaks this line.
     const ttlAttribute: keyof Booking = "expiresAtEpochSeconds";
     expect(resource("BookingsTable", "AWS::DynamoDB::Table").Properties).toMatchObject({
+      TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
+    });
+  });
+
+  it("expires finished job records by the same attribute", () => {
+    // A JobRecord field by type, as the booking's above.
+    const ttlAttribute: keyof JobRecord = "expiresAtEpochSeconds";
+    expect(resource("JobsTable", "AWS::DynamoDB::Table").Properties).toMatchObject({
       TimeToLiveSpecification: { AttributeName: ttlAttribute, Enabled: true },
     });
   });
@@ -260,6 +270,7 @@ describe("serverless package", () => {
           LAAS_HOSTS_TABLE: tableName("HostsTable"),
           LAAS_BOOKINGS_TABLE: tableName("BookingsTable"),
           LAAS_VPN_PEOPLE_TABLE: tableName("VpnPeopleTable"),
+          LAAS_JOBS_TABLE: tableName("JobsTable"),
           LAAS_CONFIG: "conf/pharos.yaml",
         },
       });

@@ -72,6 +72,11 @@ describe("StartImaging run twice", () => {
       listVpnPersons: () => store.listVpnPersons(),
       createVpnPerson: (person) => store.createVpnPerson(person),
       updateVpnPerson: (key, change) => store.updateVpnPerson(key, change),
+      getJob: (key) => store.getJob(key),
+      listJobs: () => store.listJobs(),
+      createJob: (record) => store.createJob(record),
+      updateJob: (key, change, options) => store.updateJob(key, change, options),
+      deleteJob: (key, ifVersion) => store.deleteJob(key, ifVersion),
     };
     await expect(startImaging(l.rt, INPUT)).rejects.toThrow(TransientError);
     // The host network-boots: FOG's client checks in.

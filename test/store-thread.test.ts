@@ -22,7 +22,12 @@ import {
 } from "../lib/adapters/local/embedded-dynamodb-thread";
 import { newHost } from "../lib/domain/host";
 
-const TABLES: TableNames = { hosts: "hosts", bookings: "bookings", vpnPeople: "vpn-people" };
+const TABLES: TableNames = {
+  hosts: "hosts",
+  bookings: "bookings",
+  vpnPeople: "vpn-people",
+  jobs: "jobs",
+};
 
 describe("the embedded store's thread", () => {
   let dir: string;

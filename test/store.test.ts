@@ -293,6 +293,7 @@ describe("DynamoDbStore failures", () => {
       hosts: "nope-hosts",
       bookings: "nope-bookings",
       vpnPeople: "nope-vpn-people",
+      jobs: "nope-jobs",
     });
     const read = store.getBooking("1");
     await expect(read).rejects.toBeInstanceOf(ConfigError);

@@ -1,6 +1,7 @@
 /**
  * The sweep, run on a schedule (functions/sweep.ts in the cloud, the listener locally): the
- * directory's VPN entries of bookings that are over, then the bookings whose retention has run out.
+ * directory's VPN entries of bookings that are over, then the bookings and the job records whose
+ * retention has run out.
  *
  * The directory sweep: the VPN entries the store records for bookings that are no longer active
  * are removed (a release or a failure that could not reach the directory, an attempt interrupted
@@ -19,7 +20,8 @@
  * TTL's work in the cloud (doing it here too is harmless) and the sweep's alone locally, where
  * dynalite has no TTL. With the local engine's journal, the records of ended executions whose
  * booking is gone go too: nothing else ever removes them, and the engine reads them all at every
- * look.
+ * look. A job record (domain/job.ts) whose expiry has passed is deleted the same way, only while
+ * it is the version read.
  */
 
 import type { VpnConfig } from "../config/types";
@@ -265,28 +267,79 @@ async function withExpiry(
   return item;
 }
 
+export interface JobExpiryReport {
+  /** Keys of the job records deleted, their expiry past. */
+  deleted: string[];
+  /** Expired job records kept: changed since they were read (looked at again next time). */
+  kept: string[];
+}
+
+/**
+ * Deletes the job records whose expiry has passed (set once a job is finished), each only while
+ * it is the version read: one changed meanwhile is looked at again by the next sweep. DynamoDB
+ * TTL's work in the cloud too, as for bookings.
+ */
+export async function sweepExpiredJobs(
+  rt: Pick<Runtime, "store" | "logger" | "now">,
+): Promise<JobExpiryReport> {
+  const report: JobExpiryReport = { deleted: [], kept: [] };
+  const now = rt.now();
+  let trouble: unknown = null;
+  const expired = (await rt.store.listJobs()).filter((job) => isExpired(job, now));
+  for (const job of expired) {
+    try {
+      await rt.store.deleteJob(job.key, job.version);
+      report.deleted.push(job.key);
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        report.kept.push(job.key);
+        continue;
+      }
+      rt.logger.warn({ job: job.key, err: errorMessage(error) }, "sweep could not expire a job");
+      trouble ??= error;
+    }
+  }
+  if (report.deleted.length > 0) {
+    rt.logger.info({ deleted: report.deleted }, "sweep removed job records past their retention");
+  }
+  if (trouble !== null) throw trouble;
+  return report;
+}
+
 export interface FullSweepReport {
   vpn: SweepReport;
   expiry: ExpiryReport;
+  jobs: JobExpiryReport;
 }
 
 /**
  * The whole sweep: the directory's entries first, so that an expired booking's entry is taken
- * back before the booking goes; the expiry sweep runs even when the directory sweep failed, which
- * is then thrown.
+ * back before the booking goes; the expiry sweeps (bookings, then job records) run even when an
+ * earlier part failed, and the first failure is then thrown.
  */
 export async function sweep(
   rt: Runtime,
   journal: ExecutionRecords | null = null,
 ): Promise<FullSweepReport> {
   let vpn: SweepReport = { removed: [], kept: 0, declined: [] };
+  let expiry: ExpiryReport = { deleted: [], stamped: [], kept: [], executions: [] };
+  let jobs: JobExpiryReport = { deleted: [], kept: [] };
   let trouble: unknown = null;
   try {
     vpn = await sweepVpnUsers(rt);
   } catch (error) {
     trouble = error;
   }
-  const expiry = await sweepExpiredBookings(rt, journal);
+  try {
+    expiry = await sweepExpiredBookings(rt, journal);
+  } catch (error) {
+    trouble ??= error;
+  }
+  try {
+    jobs = await sweepExpiredJobs(rt);
+  } catch (error) {
+    trouble ??= error;
+  }
   if (trouble !== null) throw trouble;
-  return { vpn, expiry };
+  return { vpn, expiry, jobs };
 }

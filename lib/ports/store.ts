@@ -1,5 +1,6 @@
 import type { Booking } from "../domain/booking";
 import type { Host } from "../domain/host";
+import type { JobRecord } from "../domain/job";
 import type { VpnPerson } from "../domain/vpn-person";
 
 /**
@@ -22,10 +23,11 @@ export interface UpdateOptions<T> {
 }
 
 /**
- * Hosts, bookings and the people holding a VPN account. Every write is conditional: creates only create, and updates are
- * compare-and-set on the item's `version`, re-read and re-applied when another writer got there
- * first. So two pollers racing, or a step retried after a timeout, can never lose an update or
- * apply a transition twice: the change function sees the latest item and decides again.
+ * Hosts, bookings, the people holding a VPN account and the jobs of the later dashboard's jobs
+ * API. Every write is conditional: creates only create, and updates are compare-and-set on the
+ * item's `version`, re-read and re-applied when another writer got there first. So two pollers
+ * racing, or a step retried after a timeout, can never lose an update or apply a transition
+ * twice: the change function sees the latest item and decides again.
  */
 export interface Store {
   getHost(name: string): Promise<Host | null>;
@@ -62,4 +64,17 @@ export interface Store {
     key: string,
     change: (current: VpnPerson) => VpnPerson | null,
   ): Promise<Updated<VpnPerson>>;
+
+  getJob(key: string): Promise<JobRecord | null>;
+  listJobs(): Promise<JobRecord[]>;
+  /** Creates the record; false if one with that key exists already. */
+  createJob(record: JobRecord): Promise<boolean>;
+  /** Throws NotFoundError when there is no such record. */
+  updateJob(
+    key: string,
+    change: (current: JobRecord) => JobRecord | null,
+    options?: UpdateOptions<JobRecord>,
+  ): Promise<Updated<JobRecord>>;
+  /** With `ifVersion`, only while it is at that version: ConflictError if it changed or is gone. */
+  deleteJob(key: string, ifVersion?: number): Promise<void>;
 }

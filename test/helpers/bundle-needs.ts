@@ -31,6 +31,11 @@ export const STORE_METHODS = [
   "listVpnPersons",
   "createVpnPerson",
   "updateVpnPerson",
+  "getJob",
+  "listJobs",
+  "createJob",
+  "updateJob",
+  "deleteJob",
 ] as const;
 export const ENGINE_METHODS = [
   "start",
@@ -117,11 +122,14 @@ export function needsOf(code: string): Needs {
 }
 
 /** The DynamoDB actions each table needs for those store calls (updates read, then write). */
-export function dynamoActions(needs: Needs): Record<"hosts" | "bookings" | "vpnPeople", string[]> {
+export function dynamoActions(
+  needs: Needs,
+): Record<"hosts" | "bookings" | "vpnPeople" | "jobs", string[]> {
   const actions = {
     hosts: new Set<string>(),
     bookings: new Set<string>(),
     vpnPeople: new Set<string>(),
+    jobs: new Set<string>(),
   };
   for (const method of needs.store) {
     const table =
@@ -129,7 +137,9 @@ export function dynamoActions(needs: Needs): Record<"hosts" | "bookings" | "vpnP
         ? "hosts"
         : method.includes("VpnPerson")
           ? "vpnPeople"
-          : "bookings";
+          : method.endsWith("Job") || method.endsWith("Jobs")
+            ? "jobs"
+            : "bookings";
     if (method.startsWith("get")) actions[table].add("dynamodb:GetItem");
     if (method.startsWith("list")) actions[table].add("dynamodb:Scan");
     if (method.startsWith("create")) actions[table].add("dynamodb:PutItem");
@@ -143,6 +153,7 @@ export function dynamoActions(needs: Needs): Record<"hosts" | "bookings" | "vpnP
     hosts: [...actions.hosts].sort(),
     bookings: [...actions.bookings].sort(),
     vpnPeople: [...actions.vpnPeople].sort(),
+    jobs: [...actions.jobs].sort(),
   };
 }
 

@@ -30,6 +30,7 @@ export function uniqueTableNames(): TableNames {
     hosts: `test-hosts-${suffix}`,
     bookings: `test-bookings-${suffix}`,
     vpnPeople: `test-vpn-people-${suffix}`,
+    jobs: `test-jobs-${suffix}`,
   };
 }
 

@@ -1,7 +1,7 @@
 /**
- * The Store port over DynamoDB (or dynalite, which speaks the same API): hosts, bookings and VPN
- * people, each
- * item validated on the way in and out, every write conditional (see dynamodb-table.ts).
+ * The Store port over DynamoDB (or dynalite, which speaks the same API): hosts, bookings, VPN
+ * people and jobs, each item validated on the way in and out, every write conditional (see
+ * dynamodb-table.ts).
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
@@ -15,6 +15,7 @@ import {
   HANDOVER_STATES,
 } from "../../domain/booking";
 import { HOST_STATES, type Host } from "../../domain/host";
+import { type JobRecord, type JobTaskRecord, jobKey } from "../../domain/job";
 import {
   type JsonObject,
   type JsonValue,
@@ -24,6 +25,7 @@ import {
   type WaitRecord,
 } from "../../domain/run";
 import type { VpnPerson } from "../../domain/vpn-person";
+import type { Task, TaskStatus } from "../../ports/jobs-dashboard";
 import type { Store, Updated, UpdateOptions } from "../../ports/store";
 import {
   counter,
@@ -170,6 +172,120 @@ const vpnPersonSchema = z.object({
   version: counter,
 }) satisfies z.ZodType<VpnPerson>;
 
+// A job's tasks as the jobs dashboard's adapter normalised them (ports/jobs-dashboard.ts).
+const labId = z.string().min(1);
+const taskBase = { taskId: z.string().min(1), labToken: z.string().nullable() };
+
+const taskSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("hardware"),
+    ...taskBase,
+    hostLabId: labId,
+    imageId: labId.nullable(),
+    hostname: z.string().nullable(),
+    power: z.enum(["on", "off"]),
+    ipmiCreate: z.boolean(),
+  }),
+  z.object({
+    kind: z.literal("network"),
+    ...taskBase,
+    hosts: z.array(
+      z.object({
+        hostLabId: labId,
+        interfaces: z.array(
+          z.object({
+            mac: z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, "expected a lower-case MAC"),
+            vlans: z.array(z.object({ vlanId: z.int().min(0).max(4095), tagged: z.boolean() })),
+          }),
+        ),
+      }),
+    ),
+  }),
+  z.object({
+    kind: z.literal("access"),
+    ...taskBase,
+    accessType: z.enum(["vpn", "ssh"]),
+    user: labId,
+    revoke: z.boolean(),
+    sshKey: z.string().nullable(),
+    hosts: z.array(labId),
+  }),
+  z.object({
+    kind: z.literal("software"),
+    ...taskBase,
+    installer: z.string().nullable(),
+    scenario: z.string().nullable(),
+    pdf: z.string().nullable(),
+    idf: z.string().nullable(),
+    roles: z.array(z.object({ hostLabId: labId, role: z.string() })),
+  }),
+  z.object({
+    kind: z.literal("snapshot"),
+    ...taskBase,
+    hostLabId: labId.nullable(),
+    imageId: labId.nullable(),
+    dashboardId: z.int().nonnegative(),
+  }),
+]) satisfies z.ZodType<Task>;
+
+const taskStatusSchema = z.union([
+  z.literal(0),
+  z.literal(100),
+  z.literal(200),
+  z.literal(300),
+]) satisfies z.ZodType<TaskStatus>;
+
+const jobTaskSchema = z
+  .object({
+    taskId: z.string().min(1),
+    kind: z.enum(["hardware", "network", "access", "software", "snapshot"]),
+    round: z.enum(["provision", "cleanup"]),
+    task: taskSchema,
+    takenAt: isoTimestamp,
+    posted: z.object({ status: taskStatusSchema, at: isoTimestamp }).nullable(),
+    postError: z.string().nullable(),
+  })
+  .refine((record) => record.task.kind === record.kind, {
+    message: "the task's kind is not the record's",
+    path: ["task", "kind"],
+  })
+  .refine((record) => record.task.taskId === record.taskId, {
+    message: "the task's id is not the record's",
+    path: ["task", "taskId"],
+  }) satisfies z.ZodType<JobTaskRecord>;
+
+const jobSchema = z
+  .object({
+    key: z.string().min(1),
+    lab: z.string().min(1),
+    jobId: counter,
+    tasks: z.record(z.string().min(1), jobTaskSchema),
+    cleanupSince: isoTimestamp.nullable(),
+    finishedAt: isoTimestamp.nullable(),
+    createdAt: isoTimestamp,
+    updatedAt: isoTimestamp,
+    expiresAtEpochSeconds: z.number().int().nonnegative().nullable(),
+    version: counter,
+  })
+  .superRefine((job, context) => {
+    if (job.key !== jobKey(job.lab, job.jobId)) {
+      context.addIssue({
+        code: "custom",
+        message: `expected "${jobKey(job.lab, job.jobId)}" (its lab and job id)`,
+        path: ["key"],
+      });
+    }
+    for (const [id, task] of Object.entries(job.tasks)) {
+      if (task.taskId !== id) {
+        context.addIssue({
+          code: "custom",
+          message: "the task record's id is not its key",
+          path: ["tasks", id, "taskId"],
+        });
+      }
+    }
+  }) satisfies z.ZodType<JobRecord>;
+
 function vpnPersonToItem(person: VpnPerson): Item {
   const item: { [K in keyof VpnPerson]-?: VpnPerson[K] } = {
     key: person.key,
@@ -183,6 +299,23 @@ function vpnPersonToItem(person: VpnPerson): Item {
     retiring: person.retiring,
     updatedAt: person.updatedAt,
     version: person.version,
+  };
+  return item;
+}
+
+function jobToItem(job: JobRecord): Item {
+  const item: { [K in keyof JobRecord]-?: JobRecord[K] } = {
+    key: job.key,
+    lab: job.lab,
+    jobId: job.jobId,
+    tasks: job.tasks,
+    cleanupSince: job.cleanupSince,
+    finishedAt: job.finishedAt,
+    createdAt: job.createdAt,
+    updatedAt: job.updatedAt,
+    // A number is DynamoDB TTL's attribute; NULL is ignored by TTL.
+    expiresAtEpochSeconds: job.expiresAtEpochSeconds,
+    version: job.version,
   };
   return item;
 }
@@ -263,6 +396,14 @@ const vpnPersonKind: ItemKind<VpnPerson> = {
   schema: vpnPersonSchema,
 };
 
+const jobKind: ItemKind<JobRecord> = {
+  label: "job",
+  keyAttribute: tableKeys.jobs,
+  keyOf: (job) => job.key,
+  toItem: jobToItem,
+  schema: jobSchema,
+};
+
 export interface DynamoDbStoreOptions {
   /** Attempts of one compare-and-set update before giving up with ConflictError. */
   maxUpdateAttempts?: number;
@@ -273,11 +414,13 @@ export class DynamoDbStore implements Store {
   readonly #hosts: VersionedTable<Host>;
   readonly #bookings: VersionedTable<Booking>;
   readonly #vpnPeople: VersionedTable<VpnPerson>;
+  readonly #jobs: VersionedTable<JobRecord>;
 
   constructor(client: DynamoDBClient, tables: TableNames, options: DynamoDbStoreOptions = {}) {
     this.#hosts = new VersionedTable(client, hostKind, tables.hosts, options);
     this.#bookings = new VersionedTable(client, bookingKind, tables.bookings, options);
     this.#vpnPeople = new VersionedTable(client, vpnPersonKind, tables.vpnPeople, options);
+    this.#jobs = new VersionedTable(client, jobKind, tables.jobs, options);
   }
 
   /**
@@ -358,5 +501,29 @@ export class DynamoDbStore implements Store {
     change: (current: VpnPerson) => VpnPerson | null,
   ): Promise<Updated<VpnPerson>> {
     return this.#vpnPeople.update(key, change);
+  }
+
+  getJob(key: string): Promise<JobRecord | null> {
+    return this.#jobs.read(key);
+  }
+
+  listJobs(): Promise<JobRecord[]> {
+    return this.#jobs.scan();
+  }
+
+  createJob(record: JobRecord): Promise<boolean> {
+    return this.#jobs.create(record);
+  }
+
+  updateJob(
+    key: string,
+    change: (current: JobRecord) => JobRecord | null,
+    options: UpdateOptions<JobRecord> = {},
+  ): Promise<Updated<JobRecord>> {
+    return this.#jobs.update(key, change, options.expected);
+  }
+
+  deleteJob(key: string, ifVersion?: number): Promise<void> {
+    return this.#jobs.remove(key, ifVersion);
   }
 }

@@ -8,24 +8,30 @@ import {
 } from "@aws-sdk/client-dynamodb";
 
 /**
- * The three tables LaaS keeps, defined once. In the cloud serverless.yml declares them and must
+ * The four tables LaaS keeps, defined once. In the cloud serverless.yml declares them and must
  * mirror these key schemas exactly:
  *   hosts table:       partition key `name` (S), no sort key, PAY_PER_REQUEST
  *   bookings table:    partition key `id`   (S), no sort key, PAY_PER_REQUEST
  *   vpn-people table:  partition key `key`  (S), no sort key, PAY_PER_REQUEST
- * No secondary indexes, no TTL and no streams: the embedded dynalite supports none of them.
+ *   jobs table:        partition key `key`  (S), no sort key, PAY_PER_REQUEST
+ * No secondary indexes, no TTL and no streams here: the embedded dynalite supports none of them
+ * (in the cloud the bookings and jobs tables have DynamoDB TTL on `expiresAtEpochSeconds`, which
+ * the sweep applies too).
  */
 export interface TableNames {
   hosts: string;
   bookings: string;
   /** One record per person holding a VPN account (domain/vpn-person.ts). */
   vpnPeople: string;
+  /** One record per job of the later dashboard's jobs API (domain/job.ts). */
+  jobs: string;
 }
 
 export const defaultTableNames: TableNames = {
   hosts: "laas-hosts",
   bookings: "laas-bookings",
   vpnPeople: "laas-vpn-people",
+  jobs: "laas-jobs",
 };
 
 /** Partition key attribute of each table (the only key attribute). */
@@ -33,6 +39,7 @@ export const tableKeys = {
   hosts: "name",
   bookings: "id",
   vpnPeople: "key",
+  jobs: "key",
 } as const satisfies Record<keyof TableNames, string>;
 
 export interface TableDefinition {
@@ -51,6 +58,7 @@ export const tableDefinitions: Record<keyof TableNames, TableDefinition> = {
   hosts: partitionKeyOnly(tableKeys.hosts),
   bookings: partitionKeyOnly(tableKeys.bookings),
   vpnPeople: partitionKeyOnly(tableKeys.vpnPeople),
+  jobs: partitionKeyOnly(tableKeys.jobs),
 };
 
 export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNames {
@@ -58,6 +66,7 @@ export function tableNamesFromEnv(env: NodeJS.ProcessEnv = process.env): TableNa
     hosts: env.LAAS_HOSTS_TABLE || defaultTableNames.hosts,
     bookings: env.LAAS_BOOKINGS_TABLE || defaultTableNames.bookings,
     vpnPeople: env.LAAS_VPN_PEOPLE_TABLE || defaultTableNames.vpnPeople,
+    jobs: env.LAAS_JOBS_TABLE || defaultTableNames.jobs,
   };
 }
 
@@ -111,6 +120,7 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
     ensureTable(client, names.hosts, tableDefinitions.hosts),
     ensureTable(client, names.bookings, tableDefinitions.bookings),
     ensureTable(client, names.vpnPeople, tableDefinitions.vpnPeople),
+    ensureTable(client, names.jobs, tableDefinitions.jobs),
   ]);
 }
 
