@@ -190,6 +190,8 @@ export class HostShell {
   );
   /** The last password chpasswd set per account. */
   readonly passwords = new Map<string, string>();
+  /** The static host name hostnamectl set; null until set since the last imaging. */
+  hostname: string | null = null;
   readonly networks = new Map<string, SimNetwork>();
   readonly domains = new Map<string, SimDomain>();
   /** Installers started detached since the last imaging, oldest first. */
@@ -269,6 +271,8 @@ export class HostShell {
         return args.length === 0
           ? this.#chpasswd(await stdin())
           : fail(2, "chpasswd: the simulated chpasswd takes no options");
+      case "hostnamectl":
+        return this.#hostnamectl(args);
       case "sh":
         return this.#sh(args, stdin);
       case "sudo":
@@ -278,6 +282,19 @@ export class HostShell {
       default:
         return commandNotFound(program);
     }
+  }
+
+  /** hostnamectl (systemd 252): `set-hostname NAME` only; a name it cannot take is refused. */
+  #hostnamectl(args: readonly string[]): ShellResult {
+    const [verb, name, ...rest] = args;
+    if (verb !== "set-hostname" || name === undefined || rest.length > 0) {
+      return fail(1, "hostnamectl: the simulated hostnamectl runs only `set-hostname NAME`");
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(name)) {
+      return fail(1, `Invalid static hostname '${name}'`);
+    }
+    this.hostname = name;
+    return ok();
   }
 
   /**

@@ -20,6 +20,7 @@ import { loadPharosConfig } from "../lib/config/load";
 import { type BareMetalLab, generateClientKey, startBareMetalLab } from "./bare-metal";
 import { type DashboardSim, startDashboardSim } from "./dashboard-sim";
 import { type FogSim, startFogSim } from "./fog-sim";
+import { type JobsDashboardSim, startJobsDashboardSim } from "./jobs-dashboard-sim";
 import { dnsmasqLeaseLines, type RelaySim, startRelaySim } from "./relay-sim";
 import type { RunningSlapd } from "./slapd";
 import type { TestSmtpServer } from "./smtp";
@@ -68,6 +69,20 @@ export interface SimulatedLabOptions {
    * no handover section: bookings end at "ready" without access or message.
    */
   handover?: LabHandover;
+  /**
+   * Serve the later dashboard's jobs API (sim/jobs-dashboard-sim.ts) instead of the bookings API:
+   * pharos.yaml then says `dashboard_api: jobs`, this lab name and image mapping.
+   */
+  jobs?: LabJobs;
+}
+
+export interface LabJobs {
+  /** The lab's name on the dashboard (default "sim-lab"). */
+  lab?: string;
+  /** The dashboard's image id -> FOG image id (default: 3 -> 1, the clean image; 5 -> 2, Fuel's). */
+  images?: Record<string, number>;
+  /** Which dashboard's booking-end cleanup to play (default "2022"). */
+  cleanup?: "2019" | "2022";
 }
 
 export interface LabHandover {
@@ -121,6 +136,8 @@ export interface SimulatedLabHost {
 export interface SimulatedLab {
   configPath: string;
   dashboard: DashboardSim;
+  /** The jobs API the lab's config points at, when the lab was started with `jobs`. */
+  jobsDashboard: JobsDashboardSim | null;
   fog: FogSim;
   hosts: BareMetalLab;
   relay: RelaySim;
@@ -273,8 +290,15 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
   });
 
+  const jobsDashboard = options.jobs
+    ? await startJobsDashboardSim({
+        lab: options.jobs.lab ?? "sim-lab",
+        token: secrets.dashboardToken,
+        cleanup: options.jobs.cleanup ?? "2022",
+      })
+    : null;
   const configPath = await writeLabConfig(options, {
-    dashboard: dashboard.url,
+    dashboard: jobsDashboard?.url ?? dashboard.url,
     fog: fog.url,
     sshPort: hosts.port,
     privateKey: clientKey.privateKey,
@@ -288,6 +312,7 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
     configPath,
     wire,
     dashboard,
+    jobsDashboard,
     fog,
     hosts,
     relay,
@@ -308,7 +333,13 @@ export async function startSimulatedLab(options: SimulatedLabOptions): Promise<S
       else noNetworkBoot.add(name);
     },
     close: async () => {
-      await Promise.allSettled([dashboard.close(), fog.close(), hosts.close(), relay.close()]);
+      await Promise.allSettled([
+        dashboard.close(),
+        jobsDashboard?.close(),
+        fog.close(),
+        hosts.close(),
+        relay.close(),
+      ]);
     },
   };
 }
@@ -340,6 +371,16 @@ async function writeLabConfig(options: SimulatedLabOptions, at: Endpoints): Prom
 
   await edit("pharos.yaml", (doc) => {
     doc.set("dashboard", at.dashboard);
+    if (options.jobs) {
+      doc.set("dashboard_api", "jobs");
+      doc.set(
+        "jobs",
+        doc.createNode({
+          lab: options.jobs.lab ?? "sim-lab",
+          images: options.jobs.images ?? { 3: 1, 5: 2 },
+        }),
+      );
+    }
     doc.set("database", database);
     doc.set("logging_dir", logs);
     if (options.polling !== undefined) doc.set("polling", options.polling);

@@ -41,6 +41,7 @@ function makeBooking(overrides: Partial<Booking> = {}): Booking {
     run: null,
     wait: null,
     endNotice: null,
+    job: null,
     createdAt: T0,
     updatedAt: T0,
     expiresAtEpochSeconds: null,

@@ -210,3 +210,38 @@ function withoutSecret(error: unknown, secret: string): unknown {
   if (error.stack) error.stack = error.stack.replaceAll(secret, "[secret]");
   return error;
 }
+
+/**
+ * A host name as systemd's hostnamectl takes it and DNS can carry: labels of letters, digits and
+ * inner hyphens, 63 characters each, 253 in all.
+ */
+export function isValidHostname(name: string): boolean {
+  return (
+    name.length <= 253 &&
+    name.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label))
+  );
+}
+
+/** What setHostname runs. */
+export function setHostnameArgv(loginUser: string, name: string): string[] {
+  return privileged(loginUser, ["hostnamectl", "set-hostname", name]);
+}
+
+/** Sets the host's static host name (a job's hardware task asks for one). Idempotent. */
+export async function setHostname(
+  session: HostSession,
+  name: string,
+  opts: HostCredentialOptions,
+): Promise<void> {
+  if (!isValidHostname(name)) {
+    throw new InvalidCredentialError(
+      `the host name ${JSON.stringify(name.slice(0, 64))} is not one`,
+    );
+  }
+  await session.run({
+    argv: setHostnameArgv(opts.loginUser, name),
+    display: `hostnamectl set-hostname ${name}`,
+    timeoutSeconds: opts.timeoutSeconds,
+    idempotent: true,
+  });
+}

@@ -5,6 +5,7 @@
 
 import { FogClient } from "../adapters/fog/fog-client";
 import { IpmiPowerControl } from "../adapters/ipmi/ipmi-power";
+import { LaasJobsDashboard } from "../adapters/laas-jobs/jobs-client";
 import { LdapDirectory } from "../adapters/ldap/ldap-directory";
 import { PharosDashboard } from "../adapters/pharos/dashboard-client";
 import { PowerByType } from "../adapters/power-by-type";
@@ -13,11 +14,13 @@ import { RelayPowerControl } from "../adapters/ssh/relay-power";
 import { SshPowerControl } from "../adapters/ssh/ssh-power";
 import { type ForwardTargets, SshRelay } from "../adapters/ssh/ssh-relay";
 import type { FogConfig, PharosConfig, VpnConfig } from "../config/types";
+import { JobBookings } from "../lifecycle/jobs/bookings";
 import type { Logger } from "../log";
 import type { Dashboard } from "../ports/dashboard";
 import type { Directory } from "../ports/directory";
 import type { WorkflowEngine } from "../ports/engine";
 import type { Imager } from "../ports/imager";
+import type { JobsDashboard } from "../ports/jobs-dashboard";
 import type { Store } from "../ports/store";
 import type { Runtime } from "./runtime";
 
@@ -27,25 +30,40 @@ export interface RuntimeParts {
   engine: WorkflowEngine;
   logger: Logger;
   dashboard?: Dashboard;
+  /** The jobs API (tests); by default from pharos.yaml (`dashboard_api: jobs`), else null. */
+  jobs?: JobsDashboard | null;
   now?: () => Date;
+}
+
+/** The jobs API client when pharos.yaml chooses it. */
+function jobsDashboardOf(config: PharosConfig, logger: Logger): JobsDashboard | null {
+  if (config.dashboardApi !== "jobs" || !config.jobs) return null;
+  return new LaasJobsDashboard(
+    { url: config.dashboard, lab: config.jobs.lab, token: config.token },
+    logger,
+  );
 }
 
 export function buildRuntime(parts: RuntimeParts): Runtime {
   const { config, logger } = parts;
   const imagers = new Map<string, Imager>();
   const relay = config.relay ? new SshRelay(config.relay, forwardTargets(config), logger) : null;
+  const jobs = parts.jobs !== undefined ? parts.jobs : jobsDashboardOf(config, logger);
   return {
     config,
     store: parts.store,
     engine: parts.engine,
     logger,
     now: parts.now ?? (() => new Date()),
+    jobs,
     dashboard:
       parts.dashboard ??
-      new PharosDashboard(
-        { url: config.dashboard, token: config.token, inventory: config.inventory },
-        logger,
-      ),
+      (jobs
+        ? new JobBookings(jobs.lab, parts.store, config, logger)
+        : new PharosDashboard(
+            { url: config.dashboard, token: config.token, inventory: config.inventory },
+            logger,
+          )),
     // One client per FOG server and credentials (installer configs may name different servers).
     imagerFor(fog: FogConfig): Imager {
       const key = [fog.server, fog.apiKey.reveal(), fog.userKey.reveal()].join("\u0000");

@@ -40,7 +40,41 @@ export interface DashboardBooking {
    * their e-mail address and SSH key (see ports/dashboard.ts).
    */
   user: string | null;
+  /** Set for a booking made from a job's hardware task (the jobs API); absent otherwise. */
+  job?: JobLink;
 }
+
+/**
+ * What ties a booking to the job it was made from (lifecycle/jobs/): the jobs API has one
+ * hardware task per host, and each becomes a booking of that host.
+ */
+export interface JobLink {
+  /** The dashboard's job id. */
+  jobId: number;
+  /** The hardware task this booking is. */
+  taskId: string;
+  /** The lab's image id the hardware task asks for; null when it names none. */
+  labImageId: string | null;
+  /**
+   * The FOG image that is (pharos.yaml `jobs.images`), or null to use the installer config's. A
+   * lab image id the mapping does not have leaves it null, and the booking is refused
+   * (booking-rules.ts).
+   */
+  fogImageId: number | null;
+  /** The host name the hardware task asks the host to have; null when it names none. */
+  hostname: string | null;
+  /**
+   * The OpenSSH public key the job's ssh access task gives for this host and the booking user,
+   * unchecked; null when none (the jobs API has no user API to ask).
+   */
+  sshKey: string | null;
+}
+
+/**
+ * The end of a booking whose end the dashboard does not say (a job's: the jobs API tells the end
+ * by re-issuing its tasks as cleanup). Far enough that nothing is ever due by it.
+ */
+export const OPEN_END = "9999-12-31T23:59:59.000Z";
 
 /**
  * What was handed to the booking user, so that release can take it back. Secrets are never here
@@ -151,6 +185,8 @@ export interface Booking {
   wait: WaitRecord | null;
   /** The notice before the end, for the end it was last decided for; null before. */
   endNotice: EndNotice | null;
+  /** The job this booking is a hardware task of (the jobs API); null for the bookings API's. */
+  job: JobLink | null;
   createdAt: string;
   updatedAt: string;
   /**

@@ -17,14 +17,20 @@
  * key, bound to the booking) until delivered, and in the message itself: never in a log line, an
  * error, a step's output (the workflow history) or the store in clear.
  */
-import { installAuthorizedKey, setPassword } from "../access/host-credentials";
+import { installAuthorizedKey, setHostname, setPassword } from "../access/host-credentials";
 import { generatePassword } from "../access/passwords";
 import { openCredentials, sealCredentials } from "../access/sealed";
 import { parseSshPublicKey } from "../access/ssh-public-key";
 import type { HandoverConfig, VpnConfig } from "../config/types";
 import { type Booking, isManual, type Phase } from "../domain/booking";
 import type { Host } from "../domain/host";
-import { errorMessage, NotFoundError, SupersededError, TransientError } from "../errors";
+import {
+  ConfigError,
+  errorMessage,
+  NotFoundError,
+  SupersededError,
+  TransientError,
+} from "../errors";
 import {
   type HandoverDetails,
   type HandoverNoticeDetails,
@@ -54,6 +60,7 @@ import {
 import { allOf, doneResult, recordDone } from "./checkpoints";
 import { imagingConfig, loadCurrentBooking } from "./current-run";
 import { onHost } from "./host-access";
+import { handOverToJob } from "./jobs/handover";
 import { mailUndelivered, operatorsReachable } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { updateBookingProgress } from "./progress";
@@ -329,8 +336,13 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
     noteProgress(input.phase, input.generation, "setting the root password and SSH key"),
   );
   const log = rt.logger.child({ bookingId: booking.id, step: "SetHostAccess" });
-  const user = handover.sshKey ? await bookingUserOf(rt, booking) : null;
-  const key = handover.sshKey ? sshKeyOf(user) : null;
+  // A job's key is its ssh access task's (the jobs API has no user API to ask).
+  const user = handover.sshKey && !booking.job ? await bookingUserOf(rt, booking) : null;
+  const key = !handover.sshKey
+    ? null
+    : booking.job
+      ? sshKeyOf({ sshPublicKey: booking.job.sshKey })
+      : sshKeyOf(user);
   const password = handover.rootPassword
     ? await runPassword(rt, booking, input, handover, ROOT_PASSWORD)
     : null;
@@ -341,6 +353,8 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
     if (password) await host.confirmIdentity();
     if (password) await setPassword(host, ROOT_ACCOUNT, password, options);
     if (key?.ok) await installAuthorizedKey(host, ROOT_ACCOUNT, key.line, options);
+    // A job's hardware task names the host's name (checked at poll, booking-rules.ts).
+    if (booking.job?.hostname) await setHostname(host, booking.job.hostname, options);
   });
   const sshKey = !handover.sshKey
     ? null
@@ -366,7 +380,7 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
 
 type KeyCheck = ReturnType<typeof parseSshPublicKey>;
 
-function sshKeyOf(user: DashboardUser | null): KeyCheck | null {
+function sshKeyOf(user: Pick<DashboardUser, "sshPublicKey"> | null): KeyCheck | null {
   if (!user?.sshPublicKey) return null;
   return parseSshPublicKey(user.sshPublicKey);
 }
@@ -493,6 +507,7 @@ export async function deliverHandover(
   handover: HandoverConfig,
   mailer: Mailer,
 ): Promise<string[]> {
+  if (booking.job) return handOverInTasks(rt, booking, handover, mailer);
   const user = await bookingUserOf(rt, booking);
   const recipients = handoverRecipients(booking, user, handover.email.operators);
   if (!recipients.ok) {
@@ -519,6 +534,48 @@ export async function deliverHandover(
     });
   }
   return recipients.to;
+}
+
+/**
+ * A job's hand-over (the jobs API): in its tasks' messages, which the dashboard shows the user
+ * (jobs/handover.ts), then the sealed credentials dropped and the operators told, as by mail.
+ */
+async function handOverInTasks(
+  rt: Runtime,
+  booking: Booking,
+  handover: HandoverConfig,
+  mailer: Mailer,
+): Promise<string[]> {
+  const jobs = rt.jobs;
+  const job = booking.job;
+  if (!jobs || !job) {
+    throw new ConfigError(
+      `booking ${booking.id} is a job's, and pharos.yaml does not say \`dashboard_api: jobs\``,
+    );
+  }
+  const access = booking.access ?? emptyAccess();
+  const credentials = opened(handover, booking);
+  const host = await rt.store.getHost(booking.hostName);
+  const key = keyForMessage(access.sshKey);
+  await handOverToJob({ ...rt, jobs }, booking, {
+    hostAddress: host?.address ?? null,
+    rootPassword: credentials[ROOT_PASSWORD] ?? null,
+    sshKeyFingerprint: key?.installed ? key.fingerprint : null,
+    vpnServer: access.vpnUser ? vpnOf(rt, booking).server : null,
+    vpnUser: access.vpnUser,
+    vpnPassword: credentials[VPN_PASSWORD] ?? null,
+  });
+  await rt.store.updateBooking(booking.id, handoverDelivered(booking.provisionGeneration));
+  const to = [`the tasks of job ${job.jobId} on ${rt.config.dashboard}`];
+  rt.logger.info({ bookingId: booking.id, jobId: job.jobId }, "hand-over posted to the job");
+  await noticeToOperators(rt, booking, handover, mailer, {
+    user: null,
+    recipients: to,
+    delivered: true,
+    problem: null,
+    command: null,
+  });
+  return to;
 }
 
 export interface HandOverFailedInput extends PhaseInput {

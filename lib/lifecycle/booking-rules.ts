@@ -8,6 +8,7 @@
  * A problem names the dashboard's field and what is wrong with it, never the value: a hostile
  * value must not travel on into logs, notes and mails.
  */
+import { isValidHostname } from "../access/host-credentials";
 import { installerConfigFor } from "../config/lookup";
 import { isNoInstaller } from "../config/schema";
 import type { PharosConfig } from "../config/types";
@@ -74,6 +75,21 @@ export function bookingProblem(
   booking: DashboardBooking,
   config: PharosConfig,
 ): BookingProblem | null {
+  // A job's image: the lab's id must map to a FOG image (pharos.yaml `jobs.images`).
+  const job = booking.job;
+  if (job && job.labImageId !== null && job.fogImageId === null) {
+    return {
+      field: "image",
+      reason: `names image ${job.labImageId}, which pharos.yaml jobs.images does not map to a FOG image`,
+    };
+  }
+  if (job?.hostname && !isValidHostname(job.hostname)) {
+    return {
+      field: "hostname",
+      reason:
+        "is not a host name (labels of letters, digits and inner hyphens, 63 characters each)",
+    };
+  }
   if (booking.installer !== null) {
     const problem = checkName(
       "installer_name",

@@ -10,6 +10,7 @@
 
 import { inventoryHostByName, powerFor } from "../config/load";
 import type { InventoryHost } from "../config/types";
+import type { Booking } from "../domain/booking";
 import type { Host } from "../domain/host";
 import type { JsonObject } from "../domain/run";
 import {
@@ -85,25 +86,25 @@ export async function startImaging(rt: Runtime, input: PhaseInput): Promise<Imag
   const intent = intentOf(booking, input, START_IMAGING);
   const deployedBefore =
     "deployedBefore" in intent ? asDeployed(intent.deployedBefore) : fogHost.deployed;
-  const started: ImagingStarted = {
-    fogHostId: fogHost.id,
-    imageId: config.fog.imageId,
-    deployedBefore,
-  };
+  // A job's hardware task names its image (pharos.yaml jobs.images); the clean image is the lab's.
+  const imageId =
+    input.phase === "provision" && booking.job?.fogImageId
+      ? booking.job.fogImageId
+      : config.fog.imageId;
+  const started: ImagingStarted = { fogHostId: fogHost.id, imageId, deployedBefore };
   const taskName = `laas ${input.phase} booking ${booking.id}`;
-  // Whether FOG powers the host off after imaging: to be decided from the booking; never yet.
-  const deployOptions: DeployOptions = { shutdown: false };
+  const deployOptions: DeployOptions = { shutdown: powersOffAfterCleaning(rt, booking, input) };
   if (intent.deployRequested !== true) {
     await rt.store.updateBooking(
       booking.id,
       recordIntent(input, START_IMAGING, { deployRequested: true, deployedBefore }, rt.now()),
     );
-    await imager.deploy(fogHost.id, config.fog.imageId, taskName, deployOptions);
-    log.info({ imageId: config.fog.imageId, fogHostId: fogHost.id }, "deploy task created");
+    await imager.deploy(fogHost.id, imageId, taskName, deployOptions);
+    log.info({ imageId, fogHostId: fogHost.id, ...deployOptions }, "deploy task created");
   } else if (await deployUnderWay(imager, fogHost, deployedBefore, taskName)) {
     log.info({ fogHostId: fogHost.id }, "deploy task asked for before is there: adopted");
   } else {
-    await imager.deploy(fogHost.id, config.fog.imageId, taskName, deployOptions);
+    await imager.deploy(fogHost.id, imageId, taskName, deployOptions);
     log.info({ fogHostId: fogHost.id }, "deploy task asked for before is gone: created again");
   }
 
@@ -208,6 +209,21 @@ async function deployUnderWay(
 ): Promise<boolean> {
   if (fogHost.deployed !== null && fogHost.deployed !== deployedBefore) return true;
   return (await imager.progress(fogHost.id))?.taskName === taskName;
+}
+
+/**
+ * Whether FOG powers the host off once its clean image is written: at the end of a job's booking
+ * (the jobs API's cleanup says `power: "off"`), for a host its BMC can power on again. A host
+ * rebooted over SSH is left on: nothing could start it for its next booking.
+ */
+export function powersOffAfterCleaning(
+  rt: Pick<Runtime, "config">,
+  booking: Booking,
+  input: PhaseInput,
+): boolean {
+  if (input.phase !== "release" || booking.job === null) return false;
+  const inventoryHost = inventoryHostByName(rt.config.inventory, input.hostName);
+  return inventoryHost !== null && powerFor(rt.config, inventoryHost)?.type === "ipmi";
 }
 
 /** Reboots the host into its imaging; answers the host key accepted (null: no power control). */

@@ -12,13 +12,19 @@
 
 import type { Booking, Phase } from "../domain/booking";
 import { executionName, isManual } from "../domain/booking";
+import type { JobRecord } from "../domain/job";
 import { errorMessage, ignoreNotFound, NotFoundError } from "../errors";
+import type { Dashboard } from "../ports/dashboard";
 import type { PhaseInput } from "../ports/engine";
+import type { JobsDashboard } from "../ports/jobs-dashboard";
 import type { Runtime } from "../ports/runtime";
 import { bookingUserProblem } from "./booking-rules";
 import { allOf, doneResult, recordDone, stepRecord } from "./checkpoints";
 import { sendEndNotices } from "./end-notice";
 import { FAILURE_MAIL, FAILURE_RECORD, type FailureRecord } from "./failure-record";
+import { JobBookings } from "./jobs/bookings";
+import { takeNewTasks } from "./jobs/intake";
+import { answerJob } from "./jobs/statuses";
 import { mailFailure, operatorsReachable } from "./operator-mail";
 import { hostAfterRunFailed, tellOperatorsOfFailure } from "./outcomes";
 import { perHost } from "./per-host";
@@ -58,13 +64,20 @@ export interface PollReport {
   cleaning: string[];
   /** Bookings whose user this poll told that it ends soon (end-notice.ts). */
   noticed: string[];
+  /** Jobs API: `<job>/<task> <round>` of each task this poll took (jobs/intake.ts). */
+  tasksTaken: string[];
+  /** Jobs API: `<job>/<task> <status>` of each task status this poll posted (jobs/statuses.ts). */
+  tasksPosted: string[];
   errors: string[];
 }
 
 type PollDeps = Pick<
   Runtime,
-  "dashboard" | "store" | "engine" | "logger" | "now" | "config" | "mailer"
+  "dashboard" | "jobs" | "store" | "engine" | "logger" | "now" | "config" | "mailer"
 >;
+
+/** Jobs dashboards whose `jobs/current` this process has read (once each, see jobs/intake.ts). */
+const recovered = new WeakSet<JobsDashboard>();
 
 /**
  * How many hosts' bookings a poll advances at once (each host's one after another, per-host.ts).
@@ -83,8 +96,10 @@ export interface PollOptions {
 
 export async function poll(rt: PollDeps, options: PollOptions = {}): Promise<PollReport> {
   const report = emptyReport();
+  // On the jobs API, the new tasks are taken first: the bookings are the jobs' hardware tasks.
+  const jobs = rt.jobs ? await takeJobs({ ...rt, jobs: rt.jobs }, report) : null;
   // The store's bookings, read once by reconcile and given back with its writes applied.
-  const stored = await reconcile(rt, report);
+  const stored = await reconcile(jobs ? { ...rt, dashboard: jobs.bookings } : rt, report);
 
   const now = rt.now();
   // `laas deploy` runs its own bookings' workflows in its own process.
@@ -101,6 +116,13 @@ export async function poll(rt: PollDeps, options: PollOptions = {}): Promise<Pol
   const notices = await sendEndNotices(rt, stored);
   report.noticed.push(...notices.sent);
   report.errors.push(...notices.errors);
+  // Each job's tasks answered from what its bookings did, a post lost earlier posted again.
+  for (const record of jobs?.records ?? []) {
+    if (record.finishedAt !== null || !rt.jobs) continue;
+    const answered = await answerJob({ ...rt, jobs: rt.jobs }, record);
+    report.tasksPosted.push(...answered.posted);
+    report.errors.push(...answered.errors);
+  }
   rt.logger.info(
     {
       seen: report.seen,
@@ -127,8 +149,27 @@ function emptyReport(): PollReport {
     refused: [],
     cleaning: [],
     noticed: [],
+    tasksTaken: [],
+    tasksPosted: [],
     errors: [],
   };
+}
+
+/**
+ * The jobs API's intake (`jobs/current` too on this process's first poll), and its jobs as the
+ * bookings reconcile reads. A listing that cannot be read leaves the jobs already taken to go on.
+ */
+async function takeJobs(
+  rt: PollDeps & { jobs: JobsDashboard },
+  report: PollReport,
+): Promise<{ records: JobRecord[]; bookings: Dashboard }> {
+  const current = !recovered.has(rt.jobs);
+  const intake = { taken: report.tasksTaken, errors: report.errors };
+  const records = await takeNewTasks(rt, { current }, intake);
+  if (current && !intake.errors.some((e) => e.startsWith("jobs/current"))) recovered.add(rt.jobs);
+  const bookings = new JobBookings(rt.jobs.lab, rt.store, rt.config, rt.logger);
+  bookings.useRecords(records);
+  return { records, bookings };
 }
 
 function appendLists(into: PollReport, part: PollReport): void {

@@ -14,9 +14,9 @@ import {
 } from "./access";
 import { startImaging } from "./imaging";
 import { startInstaller } from "./installer";
+import { noteStage } from "./jobs/note-stage";
 import { markReady, markReleased, recordFailure } from "./outcomes";
 import { buildPod, removePod } from "./pod";
-import { postStatus } from "./status-notes";
 import { awaitEvent } from "./waits";
 
 export const workflowSteps = {
@@ -31,7 +31,7 @@ export const workflowSteps = {
   recordUndelivered,
   revokeAccess,
   undoAccess,
-  postStatus,
+  postStatus: noteStage,
   markReady,
   markReleased,
   recordFailure,

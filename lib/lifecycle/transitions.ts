@@ -35,6 +35,7 @@ export function newBooking(from: DashboardBooking, now: Date): Booking {
     run: null,
     wait: null,
     endNotice: null,
+    job: from.job ?? null,
     createdAt: at,
     updatedAt: at,
     expiresAtEpochSeconds: null,
@@ -62,6 +63,7 @@ export function refreshFromDashboard(from: DashboardBooking): BookingChange {
             scenario: from.scenario,
             purpose: from.purpose,
             user: from.user,
+            job: from.job ?? current.job,
             vanished: false,
           }
         : { ...current, end, vanished: false };
@@ -84,6 +86,7 @@ function sameBookingFields(a: Booking, b: Booking): boolean {
     a.scenario === b.scenario &&
     a.purpose === b.purpose &&
     a.user === b.user &&
+    JSON.stringify(a.job) === JSON.stringify(b.job) &&
     a.vanished === b.vanished
   );
 }

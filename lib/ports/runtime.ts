@@ -9,6 +9,7 @@ import type { Dashboard } from "./dashboard";
 import type { Directory } from "./directory";
 import type { WorkflowEngine } from "./engine";
 import type { Imager } from "./imager";
+import type { JobsDashboard } from "./jobs-dashboard";
 import type { Mailer } from "./mailer";
 import type { PowerControl } from "./power";
 import type { Relay } from "./relay";
@@ -17,6 +18,11 @@ import type { Store } from "./store";
 export interface Runtime {
   config: PharosConfig;
   store: Store;
+  /**
+   * With pharos.yaml `dashboard_api: jobs`: the jobs API itself (task statuses); `dashboard` is
+   * then its jobs seen as bookings (lifecycle/jobs/bookings.ts). Absent or null otherwise.
+   */
+  jobs?: JobsDashboard | null;
   dashboard: Dashboard;
   engine: WorkflowEngine;
   /** FOG server credentials live in each installer config, so imagers are made per config. */

@@ -1,5 +1,5 @@
-/** The postStatus step: post a status note on the dashboard for the booking's resource. */
-import { postStatus } from "../../../lib/lifecycle/status-notes";
+/** The postStatus step: a status note on the dashboard, or the statuses of the booking's job. */
+import { noteStage } from "../../../lib/lifecycle/jobs/note-stage";
 import { stepHandler } from "../../cloud-runtime";
 
-export const handler = stepHandler(postStatus);
+export const handler = stepHandler(noteStage);

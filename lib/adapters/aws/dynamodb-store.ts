@@ -95,6 +95,15 @@ const endNoticeSchema = z.object({
   reason: z.string().nullable(),
 }) satisfies z.ZodType<EndNotice>;
 
+const jobLinkSchema = z.object({
+  jobId: z.number().int().nonnegative(),
+  taskId: z.string().min(1),
+  labImageId: z.string().nullable(),
+  fogImageId: z.number().int().positive().nullable(),
+  hostname: z.string().nullable(),
+  sshKey: z.string().nullable(),
+});
+
 const bookingSchema = z.object({
   id: z.string().min(1),
   resourceId: z.string(),
@@ -120,6 +129,8 @@ const bookingSchema = z.object({
   wait: waitSchema.nullable().default(null),
   // Absent on items written before bookings were told of their end.
   endNotice: endNoticeSchema.nullable().default(null),
+  // Absent on items written before bookings were made from jobs.
+  job: jobLinkSchema.nullable().default(null),
   createdAt: isoTimestamp,
   updatedAt: isoTimestamp,
   // Absent on items written before bookings expired (lifecycle/retention.ts).
@@ -342,6 +353,7 @@ function bookingToItem(booking: Booking): Item {
     run: booking.run,
     wait: booking.wait,
     endNotice: booking.endNotice,
+    job: booking.job,
     createdAt: booking.createdAt,
     updatedAt: booking.updatedAt,
     // A number is DynamoDB TTL's attribute; NULL is ignored by TTL.

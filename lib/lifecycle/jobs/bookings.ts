@@ -1,0 +1,161 @@
+/**
+ * A job's hardware tasks as bookings: the jobs API seen through the Dashboard port, so that the
+ * same poll, workflows and hand-over serve both APIs. Each hardware task is a booking of its host
+ * (by the host's lab id, the inventory's key); the job's software task gives its installer and
+ * scenario, its first VPN access task its user, and that user's ssh task the key for each host.
+ *
+ * The jobs API says nothing of a booking's end: a job's booking runs until the dashboard
+ * re-issues its hardware task as cleanup, and ends when that was taken (intake.ts).
+ */
+import { inventoryHostByResource } from "../../config/lookup";
+import type { PharosConfig } from "../../config/types";
+import { type DashboardBooking, OPEN_END } from "../../domain/booking";
+import type { JobRecord, JobTaskRecord } from "../../domain/job";
+import type { Logger } from "../../log";
+import type { Dashboard, DashboardUser, StatusNote } from "../../ports/dashboard";
+import type { AccessTask, HardwareTask, SoftwareTask } from "../../ports/jobs-dashboard";
+import type { Store } from "../../ports/store";
+
+/** The booking id of a job's hardware task: the job and the host's lab id. */
+export function jobBookingId(jobId: number, hostLabId: string): string {
+  return `job-${jobId}-${hostLabId.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+}
+
+function tasksOf<K extends JobTaskRecord["kind"]>(
+  record: JobRecord,
+  kind: K,
+): Array<JobTaskRecord & { task: Extract<JobTaskRecord["task"], { kind: K }> }> {
+  return Object.values(record.tasks).filter(
+    (t): t is JobTaskRecord & { task: Extract<JobTaskRecord["task"], { kind: K }> } =>
+      t.task.kind === kind,
+  );
+}
+
+export function hardwareTasks(record: JobRecord): Array<JobTaskRecord & { task: HardwareTask }> {
+  return tasksOf(record, "hardware");
+}
+
+export function accessTasks(record: JobRecord): Array<JobTaskRecord & { task: AccessTask }> {
+  return tasksOf(record, "access");
+}
+
+function softwareTask(record: JobRecord): SoftwareTask | null {
+  return tasksOf(record, "software")[0]?.task ?? null;
+}
+
+/**
+ * The job's booking user: the user of its first VPN access task (the dashboard issues the owner's
+ * first), else of its first ssh task; null when it has neither.
+ */
+export function jobUser(record: JobRecord): string | null {
+  const access = accessTasks(record);
+  const vpn = access.find((t) => t.task.accessType === "vpn");
+  return (vpn ?? access[0])?.task.user ?? null;
+}
+
+/** The key the user's ssh task gives for a host (one naming no hosts is for all), or null. */
+function sshKeyFor(record: JobRecord, user: string | null, hostLabId: string): string | null {
+  if (user === null) return null;
+  const task = accessTasks(record).find(
+    (t) =>
+      t.task.accessType === "ssh" &&
+      !t.task.revoke &&
+      t.task.user === user &&
+      (t.task.hosts.length === 0 || t.task.hosts.includes(hostLabId)),
+  );
+  return task?.task.sshKey ?? null;
+}
+
+/** The bookings of one job; a hardware task whose host the inventory lacks is left out (warned). */
+export function bookingsOfJob(
+  record: JobRecord,
+  config: Pick<PharosConfig, "inventory" | "jobs">,
+  logger?: Logger,
+): DashboardBooking[] {
+  const software = softwareTask(record);
+  const user = jobUser(record);
+  const bookings: DashboardBooking[] = [];
+  for (const hardware of hardwareTasks(record)) {
+    const { hostLabId, imageId } = hardware.task;
+    const host = inventoryHostByResource(config.inventory, hostLabId);
+    if (!host) {
+      logger?.warn(
+        { jobId: record.jobId, taskId: hardware.taskId, hostLabId },
+        "job names a host the inventory does not have",
+      );
+      continue;
+    }
+    bookings.push({
+      id: jobBookingId(record.jobId, hostLabId),
+      resourceId: hostLabId,
+      hostName: host.name,
+      start: new Date(record.createdAt),
+      end: new Date(hardware.round === "cleanup" ? hardware.takenAt : OPEN_END),
+      installer: software?.installer ?? null,
+      scenario: software?.scenario ?? null,
+      purpose: `job ${record.jobId}`,
+      user,
+      job: {
+        jobId: record.jobId,
+        taskId: hardware.taskId,
+        labImageId: imageId,
+        fogImageId: imageId === null ? null : (config.jobs?.images.get(imageId) ?? null),
+        hostname: hardware.task.hostname,
+        sshKey: sshKeyFor(record, user, hostLabId),
+      },
+    });
+  }
+  return bookings;
+}
+
+/** A dashboard user id as a directory uid: as it is when it is one, else prefixed (`u17`). */
+export function usernameOf(userId: string): string {
+  return /^[a-z_][a-z0-9_.-]*$/i.test(userId) ? userId : `u${userId.replace(/[^A-Za-z0-9]/g, "")}`;
+}
+
+/**
+ * The Dashboard port over the job records: the bookings of every job not finished. The jobs API
+ * has no user API (a user is an id in the access tasks) and no status notes (each task's status
+ * and message say it, lifecycle/jobs/statuses.ts).
+ */
+export class JobBookings implements Dashboard {
+  readonly #store: Pick<Store, "listJobs">;
+  readonly #config: Pick<PharosConfig, "inventory" | "jobs">;
+  readonly #logger: Logger;
+  readonly #lab: string;
+  /** The records a poll has just read (intake), used once instead of reading them again. */
+  #records: JobRecord[] | null = null;
+
+  constructor(
+    lab: string,
+    store: Pick<Store, "listJobs">,
+    config: Pick<PharosConfig, "inventory" | "jobs">,
+    logger: Logger,
+  ) {
+    this.#lab = lab;
+    this.#store = store;
+    this.#config = config;
+    this.#logger = logger;
+  }
+
+  /** The next listBookings() answers from these records (read by the poll's intake). */
+  useRecords(records: JobRecord[]): void {
+    this.#records = records;
+  }
+
+  async listBookings(): Promise<DashboardBooking[]> {
+    const records = this.#records ?? (await this.#store.listJobs());
+    this.#records = null;
+    return records
+      .filter((record) => record.lab === this.#lab && record.finishedAt === null)
+      .flatMap((record) => bookingsOfJob(record, this.#config, this.#logger));
+  }
+
+  async bookingUser(userRef: string): Promise<DashboardUser | null> {
+    return { username: usernameOf(userRef), fullName: null, email: null, sshPublicKey: null };
+  }
+
+  async postStatusNote(_note: StatusNote): Promise<void> {
+    // Nothing to post: on the jobs API a booking's news is its tasks' statuses.
+  }
+}
