@@ -486,7 +486,13 @@ describe("each function's role", () => {
     expect(needs.get("startImaging")!.lab).toEqual(["FOG", "SSH"]);
     expect(needs.get("createVpnUser")!.lab).toEqual(["LDAP"]);
     expect(needs.get("handOver")!.lab).toEqual(["SMTP"]);
-    expect(needs.get("postStatus")!.store).toEqual(["getBooking", "updateBooking"]);
+    // A status note, or the booking's job's tasks answered (the jobs API).
+    expect(needs.get("postStatus")!.store).toEqual([
+      "getBooking",
+      "updateBooking",
+      "getJob",
+      "updateJob",
+    ]);
   });
 
   it.each(names)("of %s grants exactly what its bundle calls (defaults)", (name) => {
