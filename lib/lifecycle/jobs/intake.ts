@@ -42,7 +42,11 @@ export function isCleanupConfig(task: Task): boolean {
     case "access":
       return task.revoke;
     case "network":
-      return task.hosts.every((host) => host.interfaces.every((i) => i.vlans.length === 0));
+      // Every interface named, and none left on a VLAN (a task naming none is no cleanup).
+      return (
+        task.hosts.length > 0 &&
+        task.hosts.every((host) => host.interfaces.every((i) => i.vlans.length === 0))
+      );
     // A 2019 software cleanup (`{"opnfv": {}}`) is a provision with nothing to install too.
     case "software":
     case "snapshot":

@@ -328,7 +328,7 @@ export interface AnswerReport {
 
 /**
  * Answers every task of the job that has moved on since its last post, and marks the job
- * finished once every task's cleanup is answered and its bookings have ended.
+ * finished once its hardware tasks came back for cleanup and every cleanup is answered.
  */
 export async function answerJob(
   deps: JobsDeps,
@@ -351,15 +351,15 @@ export async function answerJob(
       );
     }
   }
-  await finishIfDone(deps, current, state);
+  await finishIfDone(deps, current);
   return report;
 }
 
-async function finishIfDone(deps: JobsDeps, record: JobRecord, state: JobState): Promise<void> {
-  if (!isDone(record, state)) return;
+async function finishIfDone(deps: JobsDeps, record: JobRecord): Promise<void> {
+  if (!isDone(record)) return;
   const retention = retentionOf(deps);
   await deps.store.updateJob(record.key, (r) => {
-    if (r.finishedAt !== null || !isDone(r, state)) return null;
+    if (r.finishedAt !== null || !isDone(r)) return null;
     const at = retention.now;
     return {
       ...r,
@@ -370,15 +370,11 @@ async function finishIfDone(deps: JobsDeps, record: JobRecord, state: JobState):
   });
 }
 
-function isDone(record: JobRecord, state: JobState): boolean {
+function isDone(record: JobRecord): boolean {
   if (record.cleanupSince === null || record.finishedAt !== null) return false;
   const hardware = hardwareTasks(record);
   if (hardware.length === 0 || hardware.some((t) => t.round !== "cleanup")) return false;
+  // A hardware task's cleanup is answered once its booking has ended (cleanupAnswer).
   const cleanup = Object.values(record.tasks).filter((t) => t.round === "cleanup");
-  if (cleanup.some((t) => rank(t.posted?.status) < 200)) return false;
-  for (const [taskId, booking] of state.bookings) {
-    if (state.unknownHosts.has(taskId)) continue;
-    if (booking && !ended(booking)) return false;
-  }
-  return true;
+  return cleanup.every((t) => rank(t.posted?.status) >= 200);
 }

@@ -1,0 +1,518 @@
+/**
+ * The jobs API's rules one by one, without a lab: which round a task listed at 0 is in (the 2019
+ * and 2022 cleanups), what each task is answered from its bookings, and the posts' bookkeeping
+ * (a status posted once, never moved back, a post for a round that moved on not recorded on the
+ * new one, a job finished only once everything has ended).
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadPharosConfig } from "../lib/config/load";
+import type { PharosConfig } from "../lib/config/types";
+import type { Booking } from "../lib/domain/booking";
+import { type JobRecord, type JobTaskRecord, jobKey } from "../lib/domain/job";
+import { bookingsOfJob, jobBookingId } from "../lib/lifecycle/jobs/bookings";
+import { emptyJob, takeTasks } from "../lib/lifecycle/jobs/intake";
+import {
+  answerFor,
+  answerJob,
+  type JobState,
+  type JobsDeps,
+  NO_SWITCH_ADAPTER,
+  postAnswer,
+} from "../lib/lifecycle/jobs/statuses";
+import { newBooking } from "../lib/lifecycle/transitions";
+import { createLogger } from "../lib/log";
+import type {
+  AccessTask,
+  HardwareTask,
+  Job,
+  JobsDashboard,
+  SoftwareTask,
+  StatusUpdate,
+  Task,
+} from "../lib/ports/jobs-dashboard";
+import { startTestStore, type TestStore } from "./helpers/dynalite";
+
+const REPO = join(import.meta.dirname, "..");
+const NOW = new Date("2026-12-02T10:00:00.000Z");
+const LAB = "sim-lab";
+
+let config: PharosConfig;
+let db: TestStore;
+beforeAll(async () => {
+  const shipped = await loadPharosConfig(join(REPO, "conf", "pharos.yaml"));
+  config = {
+    ...shipped,
+    dashboardApi: "jobs",
+    jobs: { lab: LAB, images: new Map([["5", 2]]) },
+  };
+  db = await startTestStore();
+});
+afterAll(async () => db?.close());
+
+const hostId = () => config.inventory.hosts[0]!.resourceId;
+
+function hardware(over: Partial<HardwareTask> = {}): HardwareTask {
+  return {
+    kind: "hardware",
+    taskId: "hw-1",
+    labToken: null,
+    hostLabId: hostId(),
+    imageId: "5",
+    hostname: "pod-a",
+    power: "on",
+    ipmiCreate: false,
+    ...over,
+  };
+}
+
+function access(over: Partial<AccessTask> = {}): AccessTask {
+  return {
+    kind: "access",
+    taskId: "vpn-1",
+    labToken: null,
+    accessType: "vpn",
+    user: "7",
+    revoke: false,
+    sshKey: null,
+    hosts: [],
+    ...over,
+  };
+}
+
+function software(over: Partial<SoftwareTask> = {}): SoftwareTask {
+  return {
+    kind: "software",
+    taskId: "sw-1",
+    labToken: null,
+    installer: "Fuel",
+    scenario: "os-nosdn-nofeature-ha",
+    pdf: null,
+    idf: null,
+    roles: [],
+    ...over,
+  };
+}
+
+function job(tasks: Task[], id = 1): Job {
+  return { id, tasks };
+}
+
+function taken(record: JobRecord, listing: "new" | "current", tasks: Task[]): JobRecord {
+  return takeTasks(job(tasks, record.jobId), listing, NOW)(record) ?? record;
+}
+
+describe("the round of a task listed at 0", () => {
+  it("is the provision when new, and stays it while not yet answered", () => {
+    const first = taken(emptyJob(LAB, 1, NOW), "new", [hardware(), software()]);
+    expect(first.tasks["hw-1"]?.round).toBe("provision");
+    expect(first.tasks["sw-1"]?.round).toBe("provision");
+    // Listed again before any status was posted (a poller stopped in between): nothing to take.
+    expect(takeTasks(job([hardware(), software()]), "new", NOW)(first)).toBeNull();
+  });
+
+  it("is the cleanup once the lab answered it: the 2022 software task comes back unchanged", () => {
+    const first = taken(emptyJob(LAB, 1, NOW), "new", [software()]);
+    const answered: JobRecord = {
+      ...first,
+      tasks: {
+        "sw-1": {
+          ...first.tasks["sw-1"]!,
+          posted: { status: 200 as const, at: NOW.toISOString() },
+        },
+      },
+    };
+    const again = taken(answered, "new", [software()]);
+    expect(again.tasks["sw-1"]?.round).toBe("cleanup");
+    expect(again.tasks["sw-1"]?.posted).toBeNull();
+    expect(again.cleanupSince).toBe(NOW.toISOString());
+    // The cleanup listed again is not taken again.
+    expect(takeTasks(job([software()]), "new", NOW)(again)).toBeNull();
+  });
+
+  it("is the cleanup by its config: hardware powered off (2019: no image), access revoked", () => {
+    const record = taken(emptyJob(LAB, 1, NOW), "new", [
+      hardware({ power: "off", imageId: null }),
+      access({ revoke: true }),
+      software({ installer: null, scenario: null }),
+    ]);
+    expect(record.tasks["hw-1"]?.round).toBe("cleanup");
+    expect(record.tasks["vpn-1"]?.round).toBe("cleanup");
+    // A 2019 software cleanup looks like a provision with nothing to install.
+    expect(record.tasks["sw-1"]?.round).toBe("provision");
+  });
+
+  it("is taken from jobs/current as under way (100) only when the store lacks it", () => {
+    const adopted = taken(emptyJob(LAB, 1, NOW), "current", [hardware()]);
+    expect(adopted.tasks["hw-1"]?.posted?.status).toBe(100);
+    expect(takeTasks(job([hardware()]), "current", NOW)(adopted)).toBeNull();
+  });
+
+  it("reopens a finished job when a task comes back", () => {
+    const first = taken(emptyJob(LAB, 1, NOW), "new", [access()]);
+    const finished: JobRecord = {
+      ...first,
+      finishedAt: NOW.toISOString(),
+      expiresAtEpochSeconds: 1,
+      tasks: {
+        "vpn-1": {
+          ...first.tasks["vpn-1"]!,
+          posted: { status: 200 as const, at: NOW.toISOString() },
+        },
+      },
+    };
+    const again = taken(finished, "new", [access({ revoke: true })]);
+    expect(again.finishedAt).toBeNull();
+    expect(again.expiresAtEpochSeconds).toBeNull();
+  });
+});
+
+describe("a job's bookings", () => {
+  it("are its hardware tasks, with the mapped FOG image, its user's key and host name", () => {
+    const record = taken(emptyJob(LAB, 4, NOW), "new", [
+      hardware(),
+      access(),
+      access({ taskId: "ssh-1", accessType: "ssh", sshKey: "ssh-ed25519 AAAA k", hosts: [] }),
+      access({ taskId: "ssh-2", accessType: "ssh", user: "8", sshKey: "other", hosts: [] }),
+      software(),
+    ]);
+    const [booking, ...rest] = bookingsOfJob(record, config);
+    expect(rest).toEqual([]);
+    expect(booking?.id).toBe(jobBookingId(4, hostId()));
+    expect(booking?.hostName).toBe(config.inventory.hosts[0]!.name);
+    expect(booking?.user).toBe("7");
+    expect(booking?.installer).toBe("Fuel");
+    expect(booking?.job).toEqual({
+      jobId: 4,
+      taskId: "hw-1",
+      labImageId: "5",
+      fogImageId: 2,
+      hostname: "pod-a",
+      sshKey: "ssh-ed25519 AAAA k",
+    });
+    // An image id the mapping lacks leaves no FOG image (the booking is refused at poll).
+    const unmapped = taken(emptyJob(LAB, 5, NOW), "new", [hardware({ imageId: "9" })]);
+    expect(bookingsOfJob(unmapped, config)[0]?.job?.fogImageId).toBeNull();
+    // A host the inventory lacks makes no booking.
+    const foreign = taken(emptyJob(LAB, 6, NOW), "new", [hardware({ hostLabId: "nope" })]);
+    expect(bookingsOfJob(foreign, config, createLogger({ level: "silent" }))).toEqual([]);
+  });
+});
+
+/** A job with its one booking at `state`. */
+function stateWith(tasks: Task[], change: (b: Booking) => Booking): JobState {
+  const record = taken(emptyJob(LAB, 9, NOW), "new", tasks);
+  const from = bookingsOfJob(record, config)[0]!;
+  const booking = change(newBooking(from, NOW));
+  return { record, bookings: new Map([["hw-1", booking]]), unknownHosts: new Set() };
+}
+
+function deps(jobs: JobsDashboard = recordingJobs().jobs): JobsDeps {
+  return {
+    config,
+    store: db.store,
+    logger: createLogger({ level: "silent" }),
+    now: () => NOW,
+    jobs,
+  };
+}
+
+function answer(state: JobState, taskId: string) {
+  return answerFor(deps(), state, state.record.tasks[taskId] as JobTaskRecord);
+}
+
+describe("what a task is answered", () => {
+  const tasks = () => [hardware(), access(), software()];
+
+  it("nothing while its booking waits, 100 while it is provisioned", () => {
+    expect(
+      answer(
+        stateWith(tasks(), (b) => b),
+        "hw-1",
+      ),
+    ).toBeNull();
+    const provisioning = stateWith(tasks(), (b) => ({ ...b, state: "provisioning" }));
+    expect(answer(provisioning, "hw-1")?.status).toBe(100);
+    expect(answer(provisioning, "sw-1")?.status).toBe(100);
+    expect(answer(provisioning, "vpn-1")?.status).toBe(100);
+  });
+
+  it("ready: the software 200; hardware and vpn left to the hand-over (their passwords)", () => {
+    const ready = stateWith(tasks(), (b) => ({ ...b, state: "ready" }));
+    expect(answer(ready, "sw-1")).toMatchObject({ status: 200 });
+    expect(answer(ready, "hw-1")).toBeNull();
+    expect(answer(ready, "vpn-1")).toBeNull();
+    // Without a hand-over section there is nothing secret: the host's 200 is posted here.
+    const noHandover = answerFor(
+      { ...deps(), config: { ...config, handover: null } },
+      ready,
+      ready.record.tasks["hw-1"]!,
+    );
+    expect(noHandover?.status).toBe(200);
+  });
+
+  it("300 with the reason when the booking failed, for every task of the job", () => {
+    const failed = stateWith(tasks(), (b) => ({ ...b, state: "failed", failure: "x" }));
+    for (const id of ["hw-1", "sw-1", "vpn-1"]) {
+      expect(answer(failed, id)?.status).toBe(300);
+      expect(answer(failed, id)?.message).toContain("could not be provisioned");
+    }
+  });
+
+  it("network and snapshot 300 (never a silent 200); another user's access 300", () => {
+    const state = stateWith(
+      [
+        ...tasks(),
+        { kind: "network", taskId: "net-1", labToken: null, hosts: [] },
+        {
+          kind: "snapshot",
+          taskId: "snap-1",
+          labToken: null,
+          hostLabId: null,
+          imageId: null,
+          dashboardId: 1,
+        },
+        access({ taskId: "vpn-2", user: "8" }),
+      ],
+      (b) => ({ ...b, state: "ready" }),
+    );
+    expect(answer(state, "net-1")).toEqual({ status: 300, message: NO_SWITCH_ADAPTER });
+    expect(answer(state, "snap-1")?.status).toBe(300);
+    expect(answer(state, "vpn-2")?.status).toBe(300);
+    expect(answer(state, "vpn-2")?.message).toContain("first user only");
+  });
+
+  it("an ssh key not installed is 300, an installed one 200 with its fingerprint", () => {
+    const ssh = access({ taskId: "ssh-1", accessType: "ssh", sshKey: "k" });
+    const withKey = (sshKey: string) =>
+      stateWith([hardware(), ssh], (b) => ({
+        ...b,
+        state: "ready",
+        access: { ...(b.access ?? ({} as NonNullable<Booking["access"]>)), sshKey },
+      }));
+    expect(answer(withKey("installed SHA256:abc"), "ssh-1")).toMatchObject({
+      status: 200,
+      message: expect.stringContaining("SHA256:abc"),
+    });
+    expect(answer(withKey("refused: not a key"), "ssh-1")?.status).toBe(300);
+  });
+
+  it("a host the inventory lacks: its hardware task 300, its cleanup 200", () => {
+    const record = taken(emptyJob(LAB, 9, NOW), "new", [hardware({ hostLabId: "nope" })]);
+    const state: JobState = {
+      record,
+      bookings: new Map([["hw-1", null]]),
+      unknownHosts: new Set(["hw-1"]),
+    };
+    expect(answer(state, "hw-1")?.status).toBe(300);
+    const cleanup = taken(
+      {
+        ...record,
+        tasks: {
+          "hw-1": {
+            ...record.tasks["hw-1"]!,
+            posted: { status: 300 as const, at: NOW.toISOString() },
+          },
+        },
+      },
+      "new",
+      [hardware({ hostLabId: "nope", power: "off" })],
+    );
+    expect(answer({ ...state, record: cleanup }, "hw-1")?.status).toBe(200);
+  });
+
+  it("cleanup: 100 while released, 200 once reimaged, 300 when the release failed", () => {
+    const cleaning = (change: (b: Booking) => Booking) => {
+      const state = stateWith([hardware()], change);
+      const record = taken(
+        {
+          ...state.record,
+          tasks: {
+            "hw-1": {
+              ...state.record.tasks["hw-1"]!,
+              posted: { status: 200 as const, at: NOW.toISOString() },
+            },
+          },
+        },
+        "new",
+        [hardware({ power: "off" })],
+      );
+      return { ...state, record };
+    };
+    expect(
+      answer(
+        cleaning((b) => ({ ...b, state: "releasing" })),
+        "hw-1",
+      )?.status,
+    ).toBe(100);
+    expect(
+      answer(
+        cleaning((b) => ({ ...b, state: "released", releaseGeneration: 1 })),
+        "hw-1",
+      ),
+    ).toMatchObject({
+      status: 200,
+      message: expect.stringContaining("reimaged clean"),
+    });
+    const releaseFailed = cleaning((b) => ({
+      ...b,
+      state: "failed",
+      releaseGeneration: 1,
+      run: {
+        phase: "release",
+        generation: 1,
+        steps: {
+          recordFailure: {
+            done: true,
+            at: NOW.toISOString(),
+            result: {
+              step: "AwaitImaging",
+              error: "ImagingFailed",
+              host: "quarantined",
+              field: null,
+            },
+          },
+        },
+      } as unknown as Booking["run"],
+    }));
+    expect(answer(releaseFailed, "hw-1")?.status).toBe(300);
+  });
+});
+
+function recordingJobs(fail = 0): { jobs: JobsDashboard; posts: StatusUpdate[] } {
+  const posts: StatusUpdate[] = [];
+  let failing = fail;
+  return {
+    posts,
+    jobs: {
+      lab: LAB,
+      listJobs: async () => [],
+      getJob: async () => {
+        throw new Error("unused");
+      },
+      getTask: async () => {
+        throw new Error("unused");
+      },
+      postStatus: async (_job, _task, update) => {
+        if (failing-- > 0) throw new Error("dashboard down");
+        posts.push(update);
+      },
+    },
+  };
+}
+
+describe("the posts", () => {
+  it("post a status once, record it, and never move a task back", async () => {
+    const record = taken(emptyJob(LAB, 20, NOW), "new", [software()]);
+    await db.store.createJob(record);
+    const { jobs, posts } = recordingJobs();
+    let current = await postAnswer(deps(jobs), record, "sw-1", { status: 200, message: "done" });
+    expect(current.tasks["sw-1"]?.posted?.status).toBe(200);
+    // A 100 after it is posted (the caller asked) but not recorded over the 200.
+    current = await postAnswer(deps(jobs), current, "sw-1", { status: 100, message: "late" });
+    expect(current.tasks["sw-1"]?.posted?.status).toBe(200);
+    expect(posts.map((p) => p.status)).toEqual([200, 100]);
+  });
+
+  it("a failed post is recorded with its reason and thrown; answerJob posts again later", async () => {
+    const record = taken(emptyJob(LAB, 21, NOW), "new", [
+      { kind: "network", taskId: "net-1", labToken: null, hosts: [] },
+    ]);
+    await db.store.createJob(record);
+    const { jobs, posts } = recordingJobs(1);
+    const first = await answerJob(deps(jobs), record);
+    expect(first.errors).toHaveLength(1);
+    const stored = await db.store.getJob(jobKey(LAB, 21));
+    expect(stored?.tasks["net-1"]?.postError).toBe("dashboard down");
+    const second = await answerJob(deps(jobs), stored!);
+    expect(second.posted).toEqual(["21/net-1 300"]);
+    // Answered: asked again, nothing is posted.
+    const third = await answerJob(deps(jobs), (await db.store.getJob(jobKey(LAB, 21)))!);
+    expect(third.posted).toEqual([]);
+    expect(posts).toHaveLength(1);
+    expect((await db.store.getJob(jobKey(LAB, 21)))?.tasks["net-1"]?.postError).toBeNull();
+  });
+
+  it("a post for a round that moved on is not recorded on the new round", async () => {
+    const record = taken(emptyJob(LAB, 22, NOW), "new", [software()]);
+    await db.store.createJob(record);
+    // The cleanup is taken while the provision's post is under way.
+    const { jobs } = recordingJobs();
+    const racing: JobsDashboard = {
+      ...jobs,
+      postStatus: async (job, task, update) => {
+        await db.store.updateJob(jobKey(LAB, 22), (r) =>
+          takeTasks(
+            { id: 22, tasks: [software()] },
+            "new",
+            NOW,
+          )({
+            ...r,
+            tasks: {
+              "sw-1": {
+                ...r.tasks["sw-1"]!,
+                posted: { status: 100 as const, at: NOW.toISOString() },
+              },
+            },
+          }),
+        );
+        await jobs.postStatus(job, task, update);
+      },
+    };
+    const after = await postAnswer(deps(racing), record, "sw-1", { status: 200, message: "done" });
+    expect(after.tasks["sw-1"]?.round).toBe("cleanup");
+    expect(after.tasks["sw-1"]?.posted).toBeNull();
+  });
+
+  it("a job whose hardware task has not come back for cleanup is not finished", async () => {
+    const base = taken(emptyJob(LAB, 24, NOW), "new", [hardware(), access()]);
+    const answered = (t: JobTaskRecord): JobTaskRecord => ({
+      ...t,
+      posted: { status: 200, at: NOW.toISOString() },
+    });
+    // The VPN revoke came first and was answered; the hardware task is still the provision's.
+    const revoked = taken(
+      {
+        ...base,
+        tasks: { "hw-1": answered(base.tasks["hw-1"]!), "vpn-1": answered(base.tasks["vpn-1"]!) },
+      },
+      "new",
+      [access({ revoke: true })],
+    );
+    const record = {
+      ...revoked,
+      tasks: { ...revoked.tasks, "vpn-1": answered(revoked.tasks["vpn-1"]!) },
+    };
+    expect(record.cleanupSince).not.toBeNull();
+    await db.store.createJob(record);
+    await answerJob(deps(), record);
+    expect((await db.store.getJob(record.key))?.finishedAt).toBeNull();
+  });
+
+  it("a job is finished only once its cleanup is answered and its bookings have ended", async () => {
+    const base = taken(emptyJob(LAB, 23, NOW), "new", [hardware()]);
+    const posted = {
+      ...base,
+      tasks: {
+        "hw-1": { ...base.tasks["hw-1"]!, posted: { status: 200 as const, at: NOW.toISOString() } },
+      },
+    };
+    const record = taken(posted, "new", [hardware({ power: "off" })]);
+    await db.store.createJob(record);
+    const from = bookingsOfJob(record, config)[0]!;
+    const booking = { ...newBooking(from, NOW), state: "releasing" as const };
+    await db.store.createBooking(booking);
+    const { jobs } = recordingJobs();
+    await answerJob(deps(jobs), record);
+    expect((await db.store.getJob(record.key))?.finishedAt).toBeNull();
+    await db.store.updateBooking(booking.id, (b) => ({
+      ...b,
+      state: "released",
+      releaseGeneration: 1,
+    }));
+    await answerJob(deps(jobs), (await db.store.getJob(record.key))!);
+    const finished = await db.store.getJob(record.key);
+    expect(finished?.finishedAt).toBe(NOW.toISOString());
+    expect(finished?.expiresAtEpochSeconds).toBeGreaterThan(NOW.getTime() / 1000);
+  });
+});
