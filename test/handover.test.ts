@@ -929,4 +929,64 @@ describe("handing a pod over and taking it back", () => {
       await directory.close();
     }
   });
+
+  it("sweeps the accounts of a job's other users a booking held, and those it only noted", {
+    timeout: 60_000,
+  }, async () => {
+    const { runtime } = h.embedded;
+    const vpn = runtime.config.cleanConfig.vpn;
+    const directory = new LdapDirectory(vpn, runtime.logger);
+    try {
+      // Booking 986 is over and holds a collaborator's account; 987 noted one and never joined.
+      const held = await acquirePersonAccount(
+        runtime,
+        directory,
+        {
+          key: personKey(vpn, "26"),
+          user: "26",
+          bookingId: "986",
+          newUser: { preferredName: "sweepc", fullName: null, email: null },
+          password: async () => new Secret("Sweep-person-password-2"),
+        },
+        runtime.logger,
+      );
+      const host = h.lab.inventory[2]!;
+      for (const [id, user, uid] of [
+        ["986", "26", "sweepc"],
+        ["987", "27", null],
+      ] as const) {
+        await runtime.store.createBooking(
+          newBooking(
+            dashboardBooking({ id, resourceId: host.resourceId, hostName: host.name }),
+            new Date(),
+          ),
+        );
+        await runtime.store.updateBooking(id, (b) => ({
+          ...b,
+          state: "failed",
+          failure: "test",
+          expiresAtEpochSeconds: 1,
+          access: {
+            ...emptyAccess(),
+            vpnOthers: [{ user, person: personKey(vpn, user), uid, accountFrom: uid && id }],
+          },
+        }));
+      }
+      // Expired, and still holding (or naming) an account: kept for the directory's sweep.
+      expect((await sweepExpiredBookings(runtime)).kept).toEqual(
+        expect.arrayContaining(["986", "987"]),
+      );
+      const report = await sweepVpnUsers(runtime);
+      expect(report.removed).toContain(held.dn);
+      expect(await vpnEntry(h, "sweepc")).toEqual([]);
+      for (const id of ["986", "987"]) {
+        expect((await stored(h, id)).access?.vpnOthers).toEqual([]);
+      }
+      expect((await sweepExpiredBookings(runtime)).deleted).toEqual(
+        expect.arrayContaining(["986", "987"]),
+      );
+    } finally {
+      await directory.close();
+    }
+  });
 });

@@ -189,6 +189,8 @@ describe("a job's bookings", () => {
       fogImageId: 2,
       hostname: "pod-a",
       sshKey: "ssh-ed25519 AAAA k",
+      otherUsers: [],
+      otherSshKeys: [{ user: "8", key: "other" }],
     });
     // An image id the mapping lacks leaves no FOG image (the booking is refused at poll).
     const unmapped = taken(emptyJob(LAB, 5, NOW), "new", [hardware({ imageId: "9" })]);
@@ -259,7 +261,7 @@ describe("what a task is answered", () => {
     }
   });
 
-  it("network and snapshot 300 (never a silent 200); another user's access 300", () => {
+  it("network and snapshot 300 (never a silent 200); another user's VPN left to the hand-over", () => {
     const state = stateWith(
       [
         ...tasks(),
@@ -278,8 +280,8 @@ describe("what a task is answered", () => {
     );
     expect(answer(state, "net-1")).toEqual({ status: 300, message: NO_SWITCH_ADAPTER });
     expect(answer(state, "snap-1")?.status).toBe(300);
-    expect(answer(state, "vpn-2")?.status).toBe(300);
-    expect(answer(state, "vpn-2")?.message).toContain("first user only");
+    // Another user's account is the hand-over's too (its password); before it, 100 like any.
+    expect(answer(state, "vpn-2")).toBeNull();
   });
 
   it("an ssh key not installed is 300, an installed one 200 with its fingerprint", () => {
@@ -295,6 +297,22 @@ describe("what a task is answered", () => {
       message: expect.stringContaining("SHA256:abc"),
     });
     expect(answer(withKey("refused: not a key"), "ssh-1")?.status).toBe(300);
+    // Another user's key: what became of theirs, not of the job user's.
+    const theirs = access({ taskId: "ssh-2", accessType: "ssh", user: "8", sshKey: "k2" });
+    const withTheirs = (outcome: string) =>
+      stateWith([hardware(), access(), ssh, theirs], (b) => ({
+        ...b,
+        state: "ready",
+        access: {
+          ...(b.access ?? ({} as NonNullable<Booking["access"]>)),
+          sshKey: "installed SHA256:own",
+          otherSshKeys: { "8": outcome },
+        },
+      }));
+    expect(answer(withTheirs("installed SHA256:theirs"), "ssh-2")?.message).toContain(
+      "SHA256:theirs",
+    );
+    expect(answer(withTheirs("refused: not a key"), "ssh-2")?.status).toBe(300);
   });
 
   it("a host the inventory lacks: its hardware task 300, its cleanup 200", () => {

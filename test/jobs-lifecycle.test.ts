@@ -33,6 +33,8 @@ const USER = 17;
 let h: ListeningHandoverLab;
 let sim: JobsDashboardSim;
 let publicKey: string;
+let collaboratorKey: string;
+const COLLABORATOR = 18;
 
 beforeAll(async () => {
   h = await listenOnHandoverLab({
@@ -41,6 +43,7 @@ beforeAll(async () => {
   });
   sim = h.lab.jobsDashboard!;
   publicKey = (await generateSshKey("user17@laptop")).publicKey;
+  collaboratorKey = (await generateSshKey("user18@laptop")).publicKey;
 }, SLOW);
 afterAll(async () => h?.close());
 
@@ -95,6 +98,9 @@ describe("a job through the jobs API", () => {
         hardwareTask({ hostLabId: host.resourceId, imageId: 5 }),
         accessTask({ accessType: "vpn", user: USER }),
         accessTask({ accessType: "ssh", user: USER, key: publicKey, hosts: [host.resourceId] }),
+        // A collaborator: their own VPN account and key.
+        accessTask({ accessType: "vpn", user: COLLABORATOR }),
+        accessTask({ accessType: "ssh", user: COLLABORATOR, key: collaboratorKey, hosts: [] }),
         softwareTask({ bookingId: 1, installer: "Fuel", scenario: "os-nosdn-nofeature-ha" }),
         networkTask({
           hostLabId: host.resourceId,
@@ -106,6 +112,8 @@ describe("a job through the jobs API", () => {
       const vpn = taskOf(job, "access", 0);
       const ssh = taskOf(job, "access", 1);
       const software = taskOf(job, "software");
+      const theirVpn = taskOf(job, "access", 2);
+      const theirSsh = taskOf(job, "access", 3);
       const network = taskOf(job, "network");
       await pollUntil("every provision task answered", () =>
         job.tasks.every((t) => t.status === 200 || t.status === 300),
@@ -113,7 +121,7 @@ describe("a job through the jobs API", () => {
 
       // Each work task went 100 (started), then 200 — posted as form fields (a JSON body would
       // have left the task at 0 on this dashboard).
-      for (const task of [hardware, vpn, ssh, software]) {
+      for (const task of [hardware, vpn, ssh, software, theirVpn, theirSsh]) {
         expect(task.status, `${task.kind} ${task.message}`).toBe(200);
         expect(statusesPosted(task)[0]).toBe("100");
         expect(statusesPosted(task).at(-1)).toBe("200");
@@ -146,13 +154,20 @@ describe("a job through the jobs API", () => {
       const account = /user (\S+), password (\S+)/.exec(vpn.message);
       expect(account, vpn.message).not.toBeNull();
       expect(await bindsAs(account![1]!, account![2]!)).toBe(true);
+      // The collaborator's account is theirs, with a password of its own.
+      const theirs = /user (\S+), password (\S+)/.exec(theirVpn.message);
+      expect(theirs, theirVpn.message).not.toBeNull();
+      expect(theirs![1]).not.toBe(account![1]);
+      expect(await bindsAs(theirs![1]!, theirs![2]!)).toBe(true);
+      expect(theirSsh.message).toMatch(/^Key SHA256:\S+ installed for root on /);
+      expect(theirSsh.message).not.toBe(ssh.message);
       expect(ssh.message).toMatch(/^Key SHA256:\S+ installed for root on /);
       expect(software.message).toContain("Fuel (scenario os-nosdn-nofeature-ha)");
       expect(hardware.labToken).toBe(bookingId);
       expect(vpn.labToken).toBe(`vpn-${account![1]}`);
       // The passwords are in the messages only: not in any log line nor in the store.
       const stored = JSON.stringify(await h.embedded.runtime.store.getJob(jobKey(sim.lab, job.id)));
-      for (const secret of [rootPassword!, account![2]!]) {
+      for (const secret of [rootPassword!, account![2]!, theirs![2]!]) {
         expect(h.lines.join("\n")).not.toContain(secret);
         expect(stored).not.toContain(secret);
       }
@@ -170,6 +185,7 @@ describe("a job through the jobs API", () => {
       await pollUntil("the VPN revoke answered", () => vpn.status === 200);
       expect(vpn.message).toContain("revoked");
       expect(await bindsAs(account![1]!, account![2]!)).toBe(false);
+      expect(await bindsAs(theirs![1]!, theirs![2]!)).toBe(false);
       expect(network.status).toBe(200);
       // Answered once done: the job is finished, its booking no longer listed.
       await pollUntil("the job finished", async () => {

@@ -35,6 +35,8 @@ function booking(): Booking {
       vpnAccountFrom: null,
       rootPasswordSet: true,
       sshKey: null,
+      vpnOthers: [],
+      otherSshKeys: {},
       sealedCredentials: SEALED,
       handover: "pending",
       handoverError: null,

@@ -64,6 +64,13 @@ export interface JobLink {
   /** The host name the hardware task asks the host to have; null when it names none. */
   hostname: string | null;
   /**
+   * The job's other users with a VPN access task (collaborators), by dashboard user id: each
+   * booking of the job holds their accounts too (BookingAccess.vpnOthers).
+   */
+  otherUsers: string[];
+  /** The keys the other users' ssh access tasks give for this host. */
+  otherSshKeys: Array<{ user: string; key: string }>;
+  /**
    * The OpenSSH public key the job's ssh access task gives for this host and the booking user,
    * unchecked; null when none (the jobs API has no user API to ask).
    */
@@ -75,6 +82,21 @@ export interface JobLink {
  * by re-issuing its tasks as cleanup). Far enough that nothing is ever due by it.
  */
 export const OPEN_END = "9999-12-31T23:59:59.000Z";
+
+/**
+ * A VPN account of another user of the booking's job (a collaborator, jobs API), held by the
+ * booking as its own user's is (the person's record counts the booking among its holders).
+ */
+export interface OtherVpnAccount {
+  /** The dashboard's user id. */
+  user: string;
+  /** The key of the person's record, written here before the booking joins it. */
+  person: string;
+  /** The account's uid once got; null before. */
+  uid: string | null;
+  /** The booking that made the account (its hand-over carried the password); null before. */
+  accountFrom: string | null;
+}
 
 /**
  * What was handed to the booking user, so that release can take it back. Secrets are never here
@@ -112,6 +134,10 @@ export interface BookingAccess {
   rootPasswordSet: boolean;
   /** What became of the user's SSH key ("installed SHA256:…", "none given", "refused: why"). */
   sshKey: string | null;
+  /** The accounts of the job's other users this booking holds (jobs API); empty otherwise. */
+  vpnOthers: OtherVpnAccount[];
+  /** What became of the other users' keys, by user id (as sshKey says it). */
+  otherSshKeys: Record<string, string>;
   /** VPN and root passwords, sealed, until the hand-over is delivered; then null. */
   sealedCredentials: string | null;
   handover: HandoverState;

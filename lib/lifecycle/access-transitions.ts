@@ -18,6 +18,8 @@ export function emptyAccess(): BookingAccess {
     vpnAccountFrom: null,
     rootPasswordSet: false,
     sshKey: null,
+    vpnOthers: [],
+    otherSshKeys: {},
     sealedCredentials: null,
     handover: "pending",
     handoverError: null,
@@ -85,6 +87,7 @@ export function accessWithdrawn(access: BookingAccess): BookingAccess {
     vpnIntendedDn: null,
     vpnPerson: null,
     vpnAccountFrom: null,
+    vpnOthers: [],
     sealedCredentials: null,
     handover: access.handover === "delivered" ? "delivered" : "withdrawn",
   };
@@ -109,5 +112,22 @@ export function forgetVpnPerson(key: string): BookingChange {
   return (current) =>
     current.access && current.access.vpnPerson === key
       ? { ...current, access: accessWithdrawn(current.access) }
+      : null;
+}
+
+/**
+ * A sweep let go of the account of one of the job's other users (`key`, the person's record) for
+ * the booking: the booking forgets it.
+ */
+export function forgetVpnOther(key: string): BookingChange {
+  return (current) =>
+    current.access?.vpnOthers.some((o) => o.person === key)
+      ? {
+          ...current,
+          access: {
+            ...current.access,
+            vpnOthers: current.access.vpnOthers.filter((o) => o.person !== key),
+          },
+        }
       : null;
 }

@@ -169,23 +169,46 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
     );
     return { done: false, skipped: "vpn: false" };
   }
-  // A retry after the account was got and recorded finds it on the booking.
+  // A retry after the accounts were got and recorded finds them on the booking.
   const access = booking.access;
-  if (access?.vpnUserDn || (access?.vpnPerson && access.vpnUser)) return { done: true };
+  const own = Boolean(access?.vpnUserDn || (access?.vpnPerson && access.vpnUser));
+  const others = (booking.job?.otherUsers ?? []).every(
+    (user) => access?.vpnOthers.find((o) => o.user === user)?.uid,
+  );
+  if (own && others) return { done: true };
   await updateBookingProgress(
     rt,
     booking.id,
     noteProgress(input.phase, input.generation, "creating the VPN user"),
   );
-  const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
-  const user = await bookingUserOf(rt, booking);
   const vpn = vpnOf(rt, booking);
-  // A dashboard user has one account for all their bookings; an attempt of an earlier version
-  // that chose a DN for an account of the booking's own finishes that one.
-  if (booking.user !== null && !access?.vpnIntendedDn) {
-    await personAccount(rt, booking, input, handover, vpn, user, booking.user);
-    return { done: true };
+  if (!own) {
+    const user = await bookingUserOf(rt, booking);
+    // A dashboard user has one account for all their bookings; an attempt of an earlier
+    // version that chose a DN for an account of the booking's own finishes that one.
+    if (booking.user !== null && !access?.vpnIntendedDn) {
+      await personAccount(rt, booking, input, handover, vpn, user, booking.user);
+    } else {
+      await ownAccount(rt, booking, input, handover, vpn, user);
+    }
   }
+  // A job's other users (collaborators) get theirs too, held by this booking as well.
+  for (const other of booking.job?.otherUsers ?? []) {
+    await otherAccount(rt, booking.id, input, handover, vpn, other);
+  }
+  return { done: true };
+}
+
+/** An account of the booking's own: a booking with no dashboard user (`laas deploy`). */
+async function ownAccount(
+  rt: Runtime,
+  booking: Booking,
+  input: PhaseInput,
+  handover: HandoverConfig,
+  vpn: VpnConfig,
+  user: DashboardUser | null,
+): Promise<void> {
+  const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
   const password = await runPassword(rt, booking, input, handover, VPN_PASSWORD);
   await withDirectory(rt, vpn, async (directory) => {
     // The DN is recorded before the add (vpnIntendedDn) and the entryUUID after it; an attempt
@@ -251,7 +274,6 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
     }
     log.info({ vpnUser: made.uid, dn: made.dn, entryUUID: made.entryUUID }, "VPN user created");
   });
-  return { done: true };
 }
 
 /**
@@ -320,6 +342,83 @@ async function personAccount(
   });
 }
 
+/** Where the password of another user's account waits, sealed with the booking's own. */
+export function otherVpnPasswordName(user: string): string {
+  return `${VPN_PASSWORD}:${user}`;
+}
+
+/**
+ * Another user of the booking's job (a collaborator) acquires their one VPN account through this
+ * booking, as personAccount does for the booking's user: the person's key recorded first (so that
+ * release lets go of it), then the account, then its uid and who made it.
+ */
+async function otherAccount(
+  rt: Runtime,
+  bookingId: string,
+  input: PhaseInput,
+  handover: HandoverConfig,
+  vpn: VpnConfig,
+  userId: string,
+): Promise<void> {
+  const key = personKey(vpn, userId);
+  const log = rt.logger.child({ bookingId, step: "CreateVpnUser", user: userId });
+  const noted = await rt.store.updateBooking(
+    bookingId,
+    changeAccess("provision", input.generation, (access) =>
+      access.vpnOthers.some((o) => o.user === userId)
+        ? access
+        : {
+            ...access,
+            vpnOthers: [
+              ...access.vpnOthers,
+              { user: userId, person: key, uid: null, accountFrom: null },
+            ],
+          },
+    ),
+  );
+  const held = noted.item.access?.vpnOthers.find((o) => o.user === userId);
+  if (!held || !isCurrentRun(noted.item, "provision", input.generation)) {
+    throw new SupersededError(`booking ${bookingId}: the run ended before its VPN accounts`);
+  }
+  if (held.uid) return;
+  const user = await rt.dashboard.bookingUser(userId);
+  await withDirectory(rt, vpn, async (directory) => {
+    const account = await acquirePersonAccount(
+      rt,
+      directory,
+      {
+        key,
+        user: userId,
+        bookingId,
+        newUser: {
+          preferredName: preferredVpnName(noted.item, user),
+          fullName: user?.fullName ?? null,
+          email: user?.email ?? null,
+        },
+        password: () => runPassword(rt, noted.item, input, handover, otherVpnPasswordName(userId)),
+      },
+      log,
+    );
+    const { changed } = await rt.store.updateBooking(
+      bookingId,
+      changeAccess("provision", input.generation, (access) => ({
+        ...access,
+        vpnOthers: access.vpnOthers.map((o) =>
+          o.user === userId ? { ...o, uid: account.uid, accountFrom: account.madeFor } : o,
+        ),
+      })),
+    );
+    if (!changed) {
+      await releasePersonAccount(rt, directory, key, bookingId, log).catch(() => undefined);
+      throw new SupersededError(`booking ${bookingId}: the run that got the VPN accounts ended`);
+    }
+    log.info(
+      { vpnUser: account.uid, made: account.made, madeFor: account.madeFor },
+      account.made ? "VPN account made for the job's user" : "VPN account of the job's user reused",
+    );
+  });
+}
+
 const SET_HOST_ACCESS = "setHostAccess";
 
 export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<AccessStepResult> {
@@ -346,6 +445,13 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
   const password = handover.rootPassword
     ? await runPassword(rt, booking, input, handover, ROOT_PASSWORD)
     : null;
+  // The keys of the job's other users for this host (collaborators' ssh tasks).
+  const otherKeys = handover.sshKey
+    ? (booking.job?.otherSshKeys ?? []).map((k) => ({
+        user: k.user,
+        check: sshKeyOf({ sshPublicKey: k.key }),
+      }))
+    : [];
   await onHost(rt, input.hostName, async (host, login) => {
     // The login user decides whether the commands need sudo.
     const options = { loginUser: login.user, timeoutSeconds: ACCESS_COMMAND_TIMEOUT_SECONDS };
@@ -353,16 +459,21 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
     if (password) await host.confirmIdentity();
     if (password) await setPassword(host, ROOT_ACCOUNT, password, options);
     if (key?.ok) await installAuthorizedKey(host, ROOT_ACCOUNT, key.line, options);
+    for (const other of otherKeys) {
+      if (other.check?.ok)
+        await installAuthorizedKey(host, ROOT_ACCOUNT, other.check.line, options);
+    }
     // A job's hardware task names the host's name (checked at poll, booking-rules.ts).
     if (booking.job?.hostname) await setHostname(host, booking.job.hostname, options);
   });
-  const sshKey = !handover.sshKey
-    ? null
-    : key === null
+  const outcomeOf = (check: KeyCheck | null) =>
+    check === null
       ? KEY_NONE
-      : key.ok
-        ? `${KEY_INSTALLED}${key.fingerprint}`
-        : `refused: ${key.reason}`;
+      : check.ok
+        ? `${KEY_INSTALLED}${check.fingerprint}`
+        : `refused: ${check.reason}`;
+  const sshKey = handover.sshKey ? outcomeOf(key) : null;
+  const otherSshKeys = Object.fromEntries(otherKeys.map((k) => [k.user, outcomeOf(k.check)]));
   await rt.store.updateBooking(
     booking.id,
     allOf(
@@ -370,6 +481,7 @@ export async function setHostAccess(rt: Runtime, input: PhaseInput): Promise<Acc
         ...access,
         rootPasswordSet: password !== null || access.rootPasswordSet,
         sshKey,
+        otherSshKeys,
       })),
       recordDone(input, SET_HOST_ACCESS, { done: true }, rt.now()),
     ),
@@ -564,6 +676,18 @@ async function handOverInTasks(
     vpnServer: access.vpnUser ? vpnOf(rt, booking).server : null,
     vpnUser: access.vpnUser,
     vpnPassword: credentials[VPN_PASSWORD] ?? null,
+    vpnOthers: access.vpnOthers.flatMap((o) =>
+      o.uid === null
+        ? []
+        : [
+            {
+              user: o.user,
+              uid: o.uid,
+              accountFrom: o.accountFrom,
+              password: credentials[otherVpnPasswordName(o.user)] ?? null,
+            },
+          ],
+    ),
   });
   await rt.store.updateBooking(booking.id, handoverDelivered(booking.provisionGeneration));
   const to = [`the tasks of job ${job.jobId} on ${rt.config.dashboard}`];
@@ -635,6 +759,17 @@ async function takeBackAccess(
       directory.removeUser(entry, booking.id),
     );
     rt.logger.info({ bookingId: booking.id, dn: entry.dn, outcome }, "VPN user taken back");
+  }
+  // The job's other users' accounts this booking holds: each let go (kept while others hold it).
+  const others = booking.access?.vpnOthers ?? [];
+  if (others.length > 0) {
+    const log = rt.logger.child({ bookingId: booking.id });
+    await withDirectory(rt, vpnOf(rt, booking), async (directory) => {
+      for (const other of others) {
+        const released = await releasePersonAccount(rt, directory, other.person, booking.id, log);
+        log.info({ user: other.user, vpnUser: other.uid, outcome: released }, "VPN account let go");
+      }
+    });
   }
   if (booking.access) {
     await rt.store.updateBooking(booking.id, changeAccess(phase, generation, accessWithdrawn));

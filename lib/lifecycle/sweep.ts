@@ -31,7 +31,7 @@ import { ConflictError, errorMessage } from "../errors";
 import type { Directory, RemovalOutcome } from "../ports/directory";
 import type { ExecutionStatus } from "../ports/engine";
 import type { Runtime } from "../ports/runtime";
-import { forgetVpnPerson, forgetVpnUser } from "./access-transitions";
+import { forgetVpnOther, forgetVpnPerson, forgetVpnUser } from "./access-transitions";
 import { imagingConfig } from "./current-run";
 import { isExpired } from "./retention";
 import { stampExpiry } from "./transitions";
@@ -79,6 +79,28 @@ export async function sweepVpnUsers(rt: Runtime): Promise<SweepReport> {
   let trouble: unknown = null;
   try {
     for (const booking of await rt.store.listBookings()) {
+      const others = booking.access?.vpnOthers ?? [];
+      if (others.length > 0 && !isActive(booking.state)) {
+        // Over, and still holding accounts of its job's other users: it lets go of each.
+        try {
+          for (const other of others) {
+            if ((await rt.store.getVpnPerson(other.person)) !== null) {
+              const { item } = await rt.store.updateVpnPerson(
+                other.person,
+                leavePerson(booking.id),
+              );
+              outcomes(await removeRetiring(rt, directoryOf(booking), item, rt.logger));
+            }
+            await rt.store.updateBooking(booking.id, forgetVpnOther(other.person));
+          }
+        } catch (error) {
+          rt.logger.warn(
+            { bookingId: booking.id, err: errorMessage(error) },
+            "sweep could not let go of a VPN account",
+          );
+          trouble ??= error;
+        }
+      }
       const person = booking.access?.vpnPerson ?? null;
       if (person !== null && !isActive(booking.state)) {
         // Over, and still naming its user's account: it lets go (a booking that never joined
@@ -216,7 +238,11 @@ export async function sweepExpiredBookings(
       // Its entry could not be removed yet (the directory sweep failed for it): deleting the
       // booking would leave the entry recorded nowhere, out of every later sweep's reach.
       // Nor one still holding its user's account: the directory sweep lets go of it first.
-      if (recordedVpnEntry(booking.access) !== null || booking.access?.vpnPerson) {
+      if (
+        recordedVpnEntry(booking.access) !== null ||
+        booking.access?.vpnPerson ||
+        (booking.access?.vpnOthers.length ?? 0) > 0
+      ) {
         report.kept.push(booking.id);
         continue;
       }

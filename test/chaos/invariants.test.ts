@@ -103,6 +103,8 @@ function clean(): JudgeInput {
           vpnAccountFrom: null,
           rootPasswordSet: true,
           sshKey: null,
+          vpnOthers: [],
+          otherSshKeys: {},
           sealedCredentials: null,
           handover: "delivered",
           handoverError: null,

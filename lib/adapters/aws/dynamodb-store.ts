@@ -51,6 +51,18 @@ const accessSchema = z.object({
   vpnAccountFrom: z.string().nullable().default(null),
   rootPasswordSet: z.boolean(),
   sshKey: z.string().nullable(),
+  // Absent from items written before jobs' other users had access.
+  vpnOthers: z
+    .array(
+      z.object({
+        user: z.string().min(1),
+        person: z.string().min(1),
+        uid: z.string().nullable(),
+        accountFrom: z.string().nullable(),
+      }),
+    )
+    .default([]),
+  otherSshKeys: z.record(z.string(), z.string()).default({}),
   sealedCredentials: z.string().nullable(),
   handover: z.enum(HANDOVER_STATES),
   handoverError: z.string().nullable(),
@@ -101,6 +113,8 @@ const jobLinkSchema = z.object({
   labImageId: z.string().nullable(),
   fogImageId: z.number().int().positive().nullable(),
   hostname: z.string().nullable(),
+  otherUsers: z.array(z.string().min(1)).default([]),
+  otherSshKeys: z.array(z.object({ user: z.string().min(1), key: z.string() })).default([]),
   sshKey: z.string().nullable(),
 });
 

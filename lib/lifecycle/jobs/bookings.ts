@@ -2,7 +2,8 @@
  * A job's hardware tasks as bookings: the jobs API seen through the Dashboard port, so that the
  * same poll, workflows and hand-over serve both APIs. Each hardware task is a booking of its host
  * (by the host's lab id, the inventory's key); the job's software task gives its installer and
- * scenario, its first VPN access task its user, and that user's ssh task the key for each host.
+ * scenario, its first VPN access task its user, its other VPN tasks the other users whose
+ * accounts each booking holds too, and the ssh tasks the keys for each host.
  *
  * The jobs API says nothing of a booking's end: a job's booking runs until the dashboard
  * re-issues its hardware task as cleanup, and ends when that was taken (intake.ts).
@@ -53,17 +54,26 @@ export function jobUser(record: JobRecord): string | null {
   return (vpn ?? access[0])?.task.user ?? null;
 }
 
-/** The key the user's ssh task gives for a host (one naming no hosts is for all), or null. */
-function sshKeyFor(record: JobRecord, user: string | null, hostLabId: string): string | null {
-  if (user === null) return null;
-  const task = accessTasks(record).find(
-    (t) =>
-      t.task.accessType === "ssh" &&
-      !t.task.revoke &&
-      t.task.user === user &&
-      (t.task.hosts.length === 0 || t.task.hosts.includes(hostLabId)),
-  );
-  return task?.task.sshKey ?? null;
+/** The job's other users with a VPN access task (collaborators), in the dashboard's order. */
+export function otherUsers(record: JobRecord): string[] {
+  const user = jobUser(record);
+  const others = accessTasks(record)
+    .filter((t) => t.task.accessType === "vpn" && t.task.user !== user)
+    .map((t) => t.task.user);
+  return [...new Set(others)];
+}
+
+/** The ssh tasks that put a key on a host (one naming no hosts is for all of the job's). */
+function sshTasksFor(record: JobRecord, hostLabId: string): AccessTask[] {
+  return accessTasks(record)
+    .map((t) => t.task)
+    .filter(
+      (t) =>
+        t.accessType === "ssh" &&
+        !t.revoke &&
+        t.sshKey !== null &&
+        (t.hosts.length === 0 || t.hosts.includes(hostLabId)),
+    );
 }
 
 /** The bookings of one job; a hardware task whose host the inventory lacks is left out (warned). */
@@ -78,6 +88,7 @@ export function bookingsOfJob(
   for (const hardware of hardwareTasks(record)) {
     const { hostLabId, imageId } = hardware.task;
     const host = inventoryHostByResource(config.inventory, hostLabId);
+    const keys = sshTasksFor(record, hostLabId);
     if (!host) {
       logger?.warn(
         { jobId: record.jobId, taskId: hardware.taskId, hostLabId },
@@ -101,7 +112,11 @@ export function bookingsOfJob(
         labImageId: imageId,
         fogImageId: imageId === null ? null : (config.jobs?.images.get(imageId) ?? null),
         hostname: hardware.task.hostname,
-        sshKey: sshKeyFor(record, user, hostLabId),
+        sshKey: keys.find((t) => t.user === user)?.sshKey ?? null,
+        otherUsers: otherUsers(record),
+        otherSshKeys: keys
+          .filter((t) => t.user !== user)
+          .map((t) => ({ user: t.user, key: t.sshKey ?? "" })),
       },
     });
   }

@@ -24,6 +24,14 @@ export interface JobHandoverDetails {
   vpnUser: string | null;
   /** The account's password when this booking made it; null when it was the user's already. */
   vpnPassword: string | null;
+  /** The accounts of the job's other users this booking holds (BookingAccess.vpnOthers). */
+  vpnOthers: Array<{
+    user: string;
+    uid: string;
+    accountFrom: string | null;
+    /** When this booking made the account; null when it was theirs already. */
+    password: string | null;
+  }>;
 }
 
 function hostMessage(booking: Booking, details: JobHandoverDetails, ipmiAsked: boolean): string {
@@ -39,16 +47,15 @@ function hostMessage(booking: Booking, details: JobHandoverDetails, ipmiAsked: b
   return parts.join(" ");
 }
 
-function vpnMessage(details: JobHandoverDetails): string {
-  const server = details.vpnServer ?? "the lab's VPN server";
-  return details.vpnPassword
-    ? `VPN account on ${server}: user ${details.vpnUser}, password ${details.vpnPassword}`
-    : `VPN account on ${server}: user ${details.vpnUser}, already yours; its password is unchanged.`;
+function vpnMessage(server: string | null, uid: string, password: string | null): string {
+  const where = server ?? "the lab's VPN server";
+  return password
+    ? `VPN account on ${where}: user ${uid}, password ${password}`
+    : `VPN account on ${where}: user ${uid}, already yours; its password is unchanged.`;
 }
 
-/** Whether the booking that made its user's VPN account is another of the same job. */
-function madeBySibling(booking: Booking): boolean {
-  const from = booking.access?.vpnAccountFrom ?? null;
+/** Whether the booking that made an account (`from`) is another of the same job. */
+function madeBySibling(booking: Booking, from: string | null): boolean {
   const job = booking.job;
   return (
     job !== null && from !== null && from !== booking.id && from.startsWith(`job-${job.jobId}-`)
@@ -82,18 +89,33 @@ export async function handOverToJob(
       },
     });
   }
-  const user = jobUser(record);
-  const vpn = accessTasks(record).find(
-    (t) => t.round === "provision" && t.task.accessType === "vpn" && t.task.user === user,
-  );
-  // The sibling that made the account posts its password; this one must not say "unchanged" over it.
-  if (vpn && details.vpnUser && !madeBySibling(booking)) {
+  // Each user's VPN task: the job's user's account, and each other user's this booking holds.
+  const accounts = [
+    ...(details.vpnUser
+      ? [
+          {
+            user: jobUser(record),
+            uid: details.vpnUser,
+            accountFrom: booking.access?.vpnAccountFrom ?? null,
+            password: details.vpnPassword,
+          },
+        ]
+      : []),
+    ...details.vpnOthers,
+  ];
+  for (const account of accounts) {
+    const vpn = accessTasks(record).find(
+      (t) => t.round === "provision" && t.task.accessType === "vpn" && t.task.user === account.user,
+    );
+    // The sibling that made the account posts its password: this one must not say "unchanged"
+    // over it.
+    if (!vpn || madeBySibling(booking, account.accountFrom)) continue;
     posts.push({
       taskId: vpn.taskId,
       answer: {
         status: 200,
-        message: vpnMessage(details),
-        labToken: `vpn-${details.vpnUser}`.slice(0, 50),
+        message: vpnMessage(details.vpnServer, account.uid, account.password),
+        labToken: `vpn-${account.uid}`.slice(0, 50),
       },
     });
   }

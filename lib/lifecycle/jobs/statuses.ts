@@ -158,13 +158,9 @@ function provisionAnswer(deps: JobsDeps, state: JobState, task: JobTaskRecord): 
         labToken,
       }));
     case "access": {
-      const user = jobUser(state.record);
-      if (t.user !== user) {
-        return {
-          status: 300,
-          message: `This lab gives access to the job's first user only (${user ?? "none"}), not yet to user ${t.user}.`,
-        };
-      }
+      // The job's user's key is the booking's own; another user's is among its others'.
+      const ownKey = t.user === jobUser(state.record);
+      const keyOf = (b: Booking) => (ownKey ? b.access?.sshKey : b.access?.otherSshKeys[t.user]);
       if (t.accessType === "vpn") {
         if (!handover?.vpn) return { status: 300, message: "This lab gives no VPN access." };
         // Ready: its 200 carries the account's password (handover.ts).
@@ -179,14 +175,14 @@ function provisionAnswer(deps: JobsDeps, state: JobState, task: JobTaskRecord): 
           ? null
           : all.filter((b) => t.hosts.length === 0 || t.hosts.includes(b.resourceId));
       return together(state, targets, (bookings) => {
-        const refused = bookings.find((b) => !b.access?.sshKey?.startsWith("installed "));
+        const refused = bookings.find((b) => !keyOf(b)?.startsWith("installed "));
         if (refused) {
           return {
             status: 300,
-            message: `The key was not installed on ${refused.hostName}: ${refused.access?.sshKey ?? "no key"}.`,
+            message: `The key was not installed on ${refused.hostName}: ${keyOf(refused) ?? "no key"}.`,
           };
         }
-        const fingerprint = bookings[0]?.access?.sshKey?.slice("installed ".length) ?? "";
+        const fingerprint = (bookings[0] && keyOf(bookings[0]))?.slice("installed ".length) ?? "";
         return {
           status: 200,
           message: `Key ${fingerprint} installed for root on ${hostsText(bookings)}.`,
