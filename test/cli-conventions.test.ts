@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openEmbeddedStore } from "../lib/app/embedded-store";
 import { STATUS_WIDTH, table, when } from "../lib/cli/status";
 import { loadPharosConfig } from "../lib/config/load";
+import { OPEN_END } from "../lib/domain/booking";
 import { bookingAt } from "../sim/dashboard-sim";
 import { repoRoot, type SimulatedLab, startSimulatedLab } from "../sim/lab";
 import { childEnv, laas, laasBin, laasRunning } from "./helpers/laas-cli";
@@ -187,5 +188,7 @@ describe("status's table and times", () => {
     expect(when("2026-03-28T11:00:00Z", "2026-03-30T09:00:00Z", "Europe/Paris")).toBe(
       "03-28 12:00–03-30 11:00 CET–CEST",
     );
+    // Open until ended: a job's booking (the jobs API says no end) or a manual one.
+    expect(when("2026-06-01T11:00:00Z", OPEN_END, "UTC")).toBe("06-01 11:00–open UTC");
   });
 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { handler as webHandler } from "../functions/web/index";
 import { installRuntime, type Runtime, resetRuntime } from "../lib/app/runtime";
 import type { InstallerConfig } from "../lib/config/types";
-import type { Booking } from "../lib/domain/booking";
+import { type Booking, OPEN_END } from "../lib/domain/booking";
 import { newHost } from "../lib/domain/host";
 import { newBooking } from "../lib/lifecycle/transitions";
 import { silentLogger } from "../lib/log";
@@ -132,6 +132,22 @@ describe("the page's answers", () => {
       expect(body).not.toContain("sealedCredentials");
     }
     expect(JSON.parse(overview).bookings[0]).toMatchObject({ id: "42", vpnUser: "ada" });
+  });
+
+  it("give no end for a booking open until ended (a job's, a manual one)", async () => {
+    const open = { ...booking(), end: OPEN_END };
+    const openApp = createWebApp({
+      ...sources(null),
+      store: {
+        listHosts: async () => [],
+        listBookings: async () => [open],
+        getBooking: async () => open,
+      },
+    });
+    const overview = JSON.parse((await openApp(get("/api/overview"))).body);
+    expect(overview.bookings[0].end).toBeNull();
+    // One with an end has it.
+    expect(JSON.parse((await app(get("/api/overview"))).body).bookings[0].end).not.toBeNull();
   });
 
   it("say what is not there, and serve only GET", async () => {

@@ -21,6 +21,7 @@ import {
   isActive,
   isManual,
   manualBookingId,
+  OPEN_END,
   type Phase,
 } from "../domain/booking";
 import type { Host } from "../domain/host";
@@ -63,7 +64,7 @@ export function manualBooking(
       hostName,
       start: now,
       // Manual bookings have no end: they last until `laas host release` (or deploy --reset).
-      end: new Date("9999-12-31T23:59:59.000Z"),
+      end: new Date(OPEN_END),
       installer,
       scenario: null,
       purpose: "laas deploy",

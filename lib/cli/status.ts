@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
-import { type Booking, isActive } from "../domain/booking";
+import { type Booking, isActive, OPEN_END } from "../domain/booking";
 import { recordedFailure } from "../lifecycle/failure-record";
 import { isFinal } from "../lifecycle/transitions";
 import { silentLogger } from "../log";
@@ -224,6 +224,8 @@ export function when(startIso: string, endIso: string, timeZone?: string): strin
     };
   };
   const start = parts(startIso);
+  // A job's booking (the jobs API gives no end) or a manual one: open until ended.
+  if (endIso === OPEN_END) return `${start.day} ${start.time}–open ${start.zone}`;
   const end = parts(endIso);
   const endText = end.day === start.day ? end.time : `${end.day} ${end.time}`;
   // Across a change of summer time the two zones differ: each is named.

@@ -13,7 +13,7 @@
  * sealed credentials, a host's key and any config secret never reach a page.
  */
 import type { InstallerConfig } from "../config/types";
-import { type Booking, executionName, type Phase } from "../domain/booking";
+import { type Booking, executionName, OPEN_END, type Phase } from "../domain/booking";
 import { type Timeline, timelineOf } from "../domain/execution-history";
 import type { Host } from "../domain/host";
 import { errorMessage } from "../errors";
@@ -204,7 +204,8 @@ export function bookingView(booking: Booking) {
     state: booking.state,
     progress: booking.progress,
     start: booking.start,
-    end: booking.end,
+    // Null for a booking open until ended (a job's, or a manual one): the page shows no end.
+    end: booking.end === OPEN_END ? null : booking.end,
     user: booking.user,
     installer: booking.installer,
     scenario: booking.scenario,
