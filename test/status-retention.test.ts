@@ -14,10 +14,22 @@ import { main } from "../lib/cli/main";
 import { problemLines } from "../lib/cli/status";
 import { loadPharosConfig } from "../lib/config/load";
 import type { Booking } from "../lib/domain/booking";
+import { emptyJob, takeTasks } from "../lib/lifecycle/jobs/intake";
 import { newBooking } from "../lib/lifecycle/transitions";
+import type { HardwareTask } from "../lib/ports/jobs-dashboard";
 import { dashboardBooking } from "./helpers/bookings";
 
 const REPO = resolve(import.meta.dirname, "..");
+const JOB_TASK: HardwareTask = {
+  kind: "hardware",
+  taskId: "5c1f0c9e-0000-4000-8000-000000000031",
+  labToken: null,
+  hostLabId: "50",
+  imageId: "3",
+  hostname: null,
+  power: "on",
+  ipmiCreate: false,
+};
 const HOUR = 3600_000;
 
 async function laas(...args: string[]): Promise<{ code: number; stdout: string }> {
@@ -62,6 +74,27 @@ describe("laas status and ended bookings", () => {
         const fresh = newBooking(dashboardBooking({ id, hostName: `host-${id}` }), new Date(now));
         await handle.store.createBooking({ ...fresh, ...fields });
       }
+      // A job of the jobs API under way, one task's post failing; and one finished.
+      for (const [jobId, finished] of [
+        [31, false],
+        [32, true],
+      ] as const) {
+        const taken = takeTasks(
+          { id: jobId, tasks: [JOB_TASK] },
+          "new",
+          new Date(now),
+        )(emptyJob("lab", jobId, new Date(now)))!;
+        await handle.store.createJob({
+          ...taken,
+          finishedAt: finished ? new Date(now).toISOString() : null,
+          tasks: {
+            [JOB_TASK.taskId]: {
+              ...taken.tasks[JOB_TASK.taskId]!,
+              postError: "the dashboard answered 502",
+            },
+          },
+        });
+      }
     } finally {
       await handle.close();
     }
@@ -101,6 +134,18 @@ describe("laas status and ended bookings", () => {
     const all = parse((await laas("status", "--json", "--all", "--config", pharos)).stdout);
     expect(all.bookings).toHaveLength(bookings.length);
     expect(all.notShown).toBe(0);
+  });
+
+  it("shows the jobs not finished, their tasks, and a task whose status is not posted", async () => {
+    const result = await laas("status", "--config", pharos);
+    expect(result.stdout).toMatch(/^31\s+hardware\s+provision\s+-\s+post failing$/m);
+    expect(result.stdout).not.toMatch(/^32\s+hardware/m);
+    expect(result.stdout).toContain(
+      `job 31 task ${JOB_TASK.taskId} (hardware, provision): status not posted, posted again at every poll:\n    the dashboard answered 502`,
+    );
+    expect((await laas("status", "--all", "--config", pharos)).stdout).toMatch(/^32\s+hardware/m);
+    const json = JSON.parse((await laas("status", "--json", "--config", pharos)).stdout);
+    expect(json.jobs.map((j: { jobId: number }) => j.jobId)).toEqual([31]);
   });
 
   it("--help names --all", async () => {

@@ -12,6 +12,7 @@ import type { StepHandler } from "../adapters/local/local-engine";
 import { openEmbeddedRuntime } from "../app/embedded";
 import { runningListener } from "../app/embedded-store";
 import { type Booking, isActive, OPEN_END } from "../domain/booking";
+import type { JobRecord } from "../domain/job";
 import { recordedFailure } from "../lifecycle/failure-record";
 import { isFinal } from "../lifecycle/transitions";
 import { silentLogger } from "../log";
@@ -86,6 +87,10 @@ export async function statusCommand(
     const now = embedded.runtime.now();
     const bookings = options.all ? stored : stored.filter((b) => shownByDefault(b, now));
     const notShown = stored.length - bookings.length;
+    // The jobs API's jobs not finished (all with --all), each task's round and last status.
+    const jobs = (await store.listJobs())
+      .filter((job) => options.all || job.finishedAt === null)
+      .sort((a, b) => a.jobId - b.jobId);
     if (options.json) {
       // Sealed credentials are safe to show, but of no use to a reader: say that they are there.
       const shown = bookings.map((b) =>
@@ -93,7 +98,7 @@ export async function statusCommand(
           ? { ...b, access: { ...b.access, sealedCredentials: "[sealed]" } }
           : b,
       );
-      out(JSON.stringify({ listener, hosts, bookings: shown, notShown }, null, 2));
+      out(JSON.stringify({ listener, hosts, bookings: shown, notShown, jobs }, null, 2));
       return EXIT.ok;
     }
     out(listener ? `listener: running (pid ${listener.pid})` : "listener: not running");
@@ -130,7 +135,11 @@ export async function statusCommand(
     if (notShown > 0) {
       out(`${notShown} older ended booking(s) not shown; --all shows them`);
     }
-    const problems = bookings.flatMap(problemLines);
+    if (jobs.length > 0) {
+      out("");
+      out(table(["JOB", "TASK", "ROUND", "STATUS", "NOTE"], jobs.flatMap(jobRows), STATUS_WIDTH));
+    }
+    const problems = [...bookings.flatMap(problemLines), ...jobs.flatMap(jobProblemLines)];
     if (problems.length > 0) {
       out("");
       for (const line of problems) out(line);
@@ -174,6 +183,29 @@ export function problemLines(booking: Booking): string[] {
     lines.push(...indented(notice.reason ?? "reason unknown"));
   }
   return lines;
+}
+
+/** A job's tasks as status rows: kind, round, the last status the dashboard took. */
+function jobRows(job: JobRecord): string[][] {
+  return Object.values(job.tasks).map((t) => [
+    String(job.jobId),
+    t.task.kind === "access" ? `access ${t.task.accessType} ${t.task.user}` : t.kind,
+    t.round,
+    t.posted ? String(t.posted.status) : "-",
+    t.postError ? "post failing" : "",
+  ]);
+}
+
+/** Tasks whose last status post failed: why, and that the next poll posts again. */
+export function jobProblemLines(job: JobRecord): string[] {
+  return Object.values(job.tasks).flatMap((t) =>
+    t.postError === null
+      ? []
+      : [
+          `job ${job.jobId} task ${t.taskId} (${t.kind}, ${t.round}): status not posted, posted again at every poll:`,
+          `    ${t.postError}`,
+        ],
+  );
 }
 
 /** How wide status's tables may be: an 80-column terminal wraps, 100 is the common minimum. */
