@@ -86,6 +86,7 @@ function taskRecord(task: Task, fields: Partial<JobTaskRecord> = {}): JobTaskRec
     takenAt: T0,
     posted: null,
     postError: null,
+    posting: null,
     ...fields,
   };
 }

@@ -426,11 +426,60 @@ describe("the posts", () => {
     const { jobs, posts } = recordingJobs();
     let current = await postAnswer(deps(jobs), record, "sw-1", { status: 200, message: "done" });
     expect(current.tasks["sw-1"]?.posted?.status).toBe(200);
-    // A 100 after it is posted (the caller asked) but not recorded over the 200.
+    expect(current.tasks["sw-1"]?.posting).toBeNull();
+    // A 100 after it (a poller that read the booking before it was ready) is not posted.
     current = await postAnswer(deps(jobs), current, "sw-1", { status: 100, message: "late" });
     expect(current.tasks["sw-1"]?.posted?.status).toBe(200);
-    expect(posts.map((p) => p.status)).toEqual([200, 100]);
+    expect(posts.map((p) => p.status)).toEqual([200]);
   });
+
+  it("one post of a task at a time: a slow older answer never lands after a newer one", async () => {
+    const record = taken(emptyJob(LAB, 25, NOW), "new", [software()]);
+    await db.store.createJob(record);
+    const { jobs, posts } = recordingJobs();
+    const slow: JobsDashboard = {
+      ...jobs,
+      postStatus: async (job, task, update) => {
+        if (update.status === 100) await new Promise((resolve) => setTimeout(resolve, 400));
+        await jobs.postStatus(job, task, update);
+      },
+    };
+    const started = postAnswer(deps(slow), record, "sw-1", { status: 100, message: "started" });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await postAnswer(deps(slow), record, "sw-1", { status: 200, message: "done" });
+    await started;
+    expect(posts.map((p) => p.status)).toEqual([100, 200]);
+    expect((await db.store.getJob(record.key))?.tasks["sw-1"]?.posted?.status).toBe(200);
+  });
+
+  it("a lease left by a poster that stopped is taken over once it ran out", async () => {
+    const record = taken(emptyJob(LAB, 26, NOW), "new", [software()]);
+    const left = (until: Date): JobRecord => ({
+      ...record,
+      tasks: {
+        "sw-1": { ...record.tasks["sw-1"]!, posting: { by: "gone", until: until.toISOString() } },
+      },
+    });
+    await db.store.createJob(left(new Date(NOW.getTime() - 1)));
+    const { jobs, posts } = recordingJobs();
+    await postAnswer(deps(jobs), record, "sw-1", { status: 200, message: "done" });
+    expect(posts).toHaveLength(1);
+    // One still running: the post waits for it, then gives up, to be posted again later.
+    const held = taken(emptyJob(LAB, 27, NOW), "new", [software()]);
+    await db.store.createJob({
+      ...held,
+      tasks: {
+        "sw-1": {
+          ...held.tasks["sw-1"]!,
+          posting: { by: "busy", until: new Date(NOW.getTime() + 60_000).toISOString() },
+        },
+      },
+    });
+    await expect(
+      postAnswer(deps(jobs), held, "sw-1", { status: 200, message: "done" }),
+    ).rejects.toThrow(/another status post of it is under way/);
+    expect(posts).toHaveLength(1);
+  }, 15_000);
 
   it("a failed post is recorded with its reason and thrown; answerJob posts again later", async () => {
     const record = taken(emptyJob(LAB, 21, NOW), "new", [

@@ -35,6 +35,12 @@ export interface JobTaskRecord {
   posted: PostedStatus | null;
   /** Why the last post for this round failed (never holds secrets); null once one goes through. */
   postError: string | null;
+  /**
+   * A post under way: who makes it and until when the others wait for it. Posts of one task are
+   * made one at a time, so that a slower, older answer never lands after a newer one (the
+   * dashboard keeps the last). Null when none is.
+   */
+  posting: { by: string; until: string } | null;
 }
 
 export interface JobRecord {

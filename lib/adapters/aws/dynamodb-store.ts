@@ -269,6 +269,10 @@ const jobTaskSchema = z
     takenAt: isoTimestamp,
     posted: z.object({ status: taskStatusSchema, at: isoTimestamp }).nullable(),
     postError: z.string().nullable(),
+    posting: z
+      .object({ by: z.string().min(1), until: isoTimestamp })
+      .nullable()
+      .default(null),
   })
   .refine((record) => record.task.kind === record.kind, {
     message: "the task's kind is not the record's",

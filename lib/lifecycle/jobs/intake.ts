@@ -123,6 +123,7 @@ function fresh(
     takenAt: at,
     posted,
     postError: null,
+    posting: null,
   };
 }
 

@@ -10,10 +10,13 @@
  * password) and a VPN task's 200 (the account's password) are the hand-over (handover.ts), posted
  * while the passwords are still sealed on the booking. Nothing posted is ever logged.
  */
+
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { HandoverConfig } from "../../config/types";
 import type { Booking } from "../../domain/booking";
 import type { JobRecord, JobTaskRecord } from "../../domain/job";
-import { errorMessage } from "../../errors";
+import { errorMessage, TransientError } from "../../errors";
 import type { JobsDashboard, StatusUpdate, TaskStatus } from "../../ports/jobs-dashboard";
 import type { Runtime } from "../../ports/runtime";
 import { recordedFailure } from "../failure-record";
@@ -271,9 +274,21 @@ export function answerFor(deps: JobsDeps, state: JobState, task: JobTaskRecord):
 }
 
 /**
- * Posts an answer and records it on the task's round. A round moved on in between (the cleanup
- * re-issue taken) leaves the record as it is. The post's failure is recorded (its error's text,
- * which never holds the message) and thrown.
+ * How long a post under way keeps the others waiting: more than one post's bounded retries
+ * (DEFAULT_POST_RETRY, 20 s) and its request timeout (30 s), so that a poster that stopped
+ * mid-post holds nobody for long.
+ */
+export const POSTING_LEASE_MS = 90_000;
+
+/** How long a poster waits for another's post to the same task before giving up (retried later). */
+const POSTING_WAIT_MS = 5_000;
+
+/**
+ * Posts an answer and records it on the task's round, one post of a task at a time: the post is
+ * leased on the record first (a conditional write), made, then recorded and the lease let go. An
+ * answer no further than what was posted already is not posted; a round moved on in between (the
+ * cleanup re-issue taken) is left as it is. A post's failure is recorded (its error's text, which
+ * never holds the message) and thrown; so is a lease held by another poster past the wait.
  */
 export async function postAnswer(
   deps: JobsDeps,
@@ -288,27 +303,47 @@ export async function postAnswer(
     const next = change(current);
     return next ? { ...r, tasks: { ...r.tasks, [taskId]: next } } : null;
   };
+  const me = randomUUID();
+  let item = record;
+  for (const started = Date.now(); ; await sleep(200)) {
+    const now = deps.now();
+    ({ item } = await deps.store.updateJob(
+      record.key,
+      onRound((t) => {
+        if (rank(t.posted?.status) >= rank(answer.status)) return null;
+        if (t.posting && Date.parse(t.posting.until) > now.getTime()) return null;
+        const until = new Date(now.getTime() + POSTING_LEASE_MS).toISOString();
+        return { ...t, posting: { by: me, until } };
+      }),
+    ));
+    const task = item.tasks[taskId];
+    // Posted already (by another, or the round moved on): nothing to post.
+    if (!task || task.round !== round || rank(task.posted?.status) >= rank(answer.status)) {
+      return item;
+    }
+    if (task.posting?.by === me) break;
+    if (Date.now() - started > POSTING_WAIT_MS) {
+      throw new TransientError(`task ${taskId}: another status post of it is under way`);
+    }
+  }
+  const letGo = (change: (t: JobTaskRecord) => JobTaskRecord) =>
+    deps.store.updateJob(
+      record.key,
+      onRound((t) => (t.posting?.by === me ? change({ ...t, posting: null }) : null)),
+    );
   try {
     await deps.jobs.postStatus(record.jobId, taskId, answer);
   } catch (error) {
     const reason = errorMessage(error);
-    await deps.store
-      .updateJob(
-        record.key,
-        onRound((t) => (t.postError === reason ? null : { ...t, postError: reason })),
-      )
-      .catch(() => undefined);
+    await letGo((t) => ({ ...t, postError: reason })).catch(() => undefined);
     throw error;
   }
   const at = deps.now().toISOString();
-  const { item } = await deps.store.updateJob(
-    record.key,
-    onRound((t) =>
-      rank(t.posted?.status) >= rank(answer.status)
-        ? null
-        : { ...t, posted: { status: answer.status, at }, postError: null },
-    ),
-  );
+  ({ item } = await letGo((t) => ({
+    ...t,
+    posted: { status: answer.status, at },
+    postError: null,
+  })));
   deps.logger.info(
     { jobId: record.jobId, taskId, kind: record.tasks[taskId]?.kind, round, status: answer.status },
     "task status posted",
