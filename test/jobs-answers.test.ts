@@ -10,6 +10,7 @@ import { loadPharosConfig } from "../lib/config/load";
 import type { PharosConfig } from "../lib/config/types";
 import type { Booking } from "../lib/domain/booking";
 import { type JobRecord, type JobTaskRecord, jobKey } from "../lib/domain/job";
+import { powersOffAfterCleaning } from "../lib/lifecycle/imaging";
 import { bookingsOfJob, jobBookingId } from "../lib/lifecycle/jobs/bookings";
 import { emptyJob, takeTasks } from "../lib/lifecycle/jobs/intake";
 import {
@@ -31,6 +32,7 @@ import type {
   StatusUpdate,
   Task,
 } from "../lib/ports/jobs-dashboard";
+import { Secret } from "../lib/secret";
 import { startTestStore, type TestStore } from "./helpers/dynalite";
 
 const REPO = join(import.meta.dirname, "..");
@@ -581,5 +583,43 @@ describe("the posts", () => {
     const finished = await db.store.getJob(record.key);
     expect(finished?.finishedAt).toBe(NOW.toISOString());
     expect(finished?.expiresAtEpochSeconds).toBeGreaterThan(NOW.getTime() / 1000);
+  });
+});
+
+describe("power at the end of a job's booking", () => {
+  it("is off after the clean image only for a job's host its BMC can start again", () => {
+    const record = taken(emptyJob(LAB, 40, NOW), "new", [hardware()]);
+    const jobBooking = newBooking(bookingsOfJob(record, config)[0]!, NOW);
+    const host = config.inventory.hosts[0]!;
+    const ipmi = {
+      ...config,
+      inventory: {
+        ...config.inventory,
+        hosts: config.inventory.hosts.map((h) =>
+          h === host
+            ? {
+                ...h,
+                power: {
+                  type: "ipmi" as const,
+                  ipmi: { address: "10.0.0.9", user: "admin", password: new Secret("x", "test") },
+                },
+              }
+            : h,
+        ),
+      },
+    };
+    const input = (phase: "provision" | "release") => ({
+      bookingId: jobBooking.id,
+      hostName: host.name,
+      phase,
+      generation: 1,
+    });
+    expect(powersOffAfterCleaning({ config: ipmi }, jobBooking, input("release"))).toBe(true);
+    // Not while provisioning, not for a booking of the bookings API, not over SSH.
+    expect(powersOffAfterCleaning({ config: ipmi }, jobBooking, input("provision"))).toBe(false);
+    expect(
+      powersOffAfterCleaning({ config: ipmi }, { ...jobBooking, job: null }, input("release")),
+    ).toBe(false);
+    expect(powersOffAfterCleaning({ config }, jobBooking, input("release"))).toBe(false);
   });
 });

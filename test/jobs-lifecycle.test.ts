@@ -179,9 +179,13 @@ describe("a job through the jobs API", () => {
       expect(booking?.state).toBe("released");
       expect(hardware.status).toBe(200);
       expect(hardware.message).toContain("reimaged clean");
-      expect(
-        h.lab.fog.tasks().filter((t) => t.name === `laas release booking ${bookingId}`),
-      ).toHaveLength(1);
+      const cleanTasks = h.lab.fog
+        .tasks()
+        .filter((t) => t.name === `laas release booking ${bookingId}`);
+      expect(cleanTasks).toHaveLength(1);
+      // Powered over SSH: left on after its clean image (nothing could start it again).
+      expect(cleanTasks[0]?.shutdown).toBe(false);
+      expect(hardware.message).toContain("left on");
       await pollUntil("the VPN revoke answered", () => vpn.status === 200);
       expect(vpn.message).toContain("revoked");
       expect(await bindsAs(account![1]!, account![2]!)).toBe(false);
