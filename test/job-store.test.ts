@@ -103,6 +103,7 @@ function makeJob(tasks: JobTaskRecord[] = [], fields: Partial<JobRecord> = {}): 
     jobId,
     tasks: Object.fromEntries(tasks.map((task) => [task.taskId, task])),
     cleanupSince: null,
+    owner: null,
     finishedAt: null,
     createdAt: T0,
     updatedAt: T0,

@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPharosConfig } from "../lib/config/load";
 import type { PharosConfig } from "../lib/config/types";
 import type { Booking } from "../lib/domain/booking";
+import { type Host, newHost } from "../lib/domain/host";
 import { type JobRecord, type JobTaskRecord, jobKey } from "../lib/domain/job";
+import { emptyAccess } from "../lib/lifecycle/access-transitions";
 import { powersOffAfterCleaning } from "../lib/lifecycle/imaging";
 import { bookingsOfJob, jobBookingId } from "../lib/lifecycle/jobs/bookings";
 import { emptyJob, takeTasks } from "../lib/lifecycle/jobs/intake";
@@ -21,7 +23,7 @@ import {
   NO_SWITCH_ADAPTER,
   postAnswer,
 } from "../lib/lifecycle/jobs/statuses";
-import { newBooking } from "../lib/lifecycle/transitions";
+import { cancel, newBooking, stampExpiry } from "../lib/lifecycle/transitions";
 import { createLogger } from "../lib/log";
 import type {
   AccessTask,
@@ -208,7 +210,12 @@ function stateWith(tasks: Task[], change: (b: Booking) => Booking): JobState {
   const record = taken(emptyJob(LAB, 9, NOW), "new", tasks);
   const from = bookingsOfJob(record, config)[0]!;
   const booking = change(newBooking(from, NOW));
-  return { record, bookings: new Map([["hw-1", booking]]), unknownHosts: new Set() };
+  return {
+    record,
+    bookings: new Map([["hw-1", booking]]),
+    unknownHosts: new Set(),
+    hosts: new Map(),
+  };
 }
 
 function deps(jobs: JobsDashboard = recordingJobs().jobs): JobsDeps {
@@ -280,7 +287,12 @@ describe("what a task is answered", () => {
       ],
       (b) => ({ ...b, state: "ready" }),
     );
-    expect(answer(state, "net-1")).toEqual({ status: 300, message: NO_SWITCH_ADAPTER });
+    // With the job's lab token: what tells it answered, should the store lose the record.
+    expect(answer(state, "net-1")).toEqual({
+      status: 300,
+      message: NO_SWITCH_ADAPTER,
+      labToken: "job-9",
+    });
     expect(answer(state, "snap-1")?.status).toBe(300);
     // Another user's account is the hand-over's too (its password); before it, 100 like any.
     expect(answer(state, "vpn-2")).toBeNull();
@@ -289,7 +301,7 @@ describe("what a task is answered", () => {
   it("an ssh key not installed is 300, an installed one 200 with its fingerprint", () => {
     const ssh = access({ taskId: "ssh-1", accessType: "ssh", sshKey: "k" });
     const withKey = (sshKey: string) =>
-      stateWith([hardware(), ssh], (b) => ({
+      stateWith([hardware(), access(), ssh], (b) => ({
         ...b,
         state: "ready",
         access: { ...(b.access ?? ({} as NonNullable<Booking["access"]>)), sshKey },
@@ -323,6 +335,7 @@ describe("what a task is answered", () => {
       record,
       bookings: new Map([["hw-1", null]]),
       unknownHosts: new Set(["hw-1"]),
+      hosts: new Map(),
     };
     expect(answer(state, "hw-1")?.status).toBe(300);
     const cleanup = taken(
@@ -621,5 +634,185 @@ describe("power at the end of a job's booking", () => {
       powersOffAfterCleaning({ config: ipmi }, { ...jobBooking, job: null }, input("release")),
     ).toBe(false);
     expect(powersOffAfterCleaning({ config }, jobBooking, input("release"))).toBe(false);
+  });
+});
+
+describe("a job's booking that ended before its job", () => {
+  it("gets no expiry until the job's cleanup gives it an end (the job still lists it)", () => {
+    const record = taken(emptyJob(LAB, 41, NOW), "new", [hardware()]);
+    const booking = newBooking(bookingsOfJob(record, config)[0]!, NOW);
+    const retention = { now: NOW, retentionDays: 30 };
+    const cancelled = cancel("cancelled", retention)(booking)!;
+    expect(cancelled.state).toBe("cancelled");
+    expect(cancelled.expiresAtEpochSeconds).toBeNull();
+    expect(stampExpiry(30)(cancelled)).toBeNull();
+    // The cleanup came: its end is known, and the sweep stamps its expiry.
+    const ended = { ...cancelled, end: NOW.toISOString() };
+    expect(stampExpiry(30)(ended)?.expiresAtEpochSeconds).toBeGreaterThan(NOW.getTime() / 1000);
+    // A booking of the bookings API expires as it always did.
+    expect(cancel("x", retention)({ ...booking, job: null })?.expiresAtEpochSeconds).not.toBeNull();
+  });
+});
+
+describe("what the review found", () => {
+  it("the job's user is the first VPN task's as first listed, whatever order the store keeps", () => {
+    const first = taken(emptyJob(LAB, 50, NOW), "new", [
+      hardware(),
+      access({ taskId: "vpn-a", user: "7" }),
+      access({ taskId: "vpn-b", user: "8" }),
+    ]);
+    expect(first.owner).toBe("7");
+    // The same record read back with its tasks in another order: the same user.
+    const reordered: JobRecord = {
+      ...first,
+      tasks: Object.fromEntries(Object.entries(first.tasks).reverse()),
+    };
+    expect(bookingsOfJob(reordered, config)[0]?.user).toBe("7");
+    expect(bookingsOfJob(reordered, config)[0]?.job?.otherUsers).toEqual(["8"]);
+    // Taking more tasks later never changes it.
+    const later = taken(first, "new", [access({ taskId: "vpn-c", user: "9" })]);
+    expect(later.owner).toBe("7");
+    // A job with no VPN task has none: no account is made for its bookings themselves.
+    const sshOnly = taken(emptyJob(LAB, 51, NOW), "new", [
+      hardware(),
+      access({ taskId: "ssh-1", accessType: "ssh", sshKey: "k" }),
+    ]);
+    expect(sshOnly.owner).toBeNull();
+    expect(bookingsOfJob(sshOnly, config)[0]?.job?.otherSshKeys).toEqual([{ user: "7", key: "k" }]);
+  });
+
+  it("a task at 0 with a lab token was answered before: its cleanup, even with no record", () => {
+    const record = taken(emptyJob(LAB, 52, NOW), "new", [software({ labToken: "job-52" })]);
+    expect(record.tasks["sw-1"]?.round).toBe("cleanup");
+  });
+
+  it("a cleanup re-issue a late post moved to 100 is taken from jobs/current", () => {
+    const first = taken(emptyJob(LAB, 53, NOW), "new", [hardware(), software()]);
+    // Held as the provision; listed at 100 with its cleanup config.
+    const again = taken(first, "current", [hardware({ power: "off" }), software()]);
+    expect(again.tasks["hw-1"]?.round).toBe("cleanup");
+    expect(again.tasks["hw-1"]?.posted).toBeNull();
+    expect(again.cleanupSince).toBe(NOW.toISOString());
+    // The software task's config says nothing: it stays as held.
+    expect(again.tasks["sw-1"]?.round).toBe("provision");
+    // Missing from the store: taken in the round its config says.
+    const lost = taken(emptyJob(LAB, 54, NOW), "current", [hardware({ power: "off" })]);
+    expect(lost.tasks["hw-1"]).toMatchObject({ round: "cleanup", posted: { status: 100 } });
+  });
+
+  it("a new round keeps the lease of a post of the round before still under way", () => {
+    const first = taken(emptyJob(LAB, 55, NOW), "new", [hardware()]);
+    const posting = { by: "slow", until: new Date(NOW.getTime() + 60_000).toISOString() };
+    const leased: JobRecord = {
+      ...first,
+      tasks: {
+        "hw-1": {
+          ...first.tasks["hw-1"]!,
+          posted: { status: 100, at: NOW.toISOString() },
+          posting,
+        },
+      },
+    };
+    expect(taken(leased, "new", [hardware({ power: "off" })]).tasks["hw-1"]?.posting).toEqual(
+      posting,
+    );
+  });
+
+  const cleanupOf = (change: (b: Booking) => Booking, host?: Host | null): JobState => {
+    const state = stateWith([hardware(), access()], change);
+    const answered = (t: JobTaskRecord): JobTaskRecord => ({
+      ...t,
+      posted: { status: 300, at: NOW.toISOString() },
+    });
+    const record = taken(
+      {
+        ...state.record,
+        tasks: Object.fromEntries(
+          Object.entries(state.record.tasks).map(([id, t]) => [id, answered(t)]),
+        ),
+      },
+      "new",
+      [hardware({ power: "off" }), access({ revoke: true })],
+    );
+    const name = config.inventory.hosts[0]!.name;
+    return { ...state, record, hosts: new Map(host === undefined ? [] : [[name, host]]) };
+  };
+  const quarantinedFailure = (b: Booking): Booking => ({
+    ...b,
+    state: "failed",
+    provisionGeneration: 1,
+    run: {
+      phase: "provision",
+      generation: 1,
+      steps: {
+        recordFailure: {
+          done: true,
+          at: NOW.toISOString(),
+          result: {
+            step: "AwaitImaging",
+            error: "ImagingFailed",
+            host: "quarantined",
+            field: null,
+          },
+        },
+      },
+    } as unknown as Booking["run"],
+  });
+
+  it("a failed job whose host was quarantined is not answered clean; freed by an operator, it is", () => {
+    const host = newHost(config.inventory.hosts[0]!.name, null);
+    const out = cleanupOf(quarantinedFailure, { ...host, state: "quarantined" });
+    expect(answer(out, "hw-1")).toMatchObject({
+      status: 300,
+      message: expect.stringContaining("out of service"),
+    });
+    const freed = cleanupOf(quarantinedFailure, { ...host, state: "free" });
+    expect(answer(freed, "hw-1")).toMatchObject({
+      status: 200,
+      message: expect.stringContaining("cleaned by the lab's operators"),
+    });
+    // A failure that never touched the host: nothing to clean.
+    const untouched = cleanupOf((b) => ({ ...b, state: "failed" }));
+    expect(answer(untouched, "hw-1")?.message).toContain("never imaged");
+  });
+
+  it("VPN access is answered revoked only once no booking of the job holds an account", () => {
+    const holding = cleanupOf((b) => ({
+      ...b,
+      state: "released",
+      releaseGeneration: 1,
+      access: { ...emptyAccess(), vpnPerson: "some person" },
+    }));
+    expect(answer(holding, "vpn-1")?.status).toBe(100);
+    const letGo = cleanupOf((b) => ({
+      ...b,
+      state: "released",
+      releaseGeneration: 1,
+      access: emptyAccess(),
+    }));
+    expect(answer(letGo, "vpn-1")?.status).toBe(200);
+  });
+
+  it("a job whose host's cleanup is at 300 is not finished", async () => {
+    const base = taken(emptyJob(LAB, 56, NOW), "new", [hardware()]);
+    const record = taken(
+      {
+        ...base,
+        tasks: {
+          "hw-1": { ...base.tasks["hw-1"]!, posted: { status: 300, at: NOW.toISOString() } },
+        },
+      },
+      "new",
+      [hardware({ power: "off" })],
+    );
+    const stuck: JobRecord = {
+      ...record,
+      tasks: {
+        "hw-1": { ...record.tasks["hw-1"]!, posted: { status: 300, at: NOW.toISOString() } },
+      },
+    };
+    await db.store.createJob(stuck);
+    await answerJob(deps(), stuck);
+    expect((await db.store.getJob(stuck.key))?.finishedAt).toBeNull();
   });
 });

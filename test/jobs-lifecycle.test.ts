@@ -241,6 +241,11 @@ describe("a job through the jobs API", () => {
       sim.failNext(12, { kind: "status", status: 502 });
       await pollUntil("the hardware task answered 200", () => hardware.status === 200);
       expect(statusesPosted(hardware)).toContain("200");
+      // The job has no VPN task: no account was made that nobody would be given.
+      const booking = await h.embedded.runtime.store.getBooking(
+        jobBookingId(job.id, host.resourceId),
+      );
+      expect(booking?.access?.vpnUser ?? null).toBeNull();
       sim.endBooking(job.id);
       await pollUntil("the cleanup answered", () => !sim.hostsAllocated(job.id));
     },

@@ -78,6 +78,7 @@ async function storedJob(jobId: number, fields: Partial<JobRecord> = {}): Promis
     jobId,
     tasks: {},
     cleanupSince: null,
+    owner: null,
     finishedAt: null,
     createdAt: NOW.toISOString(),
     updatedAt: NOW.toISOString(),

@@ -48,8 +48,13 @@ export interface JobRecord {
   key: string;
   lab: string;
   jobId: number;
-  /** By task id. */
+  /** By task id (in no particular order: DynamoDB keeps a map's keys in none). */
   tasks: Record<string, JobTaskRecord>;
+  /**
+   * The job's user: the user of the first VPN access task the dashboard listed (it issues the
+   * owner's first), fixed when first seen; null while the job has none.
+   */
+  owner: string | null;
   /** ISO-8601: when the first cleanup task was taken (the booking's end as the lab saw it). */
   cleanupSince: string | null;
   /**

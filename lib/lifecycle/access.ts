@@ -171,7 +171,11 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
   }
   // A retry after the accounts were got and recorded finds them on the booking.
   const access = booking.access;
-  const own = Boolean(access?.vpnUserDn || (access?.vpnPerson && access.vpnUser));
+  // A job with no VPN task for its user (none at all, or ssh only) makes no account of its own:
+  // nobody would be given it.
+  const own =
+    Boolean(access?.vpnUserDn || (access?.vpnPerson && access.vpnUser)) ||
+    (booking.job !== null && booking.user === null);
   const others = (booking.job?.otherUsers ?? []).every(
     (user) => access?.vpnOthers.find((o) => o.user === user)?.uid,
   );

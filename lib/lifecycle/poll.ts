@@ -76,9 +76,6 @@ type PollDeps = Pick<
   "dashboard" | "jobs" | "store" | "engine" | "logger" | "now" | "config" | "mailer"
 >;
 
-/** Jobs dashboards whose `jobs/current` this process has read (once each, see jobs/intake.ts). */
-const recovered = new WeakSet<JobsDashboard>();
-
 /**
  * How many hosts' bookings a poll advances at once (each host's one after another, per-host.ts).
  * A start is a few store requests, one at a time, and one engine call: 48 stays under the SDK's 50
@@ -122,6 +119,8 @@ export async function poll(rt: PollDeps, options: PollOptions = {}): Promise<Pol
     const answered = await answerJob({ ...rt, jobs: rt.jobs }, record);
     report.tasksPosted.push(...answered.posted);
     report.errors.push(...answered.errors);
+    // Each post is retried for up to 20 s: against a dashboard in trouble, one is enough.
+    if (answered.errors.length > 0) break;
   }
   rt.logger.info(
     {
@@ -156,17 +155,15 @@ function emptyReport(): PollReport {
 }
 
 /**
- * The jobs API's intake (`jobs/current` too on this process's first poll), and its jobs as the
- * bookings reconcile reads. A listing that cannot be read leaves the jobs already taken to go on.
+ * The jobs API's intake (jobs/new and jobs/current), and its jobs as the bookings reconcile
+ * reads. A listing that cannot be read leaves the jobs already taken to go on.
  */
 async function takeJobs(
   rt: PollDeps & { jobs: JobsDashboard },
   report: PollReport,
 ): Promise<{ records: JobRecord[]; bookings: Dashboard }> {
-  const current = !recovered.has(rt.jobs);
   const intake = { taken: report.tasksTaken, errors: report.errors };
-  const records = await takeNewTasks(rt, { current }, intake);
-  if (current && !intake.errors.some((e) => e.startsWith("jobs/current"))) recovered.add(rt.jobs);
+  const records = await takeNewTasks(rt, intake);
   const bookings = new JobBookings(rt.jobs.lab, rt.store, rt.config, rt.logger);
   bookings.useRecords(records);
   return { records, bookings };

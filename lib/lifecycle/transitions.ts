@@ -4,7 +4,14 @@
  * (another poller or a retried step got there first). Being pure, they may be re-run on a fresher
  * copy of the item after a lost compare-and-set.
  */
-import type { Booking, BookingState, Cleanup, DashboardBooking, Phase } from "../domain/booking";
+import {
+  type Booking,
+  type BookingState,
+  type Cleanup,
+  type DashboardBooking,
+  OPEN_END,
+  type Phase,
+} from "../domain/booking";
 import { type Host, withEvent } from "../domain/host";
 import { expiryAfterEndMoved, expiryOf, type Retention } from "./retention";
 import { recordedVpnEntry } from "./vpn-record";
@@ -112,11 +119,21 @@ export function isFinal(booking: Pick<Booking, "state" | "cleanup" | "access">):
 }
 
 /**
+ * A job's booking that ended before its job did (failed, refused, released by an operator): it
+ * stays, with no expiry, until the dashboard re-issues its hardware task as cleanup and so gives
+ * it an end. The job still lists it until then, and a booking gone would be made again (and its
+ * host imaged again) from that listing.
+ */
+export function awaitsItsJobsEnd(booking: Pick<Booking, "job" | "end">): boolean {
+  return booking.job !== null && booking.end === OPEN_END;
+}
+
+/**
  * `next` as the transition that ends it for good leaves it: with its expiry (retention.ts). A
  * caller without `retention` leaves the expiry to the sweep (stampExpiry).
  */
 function ending(next: Booking, retention: Retention): Booking {
-  if (!isFinal(next)) return next;
+  if (!isFinal(next) || awaitsItsJobsEnd(next)) return next;
   return {
     ...next,
     expiresAtEpochSeconds: expiryOf(next, retention.now, retention.retentionDays),
@@ -130,7 +147,7 @@ function ending(next: Booking, retention: Retention): Booking {
  */
 export function stampExpiry(retentionDays: number): BookingChange {
   return (current) =>
-    isFinal(current) && current.expiresAtEpochSeconds === null
+    isFinal(current) && !awaitsItsJobsEnd(current) && current.expiresAtEpochSeconds === null
       ? {
           ...current,
           expiresAtEpochSeconds: expiryOf(current, new Date(current.updatedAt), retentionDays),

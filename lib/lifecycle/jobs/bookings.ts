@@ -45,13 +45,11 @@ function softwareTask(record: JobRecord): SoftwareTask | null {
 }
 
 /**
- * The job's booking user: the user of its first VPN access task (the dashboard issues the owner's
- * first), else of its first ssh task; null when it has neither.
+ * The job's booking user: its owner, the user of its first VPN access task as first listed
+ * (intake.ts); null when it has none (then no VPN account is made for the booking itself).
  */
 export function jobUser(record: JobRecord): string | null {
-  const access = accessTasks(record);
-  const vpn = access.find((t) => t.task.accessType === "vpn");
-  return (vpn ?? access[0])?.task.user ?? null;
+  return record.owner;
 }
 
 /** The job's other users with a VPN access task (collaborators), in the dashboard's order. */
@@ -60,7 +58,8 @@ export function otherUsers(record: JobRecord): string[] {
   const others = accessTasks(record)
     .filter((t) => t.task.accessType === "vpn" && t.task.user !== user)
     .map((t) => t.task.user);
-  return [...new Set(others)];
+  // Sorted: the booking's fields compare equal whatever order the store gives the tasks in.
+  return [...new Set(others)].sort();
 }
 
 /** The ssh tasks that put a key on a host (one naming no hosts is for all of the job's). */
@@ -116,7 +115,8 @@ export function bookingsOfJob(
         otherUsers: otherUsers(record),
         otherSshKeys: keys
           .filter((t) => t.user !== user)
-          .map((t) => ({ user: t.user, key: t.sshKey ?? "" })),
+          .map((t) => ({ user: t.user, key: t.sshKey as string }))
+          .sort((a, b) => a.user.localeCompare(b.user) || a.key.localeCompare(b.key)),
       },
     });
   }

@@ -7,14 +7,15 @@
  * reading the same listing finds its change already there and writes nothing. A steady listing
  * (nothing new at 0) costs one read of each listing and no write.
  *
- * `jobs/current` is read too on a poller's first poll: it lists tasks some lab already answered
- * 100 for, and one missing from the store (a store rebuilt by `laas reset-db`, a record lost) is
- * taken from there, so that no task the dashboard thinks is under way is forgotten.
+ * `jobs/current` is read too: it lists tasks some lab answered 100 for. One missing from the
+ * store (a store rebuilt by `laas reset-db`, a record lost) is taken from there, and so is a
+ * cleanup re-issue that a late provision post moved to 100 — so that no task the dashboard thinks
+ * is under way is forgotten.
  */
 import { type JobRecord, type JobTaskRecord, jobKey, type TaskRound } from "../../domain/job";
 import { errorMessage } from "../../errors";
 import type { Logger } from "../../log";
-import type { Job, JobListing, JobsDashboard, Task } from "../../ports/jobs-dashboard";
+import type { Job, JobsDashboard, Task } from "../../ports/jobs-dashboard";
 import type { Store } from "../../ports/store";
 
 export interface IntakeDeps {
@@ -61,7 +62,9 @@ export function isCleanupConfig(task: Task): boolean {
  */
 function roundAtNew(task: Task, held: JobTaskRecord | undefined): TaskRound {
   if (held?.round === "cleanup") return "cleanup";
-  if (held?.posted) return "cleanup";
+  // Answered before: by this lab as recorded, or by any lab (only a post sets a lab token; one
+  // whose answer was lost is recorded nowhere here).
+  if (held?.posted || task.labToken !== null) return "cleanup";
   return isCleanupConfig(task) ? "cleanup" : "provision";
 }
 
@@ -72,7 +75,7 @@ function roundAtNew(task: Task, held: JobTaskRecord | undefined): TaskRound {
  */
 export function takeTasks(
   job: Job,
-  listing: JobListing,
+  listing: "new" | "current",
   now: Date,
   taken: JobTaskRecord[] = [],
 ): (current: JobRecord) => JobRecord | null {
@@ -86,20 +89,26 @@ export function takeTasks(
       if (listing === "new") {
         const round = roundAtNew(task, held);
         if (held && held.round === round) continue;
-        tasks[task.taskId] = fresh(task, round, at, null);
+        tasks[task.taskId] = fresh(task, round, at, null, held);
         cleanup ||= round === "cleanup";
-      } else if (listing === "current") {
-        // Answered 100 by some lab and missing here: taken as under way.
-        if (held) continue;
-        tasks[task.taskId] = fresh(task, "provision", at, { status: 100, at });
       } else {
-        continue;
+        // At 100. Missing here (a store that lost it): taken as under way, in the round its
+        // config says. Held as its provision with a cleanup config: re-issued, then moved to 100
+        // by a provision post that landed late — its cleanup, which jobs/new no longer lists.
+        const round = held ? "cleanup" : isCleanupConfig(task) ? "cleanup" : "provision";
+        if (held && (held.round === "cleanup" || !isCleanupConfig(task))) continue;
+        tasks[task.taskId] = fresh(task, round, at, held ? null : { status: 100, at }, held);
+        cleanup ||= round === "cleanup";
       }
       taken.push(tasks[task.taskId] as JobTaskRecord);
     }
     if (taken.length === 0) return null;
+    // The owner is the user of the first VPN task as the dashboard lists them, fixed once known.
+    const firstVpn = job.tasks.find((t) => t.kind === "access" && t.accessType === "vpn");
+    const owner = current.owner ?? (firstVpn?.kind === "access" ? firstVpn.user : null);
     return {
       ...current,
+      owner,
       tasks,
       cleanupSince: current.cleanupSince ?? (cleanup ? at : null),
       // A task taken again reopens a job that was finished.
@@ -109,11 +118,13 @@ export function takeTasks(
   };
 }
 
+/** A task's new round; a post of the round before still under way keeps its lease (statuses.ts). */
 function fresh(
   task: Task,
   round: TaskRound,
   at: string,
   posted: JobTaskRecord["posted"],
+  held?: JobTaskRecord,
 ): JobTaskRecord {
   return {
     taskId: task.taskId,
@@ -123,7 +134,7 @@ function fresh(
     takenAt: at,
     posted,
     postError: null,
-    posting: null,
+    posting: held?.posting ?? null,
   };
 }
 
@@ -135,6 +146,7 @@ export function emptyJob(lab: string, jobId: number, now: Date): JobRecord {
     jobId,
     tasks: {},
     cleanupSince: null,
+    owner: null,
     finishedAt: null,
     createdAt: at,
     updatedAt: at,
@@ -148,17 +160,13 @@ export function emptyJob(lab: string, jobId: number, now: Date): JobRecord {
  * after the intake (read once, this intake's writes applied), whatever the dashboard answered:
  * a dashboard that cannot be reached leaves the jobs already taken to go on.
  */
-export async function takeNewTasks(
-  deps: IntakeDeps,
-  options: { current: boolean },
-  report: IntakeReport,
-): Promise<JobRecord[]> {
+export async function takeNewTasks(deps: IntakeDeps, report: IntakeReport): Promise<JobRecord[]> {
   const lab = deps.jobs.lab;
   const records = new Map<string, JobRecord>();
   for (const record of await deps.store.listJobs()) {
     if (record.lab === lab) records.set(record.key, record);
   }
-  const listings: JobListing[] = options.current ? ["new", "current"] : ["new"];
+  const listings = ["new", "current"] as const;
   for (const listing of listings) {
     let jobs: Job[];
     try {
@@ -185,7 +193,7 @@ export async function takeNewTasks(
 async function takeJob(
   deps: IntakeDeps,
   job: Job,
-  listing: JobListing,
+  listing: "new" | "current",
   stored: JobRecord | undefined,
   report: IntakeReport,
 ): Promise<JobRecord> {

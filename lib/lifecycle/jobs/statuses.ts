@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { HandoverConfig } from "../../config/types";
 import type { Booking } from "../../domain/booking";
+import type { Host } from "../../domain/host";
 import type { JobRecord, JobTaskRecord } from "../../domain/job";
 import { errorMessage, TransientError } from "../../errors";
 import type { JobsDashboard, StatusUpdate, TaskStatus } from "../../ports/jobs-dashboard";
@@ -25,6 +26,7 @@ import { isRefusal } from "../refusal";
 import { retentionOf } from "../retention";
 import { publicReason } from "../status-notes";
 import { isFinal } from "../transitions";
+import { recordedVpnEntry } from "../vpn-record";
 import { hardwareTasks, jobBookingId, jobUser } from "./bookings";
 
 export type JobsDeps = Pick<Runtime, "store" | "logger" | "now" | "config"> & {
@@ -40,15 +42,27 @@ export interface TaskAnswer extends StatusUpdate {
 export const NO_SWITCH_ADAPTER =
   "This lab has no switch adapter: VLANs are not configured by its automation yet, and the hosts stay on the lab's own network.";
 
-/** 0 → 100 → 200 or 300: a post moves a task on, never back, within a round. */
+/**
+ * 0 → 100 → 300 → 200: a post moves a task on, never back, within a round. A 300 may still give
+ * way to a 200 (a host an operator repaired and released), never a 200 to anything.
+ */
 function rank(status: TaskStatus | undefined): number {
   if (status === undefined) return -1;
-  return status === 300 ? 200 : status;
+  return status === 300 ? 150 : status;
 }
 
 /** A booking with nothing left to do: ended, its host cleaned (or never touched). */
 function ended(booking: Booking): boolean {
   return isFinal(booking) || booking.state === "cancelled" || booking.state === "released";
+}
+
+/** Whether the booking still holds a VPN account (its user's, one of its own, another user's). */
+function holdsAccount(booking: Booking): boolean {
+  const access = booking.access;
+  return (
+    access !== null &&
+    (access.vpnPerson !== null || access.vpnOthers.length > 0 || recordedVpnEntry(access) !== null)
+  );
 }
 
 function installed(booking: Booking): boolean {
@@ -70,6 +84,8 @@ function failureText(booking: Booking): string {
 export interface JobState {
   record: JobRecord;
   bookings: Map<string, Booking | null>;
+  /** The hosts of its bookings whose cleaning failed, by name: freed by an operator or not. */
+  hosts: Map<string, Host | null>;
   /** Hardware task ids whose host the inventory lacks. */
   unknownHosts: Set<string>;
 }
@@ -77,15 +93,22 @@ export interface JobState {
 export async function jobState(deps: JobsDeps, record: JobRecord): Promise<JobState> {
   const bookings = new Map<string, Booking | null>();
   const unknownHosts = new Set<string>();
+  const hosts = new Map<string, Host | null>();
   for (const hardware of hardwareTasks(record)) {
-    const known = deps.config.inventory.hosts.some(
-      (h) => h.resourceId === hardware.task.hostLabId.trim(),
-    );
+    const known = deps.config.inventory.hosts.some((h) => h.resourceId === hardware.task.hostLabId);
     if (!known) unknownHosts.add(hardware.taskId);
     const id = jobBookingId(record.jobId, hardware.task.hostLabId);
-    bookings.set(hardware.taskId, known ? await deps.store.getBooking(id) : null);
+    const booking = known ? await deps.store.getBooking(id) : null;
+    bookings.set(hardware.taskId, booking);
+    if (
+      hardware.round === "cleanup" &&
+      booking &&
+      (recordedFailure(booking, "release") || booking.state === "failed")
+    ) {
+      hosts.set(booking.hostName, await deps.store.getHost(booking.hostName));
+    }
   }
-  return { record, bookings, unknownHosts };
+  return { record, bookings, unknownHosts, hosts };
 }
 
 /** Bookings of the job, all made: null while any hardware task with a known host has none yet. */
@@ -218,11 +241,27 @@ function cleanupAnswer(
       return { status: 200, message: `${booking.hostName} was never imaged: nothing to clean.` };
     }
     if (booking.state === "released" || booking.state === "failed") {
-      if (recordedFailure(booking, "release")) {
+      const released = recordedFailure(booking, "release");
+      const provisioned = booking.state === "failed" ? recordedFailure(booking, "provision") : null;
+      const failure = released ?? (provisioned?.host === "quarantined" ? provisioned : null);
+      if (failure) {
+        // Out of service: an operator who repaired it and released it (`laas host release`,
+        // which reimages it clean) frees it, and the cleanup is answered again then.
+        const host = state.hosts.get(booking.hostName);
+        if (host?.state === "free") {
+          return {
+            status: 200,
+            message: `${booking.hostName} was cleaned by the lab's operators.`,
+            labToken: booking.id,
+          };
+        }
         return {
           status: 300,
-          message: `${booking.hostName} could not be cleaned up: ${publicReason(recordedFailure(booking, "release"))}. The lab's operators can see the details.`,
+          message: `${booking.hostName} could not be cleaned up: ${publicReason(failure)}. It stays out of service until the lab's operators release it.`,
         };
+      }
+      if (booking.state === "failed" && booking.releaseGeneration === 0) {
+        return { status: 200, message: `${booking.hostName} was never imaged: nothing to clean.` };
       }
       const off = powersOffAfterCleaning(deps, booking, {
         bookingId: booking.id,
@@ -254,6 +293,11 @@ function cleanupAnswer(
         message: "No VLANs were set by this lab (it has no switch adapter): nothing to undo.",
       };
     case "access":
+      // Revoked once no booking of the job still holds an account (a release whose RevokeAccess
+      // failed leaves it to the sweep, which lets go of it later).
+      if (t.accessType === "vpn" && all.some(holdsAccount)) {
+        return { status: 100, message: "Revoking VPN access." };
+      }
       return {
         status: 200,
         message:
@@ -266,11 +310,17 @@ function cleanupAnswer(
   }
 }
 
-/** What a task is answered now, or null when nothing is to be posted for it yet. */
+/**
+ * What a task is answered now, or null when nothing is to be posted for it yet. Every answer
+ * carries a lab token (the job's, unless it names its own): it is what tells a task this lab
+ * answered from a new one, should the store lose the job's record (intake.ts).
+ */
 export function answerFor(deps: JobsDeps, state: JobState, task: JobTaskRecord): TaskAnswer | null {
-  return task.round === "cleanup"
-    ? cleanupAnswer(deps, state, task)
-    : provisionAnswer(deps, state, task);
+  const answer =
+    task.round === "cleanup"
+      ? cleanupAnswer(deps, state, task)
+      : provisionAnswer(deps, state, task);
+  return answer && { labToken: `job-${state.record.jobId}`, ...answer };
 }
 
 /**
@@ -380,6 +430,8 @@ export async function answerJob(
         { jobId: current.jobId, taskId: task.taskId, err: errorMessage(error) },
         "task status not posted; the next poll posts it again",
       );
+      // A dashboard in trouble answers the next post no better: the next poll goes on.
+      break;
     }
   }
   await finishIfDone(deps, current);
@@ -405,7 +457,10 @@ function isDone(record: JobRecord): boolean {
   if (record.cleanupSince === null || record.finishedAt !== null) return false;
   const hardware = hardwareTasks(record);
   if (hardware.length === 0 || hardware.some((t) => t.round !== "cleanup")) return false;
-  // A hardware task's cleanup is answered once its booking has ended (cleanupAnswer).
-  const cleanup = Object.values(record.tasks).filter((t) => t.round === "cleanup");
-  return cleanup.every((t) => rank(t.posted?.status) >= 200);
+  // Every task answered for good: a host's or network's cleanup done (at 300 the dashboard keeps
+  // the host allocated, and an operator's repair answers it again), the rest done or refused.
+  return Object.values(record.tasks).every((t) => {
+    const needsDone = t.round === "cleanup" && (t.kind === "hardware" || t.kind === "network");
+    return needsDone ? t.posted?.status === 200 : rank(t.posted?.status) >= rank(300);
+  });
 }
