@@ -488,6 +488,7 @@ describe("each function's role", () => {
     expect(needs.get("handOver")!.lab).toEqual(["SMTP"]);
     // A status note, or the booking's job's tasks answered (the jobs API).
     expect(needs.get("postStatus")!.store).toEqual([
+      "getHost",
       "getBooking",
       "updateBooking",
       "getJob",
