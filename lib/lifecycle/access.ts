@@ -22,7 +22,7 @@ import { generatePassword } from "../access/passwords";
 import { openCredentials, sealCredentials } from "../access/sealed";
 import { parseSshPublicKey } from "../access/ssh-public-key";
 import type { HandoverConfig, VpnConfig } from "../config/types";
-import { type Booking, isManual, type Phase } from "../domain/booking";
+import { type Booking, type BookingAccess, isManual, type Phase } from "../domain/booking";
 import type { Host } from "../domain/host";
 import {
   ConfigError,
@@ -65,7 +65,12 @@ import { mailUndelivered, operatorsReachable } from "./operator-mail";
 import { type CaughtError, describeCaught } from "./outcomes";
 import { updateBookingProgress } from "./progress";
 import { isCurrentRun, noteProgress } from "./transitions";
-import { acquirePersonAccount, personKey, releasePersonAccount } from "./vpn-person";
+import {
+  acquirePersonAccount,
+  type HeldAccount,
+  personKey,
+  releasePersonAccount,
+} from "./vpn-person";
 import { recordedVpnEntry } from "./vpn-record";
 
 /** The account whose password and keys the booking user gets. */
@@ -191,14 +196,27 @@ export async function createVpnUser(rt: Runtime, input: PhaseInput): Promise<Acc
     // A dashboard user has one account for all their bookings; an attempt of an earlier
     // version that chose a DN for an account of the booking's own finishes that one.
     if (booking.user !== null && !access?.vpnIntendedDn) {
-      await personAccount(rt, booking, input, handover, vpn, user, booking.user);
+      await personAccount(
+        rt,
+        booking.id,
+        input,
+        handover,
+        vpn,
+        booking.user,
+        user,
+        bookingUserSlot,
+      );
     } else {
       await ownAccount(rt, booking, input, handover, vpn, user);
     }
   }
   // A job's other users (collaborators) get theirs too, held by this booking as well.
   for (const other of booking.job?.otherUsers ?? []) {
-    await otherAccount(rt, booking.id, input, handover, vpn, other);
+    if (access?.vpnOthers.find((o) => o.user === other)?.uid) continue;
+    const user = await rt.dashboard.bookingUser(other);
+    await personAccount(rt, booking.id, input, handover, vpn, other, user, (key) =>
+      otherUserSlot(key, other),
+    );
   }
   return { done: true };
 }
@@ -281,69 +299,31 @@ async function ownAccount(
 }
 
 /**
- * The booking acquires its user's one VPN account: the person's key recorded on the booking
- * first (so that release lets go of it whatever happens next), then the account acquired, then
- * what the hand-over needs recorded. A password is made and sealed only when this booking makes
- * the account; one that reuses it leaves its password unchanged.
+ * Where on the booking one person's account is kept: the booking user's (vpnPerson, vpnUser,
+ * vpnAccountFrom), or one of its job's other users' (vpnOthers).
  */
-async function personAccount(
-  rt: Runtime,
-  booking: Booking,
-  input: PhaseInput,
-  handover: HandoverConfig,
-  vpn: VpnConfig,
-  user: DashboardUser | null,
-  userId: string,
-): Promise<void> {
-  const key = personKey(vpn, userId);
-  const log = rt.logger.child({ bookingId: booking.id, step: "CreateVpnUser" });
-  const noted = await rt.store.updateBooking(
-    booking.id,
-    changeAccess("provision", input.generation, (access) =>
-      access.vpnPerson === key ? access : { ...access, vpnPerson: key },
-    ),
-  );
-  if (
-    noted.item.access?.vpnPerson !== key ||
-    !isCurrentRun(noted.item, "provision", input.generation)
-  ) {
-    throw new SupersededError(`booking ${booking.id}: the run ended before its VPN account`);
-  }
-  await withDirectory(rt, vpn, async (directory) => {
-    const account = await acquirePersonAccount(
-      rt,
-      directory,
-      {
-        key,
-        user: userId,
-        bookingId: booking.id,
-        newUser: {
-          preferredName: preferredVpnName(booking, user),
-          fullName: user?.fullName ?? null,
-          email: user?.email ?? null,
-        },
-        password: () => runPassword(rt, noted.item, input, handover, VPN_PASSWORD),
-      },
-      log,
-    );
-    const { changed } = await rt.store.updateBooking(
-      booking.id,
-      changeAccess("provision", input.generation, (access) => ({
-        ...access,
-        vpnUser: account.uid,
-        vpnAccountFrom: account.madeFor,
-      })),
-    );
-    if (!changed) {
-      // The run ended meanwhile (its undo may have run already): the booking lets go here.
-      await releasePersonAccount(rt, directory, key, booking.id, log).catch(() => undefined);
-      throw new SupersededError(`booking ${booking.id}: the run that got the VPN account ended`);
-    }
-    log.info(
-      { vpnUser: account.uid, dn: account.dn, made: account.made, madeFor: account.madeFor },
-      account.made ? "VPN account made for the person" : "VPN account of the person reused",
-    );
-  });
+interface AccountSlot {
+  /** Names the person's key on the booking (before it joins the record); unchanged if named. */
+  note(access: BookingAccess): BookingAccess;
+  /** Whether the booking names it. */
+  noted(access: BookingAccess | null): boolean;
+  /** Records the account got. */
+  record(access: BookingAccess, account: HeldAccount): BookingAccess;
+  /** The sealed password's name, when this booking makes the account. */
+  passwordName: string;
+}
+
+function bookingUserSlot(key: string): AccountSlot {
+  return {
+    note: (access) => (access.vpnPerson === key ? access : { ...access, vpnPerson: key }),
+    noted: (access) => access?.vpnPerson === key,
+    record: (access, account) => ({
+      ...access,
+      vpnUser: account.uid,
+      vpnAccountFrom: account.madeFor,
+    }),
+    passwordName: VPN_PASSWORD,
+  };
 }
 
 /** Where the password of another user's account waits, sealed with the booking's own. */
@@ -351,41 +331,53 @@ export function otherVpnPasswordName(user: string): string {
   return `${VPN_PASSWORD}:${user}`;
 }
 
+function otherUserSlot(key: string, user: string): AccountSlot {
+  return {
+    note: (access) =>
+      access.vpnOthers.some((o) => o.user === user)
+        ? access
+        : {
+            ...access,
+            vpnOthers: [...access.vpnOthers, { user, person: key, uid: null, accountFrom: null }],
+          },
+    noted: (access) => access?.vpnOthers.some((o) => o.user === user) ?? false,
+    record: (access, account) => ({
+      ...access,
+      vpnOthers: access.vpnOthers.map((o) =>
+        o.user === user ? { ...o, uid: account.uid, accountFrom: account.madeFor } : o,
+      ),
+    }),
+    passwordName: otherVpnPasswordName(user),
+  };
+}
+
 /**
- * Another user of the booking's job (a collaborator) acquires their one VPN account through this
- * booking, as personAccount does for the booking's user: the person's key recorded first (so that
- * release lets go of it), then the account, then its uid and who made it.
+ * The booking acquires a person's one VPN account — its user's, or one of its job's other users'
+ * (a collaborator, jobs API): the person's key recorded on the booking first (so that release
+ * lets go of it whatever happens next), then the account acquired, then what the hand-over needs
+ * recorded. A password is made and sealed only when this booking makes the account; one that
+ * reuses it leaves its password unchanged.
  */
-async function otherAccount(
+async function personAccount(
   rt: Runtime,
   bookingId: string,
   input: PhaseInput,
   handover: HandoverConfig,
   vpn: VpnConfig,
   userId: string,
+  user: DashboardUser | null,
+  slotOf: (key: string) => AccountSlot,
 ): Promise<void> {
   const key = personKey(vpn, userId);
+  const slot = slotOf(key);
   const log = rt.logger.child({ bookingId, step: "CreateVpnUser", user: userId });
   const noted = await rt.store.updateBooking(
     bookingId,
-    changeAccess("provision", input.generation, (access) =>
-      access.vpnOthers.some((o) => o.user === userId)
-        ? access
-        : {
-            ...access,
-            vpnOthers: [
-              ...access.vpnOthers,
-              { user: userId, person: key, uid: null, accountFrom: null },
-            ],
-          },
-    ),
+    changeAccess("provision", input.generation, slot.note),
   );
-  const held = noted.item.access?.vpnOthers.find((o) => o.user === userId);
-  if (!held || !isCurrentRun(noted.item, "provision", input.generation)) {
-    throw new SupersededError(`booking ${bookingId}: the run ended before its VPN accounts`);
+  if (!slot.noted(noted.item.access) || !isCurrentRun(noted.item, "provision", input.generation)) {
+    throw new SupersededError(`booking ${bookingId}: the run ended before its VPN account`);
   }
-  if (held.uid) return;
-  const user = await rt.dashboard.bookingUser(userId);
   await withDirectory(rt, vpn, async (directory) => {
     const account = await acquirePersonAccount(
       rt,
@@ -399,26 +391,22 @@ async function otherAccount(
           fullName: user?.fullName ?? null,
           email: user?.email ?? null,
         },
-        password: () => runPassword(rt, noted.item, input, handover, otherVpnPasswordName(userId)),
+        password: () => runPassword(rt, noted.item, input, handover, slot.passwordName),
       },
       log,
     );
     const { changed } = await rt.store.updateBooking(
       bookingId,
-      changeAccess("provision", input.generation, (access) => ({
-        ...access,
-        vpnOthers: access.vpnOthers.map((o) =>
-          o.user === userId ? { ...o, uid: account.uid, accountFrom: account.madeFor } : o,
-        ),
-      })),
+      changeAccess("provision", input.generation, (access) => slot.record(access, account)),
     );
     if (!changed) {
+      // The run ended meanwhile (its undo may have run already): the booking lets go here.
       await releasePersonAccount(rt, directory, key, bookingId, log).catch(() => undefined);
-      throw new SupersededError(`booking ${bookingId}: the run that got the VPN accounts ended`);
+      throw new SupersededError(`booking ${bookingId}: the run that got the VPN account ended`);
     }
     log.info(
-      { vpnUser: account.uid, made: account.made, madeFor: account.madeFor },
-      account.made ? "VPN account made for the job's user" : "VPN account of the job's user reused",
+      { vpnUser: account.uid, dn: account.dn, made: account.made, madeFor: account.madeFor },
+      account.made ? "VPN account made for the person" : "VPN account of the person reused",
     );
   });
 }
