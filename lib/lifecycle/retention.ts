@@ -17,7 +17,7 @@
  * created again as a new booking. Both comparisons are strict, so the same instant cannot delete
  * on one side and re-create on the other.
  */
-import { type Booking, isManual, OPEN_END } from "../domain/booking";
+import { type Booking, isManual } from "../domain/booking";
 
 const SECONDS_PER_DAY = 86_400;
 const MS_PER_DAY = SECONDS_PER_DAY * 1000;
@@ -57,11 +57,10 @@ export function expiryOf(
   }
   // A manual booking's end only stands for "until released" (year 9999): it counts from when it
   // ended. The dashboard never lists one, so the poll's rule does not concern it.
-  // So does a job's booking that ended before the dashboard said its end (OPEN_END).
-  const fromMs =
-    isManual(booking.id) || booking.end === OPEN_END
-      ? endedAt.getTime()
-      : Math.max(Date.parse(booking.end), endedAt.getTime());
+  // A job's booking gets none while its end is open (transitions.ts awaitsItsJobsEnd).
+  const fromMs = isManual(booking.id)
+    ? endedAt.getTime()
+    : Math.max(Date.parse(booking.end), endedAt.getTime());
   return Math.ceil(fromMs / 1000) + retentionDays * SECONDS_PER_DAY;
 }
 
