@@ -12,6 +12,8 @@ import type { Booking } from "../lib/domain/booking";
 import { type Host, newHost } from "../lib/domain/host";
 import { type JobRecord, type JobTaskRecord, jobKey } from "../lib/domain/job";
 import { emptyAccess } from "../lib/lifecycle/access-transitions";
+import { recordDone } from "../lib/lifecycle/checkpoints";
+import { FAILURE_RECORD } from "../lib/lifecycle/failure-record";
 import { powersOffAfterCleaning } from "../lib/lifecycle/imaging";
 import { bookingsOfJob, jobBookingId } from "../lib/lifecycle/jobs/bookings";
 import { emptyJob, takeTasks } from "../lib/lifecycle/jobs/intake";
@@ -205,6 +207,20 @@ describe("a job's bookings", () => {
   });
 });
 
+/** A booking whose run 1 of `phase` failed imaging, the host left `host`, as recorded. */
+function failedIn(phase: "provision" | "release", host: string): (b: Booking) => Booking {
+  return (b) => {
+    const failed: Booking = {
+      ...b,
+      state: "failed",
+      ...(phase === "provision" ? { provisionGeneration: 1 } : { releaseGeneration: 1 }),
+    };
+    const record = { step: "AwaitImaging", error: "ImagingFailed", host, field: null };
+    const input = { bookingId: b.id, hostName: b.hostName, phase, generation: 1 };
+    return recordDone(input, FAILURE_RECORD, record, NOW)(failed) ?? failed;
+  };
+}
+
 /** A job with its one booking at `state`. */
 function stateWith(tasks: Task[], change: (b: Booking) => Booking): JobState {
   const record = taken(emptyJob(LAB, 9, NOW), "new", tasks);
@@ -387,27 +403,7 @@ describe("what a task is answered", () => {
       status: 200,
       message: expect.stringContaining("reimaged clean"),
     });
-    const releaseFailed = cleaning((b) => ({
-      ...b,
-      state: "failed",
-      releaseGeneration: 1,
-      run: {
-        phase: "release",
-        generation: 1,
-        steps: {
-          recordFailure: {
-            done: true,
-            at: NOW.toISOString(),
-            result: {
-              step: "AwaitImaging",
-              error: "ImagingFailed",
-              host: "quarantined",
-              field: null,
-            },
-          },
-        },
-      } as unknown as Booking["run"],
-    }));
+    const releaseFailed = cleaning(failedIn("release", "quarantined"));
     expect(answer(releaseFailed, "hw-1")?.status).toBe(300);
   });
 });
@@ -737,27 +733,7 @@ describe("what the review found", () => {
     const name = config.inventory.hosts[0]!.name;
     return { ...state, record, hosts: new Map(host === undefined ? [] : [[name, host]]) };
   };
-  const quarantinedFailure = (b: Booking): Booking => ({
-    ...b,
-    state: "failed",
-    provisionGeneration: 1,
-    run: {
-      phase: "provision",
-      generation: 1,
-      steps: {
-        recordFailure: {
-          done: true,
-          at: NOW.toISOString(),
-          result: {
-            step: "AwaitImaging",
-            error: "ImagingFailed",
-            host: "quarantined",
-            field: null,
-          },
-        },
-      },
-    } as unknown as Booking["run"],
-  });
+  const quarantinedFailure = failedIn("provision", "quarantined");
 
   it("a failed job whose host was quarantined is not answered clean; freed by an operator, it is", () => {
     const host = newHost(config.inventory.hosts[0]!.name, null);
