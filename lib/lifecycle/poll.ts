@@ -164,8 +164,7 @@ async function takeJobs(
 ): Promise<{ records: JobRecord[]; bookings: Dashboard }> {
   const intake = { taken: report.tasksTaken, errors: report.errors };
   const records = await takeNewTasks(rt, intake);
-  const bookings = new JobBookings(rt.jobs.lab, rt.store, rt.config, rt.logger);
-  bookings.useRecords(records);
+  const bookings = new JobBookings(rt.jobs.lab, records, rt.config, rt.logger);
   return { records, bookings };
 }
 

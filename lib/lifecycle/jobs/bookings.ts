@@ -134,33 +134,30 @@ export function usernameOf(userId: string): string {
  * and message say it, lifecycle/jobs/statuses.ts).
  */
 export class JobBookings implements Dashboard {
-  readonly #store: Pick<Store, "listJobs">;
+  readonly #records: Pick<Store, "listJobs"> | JobRecord[];
   readonly #config: Pick<PharosConfig, "inventory" | "jobs">;
   readonly #logger: Logger;
   readonly #lab: string;
-  /** The records a poll has just read (intake), used once instead of reading them again. */
-  #records: JobRecord[] | null = null;
 
+  /**
+   * `records`: where the job records come from — the store (read at each listing), or those a
+   * poll's intake has just read (so that the poll does not read them twice).
+   */
   constructor(
     lab: string,
-    store: Pick<Store, "listJobs">,
+    records: Pick<Store, "listJobs"> | JobRecord[],
     config: Pick<PharosConfig, "inventory" | "jobs">,
     logger: Logger,
   ) {
     this.#lab = lab;
-    this.#store = store;
+    this.#records = records;
     this.#config = config;
     this.#logger = logger;
   }
 
-  /** The next listBookings() answers from these records (read by the poll's intake). */
-  useRecords(records: JobRecord[]): void {
-    this.#records = records;
-  }
-
   async listBookings(): Promise<DashboardBooking[]> {
-    const records = this.#records ?? (await this.#store.listJobs());
-    this.#records = null;
+    const source = this.#records;
+    const records = Array.isArray(source) ? source : await source.listJobs();
     return records
       .filter((record) => record.lab === this.#lab && record.finishedAt === null)
       .flatMap((record) => bookingsOfJob(record, this.#config, this.#logger));
